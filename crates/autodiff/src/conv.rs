@@ -1,0 +1,444 @@
+//! 2-D convolution and transposed convolution, as im2col / col2im around a GEMM.
+//!
+//! Shape legend (NCHW, PyTorch's layouts)
+//! - N: batch, C_in / C_out: channels, H, W: input height and width, K_h, K_w: kernel,
+//!   s: stride, p: padding (the same on both axes), H_o, W_o: output height and width
+//! - `conv2d`:           x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out]
+//!                       → y [N, C_out, H_o, W_o],  H_o = ⌊(H + 2p − K_h) / s⌋ + 1
+//! - `conv_transpose2d`: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out]
+//!                       → y [N, C_out, H_o, W_o],  H_o = (H − 1)·s − 2p + K_h
+//!
+//! im2col copies every receptive field of one image into a column of a matrix
+//! `cols` [C·K_h·K_w, H_o·W_o], so that the convolution becomes one GEMM:
+//! y_n = W [C_out, C_in·K_h·K_w] · cols_n. col2im is its adjoint: it adds each column back onto
+//! the pixels it was read from. The transposed convolution is the same two pieces in the other
+//! order (GEMM with Wᵀ, then col2im), which is why it is the gradient of a convolution with
+//! respect to its input (see docs/ARCHITECTURE.md). Images of a batch are independent, so every
+//! pass is parallel over N with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the
+//! direct loops the fast path is tested against.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use crate::tape::{Op, Tape, Tensor, Var};
+
+/// Stride and zero padding of a convolution, the same along height and width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Step between two receptive fields.
+    pub stride: usize,
+    /// Zeros added on each side of the image.
+    pub padding: usize,
+}
+
+impl ConvGeom {
+    /// A geometry with the given stride and padding.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        assert!(stride >= 1, "ConvGeom: stride must be at least 1");
+        Self { stride, padding }
+    }
+
+    /// Output size of a convolution along one axis: ⌊(input + 2p − kernel) / s⌋ + 1.
+    #[track_caller]
+    pub fn conv_out(&self, input: usize, kernel: usize) -> usize {
+        let padded = input + 2 * self.padding;
+        assert!(padded >= kernel, "conv2d: kernel {kernel} is larger than the padded input {padded}");
+        (padded - kernel) / self.stride + 1
+    }
+
+    /// Output size of a transposed convolution along one axis: (input − 1)·s − 2p + kernel.
+    #[track_caller]
+    pub fn conv_transpose_out(&self, input: usize, kernel: usize) -> usize {
+        let full = (input - 1) * self.stride + kernel;
+        assert!(
+            full > 2 * self.padding,
+            "conv_transpose2d: padding {} leaves no output for input {input}, kernel {kernel}",
+            self.padding
+        );
+        full - 2 * self.padding
+    }
+}
+
+/// The four sizes of an NCHW array, or a panic naming the op.
+#[track_caller]
+fn dims4(op: &str, what: &str, t: &Tensor) -> [usize; 4] {
+    match t.shape() {
+        &[a, b, c, d] => [a, b, c, d],
+        s => panic!("{op}: {what} must be 4-D, found shape {s:?}"),
+    }
+}
+
+/// The geometry of one im2col: an image [C, H, W] read by a K_h×K_w window on an H_o×W_o grid.
+#[derive(Clone, Copy, Debug)]
+struct Im2col {
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    geom: ConvGeom,
+}
+
+impl Im2col {
+    /// Rows of `cols`: one per (channel, kernel row, kernel column).
+    fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Columns of `cols`: one per output pixel.
+    fn cols(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// The input coordinate read by output coordinate `o` at kernel offset `k`, if inside.
+    fn source(&self, o: usize, k: usize, size: usize) -> Option<usize> {
+        let i = (o * self.geom.stride + k) as isize - self.geom.padding as isize;
+        (0..size as isize).contains(&i).then_some(i as usize)
+    }
+
+    /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding.
+    fn im2col(&self, img: &[f32], cols: &mut [f32]) {
+        let ncols = self.cols();
+        for c in 0..self.c {
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = (c * self.kh + ki) * self.kw + kj;
+                    let out = &mut cols[row * ncols..(row + 1) * ncols];
+                    for oh in 0..self.ho {
+                        let seg = &mut out[oh * self.wo..(oh + 1) * self.wo];
+                        let Some(ih) = self.source(oh, ki, self.h) else {
+                            seg.fill(0.0);
+                            continue;
+                        };
+                        let img_row = &img[(c * self.h + ih) * self.w..][..self.w];
+                        for (ow, v) in seg.iter_mut().enumerate() {
+                            *v = self.source(ow, kj, self.w).map_or(0.0, |iw| img_row[iw]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it.
+    fn col2im(&self, cols: &[f32], img: &mut [f32]) {
+        let ncols = self.cols();
+        for c in 0..self.c {
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = (c * self.kh + ki) * self.kw + kj;
+                    let col = &cols[row * ncols..(row + 1) * ncols];
+                    for oh in 0..self.ho {
+                        let Some(ih) = self.source(oh, ki, self.h) else { continue };
+                        let img_row = &mut img[(c * self.h + ih) * self.w..][..self.w];
+                        for ow in 0..self.wo {
+                            if let Some(iw) = self.source(ow, kj, self.w) {
+                                img_row[iw] += col[oh * self.wo + ow];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn matrix(rows: usize, cols: usize, data: &[f32]) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), data).expect("matrix view: sizes agree")
+}
+
+fn matrix_mut(rows: usize, cols: usize, data: &mut [f32]) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), data).expect("matrix view: sizes agree")
+}
+
+/// y[n, c, …] += b[c] for every n and pixel.
+fn add_bias(y: &mut Tensor, b: &Tensor) {
+    let plane = y.shape()[2] * y.shape()[3];
+    let b = b.as_slice().expect("standard layout");
+    y.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(plane * b.len())
+        .for_each(|y_n| y_n.chunks_mut(plane).zip(b).for_each(|(p, &b)| p.iter_mut().for_each(|v| *v += b)));
+}
+
+#[track_caller]
+fn check_bias(op: &str, b: Option<&Tensor>, c_out: usize) {
+    if let Some(b) = b {
+        assert_eq!(b.shape(), [c_out], "{op}: bias must have shape [{c_out}], found {:?}", b.shape());
+    }
+}
+
+impl Tape<'_> {
+    /// y = conv2d(x, w) + b: x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out].
+    #[track_caller]
+    pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
+        let mut y = conv2d_forward(self.value(x), self.value(w), geom);
+        if let Some(b) = b {
+            check_bias("conv2d", Some(self.value(b)), y.shape()[1]);
+            add_bias(&mut y, self.value(b));
+        }
+        self.push(y, Op::Conv2d { x, w, b, geom })
+    }
+
+    /// y = conv_transpose2d(x, w) + b: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out].
+    #[track_caller]
+    pub fn conv_transpose2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
+        let mut y = conv_transpose2d_forward(self.value(x), self.value(w), geom);
+        if let Some(b) = b {
+            check_bias("conv_transpose2d", Some(self.value(b)), y.shape()[1]);
+            add_bias(&mut y, self.value(b));
+        }
+        self.push(y, Op::ConvTranspose2d { x, w, b, geom })
+    }
+}
+
+/// The im2col geometry of a convolution of `x` by `w` (checks that the channels agree).
+#[track_caller]
+fn conv2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize; 4], [usize; 4], Im2col) {
+    let [n, c_in, h, wd] = dims4("conv2d", "x", x);
+    let [c_out, c_in_w, kh, kw] = dims4("conv2d", "w", w);
+    assert_eq!(c_in, c_in_w, "conv2d: x has {c_in} channels, w {:?} expects {c_in_w}", w.shape());
+    let (ho, wo) = (geom.conv_out(h, kh), geom.conv_out(wd, kw));
+    let g = Im2col { c: c_in, h, w: wd, kh, kw, ho, wo, geom };
+    ([n, c_in, h, wd], [c_out, c_in, kh, kw], g)
+}
+
+/// conv2d without bias: for each image, y_n = W · im2col(x_n).
+fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
+    let ([n, ..], [c_out, ..], g) = conv2d_geometry(x, w, geom);
+    let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
+    let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
+    let x_chunks = x.as_slice().expect("standard layout").par_chunks(g.c * g.h * g.w);
+    y.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(c_out * g.cols())
+        .zip(x_chunks)
+        .for_each_init(
+            || vec![0.0; g.rows() * g.cols()],
+            |cols, (y_n, x_n)| {
+                g.im2col(x_n, cols);
+                let mut y_n = matrix_mut(c_out, g.cols(), y_n);
+                general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), cols), 0.0, &mut y_n);
+            },
+        );
+    y
+}
+
+/// y = conv2d(x, w) + b  ⇒
+///   dw = Σ_n dy_n · im2col(x_n)ᵀ          [C_out, C_in·K_h·K_w]
+///   dx_n = col2im(Wᵀ · dy_n)               (the transposed convolution of dy)
+///   db = Σ_{n, h, w} dy
+pub(crate) fn conv2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    geom: ConvGeom,
+    dy: &Tensor,
+    need_x: bool,
+    need_w: bool,
+) -> (Option<Tensor>, Option<Tensor>, Tensor) {
+    let ([_, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
+    let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
+    let dy_chunks = || dy.as_slice().expect("standard layout").par_chunks(c_out * g.cols());
+    let x_chunks = x.as_slice().expect("standard layout").par_chunks(c_in * h * wd);
+
+    let dw = need_w.then(|| {
+        let dw = dy_chunks()
+            .zip(x_chunks)
+            .fold(
+                || (Array2::<f32>::zeros((c_out, g.rows())), vec![0.0; g.rows() * g.cols()]),
+                |(mut dw, mut cols), (dy_n, x_n)| {
+                    g.im2col(x_n, &mut cols);
+                    let cols_t = matrix(g.rows(), g.cols(), &cols).reversed_axes();
+                    general_mat_mul(1.0, &matrix(c_out, g.cols(), dy_n), &cols_t, 1.0, &mut dw);
+                    (dw, cols)
+                },
+            )
+            .map(|(dw, _)| dw)
+            .reduce(|| Array2::zeros((c_out, g.rows())), |a, b| a + b);
+        dw.into_shape_with_order(w.raw_dim()).expect("sizes agree")
+    });
+
+    let dx = need_x.then(|| {
+        let mut dx = Tensor::zeros(x.raw_dim());
+        dx.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(c_in * h * wd)
+            .zip(dy_chunks())
+            .for_each_init(
+                || vec![0.0; g.rows() * g.cols()],
+                |dcols, (dx_n, dy_n)| {
+                    let mut dcols_m = matrix_mut(g.rows(), g.cols(), dcols);
+                    let dy_n = matrix(c_out, g.cols(), dy_n);
+                    general_mat_mul(1.0, &w_mat.t(), &dy_n, 0.0, &mut dcols_m);
+                    g.col2im(dcols, dx_n);
+                },
+            );
+        dx
+    });
+    (dx, dw, bias_backward(dy))
+}
+
+/// The im2col geometry of a transposed convolution: the *output* y [C_out, H_o, W_o] is the
+/// image, read on the grid of the input x [H, W].
+#[track_caller]
+fn conv_transpose2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize; 4], [usize; 4], Im2col) {
+    let [n, c_in, h, wd] = dims4("conv_transpose2d", "x", x);
+    let [c_in_w, c_out, kh, kw] = dims4("conv_transpose2d", "w", w);
+    assert_eq!(
+        c_in,
+        c_in_w,
+        "conv_transpose2d: x has {c_in} channels, w {:?} expects {c_in_w}",
+        w.shape()
+    );
+    let (ho, wo) = (geom.conv_transpose_out(h, kh), geom.conv_transpose_out(wd, kw));
+    let g = Im2col { c: c_out, h: ho, w: wo, kh, kw, ho: h, wo: wd, geom };
+    ([n, c_in, h, wd], [c_in, c_out, kh, kw], g)
+}
+
+/// conv_transpose2d without bias: for each image, y_n = col2im(Wᵀ · x_n).
+fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
+    let ([n, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
+    let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
+    let mut y = Tensor::zeros(vec![n, c_out, g.h, g.w]);
+    let x_chunks = x.as_slice().expect("standard layout").par_chunks(c_in * g.cols());
+    y.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(c_out * g.h * g.w)
+        .zip(x_chunks)
+        .for_each_init(
+            || vec![0.0; g.rows() * g.cols()],
+            |cols, (y_n, x_n)| {
+                let mut cols_m = matrix_mut(g.rows(), g.cols(), cols);
+                general_mat_mul(1.0, &w_mat.t(), &matrix(c_in, g.cols(), x_n), 0.0, &mut cols_m);
+                g.col2im(cols, y_n);
+            },
+        );
+    y
+}
+
+/// y = conv_transpose2d(x, w) + b  ⇒
+///   dx_n = W · im2col(dy_n)                (a plain convolution of dy)
+///   dw = Σ_n x_n · im2col(dy_n)ᵀ           [C_in, C_out·K_h·K_w]
+///   db = Σ_{n, h, w} dy
+pub(crate) fn conv_transpose2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    geom: ConvGeom,
+    dy: &Tensor,
+    need_x: bool,
+    need_w: bool,
+) -> (Option<Tensor>, Option<Tensor>, Tensor) {
+    let ([_, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
+    let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
+    let dy_chunks = || dy.as_slice().expect("standard layout").par_chunks(c_out * g.h * g.w);
+    let x_slice = x.as_slice().expect("standard layout");
+
+    let dw = need_w.then(|| {
+        let dw = dy_chunks()
+            .zip(x_slice.par_chunks(c_in * g.cols()))
+            .fold(
+                || (Array2::<f32>::zeros((c_in, g.rows())), vec![0.0; g.rows() * g.cols()]),
+                |(mut dw, mut dcols), (dy_n, x_n)| {
+                    g.im2col(dy_n, &mut dcols);
+                    let dcols_t = matrix(g.rows(), g.cols(), &dcols).reversed_axes();
+                    general_mat_mul(1.0, &matrix(c_in, g.cols(), x_n), &dcols_t, 1.0, &mut dw);
+                    (dw, dcols)
+                },
+            )
+            .map(|(dw, _)| dw)
+            .reduce(|| Array2::zeros((c_in, g.rows())), |a, b| a + b);
+        dw.into_shape_with_order(w.raw_dim()).expect("sizes agree")
+    });
+
+    let dx = need_x.then(|| {
+        let mut dx = Tensor::zeros(x.raw_dim());
+        dx.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(c_in * g.cols())
+            .zip(dy_chunks())
+            .for_each_init(
+                || vec![0.0; g.rows() * g.cols()],
+                |dcols, (dx_n, dy_n)| {
+                    g.im2col(dy_n, dcols);
+                    let mut dx_n = matrix_mut(c_in, g.cols(), dx_n);
+                    general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), dcols), 0.0, &mut dx_n);
+                },
+            );
+        dx
+    });
+    (dx, dw, bias_backward(dy))
+}
+
+/// y = … + b[c]  ⇒  db[c] = Σ_{n, h, w} dy[n, c, h, w]
+fn bias_backward(dy: &Tensor) -> Tensor {
+    dy.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0))
+}
+
+/// Direct convolution, the reference for [`Tape::conv2d`]:
+/// y[n, o, i, j] = b[o] + Σ_{c, ki, kj} x[n, c, i·s + ki − p, j·s + kj − p] · w[o, c, ki, kj].
+pub fn conv2d_naive(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geom: ConvGeom) -> Tensor {
+    let ([n, c_in, h, wd], [c_out, _, kh, kw], g) = conv2d_geometry(x, w, geom);
+    let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
+    for b_i in 0..n {
+        for o in 0..c_out {
+            for i in 0..g.ho {
+                for j in 0..g.wo {
+                    let mut acc = b.map_or(0.0, |b| b[[o]] as f64);
+                    for c in 0..c_in {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let ih = (i * geom.stride + ki) as isize - geom.padding as isize;
+                                let iw = (j * geom.stride + kj) as isize - geom.padding as isize;
+                                if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd {
+                                    let xv = x[[b_i, c, ih as usize, iw as usize]] as f64;
+                                    acc += xv * w[[o, c, ki, kj]] as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[[b_i, o, i, j]] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Direct transposed convolution, the reference for [`Tape::conv_transpose2d`]: every input
+/// pixel scatters its kernel-weighted copy onto the output,
+/// y[n, o, i·s + ki − p, j·s + kj − p] += x[n, c, i, j] · w[c, o, ki, kj].
+pub fn conv_transpose2d_naive(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geom: ConvGeom) -> Tensor {
+    let ([n, c_in, h, wd], [_, c_out, kh, kw], g) = conv_transpose2d_geometry(x, w, geom);
+    let mut acc = ndarray::ArrayD::<f64>::zeros(vec![n, c_out, g.h, g.w]);
+    for b_i in 0..n {
+        for c in 0..c_in {
+            for i in 0..h {
+                for j in 0..wd {
+                    for o in 0..c_out {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let oh = (i * geom.stride + ki) as isize - geom.padding as isize;
+                                let ow = (j * geom.stride + kj) as isize - geom.padding as isize;
+                                if oh >= 0 && ow >= 0 && (oh as usize) < g.h && (ow as usize) < g.w {
+                                    acc[[b_i, o, oh as usize, ow as usize]] +=
+                                        x[[b_i, c, i, j]] as f64 * w[[c, o, ki, kj]] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(b) = b {
+        for mut plane in acc.axis_iter_mut(Axis(0)) {
+            for (o, mut ch) in plane.axis_iter_mut(Axis(0)).enumerate() {
+                ch += b[[o]] as f64;
+            }
+        }
+    }
+    acc.mapv(|v| v as f32)
+}

@@ -1,0 +1,292 @@
+//! Elementwise ops: arithmetic with broadcasting, and the activation functions.
+//!
+//! Shape legend
+//! - `x`, `y`, `dx`, `dy`: any shape, all the same (unary ops).
+//! - `a`: any shape; `b`: the shape of `a`, a trailing row vector of it (`[C]` against
+//!   `[N, C]`), or a single element: `b` is broadcast over `a` and `y` has the shape of `a`.
+//!   Its gradient is summed back over the broadcast axes (`sum_to_shape`).
+//!
+//! Each forward is a single pass over its inputs written as a plain closure over `f32`, which
+//! the compiler vectorizes; above [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
+
+use ndarray::{Axis, IxDyn, Zip};
+
+use crate::tape::{Op, Tape, Tensor, Var};
+
+/// Arrays with at least this many elements are processed in parallel; below it, the cost of
+/// waking threads exceeds the work.
+pub const PARALLEL_LEN: usize = 1 << 16;
+
+/// y_i = f(x_i), one pass, parallel for large arrays.
+pub(crate) fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+    if x.len() >= PARALLEL_LEN {
+        Zip::from(x).par_map_collect(|&x| f(x))
+    } else {
+        Zip::from(x).map_collect(|&x| f(x))
+    }
+}
+
+/// y_i = f(x_i, u_i) over two arrays of the same shape.
+pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+    assert_eq!(x.shape(), u.shape(), "elementwise: shapes differ");
+    if x.len() >= PARALLEL_LEN {
+        Zip::from(x).and(u).par_map_collect(|&x, &u| f(x, u))
+    } else {
+        Zip::from(x).and(u).map_collect(|&x, &u| f(x, u))
+    }
+}
+
+/// y_i = f(a_i, b_i) with `b` broadcast to the shape of `a`.
+#[track_caller]
+fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+    let Some(bb) = b.broadcast(a.raw_dim()) else {
+        panic!("{op}: cannot broadcast b of shape {:?} to a of shape {:?}", b.shape(), a.shape())
+    };
+    if a.len() >= PARALLEL_LEN {
+        Zip::from(a).and(&bb).par_map_collect(|&a, &b| f(a, b))
+    } else {
+        Zip::from(a).and(&bb).map_collect(|&a, &b| f(a, b))
+    }
+}
+
+/// Sums a gradient computed at the broadcast shape back to the shape of the operand:
+/// a value that was copied to k places receives the sum of the k gradients.
+pub(crate) fn sum_to_shape(d: Tensor, shape: &[usize]) -> Tensor {
+    if d.shape() == shape {
+        return d;
+    }
+    let mut d = d;
+    while d.ndim() > shape.len() {
+        d = d.sum_axis(Axis(0));
+    }
+    for (axis, &n) in shape.iter().enumerate() {
+        if n == 1 && d.shape()[axis] != 1 {
+            d = d.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+        }
+    }
+    d.into_shape_with_order(IxDyn(shape)).expect("sum_to_shape: sizes agree")
+}
+
+impl Tape<'_> {
+    /// y = a + b (`b` broadcast over `a`).
+    #[track_caller]
+    pub fn add(&mut self, a: Var, b: Var) -> Var {
+        let y = broadcast_map("add", self.value(a), self.value(b), |a, b| a + b);
+        self.push(y, Op::Add(a, b))
+    }
+
+    /// y = a − b (`b` broadcast over `a`).
+    #[track_caller]
+    pub fn sub(&mut self, a: Var, b: Var) -> Var {
+        let y = broadcast_map("sub", self.value(a), self.value(b), |a, b| a - b);
+        self.push(y, Op::Sub(a, b))
+    }
+
+    /// y = a ⊙ b (`b` broadcast over `a`).
+    #[track_caller]
+    pub fn mul(&mut self, a: Var, b: Var) -> Var {
+        let y = broadcast_map("mul", self.value(a), self.value(b), |a, b| a * b);
+        self.push(y, Op::Mul(a, b))
+    }
+
+    /// y = a ⊘ b (`b` broadcast over `a`).
+    #[track_caller]
+    pub fn div(&mut self, a: Var, b: Var) -> Var {
+        let y = broadcast_map("div", self.value(a), self.value(b), |a, b| a / b);
+        self.push(y, Op::Div(a, b))
+    }
+
+    /// y = −x
+    pub fn neg(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), |x| -x);
+        self.push(y, Op::Neg(x))
+    }
+
+    /// y = c·x for a fixed number c.
+    pub fn scale(&mut self, x: Var, c: f32) -> Var {
+        let y = map(self.value(x), |x| c * x);
+        self.push(y, Op::Scale(x, c))
+    }
+
+    /// y = eˣ
+    pub fn exp(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), f32::exp);
+        self.push(y, Op::Exp(x))
+    }
+
+    /// y = ln x
+    pub fn log(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), f32::ln);
+        self.push(y, Op::Log(x))
+    }
+
+    /// y = √x
+    pub fn sqrt(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), f32::sqrt);
+        self.push(y, Op::Sqrt(x))
+    }
+
+    /// y = x²
+    pub fn square(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), |x| x * x);
+        self.push(y, Op::Square(x))
+    }
+
+    /// y = max(x, 0)
+    pub fn relu(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), |x| x.max(0.0));
+        self.push(y, Op::Relu(x))
+    }
+
+    /// y = x for x > 0, α·x otherwise.
+    pub fn leaky_relu(&mut self, x: Var, alpha: f32) -> Var {
+        let y = map(self.value(x), |x| if x > 0.0 { x } else { alpha * x });
+        self.push(y, Op::LeakyRelu(x, alpha))
+    }
+
+    /// y = σ(x) = 1 / (1 + e^(−x)), computed without overflow for any x.
+    pub fn sigmoid(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), sigmoid);
+        self.push(y, Op::Sigmoid(x))
+    }
+
+    /// y = tanh(x)
+    pub fn tanh(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), f32::tanh);
+        self.push(y, Op::Tanh(x))
+    }
+
+    /// y = softplus(x) = ln(1 + eˣ), computed without overflow for any x.
+    pub fn softplus(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), softplus);
+        self.push(y, Op::Softplus(x))
+    }
+}
+
+/// σ(x) = 1 / (1 + e^(−x)); for x < 0 written as eˣ / (1 + eˣ) so that e^(−x) never overflows.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): finite for every finite x.
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+// ---- backward: each returns the contribution to its inputs' gradients -------------------
+
+/// y = a + b  ⇒  da = dy,  db = Σ_broadcast dy
+pub(crate) fn add_backward(
+    _a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    need_a: bool,
+    need_b: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
+    let da = need_a.then(|| dy.clone());
+    let db = need_b.then(|| sum_to_shape(dy.clone(), b.shape()));
+    (da, db)
+}
+
+/// y = a − b  ⇒  da = dy,  db = −Σ_broadcast dy
+pub(crate) fn sub_backward(
+    _a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    need_a: bool,
+    need_b: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
+    let da = need_a.then(|| dy.clone());
+    let db = need_b.then(|| sum_to_shape(map(dy, |d| -d), b.shape()));
+    (da, db)
+}
+
+/// y = a ⊙ b  ⇒  da = dy ⊙ b,  db = Σ_broadcast dy ⊙ a
+pub(crate) fn mul_backward(
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    need_a: bool,
+    need_b: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
+    let da = need_a.then(|| broadcast_map("mul_backward", dy, b, |d, b| d * b));
+    let db = need_b.then(|| sum_to_shape(map2(dy, a, |d, a| d * a), b.shape()));
+    (da, db)
+}
+
+/// y = a / b  ⇒  da = dy / b,  db = −Σ_broadcast dy ⊙ a / b²
+pub(crate) fn div_backward(
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    need_a: bool,
+    need_b: bool,
+) -> (Option<Tensor>, Option<Tensor>) {
+    let da = need_a.then(|| broadcast_map("div_backward", dy, b, |d, b| d / b));
+    let db = need_b.then(|| {
+        let bb = b.broadcast(a.raw_dim()).expect("checked in forward");
+        let d = Zip::from(dy).and(a).and(&bb).map_collect(|&d, &a, &b| -d * a / (b * b));
+        sum_to_shape(d, b.shape())
+    });
+    (da, db)
+}
+
+/// y = −x  ⇒  dx = −dy
+pub(crate) fn neg_backward(dy: &Tensor) -> Tensor {
+    map(dy, |d| -d)
+}
+
+/// y = c·x  ⇒  dx = c·dy
+pub(crate) fn scale_backward(c: f32, dy: &Tensor) -> Tensor {
+    map(dy, |d| c * d)
+}
+
+/// y = eˣ  ⇒  dx = dy · eˣ = dy · y
+pub(crate) fn exp_backward(y: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, y, |d, y| d * y)
+}
+
+/// y = ln x  ⇒  dx = dy / x
+pub(crate) fn log_backward(x: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, x, |d, x| d / x)
+}
+
+/// y = √x  ⇒  dx = dy / (2√x) = dy / (2y)
+pub(crate) fn sqrt_backward(y: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, y, |d, y| d / (2.0 * y))
+}
+
+/// y = x²  ⇒  dx = 2x · dy
+pub(crate) fn square_backward(x: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, x, |d, x| 2.0 * x * d)
+}
+
+/// y = max(x, 0)  ⇒  dx = dy · [x > 0]
+pub(crate) fn relu_backward(x: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, x, |d, x| if x > 0.0 { d } else { 0.0 })
+}
+
+/// y = x if x > 0 else αx  ⇒  dx = dy · (1 if x > 0 else α)
+pub(crate) fn leaky_relu_backward(x: &Tensor, alpha: f32, dy: &Tensor) -> Tensor {
+    map2(dy, x, |d, x| if x > 0.0 { d } else { alpha * d })
+}
+
+/// y = σ(x)  ⇒  dx = dy · σ(x)(1 − σ(x)) = dy · y(1 − y)
+pub(crate) fn sigmoid_backward(y: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, y, |d, y| d * y * (1.0 - y))
+}
+
+/// y = tanh(x)  ⇒  dx = dy · (1 − tanh²x) = dy · (1 − y²)
+pub(crate) fn tanh_backward(y: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, y, |d, y| d * (1.0 - y * y))
+}
+
+/// y = ln(1 + eˣ)  ⇒  dx = dy · eˣ/(1 + eˣ) = dy · σ(x)
+pub(crate) fn softplus_backward(x: &Tensor, dy: &Tensor) -> Tensor {
+    map2(dy, x, |d, x| d * sigmoid(x))
+}

@@ -1,0 +1,105 @@
+//! Finite-difference checks of the elementwise ops, on odd non-square shapes, including
+//! broadcasting of a row vector and of a scalar.
+
+use vae_autodiff::gradcheck::{check_gradients, random_tensor};
+use vae_autodiff::{Tape, Tensor, Var};
+
+const ATOL: f64 = 1e-3;
+
+/// The four broadcasting binary ops.
+const BINARY: [fn(&mut Tape, Var, Var) -> Var; 4] =
+    [|t, a, b| t.add(a, b), |t, a, b| t.sub(a, b), |t, a, b| t.mul(a, b), |t, a, b| t.div(a, b)];
+const RTOL: f64 = 1e-2;
+
+/// Random values kept at least `margin` away from zero (for kinks and poles at 0).
+fn away_from_zero(shape: &[usize], seed: u64, margin: f32) -> Tensor {
+    random_tensor(shape, seed).mapv(|v| v + margin.copysign(v))
+}
+
+fn positive(shape: &[usize], seed: u64) -> Tensor {
+    random_tensor(shape, seed).mapv(|v| v.abs() + 0.5)
+}
+
+fn check_unary(x: Tensor, op: fn(&mut Tape, Var) -> Var) {
+    check_gradients(&[x], |t, v| op(t, v[0])).assert_within(ATOL, RTOL);
+}
+
+#[test]
+fn add_sub_mul_div_match_finite_differences_same_shape() {
+    let a = random_tensor(&[3, 5], 1);
+    let b = away_from_zero(&[3, 5], 2, 0.5);
+    for op in BINARY {
+        check_gradients(&[a.clone(), b.clone()], |t, v| op(t, v[0], v[1])).assert_within(ATOL, RTOL);
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_a_row_vector_and_a_scalar() {
+    let a = random_tensor(&[3, 5], 3);
+    for b in [away_from_zero(&[5], 4, 0.5), away_from_zero(&[], 5, 0.5), away_from_zero(&[1], 6, 0.5)] {
+        for op in BINARY {
+            let report = check_gradients(&[a.clone(), b.clone()], |t, v| op(t, v[0], v[1]));
+            report.assert_within(ATOL, RTOL);
+        }
+    }
+}
+
+#[test]
+fn broadcast_sums_the_gradient_of_a_row_vector_over_rows() {
+    let mut tape = Tape::new();
+    let a = tape.constant(Tensor::ones(vec![4, 3]));
+    let b = tape.input(Tensor::zeros(vec![3]));
+    let y = tape.add(a, b);
+    let dy = Tensor::from_shape_fn(vec![4, 3], |i| (i[0] * 3 + i[1]) as f32);
+    let grads = tape.backward_from(y, dy);
+    // column sums of [[0,1,2],[3,4,5],[6,7,8],[9,10,11]]
+    assert_eq!(grads.get(b).unwrap().as_slice().unwrap(), &[18.0, 22.0, 26.0]);
+}
+
+#[test]
+fn unary_ops_match_finite_differences() {
+    let x = random_tensor(&[3, 5], 7);
+    check_unary(x.clone(), |t, v| t.neg(v));
+    check_unary(x.clone(), |t, v| t.scale(v, -2.5));
+    check_unary(x.clone(), |t, v| t.exp(v));
+    check_unary(x.clone(), |t, v| t.square(v));
+    check_unary(x.clone(), |t, v| t.sigmoid(v));
+    check_unary(x.clone(), |t, v| t.tanh(v));
+    check_unary(x, |t, v| t.softplus(v));
+    check_unary(positive(&[3, 5], 8), |t, v| t.log(v));
+    check_unary(positive(&[3, 5], 9), |t, v| t.sqrt(v));
+}
+
+#[test]
+fn relu_and_leaky_relu_match_finite_differences_away_from_the_kink() {
+    let x = away_from_zero(&[2, 3, 5], 10, 0.05);
+    check_unary(x.clone(), |t, v| t.relu(v));
+    check_unary(x, |t, v| t.leaky_relu(v, 0.2));
+}
+
+#[test]
+fn sigmoid_and_softplus_stay_finite_for_huge_logits() {
+    let mut tape = Tape::new();
+    let x = tape.input(Tensor::from_shape_vec(vec![4], vec![-1000.0, -100.0, 100.0, 1000.0]).unwrap());
+    let s = tape.sigmoid(x);
+    let p = tape.softplus(x);
+    let close = |got: &Tensor, want: [f32; 4]| {
+        got.iter().zip(want).all(|(&g, w)| g.is_finite() && (g - w).abs() <= 1e-6 * (1.0 + w))
+    };
+    // σ(−100) = e^(−100)/(1 + e^(−100)) ≈ 3.7e-44: tiny, but not a NaN from ∞/∞.
+    assert!(close(tape.value(s), [0.0, 0.0, 1.0, 1.0]), "{}", tape.value(s));
+    assert!(close(tape.value(p), [0.0, 0.0, 100.0, 1000.0]), "{}", tape.value(p));
+    let y = tape.add(s, p);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    assert!(grads.get(x).unwrap().iter().all(|g| g.is_finite()));
+}
+
+#[test]
+#[should_panic(expected = "add: cannot broadcast b of shape [4] to a of shape [3, 5]")]
+fn mismatched_shapes_panic_naming_the_op_and_both_shapes() {
+    let mut tape = Tape::new();
+    let a = tape.constant(Tensor::zeros(vec![3, 5]));
+    let b = tape.constant(Tensor::zeros(vec![4]));
+    tape.add(a, b);
+}

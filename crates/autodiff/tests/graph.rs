@@ -1,0 +1,97 @@
+//! Tests of the tape itself: accumulation, graph shapes, independence of tapes.
+
+use ndarray::array;
+use vae_autodiff::{Tape, Tensor};
+
+fn t(v: &[f32]) -> Tensor {
+    Tensor::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()
+}
+
+#[test]
+fn fan_out_accumulates_the_gradients_of_both_uses() {
+    // y = x·x + x  ⇒  dy/dx = 2x + 1
+    let mut tape = Tape::new();
+    let x = tape.input(t(&[3.0, -2.0]));
+    let xx = tape.mul(x, x);
+    let y = tape.add(xx, x);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    assert_eq!(grads.get(x).unwrap(), &t(&[7.0, -3.0]));
+}
+
+#[test]
+fn a_diamond_sums_both_paths() {
+    // a = exp(x); b = 2a; c = a²; y = b + c  ⇒  dy/dx = (2 + 2a)·a
+    let mut tape = Tape::new();
+    let x = tape.input(t(&[0.5]));
+    let a = tape.exp(x);
+    let b = tape.scale(a, 2.0);
+    let c = tape.square(a);
+    let y = tape.add(b, c);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    let av = 0.5f32.exp();
+    let want = (2.0 + 2.0 * av) * av;
+    assert!((grads.get(x).unwrap()[[0]] - want).abs() < 1e-5);
+}
+
+#[test]
+fn an_unused_branch_gets_no_gradient_and_changes_nothing() {
+    let mut tape = Tape::new();
+    let x = tape.input(t(&[1.0, 2.0]));
+    let w = tape.input(t(&[5.0, 5.0]));
+    let _unused = tape.mul(x, w); // recorded, never reaches the loss
+    let y = tape.square(x);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    assert_eq!(grads.get(x).unwrap(), &t(&[2.0, 4.0]));
+    assert!(grads.get(w).is_none());
+}
+
+#[test]
+fn two_tapes_in_a_row_share_nothing() {
+    let w = array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
+    let mut first = None;
+    for _ in 0..2 {
+        let mut tape = Tape::new();
+        let wv = tape.param(&w);
+        let x = tape.constant(array![[1.0f32, -1.0]].into_dyn());
+        let h = tape.matmul_nt(x, wv);
+        let loss = tape.sum(h);
+        let grads = tape.backward(loss);
+        let g = grads.get(wv).unwrap().clone();
+        match &first {
+            None => first = Some(g),
+            Some(f) => assert_eq!(&g, f, "the second tape saw state of the first"),
+        }
+    }
+}
+
+#[test]
+fn parameters_are_borrowed_not_copied() {
+    let w = Tensor::ones(vec![2, 2]);
+    let mut tape = Tape::new();
+    let wv = tape.param(&w);
+    assert!(std::ptr::eq(tape.value(wv), &w));
+}
+
+#[test]
+fn constants_get_no_gradient() {
+    let mut tape = Tape::new();
+    let c = tape.constant(t(&[1.0]));
+    let x = tape.input(t(&[2.0]));
+    let y = tape.mul(x, c);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    assert!(grads.get(c).is_none());
+    assert_eq!(grads.get(x).unwrap(), &t(&[1.0]));
+}
+
+#[test]
+#[should_panic(expected = "backward(): the loss must be a scalar, found shape [2]")]
+fn backward_on_a_non_scalar_panics_clearly() {
+    let mut tape = Tape::new();
+    let x = tape.input(t(&[1.0, 2.0]));
+    let y = tape.exp(x);
+    tape.backward(y);
+}

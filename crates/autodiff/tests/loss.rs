@@ -1,0 +1,135 @@
+//! The fused losses against finite differences and against the compositions of primitives
+//! they replace, values and gradients both.
+
+use vae_autodiff::gradcheck::{check_gradients, random_tensor};
+use vae_autodiff::loss::HALF_LN_2PI;
+use vae_autodiff::{Tape, Tensor, Var};
+
+/// Pixel-like targets in [0, 1], not binary.
+fn targets(shape: &[usize], seed: u64) -> Tensor {
+    random_tensor(shape, seed).mapv(vae_autodiff::elementwise::sigmoid)
+}
+
+/// Runs `f` (fused) and `g` (composition) on the same inputs, seeds both backwards with the
+/// same random dy, and requires equal values and equal gradients.
+fn assert_fused_matches(inputs: &[Tensor], f: impl Fn(&mut Tape, &[Var]) -> Var, g: impl Fn(&mut Tape, &[Var]) -> Var) {
+    let run = |h: &dyn Fn(&mut Tape, &[Var]) -> Var| {
+        let mut tape = Tape::new();
+        let vars: Vec<Var> = inputs.iter().map(|x| tape.input(x.clone())).collect();
+        let y = h(&mut tape, &vars);
+        let dy = random_tensor(tape.value(y).shape(), 99);
+        let mut grads = tape.backward_from(y, dy);
+        let gs: Vec<Tensor> = vars.iter().map(|&v| grads.take(v).unwrap()).collect();
+        (tape.value(y).clone(), gs)
+    };
+    let (y_fused, g_fused) = run(&f);
+    let (y_comp, g_comp) = run(&g);
+    assert_eq!(y_fused.shape(), y_comp.shape());
+    for (a, b) in y_fused.iter().chain(g_fused.iter().flatten()).zip(y_comp.iter().chain(g_comp.iter().flatten())) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "fused {a} vs composed {b}");
+    }
+}
+
+#[test]
+fn bce_with_logits_matches_finite_differences_and_its_composition() {
+    let logits = random_tensor(&[3, 5], 1).mapv(|v| 3.0 * v);
+    let x = targets(&[3, 5], 2);
+    let xc = x.clone();
+    check_gradients(&[logits.clone()], |t, v| {
+        let x = t.constant(xc.clone());
+        t.bce_with_logits(v[0], x)
+    })
+    .assert_within(1e-3, 1e-2);
+    assert_fused_matches(
+        &[logits],
+        |t, v| {
+            let x = t.constant(x.clone());
+            t.bce_with_logits(v[0], x)
+        },
+        |t, v| {
+            // Σ_i softplus(l) − x·l
+            let x = t.constant(x.clone());
+            let sp = t.softplus(v[0]);
+            let xl = t.mul(x, v[0]);
+            let e = t.sub(sp, xl);
+            t.sum_axis(e, 1)
+        },
+    );
+}
+
+#[test]
+fn bce_with_logits_is_finite_and_exact_for_extreme_logits() {
+    let mut tape = Tape::new();
+    let l = tape.input(Tensor::from_shape_vec(vec![1, 4], vec![-1000.0, -100.0, 100.0, 1000.0]).unwrap());
+    let x = tape.constant(Tensor::from_shape_vec(vec![1, 4], vec![1.0, 0.0, 0.5, 1.0]).unwrap());
+    let y = tape.bce_with_logits(l, x);
+    // softplus(−1000) + 1000 = 1000; softplus(−100) = 0; softplus(100) − 50 = 50; 1000 − 1000 = 0
+    assert_eq!(tape.scalar(y), 1050.0);
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    // dl = σ(l) − x, where σ(−100) ≈ 3.7e-44 is tiny but exact.
+    let dl = grads.get(l).unwrap();
+    let want = [-1.0, 0.0, 0.5, 0.0];
+    assert!(dl.iter().zip(want).all(|(&g, w)| (g - w).abs() < 1e-7), "{dl}");
+}
+
+#[test]
+fn gaussian_nll_matches_finite_differences_and_its_composition() {
+    let mean = random_tensor(&[3, 5], 3);
+    let x = targets(&[3, 5], 4);
+    let sigma = 0.7f32;
+    let xc = x.clone();
+    check_gradients(&[mean.clone()], |t, v| {
+        let x = t.constant(xc.clone());
+        t.gaussian_nll(v[0], x, sigma)
+    })
+    .assert_within(1e-3, 1e-2);
+    assert_fused_matches(
+        &[mean],
+        |t, v| {
+            let x = t.constant(x.clone());
+            t.gaussian_nll(v[0], x, sigma)
+        },
+        |t, v| {
+            // Σ_i (x − m)²/(2σ²) + D·(ln σ + ½ ln 2π)
+            let x = t.constant(x.clone());
+            let r = t.sub(x, v[0]);
+            let r2 = t.square(r);
+            let q = t.scale(r2, 1.0 / (2.0 * sigma * sigma));
+            let s = t.sum_axis(q, 1);
+            let c = t.constant(Tensor::from_elem(vec![], 5.0 * (sigma.ln() + HALF_LN_2PI)));
+            t.add(s, c)
+        },
+    );
+}
+
+#[test]
+fn kl_std_normal_matches_finite_differences_and_its_composition() {
+    let mu = random_tensor(&[3, 5], 5);
+    let logvar = random_tensor(&[3, 5], 6);
+    check_gradients(&[mu.clone(), logvar.clone()], |t, v| t.kl_std_normal(v[0], v[1])).assert_within(1e-3, 1e-2);
+    assert_fused_matches(
+        &[mu, logvar],
+        |t, v| t.kl_std_normal(v[0], v[1]),
+        |t, v| {
+            // −½ Σ_j (1 + logvar − mu² − exp(logvar))
+            let one = t.constant(Tensor::from_elem(vec![], 1.0));
+            let mu2 = t.square(v[0]);
+            let var = t.exp(v[1]);
+            let a = t.add(v[1], one);
+            let b = t.sub(a, mu2);
+            let c = t.sub(b, var);
+            let s = t.sum_axis(c, 1);
+            t.scale(s, -0.5)
+        },
+    );
+}
+
+#[test]
+fn kl_is_zero_exactly_at_the_prior() {
+    let mut tape = Tape::new();
+    let mu = tape.input(Tensor::zeros(vec![2, 3]));
+    let logvar = tape.input(Tensor::zeros(vec![2, 3]));
+    let kl = tape.kl_std_normal(mu, logvar);
+    assert_eq!(tape.value(kl).as_slice().unwrap(), &[0.0, 0.0]);
+}

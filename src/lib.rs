@@ -1,0 +1,1 @@
+//! The workspace root package: it owns the end-to-end tests (`tests/`) and benchmarks (`benches/`).
