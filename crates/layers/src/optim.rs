@@ -1,0 +1,274 @@
+//! Optimizers, each one fused pass over every parameter per step, and gradient clipping.
+//!
+//! Shape legend: every state tensor (m, v, momentum, sum of squares) has the shape of its
+//! parameter θ and of its gradient g.
+//!
+//! | optimizer | update (per element, step t ≥ 1) |
+//! |---|---|
+//! | Adam (PyTorch's form) | g ← g + λθ; m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε) |
+//! | SGD with momentum | g ← g + λθ; b ← μb + g (b = g at t = 1); θ ← θ − lr·b |
+//! | Adagrad | g ← g + λθ; s ← s + g²; θ ← θ − lr·g / (√s + ε) |
+
+use ndarray::Zip;
+use vae_autodiff::Tensor;
+
+/// Tensors at least this long are updated in parallel.
+const PARALLEL_LEN: usize = 1 << 15;
+
+/// A first-order optimizer: updates parameters in place from their gradients.
+pub trait Optimizer: Send {
+    /// One update of every parameter; `grads[i]` is the gradient of `params[i]`.
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]);
+    /// The learning rate used by the next step.
+    fn lr(&self) -> f32;
+    /// Changes the learning rate.
+    fn set_lr(&mut self, lr: f32);
+    /// Steps taken so far.
+    fn steps(&self) -> u64;
+    /// The optimizer's state as named tensors (for checkpoints), and the step count.
+    fn state(&self) -> (u64, Vec<(String, Tensor)>);
+    /// Restores a state written by [`Optimizer::state`]; `Err` says what does not match.
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>) -> Result<(), String>;
+}
+
+/// Runs `f` over four equally shaped tensors, in parallel when they are long.
+fn zip4(
+    theta: &mut Tensor,
+    g: &Tensor,
+    a: &mut Tensor,
+    b: &mut Tensor,
+    f: impl Fn(&mut f32, f32, &mut f32, &mut f32) + Sync + Send,
+) {
+    let z = Zip::from(theta).and(g).and(a).and(b);
+    if g.len() >= PARALLEL_LEN {
+        z.par_for_each(|t, &g, a, b| f(t, g, a, b));
+    } else {
+        z.for_each(|t, &g, a, b| f(t, g, a, b));
+    }
+}
+
+/// Creates zeroed state tensors on the first step.
+fn ensure_state(state: &mut Vec<Tensor>, params: &[Tensor]) {
+    if state.len() != params.len() {
+        *state = params.iter().map(|p| Tensor::zeros(p.raw_dim())).collect();
+    }
+}
+
+#[track_caller]
+fn check_grads(params: &[Tensor], grads: &[Tensor]) {
+    assert_eq!(params.len(), grads.len(), "optimizer: {} parameters but {} gradients", params.len(), grads.len());
+    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+        assert_eq!(p.shape(), g.shape(), "optimizer: parameter {i} has shape {:?}, its gradient {:?}", p.shape(), g.shape());
+    }
+}
+
+/// Names state tensors `<slot>.<index>` and checks them on load.
+fn export(slots: &[(&str, &Vec<Tensor>)]) -> Vec<(String, Tensor)> {
+    slots.iter().flat_map(|(slot, ts)| ts.iter().enumerate().map(move |(i, t)| (format!("{slot}.{i}"), t.clone()))).collect()
+}
+
+fn import(slot: &str, tensors: &mut Vec<(String, Tensor)>) -> Vec<Tensor> {
+    let mut found: Vec<(usize, Tensor)> = Vec::new();
+    tensors.retain(|(name, t)| match name.strip_prefix(slot).and_then(|r| r.strip_prefix('.')).and_then(|i| i.parse().ok()) {
+        Some(i) => {
+            found.push((i, t.clone()));
+            false
+        }
+        None => true,
+    });
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Adam (Kingma & Ba) in PyTorch's bias-corrected form, with optional L2 weight decay.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the second moment.
+    pub beta2: f32,
+    /// Added to √v̂ to avoid division by zero.
+    pub eps: f32,
+    /// L2 penalty λ added to the gradient.
+    pub weight_decay: f32,
+    t: u64,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    /// Adam with PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, no weight decay.
+    pub fn new(lr: f32) -> Self {
+        Self { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, t: 0, m: vec![], v: vec![] }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+        check_grads(params, grads);
+        ensure_state(&mut self.m, params);
+        ensure_state(&mut self.v, params);
+        self.t += 1;
+        let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
+        // Bias corrections, computed once per step in f64.
+        let c1 = 1.0 - (b1 as f64).powi(self.t as i32);
+        let c2 = 1.0 - (b2 as f64).powi(self.t as i32);
+        let step_size = (self.lr as f64 / c1) as f32;
+        let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
+        for (((theta, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+            zip4(theta, g, m, v, |theta, g, m, v| {
+                let g = g + wd * *theta;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                // θ ← θ − lr·m̂/(√v̂ + ε), with m̂ = m/c₁ and √v̂ = √v/√c₂
+                *theta -= step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
+            });
+        }
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn steps(&self) -> u64 {
+        self.t
+    }
+    fn state(&self) -> (u64, Vec<(String, Tensor)>) {
+        (self.t, export(&[("m", &self.m), ("v", &self.v)]))
+    }
+    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+        let (m, v) = (import("m", &mut tensors), import("v", &mut tensors));
+        if m.len() != v.len() || !tensors.is_empty() {
+            return Err(format!("Adam state: expected tensors m.* and v.* in equal numbers, found {} and {} (and {} others)", m.len(), v.len(), tensors.len()));
+        }
+        (self.t, self.m, self.v) = (steps, m, v);
+        Ok(())
+    }
+}
+
+/// Stochastic gradient descent with (PyTorch-style) momentum and optional weight decay.
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum μ (0 for plain SGD).
+    pub momentum: f32,
+    /// L2 penalty λ added to the gradient.
+    pub weight_decay: f32,
+    t: u64,
+    buf: Vec<Tensor>,
+}
+
+impl Sgd {
+    /// SGD with the given learning rate and momentum.
+    pub fn new(lr: f32, momentum: f32) -> Self {
+        Self { lr, momentum, weight_decay: 0.0, t: 0, buf: vec![] }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+        check_grads(params, grads);
+        ensure_state(&mut self.buf, params);
+        let (lr, mu, wd, first) = (self.lr, self.momentum, self.weight_decay, self.t == 0);
+        self.t += 1;
+        for ((theta, g), b) in params.iter_mut().zip(grads).zip(&mut self.buf) {
+            Zip::from(theta).and(g).and(b).for_each(|theta, &g, b| {
+                let g = g + wd * *theta;
+                // PyTorch starts the buffer at the first gradient: b₁ = g₁.
+                *b = if first { g } else { mu * *b + g };
+                *theta -= lr * *b;
+            });
+        }
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn steps(&self) -> u64 {
+        self.t
+    }
+    fn state(&self) -> (u64, Vec<(String, Tensor)>) {
+        (self.t, export(&[("momentum", &self.buf)]))
+    }
+    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+        let buf = import("momentum", &mut tensors);
+        if !tensors.is_empty() {
+            return Err(format!("SGD state: unexpected tensors {:?}", tensors.iter().map(|t| &t.0).collect::<Vec<_>>()));
+        }
+        (self.t, self.buf) = (steps, buf);
+        Ok(())
+    }
+}
+
+/// Adagrad (Duchi et al.), the optimizer of Kingma & Welling's experiments.
+#[derive(Clone, Debug)]
+pub struct Adagrad {
+    /// Learning rate.
+    pub lr: f32,
+    /// Added to √s (PyTorch's default 1e-10).
+    pub eps: f32,
+    /// L2 penalty λ added to the gradient.
+    pub weight_decay: f32,
+    t: u64,
+    sum: Vec<Tensor>,
+}
+
+impl Adagrad {
+    /// Adagrad with the given learning rate and PyTorch's ε = 1e-10.
+    pub fn new(lr: f32) -> Self {
+        Self { lr, eps: 1e-10, weight_decay: 0.0, t: 0, sum: vec![] }
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+        check_grads(params, grads);
+        ensure_state(&mut self.sum, params);
+        self.t += 1;
+        let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
+        for ((theta, g), s) in params.iter_mut().zip(grads).zip(&mut self.sum) {
+            Zip::from(theta).and(g).and(s).for_each(|theta, &g, s| {
+                let g = g + wd * *theta;
+                *s += g * g;
+                *theta -= lr * g / (s.sqrt() + eps);
+            });
+        }
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn steps(&self) -> u64 {
+        self.t
+    }
+    fn state(&self) -> (u64, Vec<(String, Tensor)>) {
+        (self.t, export(&[("sum", &self.sum)]))
+    }
+    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+        let sum = import("sum", &mut tensors);
+        if !tensors.is_empty() {
+            return Err(format!("Adagrad state: unexpected tensors {:?}", tensors.iter().map(|t| &t.0).collect::<Vec<_>>()));
+        }
+        (self.t, self.sum) = (steps, sum);
+        Ok(())
+    }
+}
+
+/// Scales all gradients by one factor so that their global L2 norm ‖g‖ = √(Σ g²) is at most
+/// `max_norm` (as `torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> f32 {
+    let norm = grads.iter().flat_map(|g| g.iter()).map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+    let scale = max_norm / (norm + 1e-6);
+    if scale < 1.0 {
+        grads.iter_mut().for_each(|g| g.mapv_inplace(|v| v * scale));
+    }
+    norm
+}

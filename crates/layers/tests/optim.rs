@@ -1,0 +1,101 @@
+//! Optimizers against their update rules written out step by step in f64.
+
+use vae_autodiff::Tensor;
+use vae_layers::optim::{clip_grad_norm, Adagrad, Adam, Optimizer, Sgd};
+
+fn t(v: &[f32]) -> Tensor {
+    Tensor::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()
+}
+
+/// Three gradients for a two-element parameter.
+const GRADS: [[f32; 2]; 3] = [[0.5, -1.0], [0.25, 2.0], [-0.75, 0.1]];
+
+fn run(opt: &mut dyn Optimizer) -> Vec<f32> {
+    let mut params = vec![t(&[1.0, -2.0])];
+    for g in GRADS {
+        opt.step(&mut params, &[t(&g)]);
+    }
+    params[0].iter().copied().collect()
+}
+
+fn assert_close(got: &[f32], want: &[f64]) {
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-6 * (1.0 + w.abs()), "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn adam_follows_pytorchs_bias_corrected_update() {
+    let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+    let mut theta = [1.0f64, -2.0];
+    let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
+    for (k, g) in GRADS.iter().enumerate() {
+        let step = k as i32 + 1;
+        for i in 0..2 {
+            let g = g[i] as f64 + wd * theta[i];
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+            let m_hat = m[i] / (1.0 - b1.powi(step));
+            let v_hat = v[i] / (1.0 - b2.powi(step));
+            theta[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+        }
+    }
+    let mut adam = Adam::new(0.01);
+    adam.weight_decay = 0.1;
+    assert_close(&run(&mut adam), &theta);
+}
+
+#[test]
+fn sgd_with_momentum_follows_pytorchs_update() {
+    let (lr, mu) = (0.1, 0.9);
+    let mut theta = [1.0f64, -2.0];
+    let mut b = [0.0f64; 2];
+    for (k, g) in GRADS.iter().enumerate() {
+        for i in 0..2 {
+            b[i] = if k == 0 { g[i] as f64 } else { mu * b[i] + g[i] as f64 };
+            theta[i] -= lr * b[i];
+        }
+    }
+    assert_close(&run(&mut Sgd::new(0.1, 0.9)), &theta);
+}
+
+#[test]
+fn adagrad_follows_its_update() {
+    let lr = 0.1;
+    let mut theta = [1.0f64, -2.0];
+    let mut s = [0.0f64; 2];
+    for g in GRADS {
+        for i in 0..2 {
+            s[i] += (g[i] as f64).powi(2);
+            theta[i] -= lr * g[i] as f64 / (s[i].sqrt() + 1e-10);
+        }
+    }
+    assert_close(&run(&mut Adagrad::new(0.1)), &theta);
+}
+
+#[test]
+fn optimizer_state_round_trips() {
+    let mut a = Adam::new(0.01);
+    run(&mut a);
+    let (steps, state) = a.state();
+    let mut b = Adam::new(0.01);
+    b.load_state(steps, state).unwrap();
+    let mut pa = vec![t(&[0.3, 0.4])];
+    let mut pb = pa.clone();
+    a.step(&mut pa, &[t(&[1.0, 1.0])]);
+    b.step(&mut pb, &[t(&[1.0, 1.0])]);
+    assert_eq!(pa, pb);
+    assert!(b.load_state(1, vec![("x.0".into(), t(&[1.0]))]).is_err());
+}
+
+#[test]
+fn clipping_scales_to_the_global_norm_and_leaves_small_gradients_alone() {
+    let mut g = vec![t(&[3.0]), t(&[4.0])]; // norm 5
+    assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+    let norm: f32 = g.iter().map(|g| g[[0]] * g[[0]]).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+    assert!((g[0][[0]] / g[1][[0]] - 0.75).abs() < 1e-6, "direction kept");
+    let mut small = vec![t(&[0.3])];
+    clip_grad_norm(&mut small, 1.0);
+    assert_eq!(small[0][[0]], 0.3);
+}
