@@ -1,1 +1,51 @@
-//! placeholder
+//! # vae: the variational autoencoder
+//!
+//! A VAE learns a generative model p(x) = ∫ p(x|z) p(z) dz of images x by training a decoder
+//! p(x|z) together with an encoder q(z|x) = N(mu, diag(exp(logvar))) on the negative evidence
+//! lower bound, in nats per example:
+//!
+//!   loss = −E_q[log p(x|z)] + β·KL(q(z|x) ‖ N(0, I)),
+//!
+//! the expectation estimated with one reparameterized sample z = mu + exp(½·logvar) ⊙ eps and the
+//! KL in closed form, −½ Σ (1 + logvar − mu² − exp(logvar)).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | architecture (`mlp`, `conv`), sizes, likelihood (Bernoulli, Gaussian σ), β |
+//! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
+//! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
+//! | [`checkpoint`] | safetensors files with the configuration in their metadata |
+//! | [`data`] | IDX (MNIST) files and batches |
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use vae::{train::train_step, Vae, VaeConfig};
+//! use vae_layers::optim::Adam;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let mut config = VaeConfig::mlp_mnist();
+//! config.input = [1, 4, 4];
+//! config.latent = 2;
+//! let mut model = Vae::new(config, &mut rng).unwrap();
+//! let mut adam = Adam::new(1e-2);
+//! let x = ndarray::Array2::from_shape_fn((8, 16), |(n, i)| ((n + i) % 2) as f32).into_dyn();
+//! let first = train_step(&mut model, &mut adam, &x, vae::model::standard_normal(&[8, 2], &mut rng), 1.0, None).unwrap();
+//! for _ in 0..50 {
+//!     let eps = vae::model::standard_normal(&[8, 2], &mut rng);
+//!     train_step(&mut model, &mut adam, &x, eps, 1.0, None).unwrap();
+//! }
+//! let eps = vae::model::standard_normal(&[8, 2], &mut rng);
+//! let last = train_step(&mut model, &mut adam, &x, eps, 1.0, None).unwrap();
+//! assert!(last.loss < first.loss);
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod train;
+
+pub use config::{Arch, ConvSpec, Likelihood, VaeConfig};
+pub use error::Error;
+pub use model::Vae;

@@ -1,0 +1,165 @@
+//! Checkpoints as safetensors files: the parameters under their names in PyTorch's layouts
+//! (F32, little-endian), the model configuration in the file's metadata, and optionally extra
+//! tensors (optimizer state under `optim.*`) and extra metadata (training counters).
+//!
+//! Files are written atomically: to `<file>.tmp`, flushed to disk, then renamed over the
+//! target, so a crash leaves either the old file or the new one, never half of one.
+//! docs/CHECKPOINTS.md shows how to load one in PyTorch or NumPy.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use vae_autodiff::Tensor;
+
+use crate::config::VaeConfig;
+use crate::error::Error;
+use crate::model::Vae;
+
+/// The metadata key naming this file format.
+pub const FORMAT_KEY: &str = "format";
+/// The value of [`FORMAT_KEY`] in our files.
+pub const FORMAT: &str = "vae-engine/1";
+/// Names of extra tensors start with this prefix.
+pub const EXTRA_PREFIX: &str = "optim.";
+
+/// A checkpoint read back: the model, any extra tensors, and all metadata.
+pub struct Loaded {
+    /// The model with its parameters restored.
+    pub model: Vae,
+    /// Tensors whose names start with [`EXTRA_PREFIX`] (the prefix removed).
+    pub extra: Vec<(String, Tensor)>,
+    /// Every metadata entry of the file.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut tmp = PathBuf::from(path);
+    tmp.as_mut_os_string().push(".tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("write", path, e)
+    })
+}
+
+/// Encodes named f32 tensors and metadata as a safetensors file image.
+pub fn encode(tensors: &[(String, &Tensor)], metadata: HashMap<String, String>) -> Result<Vec<u8>, Error> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, t)| t.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            let view = TensorView::new(Dtype::F32, t.shape().to_vec(), b)
+                .map_err(|e| Error::Checkpoint(format!("cannot encode tensor {name}: {e}")))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::Checkpoint(format!("cannot encode checkpoint: {e}")))
+}
+
+/// Reads every tensor (F32 only) and the metadata of a safetensors file.
+pub fn read_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), Error> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    decode(&bytes).map_err(|e| match e {
+        Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Parses a safetensors file image (F32 tensors only).
+pub fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), Error> {
+    let not_ours = |e: safetensors::SafeTensorError| {
+        Error::Checkpoint(format!("not a readable safetensors checkpoint ({e}); expected a model.safetensors or checkpoint.safetensors written by vae-cli"))
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(not_ours)?;
+    let st = SafeTensors::deserialize(bytes).map_err(not_ours)?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let mut tensors = Vec::new();
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort(); // deterministic order; callers look tensors up by name
+    for name in names {
+        let view = st.tensor(&name).map_err(not_ours)?;
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::Checkpoint(format!("tensor {name} has dtype {:?}; expected F32", view.dtype())));
+        }
+        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let t = Tensor::from_shape_vec(view.shape().to_vec(), data)
+            .map_err(|e| Error::Checkpoint(format!("tensor {name}: {e}")))?;
+        tensors.push((name, t));
+    }
+    Ok((tensors, metadata))
+}
+
+/// Saves a model (and optional extra tensors and metadata) to `path`, atomically.
+pub fn save(path: &Path, model: &Vae, extra: &[(String, Tensor)], extra_metadata: &HashMap<String, String>) -> Result<(), Error> {
+    let mut tensors: Vec<(String, &Tensor)> = model.params.iter().map(|(n, t)| (n.to_string(), t)).collect();
+    tensors.extend(extra.iter().map(|(n, t)| (format!("{EXTRA_PREFIX}{n}"), t)));
+    let mut metadata = extra_metadata.clone();
+    metadata.extend(model.config.to_metadata());
+    metadata.insert(FORMAT_KEY.into(), FORMAT.into());
+    write_atomic(path, &encode(&tensors, metadata)?)
+}
+
+/// Loads a checkpoint written by [`save`], checking that every parameter the configuration
+/// calls for is present with the right shape and that nothing else is there.
+pub fn load(path: &Path) -> Result<Loaded, Error> {
+    let (tensors, metadata) = read_tensors(path)?;
+    let fail = |m: String| Error::Checkpoint(format!("{}: {m}", path.display()));
+    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
+        return Err(fail(format!(
+            "no model configuration in its metadata ({FORMAT_KEY:?} is {:?}, expected {FORMAT:?}); it was not written by vae-cli",
+            metadata.get(FORMAT_KEY)
+        )));
+    }
+    let config = VaeConfig::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
+    let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).map_err(|e| fail(e.to_string()))?;
+    let (model, extra) = restore(model, tensors).map_err(fail)?;
+    Ok(Loaded { model, extra, metadata })
+}
+
+/// Puts `tensors` into `model`'s parameters by name; returns the extra (`optim.*`) tensors.
+/// The error lists every missing, unexpected or misshapen tensor.
+pub fn restore(mut model: Vae, tensors: Vec<(String, Tensor)>) -> Result<(Vae, Vec<(String, Tensor)>), String> {
+    let mut problems = Vec::new();
+    let mut extra = Vec::new();
+    let mut seen = vec![false; model.params.len()];
+    for (name, t) in tensors {
+        if let Some(rest) = name.strip_prefix(EXTRA_PREFIX) {
+            extra.push((rest.to_string(), t));
+            continue;
+        }
+        match model.params.find(&name) {
+            None => problems.push(format!("unexpected tensor {name} {:?}", t.shape())),
+            Some(id) if model.params.get(id).shape() != t.shape() => problems.push(format!(
+                "tensor {name} has shape {:?}, the model expects {:?}",
+                t.shape(),
+                model.params.get(id).shape()
+            )),
+            Some(id) => {
+                seen[id.0] = true;
+                model.params.values_mut()[id.0] = t;
+            }
+        }
+    }
+    for (i, (name, t)) in model.params.iter().enumerate() {
+        if !seen[i] {
+            problems.push(format!("missing tensor {name} {:?}", t.shape()));
+        }
+    }
+    if problems.is_empty() {
+        Ok((model, extra))
+    } else {
+        Err(format!("does not match its model configuration: {}", problems.join("; ")))
+    }
+}

@@ -1,0 +1,215 @@
+//! What a VAE is made of: architecture, sizes, likelihood, β. Stored in every checkpoint.
+
+use std::collections::HashMap;
+
+use crate::error::Error;
+
+/// The decoder's distribution p(x|z).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Likelihood {
+    /// Independent Bernoulli pixels with the decoder's output as logits.
+    Bernoulli,
+    /// Independent Gaussians with the decoder's output as mean and a fixed σ.
+    Gaussian {
+        /// The standard deviation σ > 0.
+        sigma: f32,
+    },
+}
+
+/// One convolution of the encoder, mirrored by a transposed convolution in the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Output channels of the encoder's convolution.
+    pub channels: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding.
+    pub padding: usize,
+}
+
+/// The network shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arch {
+    /// Dense layers: D → hidden[0] → … → (mu, logvar); J → … → hidden[0] → D.
+    Mlp {
+        /// Hidden layer widths, from the input side.
+        hidden: Vec<usize>,
+    },
+    /// Convolutions, then dense heads; the decoder mirrors them with transposed convolutions.
+    Conv {
+        /// The encoder's convolutions, from the input side.
+        layers: Vec<ConvSpec>,
+    },
+}
+
+/// A complete VAE description.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaeConfig {
+    /// The architecture.
+    pub arch: Arch,
+    /// Input shape [C, H, W]; an MLP sees C·H·W values.
+    pub input: [usize; 3],
+    /// Latent dimension J ≥ 1.
+    pub latent: usize,
+    /// The decoder's likelihood.
+    pub likelihood: Likelihood,
+    /// Weight of the KL term: loss = recon + β·KL (β = 1 is the true negative ELBO).
+    pub beta: f32,
+}
+
+impl VaeConfig {
+    /// PyTorch's example model for MNIST: 784 → 400 → 20 (mu, logvar), 20 → 400 → 784, Bernoulli.
+    pub fn mlp_mnist() -> Self {
+        Self {
+            arch: Arch::Mlp { hidden: vec![400] },
+            input: [1, 28, 28],
+            latent: 20,
+            likelihood: Likelihood::Bernoulli,
+            beta: 1.0,
+        }
+    }
+
+    /// The convolutional MNIST model: Conv(1→32, k4 s2 p1), Conv(32→64, k4 s2 p1), dense heads,
+    /// and the mirrored decoder.
+    pub fn conv_mnist() -> Self {
+        let spec = |channels| ConvSpec { channels, kernel: 4, stride: 2, padding: 1 };
+        Self { arch: Arch::Conv { layers: vec![spec(32), spec(64)] }, ..Self::mlp_mnist() }
+    }
+
+    /// Values per example, D = C·H·W.
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// Checks sizes; for a conv model, also that the mirrored decoder gives back the input size.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.input.contains(&0) {
+            return Err(Error::config(format!("input shape {:?} has a zero size", self.input)));
+        }
+        if self.latent == 0 {
+            return Err(Error::config("latent dimension must be at least 1".to_string()));
+        }
+        if let Likelihood::Gaussian { sigma } = self.likelihood {
+            if !(sigma > 0.0 && sigma.is_finite()) {
+                return Err(Error::config(format!("sigma must be a positive number, found {sigma}")));
+            }
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(Error::config(format!("beta must be a non-negative number, found {}", self.beta)));
+        }
+        match &self.arch {
+            Arch::Mlp { hidden } => {
+                if hidden.contains(&0) {
+                    return Err(Error::config(format!("hidden sizes {hidden:?} include a zero")));
+                }
+            }
+            Arch::Conv { layers } => {
+                self.conv_shapes()?;
+                if layers.iter().any(|l| l.channels == 0 || l.kernel == 0 || l.stride == 0) {
+                    return Err(Error::config("conv layers need channels, kernel and stride ≥ 1".to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// For a conv model: the [C, H, W] after each encoder convolution, starting with the input.
+    pub fn conv_shapes(&self) -> Result<Vec<[usize; 3]>, Error> {
+        let Arch::Conv { layers } = &self.arch else { return Ok(vec![self.input]) };
+        let mut shapes = vec![self.input];
+        for (i, l) in layers.iter().enumerate() {
+            let [_, h, w] = *shapes.last().expect("non-empty");
+            let out = |s: usize| {
+                let padded = s + 2 * l.padding;
+                (padded >= l.kernel && l.stride > 0).then(|| (padded - l.kernel) / l.stride + 1)
+            };
+            let (Some(ho), Some(wo)) = (out(h), out(w)) else {
+                return Err(Error::config(format!("conv layer {} (kernel {}) does not fit a {h}×{w} input", i + 1, l.kernel)));
+            };
+            // The mirrored transposed convolution must give back h×w exactly.
+            let back = |s: usize| (s - 1) * l.stride + l.kernel - 2 * l.padding;
+            if back(ho) != h || back(wo) != w {
+                return Err(Error::config(format!(
+                    "conv layer {} maps {h}×{w} to {ho}×{wo}, and its mirror maps that to {}×{}, not back to {h}×{w}",
+                    i + 1,
+                    back(ho),
+                    back(wo)
+                )));
+            }
+            shapes.push([l.channels, ho, wo]);
+        }
+        Ok(shapes)
+    }
+
+    /// The configuration as string metadata (for safetensors checkpoints).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        let (model, arch) = match &self.arch {
+            Arch::Mlp { hidden } => ("mlp", format!("{hidden:?}")),
+            Arch::Conv { layers } => {
+                let l: Vec<_> = layers.iter().map(|l| [l.channels, l.kernel, l.stride, l.padding]).collect();
+                ("conv", format!("{l:?}"))
+            }
+        };
+        m.insert("model".into(), model.into());
+        m.insert(if model == "mlp" { "hidden" } else { "conv_layers" }.into(), arch);
+        m.insert("input".into(), format!("{:?}", self.input));
+        m.insert("latent".into(), self.latent.to_string());
+        let (lik, sigma) = match self.likelihood {
+            Likelihood::Bernoulli => ("bernoulli", 1.0),
+            Likelihood::Gaussian { sigma } => ("gaussian", sigma),
+        };
+        m.insert("likelihood".into(), lik.into());
+        m.insert("sigma".into(), sigma.to_string());
+        m.insert("beta".into(), self.beta.to_string());
+        m
+    }
+
+    /// Reads a configuration written by [`VaeConfig::to_metadata`]; the error names the key
+    /// that is missing or malformed.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
+        let get = |k: &str| m.get(k).ok_or_else(|| Error::config(format!("the model configuration has no {k:?} entry")));
+        let parse_list = |k: &str| -> Result<serde_json::Value, Error> {
+            serde_json::from_str(get(k)?).map_err(|e| Error::config(format!("configuration entry {k:?}: {e}")))
+        };
+        let usizes = |v: &serde_json::Value, k: &str| -> Result<Vec<usize>, Error> {
+            v.as_array()
+                .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| Error::config(format!("configuration entry {k:?} must be a list of whole numbers")))
+        };
+        let num = |k: &str| -> Result<f32, Error> {
+            get(k)?.parse::<f32>().map_err(|_| Error::config(format!("configuration entry {k:?} is not a number")))
+        };
+        let arch = match get("model")?.as_str() {
+            "mlp" => Arch::Mlp { hidden: usizes(&parse_list("hidden")?, "hidden")? },
+            "conv" => {
+                let v = parse_list("conv_layers")?;
+                let rows = v.as_array().ok_or_else(|| Error::config("conv_layers must be a list".into()))?;
+                let mut layers = Vec::new();
+                for r in rows {
+                    match usizes(r, "conv_layers")?.as_slice() {
+                        &[channels, kernel, stride, padding] => layers.push(ConvSpec { channels, kernel, stride, padding }),
+                        _ => return Err(Error::config("each conv layer is [channels, kernel, stride, padding]".into())),
+                    }
+                }
+                Arch::Conv { layers }
+            }
+            other => return Err(Error::config(format!("unknown model kind {other:?} (expected mlp or conv)"))),
+        };
+        let input: [usize; 3] = usizes(&parse_list("input")?, "input")?
+            .try_into()
+            .map_err(|_| Error::config("input must be [C, H, W]".into()))?;
+        let latent = get("latent")?.parse().map_err(|_| Error::config("latent must be a whole number".into()))?;
+        let likelihood = match get("likelihood")?.as_str() {
+            "bernoulli" => Likelihood::Bernoulli,
+            "gaussian" => Likelihood::Gaussian { sigma: num("sigma")? },
+            other => return Err(Error::config(format!("unknown likelihood {other:?}"))),
+        };
+        let beta = num("beta")?;
+        let config = Self { arch, input, latent, likelihood, beta };
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,255 @@
+//! The VAE: encoder q(z|x), reparameterization, decoder p(x|z), and the negative ELBO.
+//!
+//! Shape legend
+//! - N: batch, D = C·H·W: values per example, J: latent dimension
+//! - x [N, D] (a conv model views it as [N, C, H, W] inside), mu, logvar, eps, z [N, J],
+//!   out [N, D] (logits for Bernoulli, the mean for Gaussian), recon and kl [N], loss []
+//!
+//! ```text
+//!  x ──encoder──► mu, logvar ──► z = mu + exp(½·logvar) ⊙ eps ──decoder──► out
+//!                     │                                                      │
+//!                     └──► KL(q(z|x) ‖ N(0, I))          −log p(x|z) ◄──────┘
+//!  loss = mean_n [ recon_n + β·kl_n ]  (nats per example)
+//! ```
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
+use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
+
+use crate::config::{Arch, Likelihood, VaeConfig};
+use crate::error::Error;
+
+/// The encoder's layers before the two heads.
+#[derive(Clone, Debug)]
+enum EncoderBody {
+    Mlp(Vec<Linear>),
+    Conv(Vec<Conv2d>),
+}
+
+/// The decoder's layers.
+#[derive(Clone, Debug)]
+enum DecoderBody {
+    Mlp { hidden: Vec<Linear>, out: Linear },
+    Conv { fc: Linear, shape: [usize; 3], deconvs: Vec<ConvTranspose2d> },
+}
+
+/// A variational autoencoder: its configuration, its parameters and its layers.
+#[derive(Clone, Debug)]
+pub struct Vae {
+    /// What the model is.
+    pub config: VaeConfig,
+    /// Its trainable tensors, named as in PyTorch state dicts (`enc_fc1.weight`, …).
+    pub params: ParamStore,
+    encoder: EncoderBody,
+    enc_mu: Linear,
+    enc_logvar: Linear,
+    decoder: DecoderBody,
+}
+
+/// The nodes of one forward pass, for reading values and for backward.
+#[derive(Clone, Copy, Debug)]
+pub struct Elbo {
+    /// Posterior mean [N, J].
+    pub mu: Var,
+    /// Posterior log-variance [N, J].
+    pub logvar: Var,
+    /// The sampled latent [N, J].
+    pub z: Var,
+    /// Decoder output [N, D].
+    pub out: Var,
+    /// −log p(x|z) per example [N].
+    pub recon: Var,
+    /// KL(q(z|x) ‖ p(z)) per example [N].
+    pub kl: Var,
+    /// Mean of `recon` over the batch [].
+    pub recon_mean: Var,
+    /// Mean of `kl` over the batch [].
+    pub kl_mean: Var,
+    /// recon_mean + β·kl_mean [].
+    pub loss: Var,
+}
+
+/// z = mu + exp(½·logvar) ⊙ eps: the sample is a differentiable function of (mu, logvar), and
+/// the randomness sits in eps ~ N(0, I), a constant of the tape.
+pub fn reparameterize(tape: &mut Tape, mu: Var, logvar: Var, eps: Var) -> Var {
+    let half_logvar = tape.scale(logvar, 0.5);
+    let std = tape.exp(half_logvar); // σ = exp(½·logvar)
+    let noise = tape.mul(std, eps);
+    tape.add(mu, noise)
+}
+
+/// A tensor of independent N(0, 1) values.
+pub fn standard_normal(shape: &[usize], rng: &mut impl Rng) -> Tensor {
+    Tensor::from_shape_simple_fn(shape.to_vec(), || StandardNormal.sample(rng))
+}
+
+impl Vae {
+    /// A new model with PyTorch's default initialization, drawn from `rng`.
+    pub fn new(config: VaeConfig, rng: &mut impl Rng) -> Result<Self, Error> {
+        config.validate()?;
+        let mut params = ParamStore::new();
+        let (d, j) = (config.input_len(), config.latent);
+        let (encoder, enc_width) = match &config.arch {
+            Arch::Mlp { hidden } => {
+                let mut layers = Vec::new();
+                let mut width = d;
+                for (i, &h) in hidden.iter().enumerate() {
+                    layers.push(Linear::new(&mut params, &format!("enc_fc{}", i + 1), width, h, rng));
+                    width = h;
+                }
+                (EncoderBody::Mlp(layers), width)
+            }
+            Arch::Conv { layers } => {
+                let shapes = config.conv_shapes()?;
+                let convs = layers
+                    .iter()
+                    .zip(&shapes)
+                    .enumerate()
+                    .map(|(i, (l, s))| {
+                        let geom = ConvGeom::new(l.stride, l.padding);
+                        Conv2d::new(&mut params, &format!("enc_conv{}", i + 1), s[0], l.channels, l.kernel, geom, rng)
+                    })
+                    .collect();
+                (EncoderBody::Conv(convs), shapes.last().expect("non-empty").iter().product())
+            }
+        };
+        let enc_mu = Linear::new(&mut params, "enc_mu", enc_width, j, rng);
+        let enc_logvar = Linear::new(&mut params, "enc_logvar", enc_width, j, rng);
+        let decoder = match &config.arch {
+            Arch::Mlp { hidden } => {
+                let mut layers = Vec::new();
+                let mut width = j;
+                for (i, &h) in hidden.iter().rev().enumerate() {
+                    layers.push(Linear::new(&mut params, &format!("dec_fc{}", i + 1), width, h, rng));
+                    width = h;
+                }
+                let out = Linear::new(&mut params, "dec_out", width, d, rng);
+                DecoderBody::Mlp { hidden: layers, out }
+            }
+            Arch::Conv { layers } => {
+                let shapes = config.conv_shapes()?;
+                let top = *shapes.last().expect("non-empty");
+                let fc = Linear::new(&mut params, "dec_fc1", j, top.iter().product(), rng);
+                // Mirror: the i-th deconvolution undoes the (L−i)-th convolution.
+                let deconvs = layers
+                    .iter()
+                    .zip(shapes.windows(2))
+                    .rev()
+                    .enumerate()
+                    .map(|(i, (l, s))| {
+                        let geom = ConvGeom::new(l.stride, l.padding);
+                        let name = format!("dec_deconv{}", i + 1);
+                        ConvTranspose2d::new(&mut params, &name, s[1][0], s[0][0], l.kernel, geom, rng)
+                    })
+                    .collect();
+                DecoderBody::Conv { fc, shape: top, deconvs }
+            }
+        };
+        Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder })
+    }
+
+    /// q(z|x): x [N, D] → (mu, logvar), each [N, J].
+    pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> (Var, Var) {
+        let h = match &self.encoder {
+            EncoderBody::Mlp(layers) => layers.iter().fold(x, |h, fc| {
+                let a = fc.forward(tape, p, h);
+                tape.relu(a)
+            }),
+            EncoderBody::Conv(convs) => {
+                let n = tape.value(x).shape()[0];
+                let [c, hh, w] = self.config.input;
+                let img = tape.reshape(x, &[n, c, hh, w]);
+                let h = convs.iter().fold(img, |h, conv| {
+                    let a = conv.forward(tape, p, h);
+                    tape.relu(a)
+                });
+                tape.flatten(h) // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
+            }
+        };
+        (self.enc_mu.forward(tape, p, h), self.enc_logvar.forward(tape, p, h))
+    }
+
+    /// The decoder: z [N, J] → out [N, D] (logits for Bernoulli, the mean for Gaussian).
+    pub fn decode(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
+        match &self.decoder {
+            DecoderBody::Mlp { hidden, out } => {
+                let h = hidden.iter().fold(z, |h, fc| {
+                    let a = fc.forward(tape, p, h);
+                    tape.relu(a)
+                });
+                out.forward(tape, p, h)
+            }
+            DecoderBody::Conv { fc, shape, deconvs } => {
+                let n = tape.value(z).shape()[0];
+                let a = fc.forward(tape, p, z);
+                let h = tape.relu(a);
+                let mut h = tape.reshape(h, &[n, shape[0], shape[1], shape[2]]);
+                for (i, deconv) in deconvs.iter().enumerate() {
+                    h = deconv.forward(tape, p, h);
+                    if i + 1 < deconvs.len() {
+                        h = tape.relu(h); // no activation on the logits
+                    }
+                }
+                tape.flatten(h)
+            }
+        }
+    }
+
+    /// −log p(x|z) per example [N], in nats, from the decoder output.
+    pub fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
+        match self.config.likelihood {
+            Likelihood::Bernoulli => tape.bce_with_logits(out, x),
+            Likelihood::Gaussian { sigma } => tape.gaussian_nll(out, x, sigma),
+        }
+    }
+
+    /// The whole forward pass and the negative ELBO with KL weight `beta`, for x [N, D] and
+    /// noise eps [N, J].
+    pub fn elbo(&self, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, beta: f32) -> Elbo {
+        let (mu, logvar) = self.encode(tape, p, x);
+        let z = reparameterize(tape, mu, logvar, eps);
+        let out = self.decode(tape, p, z);
+        let recon = self.recon_nll(tape, out, x);
+        let kl = tape.kl_std_normal(mu, logvar);
+        let recon_mean = tape.mean(recon);
+        let kl_mean = tape.mean(kl);
+        let weighted_kl = tape.scale(kl_mean, beta);
+        let loss = tape.add(recon_mean, weighted_kl);
+        Elbo { mu, logvar, z, out, recon, kl, recon_mean, kl_mean, loss }
+    }
+
+    /// Decoder means for given latents z [N, J]: pixel probabilities σ(logits) for Bernoulli,
+    /// the Gaussian mean otherwise. [N, D].
+    pub fn decode_mean(&self, z: Tensor) -> Tensor {
+        let mut tape = Tape::new();
+        let p = self.params.on_tape(&mut tape);
+        let z = tape.constant(z);
+        let out = self.decode(&mut tape, &p, z);
+        let mean = match self.config.likelihood {
+            Likelihood::Bernoulli => tape.sigmoid(out),
+            Likelihood::Gaussian { .. } => out,
+        };
+        tape.value(mean).clone()
+    }
+
+    /// Decoded samples from the prior: z ~ N(0, I), then the decoder mean. [n, D].
+    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Tensor {
+        self.decode_mean(standard_normal(&[n, self.config.latent], rng))
+    }
+
+    /// The posterior's parameters for x [N, D]: (mu, logvar), each [N, J].
+    pub fn encode_values(&self, x: Tensor) -> (Tensor, Tensor) {
+        let mut tape = Tape::new();
+        let p = self.params.on_tape(&mut tape);
+        let x = tape.constant(x);
+        let (mu, logvar) = self.encode(&mut tape, &p, x);
+        (tape.value(mu).clone(), tape.value(logvar).clone())
+    }
+
+    /// Reconstructions of x [N, D]: the decoder mean at z = mu (no sampling). [N, D].
+    pub fn reconstruct(&self, x: Tensor) -> Tensor {
+        let (mu, _) = self.encode_values(x);
+        self.decode_mean(mu)
+    }
+}

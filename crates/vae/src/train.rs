@@ -1,0 +1,165 @@
+//! One optimization step, evaluation of the negative ELBO, and the importance-weighted bound.
+//!
+//! Shape legend: N batch, D values per example, J latent dimension, K importance samples.
+
+use rand::Rng;
+use vae_autodiff::{Tape, Tensor};
+use vae_layers::optim::{clip_grad_norm, Optimizer};
+
+use crate::model::{reparameterize, standard_normal, Vae};
+
+/// Loss terms in nats per example.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Terms {
+    /// recon + β·kl
+    pub loss: f64,
+    /// −E_q[log p(x|z)], estimated with one sample of z
+    pub recon: f64,
+    /// KL(q(z|x) ‖ N(0, I)), in closed form
+    pub kl: f64,
+}
+
+/// Why a step was refused: the loss or a gradient was NaN or infinite. The parameters were
+/// left as they were.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFinite {
+    /// The loss terms of the failed step (possibly NaN).
+    pub terms: Terms,
+    /// The first parameter whose gradient is not finite, if the loss itself was finite.
+    pub param: Option<String>,
+}
+
+/// One training step on a batch x [N, D] with noise eps [N, J]: forward, backward, optional
+/// clipping of the gradient's global norm, and the optimizer's update. The loss is
+/// recon + β·kl; `beta` is passed per step so that a KL warm-up can change it.
+pub fn train_step(
+    model: &mut Vae,
+    opt: &mut dyn Optimizer,
+    x: &Tensor,
+    eps: Tensor,
+    beta: f32,
+    clip: Option<f32>,
+) -> Result<Terms, NonFinite> {
+    let (terms, mut grads) = {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let epsv = tape.constant(eps);
+        let e = model.elbo(&mut tape, &p, xv, epsv, beta);
+        let terms = Terms {
+            loss: tape.scalar(e.loss) as f64,
+            recon: tape.scalar(e.recon_mean) as f64,
+            kl: tape.scalar(e.kl_mean) as f64,
+        };
+        if !terms.loss.is_finite() {
+            return Err(NonFinite { terms, param: None });
+        }
+        let grads = p.gradients(&tape, tape.backward(e.loss));
+        (terms, grads)
+    };
+    if let Some(i) = grads.iter().position(|g| g.iter().any(|v| !v.is_finite())) {
+        let name = model.params.iter().nth(i).map(|(n, _)| n.to_string());
+        return Err(NonFinite { terms, param: name });
+    }
+    if let Some(max_norm) = clip {
+        clip_grad_norm(&mut grads, max_norm);
+    }
+    opt.step(model.params.values_mut(), &grads);
+    Ok(terms)
+}
+
+/// Sums of per-example loss terms over a data set, for an average in nats per example.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    /// Σ recon_n
+    pub recon: f64,
+    /// Σ kl_n
+    pub kl: f64,
+    /// Examples seen.
+    pub count: usize,
+}
+
+impl Totals {
+    /// Averages, with the loss recon + β·kl.
+    pub fn mean(&self, beta: f32) -> Terms {
+        let n = self.count.max(1) as f64;
+        let (recon, kl) = (self.recon / n, self.kl / n);
+        Terms { loss: recon + beta as f64 * kl, recon, kl }
+    }
+}
+
+/// Forward pass only on x [N, D] with z sampled (not the mean): the per-example sums of the
+/// reconstruction and KL terms.
+pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
+    let n = x.shape()[0];
+    let mut tape = Tape::new();
+    let p = model.params.on_tape(&mut tape);
+    let xv = tape.constant(x);
+    let eps = tape.constant(standard_normal(&[n, model.config.latent], rng));
+    let e = model.elbo(&mut tape, &p, xv, eps, 1.0);
+    let sum = |v| tape.value(v).iter().map(|&x| x as f64).sum::<f64>();
+    Totals { recon: sum(e.recon), kl: sum(e.kl), count: n }
+}
+
+/// The importance-weighted estimate of log p(x) (Burda et al.) for each row of x [N, D]:
+///
+///   log p(x) ≥ log (1/K) Σ_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
+///
+/// with log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x)
+///             = −recon(z_k) − ½‖z_k‖² + ½‖eps_k‖² + ½ Σ_j logvar_j   (the 2π terms cancel).
+///
+/// The K samples are decoded `chunk` at a time so that K = 5000 fits in memory; the bound is
+/// then one stable `log_sum_exp` over K. K = 1 gives an unbiased estimate of the ELBO itself.
+pub fn iw_log_likelihood(model: &Vae, x: &Tensor, k: usize, chunk: usize, rng: &mut impl Rng) -> Vec<f64> {
+    assert!(k >= 1, "iw_log_likelihood: K must be at least 1");
+    let (n, j) = (x.shape()[0], model.config.latent);
+    let (mu, logvar) = model.encode_values(x.clone());
+    let half_sum_logvar: Vec<f32> = logvar.rows().into_iter().map(|r| 0.5 * r.sum()).collect();
+    let mut log_w = Tensor::zeros(vec![k, n]); // [K, N]
+    let chunk = chunk.max(1);
+    let mut done = 0;
+    while done < k {
+        let s = chunk.min(k - done);
+        // Row i·N + b holds sample i of example b.
+        let tile = |t: &Tensor| {
+            let views: Vec<_> = (0..s).map(|_| t.view()).collect();
+            ndarray::concatenate(ndarray::Axis(0), &views).expect("same shapes")
+        };
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let eps_val = standard_normal(&[s * n, j], rng);
+        let (muv, lvv) = (tape.constant(tile(&mu)), tape.constant(tile(&logvar)));
+        let epsv = tape.constant(eps_val.clone());
+        let z = reparameterize(&mut tape, muv, lvv, epsv);
+        let out = model.decode(&mut tape, &p, z);
+        let xv = tape.constant(tile(x));
+        let recon = model.recon_nll(&mut tape, out, xv);
+        let (recon, z) = (tape.value(recon), tape.value(z));
+        for i in 0..s {
+            for b in 0..n {
+                let r = i * n + b;
+                let z2: f32 = z.row_sum_sq(r);
+                let e2: f32 = eps_val.row_sum_sq(r);
+                log_w[[done + i, b]] = -recon[[r]] - 0.5 * z2 + 0.5 * e2 + half_sum_logvar[b];
+            }
+        }
+        done += s;
+    }
+    let mut tape = Tape::new();
+    let w = tape.constant(log_w);
+    let lse = tape.log_sum_exp(w, 0); // [N]
+    let ln_k = (k as f64).ln();
+    tape.value(lse).iter().map(|&v| v as f64 - ln_k).collect()
+}
+
+/// Σ_j x[r, j]² for a row of a 2-D tensor.
+trait RowSumSq {
+    fn row_sum_sq(&self, r: usize) -> f32;
+}
+
+impl RowSumSq for Tensor {
+    fn row_sum_sq(&self, r: usize) -> f32 {
+        let cols = self.shape()[1];
+        self.as_slice().expect("standard layout")[r * cols..(r + 1) * cols].iter().map(|v| v * v).sum()
+    }
+}

@@ -1,0 +1,204 @@
+//! The whole VAE step against values computed by PyTorch in float64.
+//!
+//! Every `*.safetensors` file in `tests/fixtures/reference/` is one case: its metadata names
+//! the model kind, likelihood, σ and sizes, and its tensors hold the parameters, inputs and
+//! expected values (see that folder's README). Adding a file adds a case. For each, this test
+//! checks mu, logvar, z, the decoder output, recon, kl, loss, every parameter gradient, and the
+//! losses and parameters of three Adam steps, and prints a table of max abs / max rel errors.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+use vae::checkpoint::restore;
+use vae::train::train_step;
+use vae::{Arch, ConvSpec, Likelihood, Vae, VaeConfig};
+use vae_autodiff::{Tape, Tensor};
+use vae_layers::optim::Adam;
+
+/// Forward values and the loss: |ours − theirs| ≤ 1e-5·|theirs| + 1e-6.
+const FORWARD: (f64, f64) = (1e-5, 1e-6);
+/// Gradients and Adam parameters: |ours − theirs| ≤ 1e-4·|theirs| + 1e-6.
+const GRADIENT: (f64, f64) = (1e-4, 1e-6);
+
+/// The fixture's conv layers, by kernel size, as its README describes them
+/// (Conv2d(1→3, kernel 4, stride 2, pad 1), Conv2d(3→4, kernel 3, stride 1, pad 1)).
+fn conv_geometry(kernel: usize) -> (usize, usize) {
+    match kernel {
+        4 => (2, 1),
+        3 => (1, 1),
+        k => panic!("the reference README describes no conv layer with kernel {k}"),
+    }
+}
+
+struct Fixture {
+    tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    meta: HashMap<String, String>,
+}
+
+impl Fixture {
+    fn read(path: &Path) -> Self {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors = HashMap::new();
+        for name in st.names() {
+            let v = st.tensor(name).unwrap();
+            let data: Vec<f64> = match v.dtype() {
+                Dtype::F32 => v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+                Dtype::F64 => v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+                d => panic!("{name}: unexpected dtype {d:?}"),
+            };
+            tensors.insert(name.clone(), (v.shape().to_vec(), data));
+        }
+        Self { tensors, meta: meta.metadata().clone().unwrap_or_default() }
+    }
+
+    fn get(&self, name: &str) -> &(Vec<usize>, Vec<f64>) {
+        self.tensors.get(name).unwrap_or_else(|| panic!("the fixture has no tensor {name}"))
+    }
+
+    /// An input or parameter (stored as F32, exactly representable).
+    fn f32(&self, name: &str) -> Tensor {
+        let (shape, data) = self.get(name);
+        Tensor::from_shape_vec(shape.clone(), data.iter().map(|&v| v as f32).collect()).unwrap()
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        serde_json::from_str(&self.meta["sizes"]).unwrap()
+    }
+
+    /// The model the metadata describes, with the fixture's parameters.
+    fn model(&self) -> Vae {
+        let x = self.f32("input.x");
+        let sizes = self.sizes();
+        let likelihood = match self.meta["likelihood"].as_str() {
+            "bernoulli" => Likelihood::Bernoulli,
+            "gaussian" => Likelihood::Gaussian { sigma: self.meta["sigma"].parse().unwrap() },
+            l => panic!("unknown likelihood {l}"),
+        };
+        let (arch, input, latent) = match self.meta["model"].as_str() {
+            // sizes = [N, D, hidden, latent]
+            "mlp" => (Arch::Mlp { hidden: sizes[2..sizes.len() - 1].to_vec() }, [1, 1, sizes[1]], sizes[sizes.len() - 1]),
+            // sizes = [N, latent]; the layers' channels and kernels come from the weights
+            "conv" => {
+                let mut layers = Vec::new();
+                for i in 1.. {
+                    let Some((shape, _)) = self.tensors.get(&format!("param.enc_conv{i}.weight")) else { break };
+                    let (stride, padding) = conv_geometry(shape[2]);
+                    layers.push(ConvSpec { channels: shape[0], kernel: shape[2], stride, padding });
+                }
+                let s = x.shape();
+                (Arch::Conv { layers }, [s[1], s[2], s[3]], sizes[1])
+            }
+            m => panic!("unknown model {m}"),
+        };
+        let config = VaeConfig { arch, input, latent, likelihood, beta: 1.0 };
+        let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
+        let params: Vec<(String, Tensor)> = self
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix("param.").map(|name| (name.to_string(), self.f32(k))))
+            .collect();
+        restore(model, params).unwrap().0
+    }
+}
+
+/// Rows of the comparison table.
+struct Table {
+    rows: Vec<(String, f64, f64, bool)>,
+}
+
+impl Table {
+    fn compare(&mut self, name: &str, ours: &Tensor, theirs: &(Vec<usize>, Vec<f64>), (rtol, atol): (f64, f64)) {
+        let ours: Vec<f64> = ours.iter().map(|&v| v as f64).collect();
+        assert_eq!(ours.len(), theirs.1.len(), "{name}: {} values, expected {}", ours.len(), theirs.1.len());
+        let (mut max_abs, mut max_rel, mut ok) = (0.0f64, 0.0f64, true);
+        for (&a, &e) in ours.iter().zip(&theirs.1) {
+            let d = (a - e).abs();
+            max_abs = max_abs.max(d);
+            max_rel = max_rel.max(d / e.abs().max(1e-12));
+            ok &= d <= rtol * e.abs() + atol;
+        }
+        self.rows.push((name.to_string(), max_abs, max_rel, ok));
+    }
+
+    fn scalar(&mut self, name: &str, ours: f64, theirs: &(Vec<usize>, Vec<f64>), tol: (f64, f64)) {
+        self.compare(name, &Tensor::from_elem(vec![1], ours as f32), theirs, tol);
+        // keep f64 precision for the scalar itself
+        let e = theirs.1[0];
+        let last = self.rows.last_mut().unwrap();
+        last.1 = (ours - e).abs();
+        last.2 = last.1 / e.abs().max(1e-12);
+        last.3 = last.1 <= tol.0 * e.abs() + tol.1;
+    }
+}
+
+fn check_case(path: &Path) -> bool {
+    let fx = Fixture::read(path);
+    let mut model = fx.model();
+    let mut table = Table { rows: Vec::new() };
+    let n = fx.sizes()[0];
+    let x = fx.f32("input.x");
+    let x_rows = x.to_shape((n, x.len() / n)).unwrap().to_owned().into_dyn();
+
+    // Forward and backward with eps0.
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x_rows.clone());
+        let eps = tape.constant(fx.f32("input.eps0"));
+        let e = model.elbo(&mut tape, &p, xv, eps, 1.0);
+        table.compare("mu", tape.value(e.mu), fx.get("expect.mu"), FORWARD);
+        table.compare("logvar", tape.value(e.logvar), fx.get("expect.logvar"), FORWARD);
+        table.compare("z", tape.value(e.z), fx.get("expect.z"), FORWARD);
+        table.compare("out", tape.value(e.out), fx.get("expect.out"), FORWARD);
+        table.scalar("recon", tape.scalar(e.recon_mean) as f64, fx.get("expect.recon"), FORWARD);
+        table.scalar("kl", tape.scalar(e.kl_mean) as f64, fx.get("expect.kl"), FORWARD);
+        table.scalar("loss", tape.scalar(e.loss) as f64, fx.get("expect.loss"), FORWARD);
+        let grads = p.gradients(&tape, tape.backward(e.loss));
+        for ((name, _), g) in model.params.iter().zip(&grads) {
+            table.compare(&format!("grad.{name}"), g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
+        }
+    }
+
+    // Three Adam steps (lr 1e-2), step i with eps i; then the loss with eps3.
+    let mut adam = Adam::new(1e-2);
+    for i in 0..3 {
+        let terms = train_step(&mut model, &mut adam, &x_rows, fx.f32(&format!("input.eps{i}")), 1.0, None).unwrap();
+        table.scalar(&format!("adam_loss{i}"), terms.loss, fx.get(&format!("expect.adam_loss{i}")), FORWARD);
+    }
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x_rows.clone());
+        let eps = tape.constant(fx.f32("input.eps3"));
+        let e = model.elbo(&mut tape, &p, xv, eps, 1.0);
+        table.scalar("adam_loss3", tape.scalar(e.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
+    }
+    for (name, value) in model.params.iter() {
+        table.compare(&format!("adam_param.{name}"), value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
+    }
+
+    println!("\n{} ({}, {}, sizes {})", path.file_name().unwrap().to_string_lossy(), fx.meta["model"], fx.meta["likelihood"], fx.meta["sizes"]);
+    println!("{:<34} {:>11} {:>11}  ok", "tensor", "max abs", "max rel");
+    for (name, abs, rel, ok) in &table.rows {
+        println!("{name:<34} {abs:>11.3e} {rel:>11.3e}  {}", if *ok { "yes" } else { "NO" });
+    }
+    table.rows.iter().all(|r| r.3)
+}
+
+#[test]
+fn every_reference_file_matches_pytorch() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected the reference files in {}", dir.display());
+    let failed: Vec<_> = files.iter().filter(|f| !check_case(f)).collect();
+    assert!(failed.is_empty(), "cases outside tolerance: {failed:?} (tables above)");
+}
