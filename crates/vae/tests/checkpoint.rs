@@ -1,0 +1,98 @@
+//! Checkpoints: bit-exact round trips and precise errors for files that do not fit.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use vae::checkpoint::{load, save};
+use vae::{Likelihood, Vae, VaeConfig};
+use vae_autodiff::Tensor;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vae-ckpt-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn a_checkpoint_round_trips_bit_exactly_for_both_architectures() {
+    let mut gaussian = VaeConfig::mlp_mnist();
+    gaussian.arch = vae::Arch::Mlp { hidden: vec![64, 32] };
+    gaussian.likelihood = Likelihood::Gaussian { sigma: 0.25 };
+    gaussian.beta = 0.5;
+    for (i, config) in [gaussian, VaeConfig::conv_mnist()].into_iter().enumerate() {
+        let model = Vae::new(config, &mut StdRng::seed_from_u64(i as u64)).unwrap();
+        let path = tmp(&format!("roundtrip{i}.safetensors"));
+        let extra = vec![("m.0".to_string(), Tensor::from_elem(vec![2, 3], 0.125f32))];
+        let meta = HashMap::from([("epoch".to_string(), "3".to_string())]);
+        save(&path, &model, &extra, &meta).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.model.config, model.config);
+        for ((n1, a), (n2, b)) in model.params.iter().zip(loaded.model.params.iter()) {
+            assert_eq!(n1, n2);
+            assert!(a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()), "{n1} changed");
+        }
+        assert_eq!(loaded.extra, extra);
+        assert_eq!(loaded.metadata["epoch"], "3");
+        assert!(!path.with_extension("safetensors.tmp").exists(), "temporary file left behind");
+    }
+}
+
+#[test]
+fn files_that_are_not_checkpoints_are_refused_with_a_reason() {
+    let path = tmp("garbage.safetensors");
+    std::fs::write(&path, b"this is not a checkpoint").unwrap();
+    let err = load(&path).err().unwrap().to_string();
+    assert!(err.contains("not a readable safetensors checkpoint"), "{err}");
+
+    // Truncated: a real checkpoint cut in half.
+    let model = Vae::new(VaeConfig::mlp_mnist(), &mut StdRng::seed_from_u64(1)).unwrap();
+    let good = tmp("good.safetensors");
+    save(&good, &model, &[], &HashMap::new()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = tmp("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load(&cut).err().unwrap().to_string();
+    assert!(err.contains("not a readable safetensors checkpoint"), "{err}");
+
+    let err = load(&tmp("missing.safetensors")).err().unwrap().to_string();
+    assert!(err.starts_with("cannot read"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_from_another_model_says_which_tensors_differ() {
+    let model = Vae::new(VaeConfig::mlp_mnist(), &mut StdRng::seed_from_u64(1)).unwrap();
+    // Same tensors, but metadata claiming a latent size of 8 instead of 20.
+    let mut meta = model.config.to_metadata();
+    meta.insert("latent".into(), "8".into());
+    meta.insert("format".into(), vae::checkpoint::FORMAT.into());
+    let tensors: Vec<(String, &Tensor)> = model.params.iter().map(|(n, t)| (n.to_string(), t)).collect();
+    let path = tmp("other.safetensors");
+    vae::checkpoint::write_atomic(&path, &vae::checkpoint::encode(&tensors, meta).unwrap()).unwrap();
+    let err = load(&path).err().unwrap().to_string();
+    assert!(err.contains("tensor enc_mu.weight has shape [20, 400], the model expects [8, 400]"), "{err}");
+
+    // No configuration at all.
+    let path = tmp("noconfig.safetensors");
+    vae::checkpoint::write_atomic(&path, &vae::checkpoint::encode(&tensors, HashMap::new()).unwrap()).unwrap();
+    let err = load(&path).err().unwrap().to_string();
+    assert!(err.contains("no model configuration"), "{err}");
+}
+
+#[test]
+fn configurations_survive_their_metadata_form() {
+    for config in [VaeConfig::mlp_mnist(), VaeConfig::conv_mnist()] {
+        assert_eq!(VaeConfig::from_metadata(&config.to_metadata()).unwrap(), config);
+    }
+    let mut bad = VaeConfig::mlp_mnist().to_metadata();
+    bad.remove("latent");
+    assert!(VaeConfig::from_metadata(&bad).unwrap_err().to_string().contains("\"latent\""));
+}
+
+#[test]
+fn a_conv_stack_whose_mirror_does_not_restore_the_input_is_refused() {
+    let mut config = VaeConfig::conv_mnist();
+    config.input = [1, 27, 27]; // 27 → 13 → 26 ≠ 27
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("not back to 27×27"), "{err}");
+}
