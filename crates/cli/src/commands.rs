@@ -1,0 +1,210 @@
+//! The command line: every subcommand, its flags with defaults, and their checks.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Errors reach `main` as one printable line.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Train, evaluate and draw variational autoencoders (our own autodiff, on the CPU).
+#[derive(Parser, Debug)]
+#[command(name = "vae-cli", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a VAE (defaults: PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs).
+    Train(TrainArgs),
+    /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set.
+    Eval(EvalArgs),
+}
+
+/// Network shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// Dense layers (sizes from --hidden).
+    Mlp,
+    /// Two stride-2 convolutions and their mirror (28×28 → 7×7 → 28×28).
+    Conv,
+}
+
+/// Decoder distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LikelihoodKind {
+    /// Bernoulli pixels on logits (binary cross-entropy).
+    Bernoulli,
+    /// Gaussian pixels with fixed --sigma (squared error plus its normalizer).
+    Gaussian,
+}
+
+/// Optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// Adam, PyTorch's form (β 0.9, 0.999; ε 1e-8).
+    Adam,
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adagrad (Kingma & Welling's choice).
+    Adagrad,
+}
+
+/// Pixel binarization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BinarizeKind {
+    /// Grey values in [0, 1] as they are.
+    None,
+    /// A fresh Bernoulli sample of every pixel each time it is used.
+    Dynamic,
+    /// One fixed Bernoulli sample of every pixel, drawn once from --seed.
+    Static,
+}
+
+/// Flags of `vae-cli train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Architecture.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
+    /// Hidden layer widths of the MLP, comma-separated (e.g. 512,256).
+    #[arg(long, value_delimiter = ',', default_value = "400", value_parser = clap::value_parser!(u64).range(1..))]
+    pub hidden: Vec<u64>,
+    /// Latent dimension J.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub latent_dim: u64,
+    /// Decoder likelihood p(x|z).
+    #[arg(long, value_enum, default_value_t = LikelihoodKind::Bernoulli)]
+    pub likelihood: LikelihoodKind,
+    /// Standard deviation of the Gaussian likelihood.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub sigma: f32,
+    /// Weight of the KL term (1 = the true negative ELBO).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub beta: f32,
+    /// Ramp the KL weight linearly from 0 to --beta over this many epochs (0 = off).
+    #[arg(long, default_value_t = 0.0, value_name = "EPOCHS", allow_negative_numbers = true)]
+    pub kl_warmup: f32,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f32,
+    /// Clip the gradient's global norm to this value (off by default).
+    #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
+    pub clip_norm: Option<f32>,
+    /// Examples per step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Epochs to train (in total, when resuming).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Pixel binarization.
+    #[arg(long, value_enum, default_value_t = BinarizeKind::None)]
+    pub binarize: BinarizeKind,
+    /// Seed of every random choice (initialization, shuffling, noise).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Run folder for the model, checkpoint, metrics and pictures (default: a new folder under runs/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint, with its saved settings.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Use only the first N training images (for quick experiments and tests).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+}
+
+/// Flags of `vae-cli eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A model.safetensors or checkpoint.safetensors written by `vae-cli train`.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Also estimate −log p(x) with K importance samples per image (Burda et al. use 5000).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub iw_samples: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Pixel binarization of the test images (use the one the model was trained with).
+    #[arg(long, value_enum, default_value_t = BinarizeKind::None)]
+    pub binarize: BinarizeKind,
+    /// Seed of the sampled z (and of binarization).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => {
+            init_threads(args.threads)?;
+            crate::train::run(args)
+        }
+        Command::Eval(args) => {
+            init_threads(args.threads)?;
+            crate::eval::run(args)
+        }
+    }
+}
+
+/// Sizes rayon's one global pool; every parallel loop of the engine runs on it.
+fn init_threads(threads: Option<u64>) -> Result<()> {
+    let n = match threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| format!("cannot start {n} worker threads: {e}"))?;
+    Ok(())
+}
+
+/// The data folder: the one given, else `datasets/mnist` under the current folder, else the
+/// copy shipped in this repository.
+pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
+    if let Some(d) = given {
+        return d.clone();
+    }
+    let local = Path::new("datasets/mnist");
+    if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mnist")
+    }
+}
+
+/// Checks that a float flag is a finite number above `min` (or at least, when `inclusive`).
+pub fn check_number(flag: &str, value: f32, min: f32, inclusive: bool) -> Result<()> {
+    let ok = value.is_finite() && if inclusive { value >= min } else { value > min };
+    if ok {
+        Ok(())
+    } else {
+        let bound = if inclusive { "at least" } else { "greater than" };
+        Err(format!("--{flag} must be a finite number {bound} {min}, found {value}").into())
+    }
+}

@@ -1,0 +1,79 @@
+//! `vae-cli eval`: the negative ELBO on the test set and, with K importance samples, the
+//! estimate of −log p(x) (Burda et al.), as text or one JSON object.
+
+use rayon::prelude::*;
+use vae::checkpoint;
+use vae::data::{Binarize, Dataset};
+use vae::train::iw_log_likelihood;
+
+use crate::commands::{data_dir, BinarizeKind, EvalArgs, Result};
+use crate::progress::Progress;
+use crate::train::{describe, evaluate, stream, Purpose};
+
+/// Images per importance-sampling task.
+const IW_IMAGES: usize = 10;
+/// Decoded rows per chunk (K samples × images), bounding memory whatever K is.
+const IW_ROWS: usize = 2000;
+
+/// `vae-cli eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    let model = checkpoint::load(&args.checkpoint)?.model;
+    let dir = data_dir(&args.data);
+    let data = Dataset::load(&dir)?;
+    let mut test = data.test;
+    if let Some(n) = args.test_limit {
+        test = test.truncated(n as usize);
+    }
+    let [_, rows, cols] = model.config.input;
+    if (test.rows, test.cols) != (rows, cols) {
+        return Err(format!("the model takes {rows}×{cols} images but {} holds {}×{}", dir.display(), test.rows, test.cols).into());
+    }
+    let mode = match args.binarize {
+        BinarizeKind::None => Binarize::None,
+        BinarizeKind::Dynamic => Binarize::Dynamic,
+        BinarizeKind::Static => {
+            test = test.binarized(&mut stream(args.seed, 1, 0, Purpose::Binarize));
+            Binarize::None
+        }
+    };
+    let terms = evaluate(&model, &test, mode, args.seed, 0);
+
+    let nll = args.iw_samples.map(|k| {
+        let k = k as usize;
+        let groups: Vec<usize> = (0..test.len().div_ceil(IW_IMAGES)).collect();
+        let bar = Progress::new(groups.len() as u64, format!("−log p(x), K={k}"));
+        let total: f64 = groups
+            .par_iter()
+            .map(|&g| {
+                let mut rng = stream(args.seed, 0, g as u64, Purpose::Test);
+                let idx: Vec<usize> = (g * IW_IMAGES..((g + 1) * IW_IMAGES).min(test.len())).collect();
+                let x = test.batch(&idx, mode, &mut rng);
+                let chunk = (IW_ROWS / idx.len()).max(1);
+                let ll: f64 = iw_log_likelihood(&model, &x, k, chunk, &mut rng).iter().sum();
+                bar.step(String::new);
+                -ll
+            })
+            .sum();
+        bar.finish();
+        (k, total / test.len() as f64)
+    });
+
+    if args.json {
+        let mut obj = serde_json::json!({ "test_loss": terms.loss, "recon": terms.recon, "kl": terms.kl });
+        if let Some((k, nll)) = nll {
+            obj["nll"] = serde_json::json!(nll);
+            obj["iw_samples"] = serde_json::json!(k);
+        }
+        println!("{obj}");
+    } else {
+        println!("model      {}", describe(&model.config));
+        println!("test set   {} images from {}", test.len(), dir.display());
+        println!("test loss  {:.4} nats per image (negative ELBO, z sampled)", terms.loss);
+        println!("  recon    {:.4}", terms.recon);
+        println!("  kl       {:.4}", terms.kl);
+        if let Some((k, nll)) = nll {
+            println!("−log p(x)  {nll:.4} nats per image (importance-weighted, K = {k})");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! `vae-cli train`: the training loop, per-epoch evaluation, run folder and resume.
+//!
+//! Every random choice comes from its own stream, seeded by (seed, epoch, step, purpose):
+//! the shuffle of an epoch, the noise and binarization of a step, the noise of a test pass.
+//! Nothing depends on how many steps ran before in this process, so a run resumed from its
+//! checkpoint produces exactly the numbers of an uninterrupted one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use vae::checkpoint;
+use vae::data::{Binarize, Dataset, Split};
+use vae::model::standard_normal;
+use vae::train::{evaluate_batch, train_step, Terms, Totals};
+use vae::{Arch, Likelihood, Vae, VaeConfig};
+use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
+
+use crate::commands::{check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs};
+use crate::image;
+use crate::progress::Progress;
+
+/// Header of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds";
+
+/// What each random stream is for.
+#[derive(Clone, Copy)]
+pub enum Purpose {
+    /// Parameter initialization.
+    Init = 1,
+    /// The order of an epoch.
+    Shuffle = 2,
+    /// Noise and binarization of one training step.
+    Step = 3,
+    /// Noise of the test pass.
+    Test = 4,
+    /// Static binarization of the data.
+    Binarize = 5,
+    /// The fixed latents of the sample pictures.
+    Pictures = 6,
+}
+
+/// SplitMix64's finalizer: spreads nearby integers over all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The random stream for (seed, epoch, step, purpose).
+pub fn stream(seed: u64, epoch: u64, step: u64, purpose: Purpose) -> StdRng {
+    StdRng::seed_from_u64(mix(mix(mix(mix(seed) ^ purpose as u64) ^ epoch) ^ step))
+}
+
+/// The training settings a run keeps in its checkpoint, so that `--resume` continues with them.
+#[derive(Clone, Debug, PartialEq)]
+struct Settings {
+    seed: u64,
+    batch_size: usize,
+    lr: f32,
+    optimizer: OptimizerKind,
+    binarize: BinarizeKind,
+    kl_warmup: f32,
+    clip_norm: Option<f32>,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
+}
+
+fn enum_name<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value().expect("no skipped variants").get_name().to_string()
+}
+
+impl Settings {
+    fn from_args(a: &TrainArgs) -> Self {
+        Self {
+            seed: a.seed,
+            batch_size: a.batch_size as usize,
+            lr: a.lr,
+            optimizer: a.optimizer,
+            binarize: a.binarize,
+            kl_warmup: a.kl_warmup,
+            clip_norm: a.clip_norm,
+            train_limit: a.train_limit.map(|n| n as usize),
+            test_limit: a.test_limit.map(|n| n as usize),
+        }
+    }
+
+    fn to_metadata(&self) -> HashMap<String, String> {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        HashMap::from([
+            ("train.seed".into(), self.seed.to_string()),
+            ("train.batch_size".into(), self.batch_size.to_string()),
+            ("train.lr".into(), self.lr.to_string()),
+            ("train.optimizer".into(), enum_name(self.optimizer)),
+            ("train.binarize".into(), enum_name(self.binarize)),
+            ("train.kl_warmup".into(), self.kl_warmup.to_string()),
+            ("train.clip_norm".into(), opt(self.clip_norm.map(|v| v.to_string()))),
+            ("train.train_limit".into(), opt(self.train_limit.map(|v| v.to_string()))),
+            ("train.test_limit".into(), opt(self.test_limit.map(|v| v.to_string()))),
+        ])
+    }
+
+    fn from_metadata(m: &HashMap<String, String>) -> std::result::Result<Self, String> {
+        let get = |k: &str| m.get(&format!("train.{k}")).ok_or(format!("the checkpoint has no training setting {k:?}"));
+        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
+            v.parse().map_err(|_| format!("training setting {k:?} = {v:?} is malformed"))
+        }
+        let optional = |k: &str| -> std::result::Result<Option<String>, String> {
+            let v = get(k)?;
+            Ok((!v.is_empty()).then(|| v.clone()))
+        };
+        let value_enum = |k: &str| -> std::result::Result<String, String> { get(k).cloned() };
+        Ok(Self {
+            seed: parse("seed", get("seed")?)?,
+            batch_size: parse("batch_size", get("batch_size")?)?,
+            lr: parse("lr", get("lr")?)?,
+            optimizer: OptimizerKind::from_str(&value_enum("optimizer")?, false)?,
+            binarize: BinarizeKind::from_str(&value_enum("binarize")?, false)?,
+            kl_warmup: parse("kl_warmup", get("kl_warmup")?)?,
+            clip_norm: optional("clip_norm")?.map(|v| parse("clip_norm", &v)).transpose()?,
+            train_limit: optional("train_limit")?.map(|v| parse("train_limit", &v)).transpose()?,
+            test_limit: optional("test_limit")?.map(|v| parse("test_limit", &v)).transpose()?,
+        })
+    }
+
+    fn optimizer(&self) -> Box<dyn Optimizer> {
+        match self.optimizer {
+            OptimizerKind::Adam => Box::new(Adam::new(self.lr)),
+            OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, 0.9)),
+            OptimizerKind::Adagrad => Box::new(Adagrad::new(self.lr)),
+        }
+    }
+}
+
+use clap::ValueEnum;
+
+/// A run in progress: model, optimizer, settings and finished epochs.
+struct Run {
+    model: Vae,
+    opt: Box<dyn Optimizer>,
+    settings: Settings,
+    epochs_done: u64,
+    /// metrics.csv rows of the finished epochs (no header).
+    metrics: Vec<String>,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+const MODEL: &str = "model.safetensors";
+
+impl Run {
+    /// Saves the model alone, then the full checkpoint (model, optimizer state, settings,
+    /// metrics), each atomically.
+    fn save(&self, out: &Path) -> Result<()> {
+        checkpoint::save(&out.join(MODEL), &self.model, &[], &HashMap::new())?;
+        let (steps, state) = self.opt.state();
+        let mut meta = self.settings.to_metadata();
+        meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
+        meta.insert("train.optimizer_steps".into(), steps.to_string());
+        meta.insert("train.metrics".into(), self.metrics.join("\n"));
+        checkpoint::save(&out.join(CHECKPOINT), &self.model, &state, &meta)?;
+        Ok(())
+    }
+
+    /// Reads the checkpoint of the run in `out`.
+    fn resume(out: &Path) -> Result<Self> {
+        let path = out.join(CHECKPOINT);
+        if !path.is_file() {
+            return Err(format!(
+                "--resume: there is no {CHECKPOINT} in {} to resume; start a new run without --resume",
+                out.display()
+            )
+            .into());
+        }
+        let loaded = checkpoint::load(&path)?;
+        let bad = |m: String| format!("{}: {m}", path.display());
+        let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
+        let num = |k: &str| -> std::result::Result<u64, String> {
+            loaded.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("missing or malformed {k}")))
+        };
+        let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
+        let mut opt = settings.optimizer();
+        opt.load_state(steps, loaded.extra).map_err(bad)?;
+        let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
+        Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics })
+    }
+}
+
+/// The model configuration the flags describe, for images of `rows`×`cols`.
+fn config_from_args(a: &TrainArgs, rows: usize, cols: usize) -> Result<VaeConfig> {
+    let base = match a.model {
+        ModelKind::Mlp => VaeConfig {
+            arch: Arch::Mlp { hidden: a.hidden.iter().map(|&h| h as usize).collect() },
+            ..VaeConfig::mlp_mnist()
+        },
+        ModelKind::Conv => VaeConfig::conv_mnist(),
+    };
+    let likelihood = match a.likelihood {
+        LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
+        LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: a.sigma },
+    };
+    let config = VaeConfig { input: [1, rows, cols], latent: a.latent_dim as usize, likelihood, beta: a.beta, ..base };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The default run folder: `runs/<model>-z<latent>-seed<seed>`, with `-2`, `-3`, … if taken.
+fn default_out(a: &TrainArgs) -> PathBuf {
+    let base = format!("{}-z{}-seed{}", enum_name(a.model), a.latent_dim, a.seed);
+    let runs = Path::new("runs");
+    (1..)
+        .map(|i| if i == 1 { runs.join(&base) } else { runs.join(format!("{base}-{i}")) })
+        .find(|p| !p.exists())
+        .expect("an unused name")
+}
+
+/// The KL weight at a step: a linear ramp from 0 to β over `warmup` epochs, then β.
+fn kl_weight(beta: f32, warmup: f32, epoch: u64, step: usize, steps: usize) -> f32 {
+    if warmup <= 0.0 {
+        return beta;
+    }
+    let progress = (epoch as f32 + step as f32 / steps as f32) / warmup;
+    beta * progress.min(1.0)
+}
+
+/// The data, limited and binarized as the settings say; the mode for batches.
+fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
+    let data = Dataset::load(dir)?;
+    let (mut train, mut test) = (data.train, data.test);
+    if let Some(n) = s.train_limit {
+        train = train.truncated(n);
+    }
+    if let Some(n) = s.test_limit {
+        test = test.truncated(n);
+    }
+    let mode = match s.binarize {
+        BinarizeKind::None => Binarize::None,
+        BinarizeKind::Dynamic => Binarize::Dynamic,
+        BinarizeKind::Static => {
+            train = train.binarized(&mut stream(s.seed, 0, 0, Purpose::Binarize));
+            test = test.binarized(&mut stream(s.seed, 1, 0, Purpose::Binarize));
+            Binarize::None
+        }
+    };
+    Ok((train, test, mode))
+}
+
+/// Test images per evaluation chunk (each chunk has its own noise stream, so the result does
+/// not depend on the number of threads).
+const EVAL_CHUNK: usize = 500;
+
+/// The negative ELBO per image over a split, with z sampled from q(z|x), in parallel chunks.
+pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, seed: u64, epoch: u64) -> Terms {
+    let n = split.len();
+    let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
+    let totals = chunks
+        .par_iter()
+        .map(|&c| {
+            let mut rng = stream(seed, epoch, c as u64, Purpose::Test);
+            let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
+            let x = split.batch(&idx, mode, &mut rng);
+            evaluate_batch(model, x, &mut rng)
+        })
+        .reduce(Totals::default, |a, b| Totals { recon: a.recon + b.recon, kl: a.kl + b.kl, count: a.count + b.count });
+    totals.mean(model.config.beta)
+}
+
+/// Writes samples.png (8×8 prior samples) and reconstructions.png (8 test images above their
+/// reconstructions).
+pub fn write_pictures(model: &Vae, test: &Split, seed: u64, out: &Path) -> Result<()> {
+    let (h, w) = (test.rows, test.cols);
+    let z = standard_normal(&[64, model.config.latent], &mut stream(seed, 0, 0, Purpose::Pictures));
+    image::grid(&model.decode_mean(z), 8, 8, h, w).save(&out.join("samples.png"))?;
+    let idx: Vec<usize> = (0..8.min(test.len())).collect();
+    let x = test.batch(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures));
+    let recon = model.reconstruct(x.clone());
+    let both = ndarray::concatenate(ndarray::Axis(0), &[x.view(), recon.view()]).expect("same widths");
+    image::grid(&both, 2, idx.len(), h, w).save(&out.join("reconstructions.png"))?;
+    Ok(())
+}
+
+/// `vae-cli train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    check_number("lr", args.lr, 0.0, false)?;
+    check_number("sigma", args.sigma, 0.0, false)?;
+    check_number("beta", args.beta, 0.0, true)?;
+    check_number("kl-warmup", args.kl_warmup, 0.0, true)?;
+    if let Some(c) = args.clip_norm {
+        check_number("clip-norm", c, 0.0, false)?;
+    }
+    let dir = data_dir(&args.data);
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args));
+
+    let mut run = if args.resume {
+        let run = Run::resume(&out)?;
+        println!("resuming {} after epoch {} (its saved settings apply)", out.display(), run.epochs_done);
+        run
+    } else {
+        if out.join(CHECKPOINT).exists() {
+            return Err(format!(
+                "{} already holds a run; continue it with --resume, or choose another --out",
+                out.display()
+            )
+            .into());
+        }
+        let settings = Settings::from_args(&args);
+        let probe = Dataset::load(&dir)?; // fail early, before creating a folder
+        let config = config_from_args(&args, probe.train.rows, probe.train.cols)?;
+        let model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
+        Run { model, opt: settings.optimizer(), settings, epochs_done: 0, metrics: vec![] }
+    };
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
+    let s = run.settings.clone();
+    let (train, test, mode) = prepare_data(&dir, &s)?;
+    let [_, rows, cols] = run.model.config.input;
+    if (train.rows, train.cols) != (rows, cols) {
+        return Err(format!(
+            "the model takes {rows}×{cols} images but {} holds {}×{} images",
+            dir.display(),
+            train.rows,
+            train.cols
+        )
+        .into());
+    }
+    if train.is_empty() || test.is_empty() {
+        return Err(format!("{}: the training and test sets must not be empty", dir.display()).into());
+    }
+
+    let steps = train.len().div_ceil(s.batch_size);
+    println!(
+        "training {} ({} parameters) on {} images from {}; {} steps per epoch; run folder {}",
+        describe(&run.model.config),
+        run.model.params.num_scalars(),
+        train.len(),
+        dir.display(),
+        steps,
+        out.display()
+    );
+    write_metrics(&out, &run.metrics)?;
+    for epoch in run.epochs_done..args.epochs {
+        let t0 = Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
+        let bar = Progress::new(steps as u64, format!("epoch {}/{}", epoch + 1, args.epochs));
+        let mut totals = Totals::default();
+        for (step, idx) in order.chunks(s.batch_size).enumerate() {
+            let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
+            let x = train.batch(idx, mode, &mut rng);
+            let eps = standard_normal(&[idx.len(), run.model.config.latent], &mut rng);
+            let beta = kl_weight(run.model.config.beta, s.kl_warmup, epoch, step, steps);
+            let terms = train_step(&mut run.model, run.opt.as_mut(), &x, eps, beta, s.clip_norm).map_err(|nf| {
+                bar.finish();
+                let what = match &nf.param {
+                    None => format!("the loss is {}", nf.terms.loss),
+                    Some(p) => format!("the gradient of {p} is not finite"),
+                };
+                format!(
+                    "training diverged at epoch {} step {} of {steps}: {what}. The last good checkpoint (after epoch {}) in {} is intact. \
+                     Try a lower --lr (now {}), --clip-norm 100, or --likelihood bernoulli",
+                    epoch + 1,
+                    step + 1,
+                    run.epochs_done,
+                    out.display(),
+                    s.lr
+                )
+            })?;
+            let n = idx.len();
+            totals.recon += terms.recon * n as f64;
+            totals.kl += terms.kl * n as f64;
+            totals.count += n;
+            bar.step(|| {
+                let m = totals.mean(run.model.config.beta);
+                format!("loss {:.2} (recon {:.2}, kl {:.2})", m.loss, m.recon, m.kl)
+            });
+        }
+        bar.finish();
+        let train_terms = totals.mean(run.model.config.beta);
+        let test_terms = evaluate(&run.model, &test, mode, s.seed, epoch);
+        let seconds = t0.elapsed().as_secs_f64();
+        run.metrics.push(format!(
+            "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2}",
+            epoch + 1,
+            train_terms.loss,
+            train_terms.recon,
+            train_terms.kl,
+            test_terms.loss,
+            test_terms.recon,
+            test_terms.kl,
+            seconds
+        ));
+        run.epochs_done = epoch + 1;
+        write_pictures(&run.model, &test, s.seed, &out)?;
+        write_metrics(&out, &run.metrics)?;
+        run.save(&out)?;
+        println!(
+            "epoch {:>3}/{}  train {:.2} (recon {:.2}, kl {:.2})  test {:.2} (recon {:.2}, kl {:.2})  {:.1}s",
+            epoch + 1,
+            args.epochs,
+            train_terms.loss,
+            train_terms.recon,
+            train_terms.kl,
+            test_terms.loss,
+            test_terms.recon,
+            test_terms.kl,
+            seconds
+        );
+    }
+    println!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
+    Ok(())
+}
+
+/// Writes metrics.csv from the rows of the finished epochs.
+fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
+    let mut text = String::from(METRICS_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    checkpoint::write_atomic(&out.join("metrics.csv"), text.as_bytes())?;
+    Ok(())
+}
+
+/// A one-line description such as `mlp 784-400-20 bernoulli`.
+pub fn describe(c: &VaeConfig) -> String {
+    let lik = match c.likelihood {
+        Likelihood::Bernoulli => "bernoulli".to_string(),
+        Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+    };
+    match &c.arch {
+        Arch::Mlp { hidden } => {
+            let sizes: Vec<String> = std::iter::once(c.input_len()).chain(hidden.iter().copied()).chain([c.latent]).map(|s| s.to_string()).collect();
+            format!("mlp {} {lik}", sizes.join("-"))
+        }
+        Arch::Conv { layers } => {
+            let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
+            format!("conv {}→{}→z{} {lik}", c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"), ch.join("→"), c.latent)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! End-to-end tests of `vae-cli`: training on a slice of MNIST, evaluation, resume, and the
+//! errors a user can cause. They run the real binary as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
+/// `cargo test --test cli` alone would not, so it is brought up to date once per test run.
+fn bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "vae-cli"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "could not build vae-cli");
+            dir.join(format!("vae-cli{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vae-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A small, quick training run: 2,000 images, batches of 32 (63 steps per epoch).
+fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "train", "--train-limit", "2000", "--test-limit", "500", "--batch-size", "32", "--hidden", "64",
+        "--latent-dim", "4", "--epochs", epochs, "--out", out,
+    ];
+    args.extend(extra);
+    run(&args)
+}
+
+/// metrics.csv rows as numbers, without the header.
+fn metrics(out: &Path) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds");
+    lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+}
+
+/// Width and height from a PNG's IHDR chunk (after checking the signature).
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "vae-cli failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn training_on_a_slice_lowers_the_loss_writes_everything_and_eval_agrees() {
+    let out = scratch("train");
+    let o = small_run(&out, "4", &[]);
+    ok(&o);
+    let rows = metrics(&out);
+    assert_eq!(rows.len(), 4);
+    let (first, last) = (&rows[0], &rows[3]);
+    assert!(last[1] < first[1] - 5.0, "train loss {} → {}", first[1], last[1]);
+    assert!(last[4] < first[4], "test loss {} → {}", first[4], last[4]);
+    for r in &rows {
+        assert!((r[1] - (r[2] + r[3])).abs() < 1e-3, "train loss is recon + kl: {r:?}");
+    }
+    for f in ["model.safetensors", "checkpoint.safetensors"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // 8×8 grid of 28×28 digits at 3× with 2-pixel gaps: 8·(84 + 2) + 2 = 690.
+    assert_eq!(png_size(&out.join("samples.png")), (690, 690));
+    assert_eq!(png_size(&out.join("reconstructions.png")), (690, 174));
+
+    let model = out.join("model.safetensors");
+    let o = run(&["eval", "--checkpoint", model.to_str().unwrap(), "--test-limit", "500", "--json"]);
+    ok(&o);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let test_loss = json["test_loss"].as_f64().unwrap();
+    // Same images, independently sampled z: agreement to sampling noise.
+    assert!((test_loss - last[4]).abs() < 0.01 * last[4], "eval {test_loss} vs metrics {}", last[4]);
+    assert!((json["recon"].as_f64().unwrap() + json["kl"].as_f64().unwrap() - test_loss).abs() < 1e-3);
+}
+
+#[test]
+fn importance_sampling_gives_a_tighter_bound_than_the_elbo() {
+    let out = scratch("iw");
+    ok(&small_run(&out, "1", &[]));
+    let model = out.join("model.safetensors");
+    let o = run(&["eval", "--checkpoint", model.to_str().unwrap(), "--test-limit", "100", "--iw-samples", "50", "--json"]);
+    ok(&o);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (elbo_loss, nll) = (json["test_loss"].as_f64().unwrap(), json["nll"].as_f64().unwrap());
+    assert!(nll < elbo_loss, "−log p(x) estimate {nll} should be below the negative ELBO {elbo_loss}");
+}
+
+#[test]
+fn a_resumed_run_gives_the_numbers_of_an_uninterrupted_one() {
+    let (whole, split) = (scratch("whole"), scratch("split"));
+    ok(&small_run(&whole, "3", &["--binarize", "dynamic"]));
+    ok(&small_run(&split, "1", &["--binarize", "dynamic"]));
+    let o = run(&["train", "--resume", "--out", split.to_str().unwrap(), "--epochs", "3"]);
+    ok(&o);
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 3);
+    assert_eq!(b.len(), 3);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra[..7], rb[..7], "resumed metrics differ (all but seconds must match)");
+    }
+    let load = |d: &Path| vae::checkpoint::load(&d.join("model.safetensors")).unwrap().model.params;
+    let (pa, pb) = (load(&whole), load(&split));
+    for ((name, a), (_, b)) in pa.iter().zip(pb.iter()) {
+        assert!(a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()), "resumed {name} differs");
+    }
+}
+
+/// A failed command: non-zero exit, one line on stderr starting with "error", no panic.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure, got success");
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(first.starts_with("error"), "first line is not an error: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+}
+
+#[test]
+fn bad_flags_give_a_one_line_error_and_a_non_zero_exit() {
+    assert_clean_error(&run(&["train", "--batch-size", "0"]), "--batch-size");
+    assert_clean_error(&run(&["train", "--model", "transformer"]), "--model");
+    assert_clean_error(&run(&["train", "--lr", "-1"]), "--lr must be a finite number greater than 0");
+    assert_clean_error(&run(&["train", "--lr", "NaN"]), "--lr must be a finite number");
+    let missing = scratch("nodata");
+    assert_clean_error(&run(&["train", "--data", missing.to_str().unwrap()]), "does not exist");
+    let empty = scratch("noresume");
+    assert_clean_error(&run(&["train", "--resume", "--out", empty.to_str().unwrap()]), "to resume");
+    let not_ckpt = scratch("notckpt");
+    std::fs::create_dir_all(&not_ckpt).unwrap();
+    std::fs::write(not_ckpt.join("x.safetensors"), b"hello").unwrap();
+    let p = not_ckpt.join("x.safetensors");
+    assert_clean_error(&run(&["eval", "--checkpoint", p.to_str().unwrap()]), "not a readable safetensors checkpoint");
+}
