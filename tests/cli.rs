@@ -38,8 +38,21 @@ fn scratch(name: &str) -> PathBuf {
 fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
     let out = out.to_str().unwrap();
     let mut args = vec![
-        "train", "--train-limit", "2000", "--test-limit", "500", "--batch-size", "32", "--hidden", "64",
-        "--latent-dim", "4", "--epochs", epochs, "--out", out,
+        "train",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "500",
+        "--batch-size",
+        "32",
+        "--hidden",
+        "64",
+        "--latent-dim",
+        "4",
+        "--epochs",
+        epochs,
+        "--out",
+        out,
     ];
     args.extend(extra);
     run(&args)
@@ -63,7 +76,12 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 fn ok(o: &Output) {
-    assert!(o.status.success(), "vae-cli failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "vae-cli failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -101,7 +119,8 @@ fn importance_sampling_gives_a_tighter_bound_than_the_elbo() {
     let out = scratch("iw");
     ok(&small_run(&out, "1", &[]));
     let model = out.join("model.safetensors");
-    let o = run(&["eval", "--checkpoint", model.to_str().unwrap(), "--test-limit", "100", "--iw-samples", "50", "--json"]);
+    let o =
+        run(&["eval", "--checkpoint", model.to_str().unwrap(), "--test-limit", "100", "--iw-samples", "50", "--json"]);
     ok(&o);
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let (elbo_loss, nll) = (json["test_loss"].as_f64().unwrap(), json["nll"].as_f64().unwrap());

@@ -46,7 +46,9 @@ impl Fixture {
         for name in st.names() {
             let v = st.tensor(name).unwrap();
             let data: Vec<f64> = match v.dtype() {
-                Dtype::F32 => v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+                Dtype::F32 => {
+                    v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+                }
                 Dtype::F64 => v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
                 d => panic!("{name}: unexpected dtype {d:?}"),
             };
@@ -80,7 +82,9 @@ impl Fixture {
         };
         let (arch, input, latent) = match self.meta["model"].as_str() {
             // sizes = [N, D, hidden, latent]
-            "mlp" => (Arch::Mlp { hidden: sizes[2..sizes.len() - 1].to_vec() }, [1, 1, sizes[1]], sizes[sizes.len() - 1]),
+            "mlp" => {
+                (Arch::Mlp { hidden: sizes[2..sizes.len() - 1].to_vec() }, [1, 1, sizes[1]], sizes[sizes.len() - 1])
+            }
             // sizes = [N, latent]; the layers' channels and kernels come from the weights
             "conv" => {
                 let mut layers = Vec::new();
@@ -181,7 +185,13 @@ fn check_case(path: &Path) -> bool {
         table.compare(&format!("adam_param.{name}"), value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
     }
 
-    println!("\n{} ({}, {}, sizes {})", path.file_name().unwrap().to_string_lossy(), fx.meta["model"], fx.meta["likelihood"], fx.meta["sizes"]);
+    println!(
+        "\n{} ({}, {}, sizes {})",
+        path.file_name().unwrap().to_string_lossy(),
+        fx.meta["model"],
+        fx.meta["likelihood"],
+        fx.meta["sizes"]
+    );
     println!("{:<34} {:>11} {:>11}  ok", "tensor", "max abs", "max rel");
     for (name, abs, rel, ok) in &table.rows {
         println!("{name:<34} {abs:>11.3e} {rel:>11.3e}  {}", if *ok { "yes" } else { "NO" });

@@ -212,18 +212,14 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
     let x_chunks = x.as_slice().expect("standard layout").par_chunks(g.c * g.h * g.w);
-    y.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(c_out * g.cols())
-        .zip(x_chunks)
-        .for_each_init(
-            || vec![0.0; g.rows() * g.cols()],
-            |cols, (y_n, x_n)| {
-                g.im2col(x_n, cols);
-                let mut y_n = matrix_mut(c_out, g.cols(), y_n);
-                general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), cols), 0.0, &mut y_n);
-            },
-        );
+    y.as_slice_mut().expect("standard layout").par_chunks_mut(c_out * g.cols()).zip(x_chunks).for_each_init(
+        || vec![0.0; g.rows() * g.cols()],
+        |cols, (y_n, x_n)| {
+            g.im2col(x_n, cols);
+            let mut y_n = matrix_mut(c_out, g.cols(), y_n);
+            general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), cols), 0.0, &mut y_n);
+        },
+    );
     y
 }
 
@@ -263,19 +259,15 @@ pub(crate) fn conv2d_backward(
 
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut()
-            .expect("standard layout")
-            .par_chunks_mut(c_in * h * wd)
-            .zip(dy_chunks())
-            .for_each_init(
-                || vec![0.0; g.rows() * g.cols()],
-                |dcols, (dx_n, dy_n)| {
-                    let mut dcols_m = matrix_mut(g.rows(), g.cols(), dcols);
-                    let dy_n = matrix(c_out, g.cols(), dy_n);
-                    general_mat_mul(1.0, &w_mat.t(), &dy_n, 0.0, &mut dcols_m);
-                    g.col2im(dcols, dx_n);
-                },
-            );
+        dx.as_slice_mut().expect("standard layout").par_chunks_mut(c_in * h * wd).zip(dy_chunks()).for_each_init(
+            || vec![0.0; g.rows() * g.cols()],
+            |dcols, (dx_n, dy_n)| {
+                let mut dcols_m = matrix_mut(g.rows(), g.cols(), dcols);
+                let dy_n = matrix(c_out, g.cols(), dy_n);
+                general_mat_mul(1.0, &w_mat.t(), &dy_n, 0.0, &mut dcols_m);
+                g.col2im(dcols, dx_n);
+            },
+        );
         dx
     });
     (dx, dw, bias_backward(dy))
@@ -287,12 +279,7 @@ pub(crate) fn conv2d_backward(
 fn conv_transpose2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize; 4], [usize; 4], Im2col) {
     let [n, c_in, h, wd] = dims4("conv_transpose2d", "x", x);
     let [c_in_w, c_out, kh, kw] = dims4("conv_transpose2d", "w", w);
-    assert_eq!(
-        c_in,
-        c_in_w,
-        "conv_transpose2d: x has {c_in} channels, w {:?} expects {c_in_w}",
-        w.shape()
-    );
+    assert_eq!(c_in, c_in_w, "conv_transpose2d: x has {c_in} channels, w {:?} expects {c_in_w}", w.shape());
     let (ho, wo) = (geom.conv_transpose_out(h, kh), geom.conv_transpose_out(wd, kw));
     let g = Im2col { c: c_out, h: ho, w: wo, kh, kw, ho: h, wo: wd, geom };
     ([n, c_in, h, wd], [c_in, c_out, kh, kw], g)
@@ -304,18 +291,14 @@ fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
     let mut y = Tensor::zeros(vec![n, c_out, g.h, g.w]);
     let x_chunks = x.as_slice().expect("standard layout").par_chunks(c_in * g.cols());
-    y.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(c_out * g.h * g.w)
-        .zip(x_chunks)
-        .for_each_init(
-            || vec![0.0; g.rows() * g.cols()],
-            |cols, (y_n, x_n)| {
-                let mut cols_m = matrix_mut(g.rows(), g.cols(), cols);
-                general_mat_mul(1.0, &w_mat.t(), &matrix(c_in, g.cols(), x_n), 0.0, &mut cols_m);
-                g.col2im(cols, y_n);
-            },
-        );
+    y.as_slice_mut().expect("standard layout").par_chunks_mut(c_out * g.h * g.w).zip(x_chunks).for_each_init(
+        || vec![0.0; g.rows() * g.cols()],
+        |cols, (y_n, x_n)| {
+            let mut cols_m = matrix_mut(g.rows(), g.cols(), cols);
+            general_mat_mul(1.0, &w_mat.t(), &matrix(c_in, g.cols(), x_n), 0.0, &mut cols_m);
+            g.col2im(cols, y_n);
+        },
+    );
     y
 }
 
@@ -355,18 +338,14 @@ pub(crate) fn conv_transpose2d_backward(
 
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut()
-            .expect("standard layout")
-            .par_chunks_mut(c_in * g.cols())
-            .zip(dy_chunks())
-            .for_each_init(
-                || vec![0.0; g.rows() * g.cols()],
-                |dcols, (dx_n, dy_n)| {
-                    g.im2col(dy_n, dcols);
-                    let mut dx_n = matrix_mut(c_in, g.cols(), dx_n);
-                    general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), dcols), 0.0, &mut dx_n);
-                },
-            );
+        dx.as_slice_mut().expect("standard layout").par_chunks_mut(c_in * g.cols()).zip(dy_chunks()).for_each_init(
+            || vec![0.0; g.rows() * g.cols()],
+            |dcols, (dx_n, dy_n)| {
+                g.im2col(dy_n, dcols);
+                let mut dx_n = matrix_mut(c_in, g.cols(), dx_n);
+                general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), dcols), 0.0, &mut dx_n);
+            },
+        );
         dx
     });
     (dx, dw, bias_backward(dy))

@@ -63,9 +63,13 @@ impl InputError {
     /// The entry with the largest absolute error: (index, analytic, numeric).
     pub fn worst(&self) -> (usize, f64, f64) {
         let pairs = self.analytic.iter().zip(&self.numeric).enumerate();
-        pairs
-            .map(|(i, (&a, &n))| (i, a, n))
-            .fold((0, 0.0, 0.0), |w, e| if (e.1 - e.2).abs() > (w.1 - w.2).abs() { e } else { w })
+        pairs.map(|(i, (&a, &n))| (i, a, n)).fold((0, 0.0, 0.0), |w, e| {
+            if (e.1 - e.2).abs() > (w.1 - w.2).abs() {
+                e
+            } else {
+                w
+            }
+        })
     }
 }
 
@@ -82,11 +86,7 @@ pub fn check_gradients(inputs: &[Tensor], f: impl Fn(&mut Tape, &[Var]) -> Var) 
 }
 
 /// [`check_gradients`] with a chosen finite-difference step `h`.
-pub fn check_gradients_with_step(
-    inputs: &[Tensor],
-    h: f64,
-    f: impl Fn(&mut Tape, &[Var]) -> Var,
-) -> GradReport {
+pub fn check_gradients_with_step(inputs: &[Tensor], h: f64, f: impl Fn(&mut Tape, &[Var]) -> Var) -> GradReport {
     // The projection r, of the output's shape, from a fixed seed.
     let r = {
         let mut tape = Tape::new();
@@ -133,9 +133,10 @@ impl GradReport {
     /// |analytic − numeric| ≤ atol + rtol·|numeric|.
     #[track_caller]
     pub fn assert_within(&self, atol: f64, rtol: f64) {
-        let failed = self.inputs.iter().any(|e| {
-            e.analytic.iter().zip(&e.numeric).any(|(a, n)| !((a - n).abs() <= atol + rtol * n.abs()))
-        });
+        let failed = self
+            .inputs
+            .iter()
+            .any(|e| e.analytic.iter().zip(&e.numeric).any(|(a, n)| !((a - n).abs() <= atol + rtol * n.abs())));
         assert!(!failed, "gradient check failed (atol {atol}, rtol {rtol}):\n{self}");
     }
 }

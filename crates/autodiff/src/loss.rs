@@ -66,7 +66,8 @@ impl Tape<'_> {
         let (m, x) = (self.value(mean), self.value(target));
         check_same("gaussian_nll", m, x);
         let (m2, x2) = (rows(m), rows(x));
-        let (inv_two_var, log_norm) = (1.0 / (2.0 * sigma as f64 * sigma as f64), (sigma as f64).ln() + HALF_LN_2PI as f64);
+        let (inv_two_var, log_norm) =
+            (1.0 / (2.0 * sigma as f64 * sigma as f64), (sigma as f64).ln() + HALF_LN_2PI as f64);
         let y = per_example_sum(m2.nrows(), m2.ncols(), |n, i| {
             let r = (x2[[n, i]] - m2[[n, i]]) as f64;
             r * r * inv_two_var + log_norm

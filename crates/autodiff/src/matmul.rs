@@ -27,13 +27,7 @@ pub(crate) fn as_matrix<'a>(op: &str, x: &'a Tensor) -> ArrayView2<'a, f32> {
 /// y = a·op(b), where op(b) = b or bᵀ; the shapes are checked with a message naming both.
 #[track_caller]
 fn gemm(op: &str, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Tensor {
-    assert_eq!(
-        a.ncols(),
-        b.nrows(),
-        "{op}: inner dimensions differ: a is {:?}, b is {:?}",
-        a.shape(),
-        b.shape()
-    );
+    assert_eq!(a.ncols(), b.nrows(), "{op}: inner dimensions differ: a is {:?}, b is {:?}", a.shape(), b.shape());
     let mut y = Array2::<f32>::zeros((a.nrows(), b.ncols()));
     general_mat_mul(1.0, &a, &b, 0.0, &mut y);
     y.into_dyn()

@@ -94,11 +94,5 @@ pub(crate) fn log_sum_exp_backward(x: &Tensor, y: &Tensor, axis: usize, dy: &Ten
     let y = y.view().insert_axis(Axis(axis));
     let dy = dy.view().insert_axis(Axis(axis));
     let (y, dy) = (y.broadcast(x.raw_dim()).unwrap(), dy.broadcast(x.raw_dim()).unwrap());
-    Zip::from(x).and(&y).and(&dy).map_collect(|&x, &y, &d| {
-        if y == f32::NEG_INFINITY {
-            0.0
-        } else {
-            d * (x - y).exp()
-        }
-    })
+    Zip::from(x).and(&y).and(&dy).map_collect(|&x, &y, &d| if y == f32::NEG_INFINITY { 0.0 } else { d * (x - y).exp() })
 }

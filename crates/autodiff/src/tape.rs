@@ -199,11 +199,8 @@ impl<'p> Tape<'p> {
     }
 
     fn push_leaf(&mut self, value: Cow<'p, Tensor>, needs_grad: bool) -> Var {
-        let value = if value.is_standard_layout() {
-            value
-        } else {
-            Cow::Owned(value.as_standard_layout().into_owned())
-        };
+        let value =
+            if value.is_standard_layout() { value } else { Cow::Owned(value.as_standard_layout().into_owned()) };
         self.nodes.push(Node { value, op: Op::Leaf, needs_grad });
         Var(self.nodes.len() - 1)
     }
@@ -211,11 +208,7 @@ impl<'p> Tape<'p> {
     /// Appends the result of an op (used by the op files). Every stored value is kept in
     /// standard layout, so kernels may take its contiguous slice.
     pub(crate) fn push(&mut self, value: Tensor, op: Op) -> Var {
-        let value = if value.is_standard_layout() {
-            value
-        } else {
-            value.as_standard_layout().into_owned()
-        };
+        let value = if value.is_standard_layout() { value } else { value.as_standard_layout().into_owned() };
         let needs_grad = op.inputs().iter().any(|v| self.nodes[v.0].needs_grad);
         self.nodes.push(Node { value: Cow::Owned(value), op, needs_grad });
         Var(self.nodes.len() - 1)
@@ -333,8 +326,7 @@ impl<'p> Tape<'p> {
             Op::Tanh(x) => g.add(*x, Some(elementwise::tanh_backward(y, dy))),
             Op::Softplus(x) => g.add(*x, Some(elementwise::softplus_backward(v(x), dy))),
             Op::MatMul { a, b, b_transposed } => {
-                let (da, db) =
-                    matmul::matmul_backward(v(a), v(b), *b_transposed, dy, need(a), need(b));
+                let (da, db) = matmul::matmul_backward(v(a), v(b), *b_transposed, dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
@@ -342,14 +334,10 @@ impl<'p> Tape<'p> {
             Op::Mean(x) => g.add(*x, Some(reduce::mean_backward(v(x), dy))),
             Op::SumAxis(x, axis) => g.add(*x, Some(reduce::sum_axis_backward(v(x), *axis, dy))),
             Op::MeanAxis(x, axis) => g.add(*x, Some(reduce::mean_axis_backward(v(x), *axis, dy))),
-            Op::LogSumExp(x, axis) => {
-                g.add(*x, Some(reduce::log_sum_exp_backward(v(x), y, *axis, dy)))
-            }
+            Op::LogSumExp(x, axis) => g.add(*x, Some(reduce::log_sum_exp_backward(v(x), y, *axis, dy))),
             Op::Reshape(x) => g.add(*x, Some(shape::reshape_backward(v(x), dy))),
             Op::Transpose(x) => g.add(*x, Some(shape::transpose_backward(dy))),
-            Op::Slice { x, axis, start } => {
-                g.add(*x, Some(shape::slice_backward(v(x), *axis, *start, dy)))
-            }
+            Op::Slice { x, axis, start } => g.add(*x, Some(shape::slice_backward(v(x), *axis, *start, dy))),
             Op::Concat(xs, axis) => {
                 for (x, dx) in xs.iter().zip(shape::concat_backward(xs, *axis, self, dy)) {
                     g.add(*x, dx);
@@ -364,8 +352,7 @@ impl<'p> Tape<'p> {
                 }
             }
             Op::ConvTranspose2d { x, w, b, geom } => {
-                let (dx, dw, db) =
-                    conv::conv_transpose2d_backward(v(x), v(w), *geom, dy, need(x), need(w));
+                let (dx, dw, db) = conv::conv_transpose2d_backward(v(x), v(w), *geom, dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
                 if let Some(b) = b {

@@ -26,7 +26,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let [_, rows, cols] = model.config.input;
     if (test.rows, test.cols) != (rows, cols) {
-        return Err(format!("the model takes {rows}×{cols} images but {} holds {}×{}", dir.display(), test.rows, test.cols).into());
+        return Err(format!(
+            "the model takes {rows}×{cols} images but {} holds {}×{}",
+            dir.display(),
+            test.rows,
+            test.cols
+        )
+        .into());
     }
     let mode = match args.binarize {
         BinarizeKind::None => Binarize::None,

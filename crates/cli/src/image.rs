@@ -20,7 +20,6 @@ pub struct Canvas {
 /// An RGB colour.
 pub type Rgb = [u8; 3];
 
-
 impl Canvas {
     /// A canvas filled with `bg`.
     pub fn new(width: usize, height: usize, bg: Rgb) -> Self {

@@ -17,9 +17,10 @@ impl Progress {
             return Self { bar: None };
         }
         let bar = ProgressBar::new(len);
-        let style = ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
-            .expect("a valid template")
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+                .expect("a valid template")
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(prefix);
         Self { bar: Some(bar) }

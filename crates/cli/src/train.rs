@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::ValueEnum;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -20,7 +21,9 @@ use vae::train::{evaluate_batch, train_step, Terms, Totals};
 use vae::{Arch, Likelihood, Vae, VaeConfig};
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
-use crate::commands::{check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs};
+use crate::commands::{
+    check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs,
+};
 use crate::image;
 use crate::progress::Progress;
 
@@ -137,8 +140,6 @@ impl Settings {
     }
 }
 
-use clap::ValueEnum;
-
 /// A run in progress: model, optimizer, settings and finished epochs.
 struct Run {
     model: Vae,
@@ -184,7 +185,7 @@ impl Run {
         };
         let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
         let mut opt = settings.optimizer();
-        opt.load_state(steps, loaded.extra).map_err(bad)?;
+        opt.load_state(steps, loaded.extra, loaded.model.params.values()).map_err(bad)?;
         let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
         Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics })
     }
@@ -372,10 +373,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             totals.recon += terms.recon * n as f64;
             totals.kl += terms.kl * n as f64;
             totals.count += n;
-            bar.step(|| {
-                let m = totals.mean(run.model.config.beta);
-                format!("loss {:.2} (recon {:.2}, kl {:.2})", m.loss, m.recon, m.kl)
-            });
+            bar.step(|| format!("loss {}", show(&totals.mean(run.model.config.beta))));
         }
         bar.finish();
         let train_terms = totals.mean(run.model.config.beta);
@@ -397,20 +395,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
         write_metrics(&out, &run.metrics)?;
         run.save(&out)?;
         println!(
-            "epoch {:>3}/{}  train {:.2} (recon {:.2}, kl {:.2})  test {:.2} (recon {:.2}, kl {:.2})  {:.1}s",
+            "epoch {:>3}/{}  train {}  test {}  {seconds:.1}s",
             epoch + 1,
             args.epochs,
-            train_terms.loss,
-            train_terms.recon,
-            train_terms.kl,
-            test_terms.loss,
-            test_terms.recon,
-            test_terms.kl,
-            seconds
+            show(&train_terms),
+            show(&test_terms)
         );
     }
     println!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
     Ok(())
+}
+
+/// `loss (recon …, kl …)` with two decimals.
+fn show(t: &Terms) -> String {
+    format!("{:.2} (recon {:.2}, kl {:.2})", t.loss, t.recon, t.kl)
 }
 
 /// Writes metrics.csv from the rows of the finished epochs.
@@ -433,12 +431,21 @@ pub fn describe(c: &VaeConfig) -> String {
     };
     match &c.arch {
         Arch::Mlp { hidden } => {
-            let sizes: Vec<String> = std::iter::once(c.input_len()).chain(hidden.iter().copied()).chain([c.latent]).map(|s| s.to_string()).collect();
+            let sizes: Vec<String> = std::iter::once(c.input_len())
+                .chain(hidden.iter().copied())
+                .chain([c.latent])
+                .map(|s| s.to_string())
+                .collect();
             format!("mlp {} {lik}", sizes.join("-"))
         }
         Arch::Conv { layers } => {
             let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
-            format!("conv {}→{}→z{} {lik}", c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"), ch.join("→"), c.latent)
+            format!(
+                "conv {}→{}→z{} {lik}",
+                c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"),
+                ch.join("→"),
+                c.latent
+            )
         }
     }
 }

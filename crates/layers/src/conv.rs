@@ -24,7 +24,15 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// Creates the layer's parameters with PyTorch's initialization (fan_in = C_in·K·K).
-    pub fn new(store: &mut ParamStore, name: &str, c_in: usize, c_out: usize, kernel: usize, geom: ConvGeom, rng: &mut impl Rng) -> Self {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        geom: ConvGeom,
+        rng: &mut impl Rng,
+    ) -> Self {
         let fan_in = c_in * kernel * kernel;
         let weight = store.add(&format!("{name}.weight"), uniform_fan_in(&[c_out, c_in, kernel, kernel], fan_in, rng));
         let bias = store.add(&format!("{name}.bias"), uniform_fan_in(&[c_out], fan_in, rng));
@@ -51,7 +59,15 @@ pub struct ConvTranspose2d {
 impl ConvTranspose2d {
     /// Creates the layer's parameters with PyTorch's initialization (fan_in = C_out·K·K, read
     /// from dimension 1 of the weight as PyTorch does).
-    pub fn new(store: &mut ParamStore, name: &str, c_in: usize, c_out: usize, kernel: usize, geom: ConvGeom, rng: &mut impl Rng) -> Self {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        geom: ConvGeom,
+        rng: &mut impl Rng,
+    ) -> Self {
         let fan_in = c_out * kernel * kernel;
         let weight = store.add(&format!("{name}.weight"), uniform_fan_in(&[c_in, c_out, kernel, kernel], fan_in, rng));
         let bias = store.add(&format!("{name}.bias"), uniform_fan_in(&[c_out], fan_in, rng));

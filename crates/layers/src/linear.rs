@@ -25,8 +25,15 @@ pub struct Linear {
 
 impl Linear {
     /// Creates `<name>.weight` and `<name>.bias` in `store` with PyTorch's initialization.
-    pub fn new(store: &mut ParamStore, name: &str, in_features: usize, out_features: usize, rng: &mut impl Rng) -> Self {
-        let weight = store.add(&format!("{name}.weight"), uniform_fan_in(&[out_features, in_features], in_features, rng));
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let weight =
+            store.add(&format!("{name}.weight"), uniform_fan_in(&[out_features, in_features], in_features, rng));
         let bias = store.add(&format!("{name}.bias"), uniform_fan_in(&[out_features], in_features, rng));
         Self { weight, bias, in_features, out_features }
     }

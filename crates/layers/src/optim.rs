@@ -27,8 +27,9 @@ pub trait Optimizer: Send {
     fn steps(&self) -> u64;
     /// The optimizer's state as named tensors (for checkpoints), and the step count.
     fn state(&self) -> (u64, Vec<(String, Tensor)>);
-    /// Restores a state written by [`Optimizer::state`]; `Err` says what does not match.
-    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>) -> Result<(), String>;
+    /// Restores a state written by [`Optimizer::state`] for the parameters `params`; `Err`
+    /// says what does not match (a missing, unexpected or misshapen tensor).
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String>;
 }
 
 /// Runs `f` over four equally shaped tensors, in parallel when they are long.
@@ -47,6 +48,16 @@ fn zip4(
     }
 }
 
+/// Runs `f` over three equally shaped tensors, in parallel when they are long.
+fn zip3(theta: &mut Tensor, g: &Tensor, a: &mut Tensor, f: impl Fn(&mut f32, f32, &mut f32) + Sync + Send) {
+    let z = Zip::from(theta).and(g).and(a);
+    if g.len() >= PARALLEL_LEN {
+        z.par_for_each(|t, &g, a| f(t, g, a));
+    } else {
+        z.for_each(|t, &g, a| f(t, g, a));
+    }
+}
+
 /// Creates zeroed state tensors on the first step.
 fn ensure_state(state: &mut Vec<Tensor>, params: &[Tensor]) {
     if state.len() != params.len() {
@@ -58,26 +69,52 @@ fn ensure_state(state: &mut Vec<Tensor>, params: &[Tensor]) {
 fn check_grads(params: &[Tensor], grads: &[Tensor]) {
     assert_eq!(params.len(), grads.len(), "optimizer: {} parameters but {} gradients", params.len(), grads.len());
     for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-        assert_eq!(p.shape(), g.shape(), "optimizer: parameter {i} has shape {:?}, its gradient {:?}", p.shape(), g.shape());
+        assert_eq!(
+            p.shape(),
+            g.shape(),
+            "optimizer: parameter {i} has shape {:?}, its gradient {:?}",
+            p.shape(),
+            g.shape()
+        );
     }
 }
 
 /// Names state tensors `<slot>.<index>` and checks them on load.
 fn export(slots: &[(&str, &Vec<Tensor>)]) -> Vec<(String, Tensor)> {
-    slots.iter().flat_map(|(slot, ts)| ts.iter().enumerate().map(move |(i, t)| (format!("{slot}.{i}"), t.clone()))).collect()
+    slots
+        .iter()
+        .flat_map(|(slot, ts)| ts.iter().enumerate().map(move |(i, t)| (format!("{slot}.{i}"), t.clone())))
+        .collect()
 }
 
-fn import(slot: &str, tensors: &mut Vec<(String, Tensor)>) -> Vec<Tensor> {
-    let mut found: Vec<(usize, Tensor)> = Vec::new();
-    tensors.retain(|(name, t)| match name.strip_prefix(slot).and_then(|r| r.strip_prefix('.')).and_then(|i| i.parse().ok()) {
-        Some(i) => {
-            found.push((i, t.clone()));
-            false
+/// Reads back the slots written by [`export`]: for each slot name, one tensor per parameter
+/// with the parameter's shape, and nothing else.
+fn import(
+    kind: &str,
+    slots: &[&str],
+    mut tensors: Vec<(String, Tensor)>,
+    params: &[Tensor],
+) -> Result<Vec<Vec<Tensor>>, String> {
+    let mut out = Vec::new();
+    for slot in slots {
+        let mut found = Vec::with_capacity(params.len());
+        for (i, p) in params.iter().enumerate() {
+            let name = format!("{slot}.{i}");
+            let Some(pos) = tensors.iter().position(|(n, _)| *n == name) else {
+                return Err(format!("{kind} state: tensor {name} is missing"));
+            };
+            let (_, t) = tensors.swap_remove(pos);
+            if t.shape() != p.shape() {
+                return Err(format!("{kind} state: {name} has shape {:?}, its parameter {:?}", t.shape(), p.shape()));
+            }
+            found.push(t);
         }
-        None => true,
-    });
-    found.sort_by_key(|(i, _)| *i);
-    found.into_iter().map(|(_, t)| t).collect()
+        out.push(found);
+    }
+    if let Some((name, _)) = tensors.first() {
+        return Err(format!("{kind} state: unexpected tensor {name}"));
+    }
+    Ok(out)
 }
 
 /// Adam (Kingma & Ba) in PyTorch's bias-corrected form, with optional L2 weight decay.
@@ -139,12 +176,9 @@ impl Optimizer for Adam {
     fn state(&self) -> (u64, Vec<(String, Tensor)>) {
         (self.t, export(&[("m", &self.m), ("v", &self.v)]))
     }
-    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
-        let (m, v) = (import("m", &mut tensors), import("v", &mut tensors));
-        if m.len() != v.len() || !tensors.is_empty() {
-            return Err(format!("Adam state: expected tensors m.* and v.* in equal numbers, found {} and {} (and {} others)", m.len(), v.len(), tensors.len()));
-        }
-        (self.t, self.m, self.v) = (steps, m, v);
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
+        let mut slots = import("Adam", &["m", "v"], tensors, params)?;
+        (self.t, self.v, self.m) = (steps, slots.pop().expect("v"), slots.pop().expect("m"));
         Ok(())
     }
 }
@@ -176,7 +210,7 @@ impl Optimizer for Sgd {
         let (lr, mu, wd, first) = (self.lr, self.momentum, self.weight_decay, self.t == 0);
         self.t += 1;
         for ((theta, g), b) in params.iter_mut().zip(grads).zip(&mut self.buf) {
-            Zip::from(theta).and(g).and(b).for_each(|theta, &g, b| {
+            zip3(theta, g, b, |theta, g, b| {
                 let g = g + wd * *theta;
                 // PyTorch starts the buffer at the first gradient: b₁ = g₁.
                 *b = if first { g } else { mu * *b + g };
@@ -196,12 +230,9 @@ impl Optimizer for Sgd {
     fn state(&self) -> (u64, Vec<(String, Tensor)>) {
         (self.t, export(&[("momentum", &self.buf)]))
     }
-    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
-        let buf = import("momentum", &mut tensors);
-        if !tensors.is_empty() {
-            return Err(format!("SGD state: unexpected tensors {:?}", tensors.iter().map(|t| &t.0).collect::<Vec<_>>()));
-        }
-        (self.t, self.buf) = (steps, buf);
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
+        let mut slots = import("SGD", &["momentum"], tensors, params)?;
+        (self.t, self.buf) = (steps, slots.pop().expect("momentum"));
         Ok(())
     }
 }
@@ -233,7 +264,7 @@ impl Optimizer for Adagrad {
         self.t += 1;
         let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
         for ((theta, g), s) in params.iter_mut().zip(grads).zip(&mut self.sum) {
-            Zip::from(theta).and(g).and(s).for_each(|theta, &g, s| {
+            zip3(theta, g, s, |theta, g, s| {
                 let g = g + wd * *theta;
                 *s += g * g;
                 *theta -= lr * g / (s.sqrt() + eps);
@@ -252,12 +283,9 @@ impl Optimizer for Adagrad {
     fn state(&self) -> (u64, Vec<(String, Tensor)>) {
         (self.t, export(&[("sum", &self.sum)]))
     }
-    fn load_state(&mut self, steps: u64, mut tensors: Vec<(String, Tensor)>) -> Result<(), String> {
-        let sum = import("sum", &mut tensors);
-        if !tensors.is_empty() {
-            return Err(format!("Adagrad state: unexpected tensors {:?}", tensors.iter().map(|t| &t.0).collect::<Vec<_>>()));
-        }
-        (self.t, self.sum) = (steps, sum);
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
+        let mut slots = import("Adagrad", &["sum"], tensors, params)?;
+        (self.t, self.sum) = (steps, slots.pop().expect("sum"));
         Ok(())
     }
 }

@@ -66,6 +66,11 @@ impl ParamStore {
         self.names.iter().map(String::as_str).zip(&self.values)
     }
 
+    /// All values, in creation order.
+    pub fn values(&self) -> &[Tensor] {
+        &self.values
+    }
+
     /// All values, for an optimizer to update in place.
     pub fn values_mut(&mut self) -> &mut [Tensor] {
         &mut self.values
@@ -90,9 +95,6 @@ impl ParamVars {
     /// Moves the parameters' gradients out of `grads`, in store order; a parameter that did
     /// not reach the loss gets zeros.
     pub fn gradients(&self, tape: &Tape, mut grads: Gradients) -> Vec<Tensor> {
-        self.0
-            .iter()
-            .map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(tape.value(v).raw_dim())))
-            .collect()
+        self.0.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(tape.value(v).raw_dim()))).collect()
     }
 }

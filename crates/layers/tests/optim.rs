@@ -79,13 +79,16 @@ fn optimizer_state_round_trips() {
     run(&mut a);
     let (steps, state) = a.state();
     let mut b = Adam::new(0.01);
-    b.load_state(steps, state).unwrap();
     let mut pa = vec![t(&[0.3, 0.4])];
+    b.load_state(steps, state.clone(), &pa).unwrap();
     let mut pb = pa.clone();
     a.step(&mut pa, &[t(&[1.0, 1.0])]);
     b.step(&mut pb, &[t(&[1.0, 1.0])]);
     assert_eq!(pa, pb);
-    assert!(b.load_state(1, vec![("x.0".into(), t(&[1.0]))]).is_err());
+    let err = b.load_state(1, vec![("x.0".into(), t(&[1.0]))], &pa).unwrap_err();
+    assert!(err.contains("m.0 is missing"), "{err}");
+    let err = b.load_state(steps, state, &[t(&[1.0, 2.0, 3.0])]).unwrap_err();
+    assert!(err.contains("m.0 has shape [2], its parameter [3]"), "{err}");
 }
 
 #[test]

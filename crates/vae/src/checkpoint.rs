@@ -54,8 +54,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Encodes named f32 tensors and metadata as a safetensors file image.
 pub fn encode(tensors: &[(String, &Tensor)], metadata: HashMap<String, String>) -> Result<Vec<u8>, Error> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, t)| t.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, t)| t.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
         .zip(&bytes)
@@ -65,7 +64,8 @@ pub fn encode(tensors: &[(String, &Tensor)], metadata: HashMap<String, String>) 
             Ok((name.clone(), view))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::Checkpoint(format!("cannot encode checkpoint: {e}")))
+    safetensors::serialize(views, &Some(metadata))
+        .map_err(|e| Error::Checkpoint(format!("cannot encode checkpoint: {e}")))
 }
 
 /// Reads every tensor (F32 only) and the metadata of a safetensors file.
@@ -93,7 +93,8 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, HashMap<String, St
         if view.dtype() != Dtype::F32 {
             return Err(Error::Checkpoint(format!("tensor {name} has dtype {:?}; expected F32", view.dtype())));
         }
-        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let t = Tensor::from_shape_vec(view.shape().to_vec(), data)
             .map_err(|e| Error::Checkpoint(format!("tensor {name}: {e}")))?;
         tensors.push((name, t));
@@ -102,7 +103,12 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, HashMap<String, St
 }
 
 /// Saves a model (and optional extra tensors and metadata) to `path`, atomically.
-pub fn save(path: &Path, model: &Vae, extra: &[(String, Tensor)], extra_metadata: &HashMap<String, String>) -> Result<(), Error> {
+pub fn save(
+    path: &Path,
+    model: &Vae,
+    extra: &[(String, Tensor)],
+    extra_metadata: &HashMap<String, String>,
+) -> Result<(), Error> {
     let mut tensors: Vec<(String, &Tensor)> = model.params.iter().map(|(n, t)| (n.to_string(), t)).collect();
     tensors.extend(extra.iter().map(|(n, t)| (format!("{EXTRA_PREFIX}{n}"), t)));
     let mut metadata = extra_metadata.clone();
@@ -123,7 +129,8 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         )));
     }
     let config = VaeConfig::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
-    let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).map_err(|e| fail(e.to_string()))?;
+    let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))
+        .map_err(|e| fail(e.to_string()))?;
     let (model, extra) = restore(model, tensors).map_err(fail)?;
     Ok(Loaded { model, extra, metadata })
 }

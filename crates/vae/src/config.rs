@@ -126,7 +126,11 @@ impl VaeConfig {
                 (padded >= l.kernel && l.stride > 0).then(|| (padded - l.kernel) / l.stride + 1)
             };
             let (Some(ho), Some(wo)) = (out(h), out(w)) else {
-                return Err(Error::config(format!("conv layer {} (kernel {}) does not fit a {h}×{w} input", i + 1, l.kernel)));
+                return Err(Error::config(format!(
+                    "conv layer {} (kernel {}) does not fit a {h}×{w} input",
+                    i + 1,
+                    l.kernel
+                )));
             };
             // The mirrored transposed convolution must give back h×w exactly.
             let back = |s: usize| (s - 1) * l.stride + l.kernel - 2 * l.padding;
@@ -170,7 +174,8 @@ impl VaeConfig {
     /// Reads a configuration written by [`VaeConfig::to_metadata`]; the error names the key
     /// that is missing or malformed.
     pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
-        let get = |k: &str| m.get(k).ok_or_else(|| Error::config(format!("the model configuration has no {k:?} entry")));
+        let get =
+            |k: &str| m.get(k).ok_or_else(|| Error::config(format!("the model configuration has no {k:?} entry")));
         let parse_list = |k: &str| -> Result<serde_json::Value, Error> {
             serde_json::from_str(get(k)?).map_err(|e| Error::config(format!("configuration entry {k:?}: {e}")))
         };
@@ -190,8 +195,12 @@ impl VaeConfig {
                 let mut layers = Vec::new();
                 for r in rows {
                     match usizes(r, "conv_layers")?.as_slice() {
-                        &[channels, kernel, stride, padding] => layers.push(ConvSpec { channels, kernel, stride, padding }),
-                        _ => return Err(Error::config("each conv layer is [channels, kernel, stride, padding]".into())),
+                        &[channels, kernel, stride, padding] => {
+                            layers.push(ConvSpec { channels, kernel, stride, padding })
+                        }
+                        _ => {
+                            return Err(Error::config("each conv layer is [channels, kernel, stride, padding]".into()))
+                        }
                     }
                 }
                 Arch::Conv { layers }

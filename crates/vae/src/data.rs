@@ -47,7 +47,8 @@ pub fn read_idx(path: &Path) -> Result<Idx, Error> {
         raw
     };
     let mut r = bytes.as_slice();
-    let magic = r.read_u32::<BigEndian>().map_err(|_| bad(format!("{} bytes is too short for an IDX header", bytes.len())))?;
+    let magic =
+        r.read_u32::<BigEndian>().map_err(|_| bad(format!("{} bytes is too short for an IDX header", bytes.len())))?;
     let (zeros, kind, ndim) = (magic >> 16, (magic >> 8) & 0xff, (magic & 0xff) as usize);
     if zeros != 0 || kind != 0x08 || ndim == 0 {
         return Err(bad(format!(
@@ -56,7 +57,8 @@ pub fn read_idx(path: &Path) -> Result<Idx, Error> {
     }
     let mut dims = Vec::with_capacity(ndim);
     for i in 0..ndim {
-        let d = r.read_u32::<BigEndian>().map_err(|_| bad(format!("header ends before dimension {} of {ndim}", i + 1)))?;
+        let d =
+            r.read_u32::<BigEndian>().map_err(|_| bad(format!("header ends before dimension {} of {ndim}", i + 1)))?;
         dims.push(d as usize);
     }
     let want: usize = dims.iter().product();
@@ -127,7 +129,8 @@ impl Split {
     /// A copy with every pixel replaced, once and for all, by a Bernoulli draw of its grey
     /// value (the fixed binarization of Larochelle & Murray), from `rng`.
     pub fn binarized(&self, rng: &mut impl Rng) -> Split {
-        let images = self.images.iter().map(|&p| if rng.random::<f32>() < p as f32 / 255.0 { 255 } else { 0 }).collect();
+        let images =
+            self.images.iter().map(|&p| if rng.random::<f32>() < p as f32 / 255.0 { 255 } else { 0 }).collect();
         Split { images, ..self.clone() }
     }
 
@@ -169,10 +172,18 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, Error> {
     let img = read_idx(&img_path)?;
     let lab = read_idx(&lab_path)?;
     let &[n, rows, cols] = img.dims.as_slice() else {
-        return Err(Error::Data(format!("{}: expected 3 dimensions [N, H, W] for images, found {:?}", img_path.display(), img.dims)));
+        return Err(Error::Data(format!(
+            "{}: expected 3 dimensions [N, H, W] for images, found {:?}",
+            img_path.display(),
+            img.dims
+        )));
     };
     let &[m] = lab.dims.as_slice() else {
-        return Err(Error::Data(format!("{}: expected 1 dimension [N] for labels, found {:?}", lab_path.display(), lab.dims)));
+        return Err(Error::Data(format!(
+            "{}: expected 1 dimension [N] for labels, found {:?}",
+            lab_path.display(),
+            lab.dims
+        )));
     };
     if n != m {
         return Err(Error::Data(format!(

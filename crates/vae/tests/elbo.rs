@@ -64,7 +64,8 @@ fn the_importance_weighted_bound_is_above_the_elbo_and_rises_with_k() {
     // The ELBO averaged over many noise draws, to remove its sampling noise.
     let mut rng = StdRng::seed_from_u64(7);
     let reps = 200;
-    let elbo: f64 = (0..reps).map(|_| -evaluate_batch(&model, x.clone(), &mut rng).mean(1.0).loss).sum::<f64>() / reps as f64;
+    let elbo: f64 =
+        (0..reps).map(|_| -evaluate_batch(&model, x.clone(), &mut rng).mean(1.0).loss).sum::<f64>() / reps as f64;
 
     let mean_iw = |k: usize| {
         let v = iw_log_likelihood(&model, &x, k, 7, &mut StdRng::seed_from_u64(8));

@@ -21,7 +21,11 @@ pub fn stripes(n: usize, seed: u64) -> Tensor {
             _ => row < 2,
         };
         let flip = rng.random::<f32>() < 0.05;
-        if on != flip { 1.0 } else { 0.0 }
+        if on != flip {
+            1.0
+        } else {
+            0.0
+        }
     })
 }
 
