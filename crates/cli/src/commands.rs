@@ -21,6 +21,122 @@ enum Command {
     Train(TrainArgs),
     /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set.
     Eval(EvalArgs),
+    /// Draw a grid of samples from the prior, decoded.
+    Sample(SampleArgs),
+    /// Draw test images above their reconstructions.
+    Reconstruct(ReconstructArgs),
+    /// Decode the straight line between the latent means of two test images.
+    Interpolate(InterpolateArgs),
+    /// Decode a grid of latent points (Kingma & Welling's Fig. 4).
+    Manifold(ManifoldArgs),
+    /// Scatter the test set's latent means, coloured by label.
+    Latent(LatentArgs),
+    /// Plot the training curves of a run from its metrics.csv.
+    Plot(PlotArgs),
+}
+
+/// Flags shared by the picture commands: the model and the data.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A model.safetensors or checkpoint.safetensors written by `vae-cli train`.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Flags of `vae-cli sample`.
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// The checkpoint and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of samples.
+    #[arg(short = 'n', long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub count: u64,
+    /// Seed of the latent draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "samples.png")]
+    pub out: PathBuf,
+}
+
+/// Flags of `vae-cli reconstruct`.
+#[derive(Args, Debug, Clone)]
+pub struct ReconstructArgs {
+    /// The checkpoint and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of test images (the first ones).
+    #[arg(short = 'n', long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub count: u64,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "reconstructions.png")]
+    pub out: PathBuf,
+}
+
+/// Flags of `vae-cli interpolate`.
+#[derive(Args, Debug, Clone)]
+pub struct InterpolateArgs {
+    /// The checkpoint and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Index of the first test image.
+    #[arg(long)]
+    pub from: usize,
+    /// Index of the second test image.
+    #[arg(long)]
+    pub to: usize,
+    /// Points on the line, both ends included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100))]
+    pub steps: u64,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "interpolation.png")]
+    pub out: PathBuf,
+}
+
+/// Flags of `vae-cli manifold`.
+#[derive(Args, Debug, Clone)]
+pub struct ManifoldArgs {
+    /// The checkpoint and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Points per side of the grid.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=60))]
+    pub grid: u64,
+    /// The two latent dimensions to vary (0-based); the others stay at 0.
+    #[arg(long, value_delimiter = ',', default_value = "0,1", num_args = 1)]
+    pub dims: Vec<usize>,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "manifold.png")]
+    pub out: PathBuf,
+}
+
+/// Flags of `vae-cli latent`.
+#[derive(Args, Debug, Clone)]
+pub struct LatentArgs {
+    /// The checkpoint and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "latent.png")]
+    pub out: PathBuf,
+    /// Also write label, mu and logvar of every test image to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+/// Flags of `vae-cli plot`.
+#[derive(Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// A run folder written by `vae-cli train` (it holds metrics.csv).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE", default_value = "curves.png")]
+    pub out: PathBuf,
 }
 
 /// Network shape.
@@ -168,6 +284,12 @@ pub fn run(cli: Cli) -> Result<()> {
             init_threads(args.threads)?;
             crate::eval::run(args)
         }
+        Command::Sample(args) => crate::pictures::sample(args),
+        Command::Reconstruct(args) => crate::pictures::reconstruct(args),
+        Command::Interpolate(args) => crate::pictures::interpolate(args),
+        Command::Manifold(args) => crate::pictures::manifold(args),
+        Command::Latent(args) => crate::pictures::latent(args),
+        Command::Plot(args) => crate::pictures::plot(args),
     }
 }
 

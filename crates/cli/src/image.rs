@@ -75,14 +75,71 @@ pub const SCALE: usize = 3;
 pub const GAP: usize = 2;
 
 /// A grid of `rows`×`cols` grey images of h×w taken from `images` [N, H·W] in order (missing
-/// cells stay blank), on a dark background so that cell borders show.
+/// cells stay blank), each upscaled [`SCALE`] times, on a dark background so that cell borders
+/// show.
 pub fn grid(images: &Tensor, rows: usize, cols: usize, h: usize, w: usize) -> Canvas {
-    let (cw, ch) = (w * SCALE + GAP, h * SCALE + GAP);
+    grid_scaled(images, rows, cols, h, w, SCALE)
+}
+
+/// [`grid`] with a chosen upscale factor.
+pub fn grid_scaled(images: &Tensor, rows: usize, cols: usize, h: usize, w: usize, scale: usize) -> Canvas {
+    let (cw, ch) = (w * scale + GAP, h * scale + GAP);
     let mut canvas = Canvas::new(cols * cw + GAP, rows * ch + GAP, [40, 40, 40]);
     for (i, img) in images.outer_iter().enumerate().take(rows * cols) {
         let (r, c) = (i / cols, i % cols);
         let px = img.as_slice().expect("standard layout");
-        canvas.blit_gray((GAP + c * cw) as i64, (GAP + r * ch) as i64, px, h, w, SCALE);
+        canvas.blit_gray((GAP + c * cw) as i64, (GAP + r * ch) as i64, px, h, w, scale);
     }
     canvas
 }
+
+impl Canvas {
+    /// A straight line from (x0, y0) to (x1, y1), `width` pixels thick (Bresenham's walk with a
+    /// square brush).
+    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), color: Rgb, width: usize) {
+        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
+        let half = (width / 2) as i64;
+        loop {
+            self.fill_rect(x - half, y - half, width, width, color);
+            if x == x1 && y == y1 {
+                break;
+            }
+            let e2 = 2 * err;
+            if e2 >= dy {
+                err += dy;
+                x += sx;
+            }
+            if e2 <= dx {
+                err += dx;
+                y += sy;
+            }
+        }
+    }
+
+    /// A filled disc of radius `r` centred on (x, y).
+    pub fn disc(&mut self, x: i64, y: i64, r: i64, color: Rgb) {
+        for dy in -r..=r {
+            for dx in -r..=r {
+                if dx * dx + dy * dy <= r * r {
+                    self.put(x + dx, y + dy, color);
+                }
+            }
+        }
+    }
+}
+
+/// Ten colours that stay apart from each other (matplotlib's "tab10"), one per digit class.
+pub const PALETTE: [Rgb; 10] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+];

@@ -1,0 +1,18 @@
+//! # vae-cli: train, evaluate and look at variational autoencoders
+//!
+//! `cargo run -p vae-cli -- train` trains PyTorch's example VAE on the MNIST files shipped in
+//! `datasets/mnist/`, with a progress bar, a line per epoch, and a run folder holding the
+//! model, a resumable checkpoint, `metrics.csv` and pictures. `vae-cli --help` lists the
+//! commands; each one's `--help` explains its flags.
+//!
+//! The library half holds the commands and the drawing code ([`image`], [`plot`]) so that
+//! examples can draw with it too.
+
+pub mod commands;
+pub mod eval;
+pub mod font;
+pub mod image;
+pub mod pictures;
+pub mod plot;
+pub mod progress;
+pub mod train;

@@ -1,0 +1,359 @@
+//! The picture commands: prior samples, reconstructions, interpolations, the latent manifold,
+//! the latent scatter and the training curves. Each loads its inputs, checks the user's
+//! numbers against them, and writes one PNG.
+
+use std::path::Path;
+
+use ndarray::{Axis, Slice};
+use vae::checkpoint;
+use vae::data::{Binarize, Dataset, Split};
+use vae::model::standard_normal;
+use vae::Vae;
+use vae_autodiff::Tensor;
+
+use crate::commands::{
+    data_dir, InterpolateArgs, LatentArgs, ManifoldArgs, ModelArgs, PlotArgs, ReconstructArgs, Result, SampleArgs,
+};
+use crate::font::{draw_text, text_width};
+use crate::image::{grid, grid_scaled, Canvas, PALETTE};
+use crate::plot::{padded_range, Chart, TEXT};
+use crate::train::{stream, Purpose, METRICS_HEADER};
+
+/// The model of a checkpoint.
+fn load_model(args: &ModelArgs) -> Result<Vae> {
+    Ok(checkpoint::load(&args.checkpoint)?.model)
+}
+
+/// The test split, checked against the model's image size.
+fn load_test(args: &ModelArgs, model: &Vae) -> Result<Split> {
+    let dir = data_dir(&args.data);
+    let test = Dataset::load(&dir)?.test;
+    let [_, rows, cols] = model.config.input;
+    if (test.rows, test.cols) != (rows, cols) {
+        return Err(format!(
+            "the model takes {rows}×{cols} images but {} holds {}×{}",
+            dir.display(),
+            test.rows,
+            test.cols
+        )
+        .into());
+    }
+    Ok(test)
+}
+
+fn image_size(model: &Vae) -> (usize, usize) {
+    let [_, h, w] = model.config.input;
+    (h, w)
+}
+
+fn done(out: &Path, what: &str) -> Result<()> {
+    println!("wrote {what} to {}", out.display());
+    Ok(())
+}
+
+/// The test images `idx` as a batch in [0, 1].
+fn test_images(test: &Split, idx: &[usize]) -> Tensor {
+    test.batch(idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures))
+}
+
+/// Checks a test-set index given on the command line.
+fn check_index(flag: &str, i: usize, test: &Split) -> Result<()> {
+    if i < test.len() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--{flag} {i} is out of range: the test set has {} images (indices 0 to {})",
+            test.len(),
+            test.len() - 1
+        )
+        .into())
+    }
+}
+
+/// `vae-cli sample`: decoder means of z ~ N(0, I), in a square-ish grid.
+pub fn sample(args: SampleArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let n = args.count as usize;
+    let z = standard_normal(&[n, model.config.latent], &mut stream(args.seed, 0, 0, Purpose::Pictures));
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let (h, w) = image_size(&model);
+    grid(&model.decode_mean(z), n.div_ceil(cols), cols, h, w).save(&args.out)?;
+    done(&args.out, &format!("{n} samples from the prior"))
+}
+
+/// `vae-cli reconstruct`: the first n test images above their reconstructions (decoder mean at
+/// z = mu).
+pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let test = load_test(&args.model, &model)?;
+    let n = (args.count as usize).min(test.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let x = test_images(&test, &idx);
+    let recon = model.reconstruct(x.clone());
+    let (h, w) = image_size(&model);
+    // Rows of at most 16: originals, then their reconstructions, then the next originals, …
+    let cols = n.min(16);
+    let mut rows = Vec::new();
+    for start in (0..n).step_by(cols) {
+        let end = (start + cols).min(n);
+        rows.push(pad_row(&x, start, end, cols));
+        rows.push(pad_row(&recon, start, end, cols));
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    let all = ndarray::concatenate(Axis(0), &views).expect("same widths");
+    grid(&all, rows.len(), cols, h, w).save(&args.out)?;
+    done(&args.out, &format!("{n} test images and their reconstructions"))
+}
+
+/// Rows start..end of `x`, padded with blank images to `cols`.
+fn pad_row(x: &Tensor, start: usize, end: usize, cols: usize) -> Tensor {
+    let d = x.shape()[1];
+    let mut row = Tensor::zeros(vec![cols, d]);
+    row.slice_axis_mut(Axis(0), Slice::from(0..end - start)).assign(&x.slice_axis(Axis(0), Slice::from(start..end)));
+    row
+}
+
+/// `vae-cli interpolate`: x_from, the decoded points of (1 − t)·mu_from + t·mu_to, x_to.
+pub fn interpolate(args: InterpolateArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let test = load_test(&args.model, &model)?;
+    check_index("from", args.from, &test)?;
+    check_index("to", args.to, &test)?;
+    let x = test_images(&test, &[args.from, args.to]);
+    let (mu, _) = model.encode_values(x.clone());
+    let steps = args.steps as usize;
+    let j = model.config.latent;
+    let z = Tensor::from_shape_fn(vec![steps, j], |i| {
+        let t = i[0] as f32 / (steps - 1) as f32;
+        (1.0 - t) * mu[[0, i[1]]] + t * mu[[1, i[1]]]
+    });
+    let path = model.decode_mean(z);
+    let row = ndarray::concatenate(
+        Axis(0),
+        &[x.slice_axis(Axis(0), Slice::from(0..1)), path.view(), x.slice_axis(Axis(0), Slice::from(1..2))],
+    )
+    .expect("same widths");
+    let (h, w) = image_size(&model);
+    grid(&row, 1, steps + 2, h, w).save(&args.out)?;
+    done(&args.out, &format!("{steps} points between test images {} and {}", args.from, args.to))
+}
+
+/// Φ⁻¹(p), the quantile function of N(0, 1), by Acklam's rational approximation (relative
+/// error below 1.2e-9 on (0, 1)).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// `vae-cli manifold`: decode z on a grid of the prior's quantiles, z_i = Φ⁻¹((i + ½)/G), so
+/// that every cell covers equal prior mass; dimensions other than the two chosen stay at 0.
+pub fn manifold(args: ManifoldArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let j = model.config.latent;
+    let (a, b) = match args.dims.as_slice() {
+        &[a, b] if a != b && a < j && b < j => (a, b),
+        d => {
+            return Err(format!("--dims takes two different latent dimensions below {j} (0-based), found {d:?}").into())
+        }
+    };
+    let g = args.grid as usize;
+    let q: Vec<f32> = (0..g).map(|i| normal_quantile((i as f64 + 0.5) / g as f64) as f32).collect();
+    // Row r (top to bottom) has z_b decreasing; column c has z_a increasing.
+    let mut z = Tensor::zeros(vec![g * g, j]);
+    for r in 0..g {
+        for c in 0..g {
+            z[[r * g + c, a]] = q[c];
+            z[[r * g + c, b]] = q[g - 1 - r];
+        }
+    }
+    let (h, w) = image_size(&model);
+    grid_scaled(&model.decode_mean(z), g, g, h, w, 2).save(&args.out)?;
+    done(&args.out, &format!("a {g}×{g} manifold over latent dimensions {a} and {b}"))
+}
+
+/// The top two principal axes of the rows of `x` [N, J] (power iteration with deflation on
+/// the J×J covariance), as two unit vectors.
+pub fn top_two_axes(x: &Tensor) -> [Vec<f64>; 2] {
+    let (n, j) = (x.shape()[0], x.shape()[1]);
+    let mean: Vec<f64> =
+        (0..j).map(|k| x.index_axis(Axis(1), k).iter().map(|&v| v as f64).sum::<f64>() / n as f64).collect();
+    let mut cov = vec![vec![0.0f64; j]; j];
+    for row in x.outer_iter() {
+        for a in 0..j {
+            for b in 0..j {
+                cov[a][b] += (row[a] as f64 - mean[a]) * (row[b] as f64 - mean[b]) / n as f64;
+            }
+        }
+    }
+    let mut axes: [Vec<f64>; 2] = [vec![], vec![]];
+    for axis in &mut axes {
+        let mut v: Vec<f64> = (0..j).map(|k| 1.0 + k as f64 * 0.1).collect();
+        let mut lambda = 0.0;
+        for _ in 0..500 {
+            let w: Vec<f64> = (0..j).map(|a| (0..j).map(|b| cov[a][b] * v[b]).sum()).collect();
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            lambda = norm;
+            v = w.iter().map(|x| x / norm).collect();
+        }
+        // Deflate: remove this axis's variance before finding the next.
+        for a in 0..j {
+            for b in 0..j {
+                cov[a][b] -= lambda * v[a] * v[b];
+            }
+        }
+        *axis = v;
+    }
+    axes
+}
+
+/// `vae-cli latent`: the test set's latent means as a scatter coloured by label (the first two
+/// dimensions, or the first two principal components when J > 2), with a legend.
+pub fn latent(args: LatentArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let test = load_test(&args.model, &model)?;
+    let j = model.config.latent;
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let mut mus = Vec::new();
+    let mut logvars = Vec::new();
+    for chunk in idx.chunks(1000) {
+        let (mu, logvar) = model.encode_values(test_images(&test, chunk));
+        mus.push(mu);
+        logvars.push(logvar);
+    }
+    let cat = |ts: &[Tensor]| {
+        ndarray::concatenate(Axis(0), &ts.iter().map(|t| t.view()).collect::<Vec<_>>()).expect("same widths")
+    };
+    let (mu, logvar) = (cat(&mus), cat(&logvars));
+
+    let (points, title): (Vec<(f64, f64)>, String) = if j == 1 {
+        (
+            mu.outer_iter().zip(&test.labels).map(|(m, &l)| (m[0] as f64, l as f64)).collect(),
+            "LATENT MEAN (1 DIM) BY LABEL".into(),
+        )
+    } else if j == 2 {
+        (mu.outer_iter().map(|m| (m[0] as f64, m[1] as f64)).collect(), "LATENT MEANS, DIMS 1 AND 2".into())
+    } else {
+        let [a, b] = top_two_axes(&mu);
+        let proj = |m: ndarray::ArrayViewD<f32>, v: &[f64]| m.iter().zip(v).map(|(&x, y)| x as f64 * y).sum::<f64>();
+        (
+            mu.outer_iter().map(|m| (proj(m.clone(), &a), proj(m, &b))).collect(),
+            format!("LATENT MEANS, PCA OF {j} DIMS"),
+        )
+    };
+    let (xr, yr) = (padded_range(points.iter().map(|p| p.0)), padded_range(points.iter().map(|p| p.1)));
+    let mut canvas = Canvas::new(900, 860, [255, 255, 255]);
+    let (xl, yl) = match j {
+        1 => ("Z1", "LABEL"),
+        2 => ("Z1", "Z2"),
+        _ => ("PC1", "PC2"),
+    };
+    let chart = Chart::draw(&mut canvas, (0, 0, 900, 860), xr, yr, &title, xl, yl);
+    for (p, &l) in points.iter().zip(&test.labels) {
+        chart.scatter(&mut canvas, [*p], PALETTE[l as usize % 10], 2);
+    }
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let entries: Vec<(&str, _)> = labels.iter().map(|s| s.as_str()).zip(PALETTE).collect();
+    chart.legend(&mut canvas, &entries);
+    canvas.save(&args.out)?;
+
+    if let Some(csv) = &args.csv {
+        let mut text = String::from("label");
+        (0..j).for_each(|k| text.push_str(&format!(",mu{}", k + 1)));
+        (0..j).for_each(|k| text.push_str(&format!(",logvar{}", k + 1)));
+        text.push('\n');
+        for ((m, lv), l) in mu.outer_iter().zip(logvar.outer_iter()).zip(&test.labels) {
+            text.push_str(&l.to_string());
+            m.iter().chain(lv.iter()).for_each(|v| text.push_str(&format!(",{v}")));
+            text.push('\n');
+        }
+        checkpoint::write_atomic(csv, text.as_bytes())?;
+        println!("wrote label, mu and logvar of {} test images to {}", test.len(), csv.display());
+    }
+    done(&args.out, &format!("the latent means of {} test images", test.len()))
+}
+
+/// `vae-cli plot`: the loss (train and test) and its two terms per epoch, from metrics.csv.
+pub fn plot(args: PlotArgs) -> Result<()> {
+    let path = args.run.join("metrics.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(METRICS_HEADER) {
+        return Err(format!("{}: expected the header {METRICS_HEADER}", path.display()).into());
+    }
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for (i, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: Option<Vec<f64>> = l.split(',').map(|v| v.parse().ok()).collect();
+        match row {
+            Some(r) if r.len() == 8 => rows.push(r),
+            _ => return Err(format!("{}: line {} is not 8 numbers: {l:?}", path.display(), i + 2).into()),
+        }
+    }
+    if rows.is_empty() {
+        return Err(format!("{}: no finished epoch to plot yet", path.display()).into());
+    }
+    let col = |c: usize| rows.iter().map(|r| (r[0], r[c])).collect::<Vec<_>>();
+    let xr =
+        if rows.len() == 1 { (rows[0][0] - 1.0, rows[0][0] + 1.0) } else { padded_range(rows.iter().map(|r| r[0])) };
+    let (width, height) = (1400, 620);
+    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
+    let (blue, orange, green, red) = (PALETTE[0], PALETTE[1], PALETTE[2], PALETTE[3]);
+
+    let loss_range = padded_range(rows.iter().flat_map(|r| [r[1], r[4]]));
+    let left = Chart::draw(
+        &mut canvas,
+        (0, 40, 700, height as i64 - 40),
+        xr,
+        loss_range,
+        "LOSS = RECON + BETA KL",
+        "EPOCH",
+        "NATS",
+    );
+    left.line(&mut canvas, &col(1), blue);
+    left.line(&mut canvas, &col(4), orange);
+    left.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange)]);
+
+    let term_range = padded_range(rows.iter().flat_map(|r| [r[2], r[3], r[5], r[6]]));
+    let right =
+        Chart::draw(&mut canvas, (700, 40, 700, height as i64 - 40), xr, term_range, "RECON AND KL", "EPOCH", "NATS");
+    right.line(&mut canvas, &col(2), blue);
+    right.line(&mut canvas, &col(5), orange);
+    right.line(&mut canvas, &col(3), green);
+    right.line(&mut canvas, &col(6), red);
+    right.legend(&mut canvas, &[("TRAIN RECON", blue), ("TEST RECON", orange), ("TRAIN KL", green), ("TEST KL", red)]);
+
+    let title = format!("TRAINING CURVES: {}", args.run.display());
+    draw_text(&mut canvas, (width as i64 - text_width(&title, TEXT) as i64) / 2, 10, &title, TEXT, [0, 0, 0]);
+    canvas.save(&args.out)?;
+    done(&args.out, &format!("training curves of {} epochs", rows.len()))
+}

@@ -1,0 +1,135 @@
+//! Charts on a canvas: axes with round-numbered ticks, labels, lines, points and a legend.
+
+use crate::font::{draw_text, text_width, GLYPH_H};
+use crate::image::{Canvas, Rgb};
+
+/// Text scale of tick labels and legends (10×14-pixel glyphs).
+pub const TEXT: usize = 2;
+const AXIS: Rgb = [60, 60, 60];
+const GRID: Rgb = [225, 225, 225];
+
+/// About `n` round tick positions (steps of 1, 2 or 5 × 10ᵏ) covering [min, max].
+pub fn nice_ticks(min: f64, max: f64, n: usize) -> Vec<f64> {
+    let span = (max - min).abs().max(1e-12);
+    let raw = span / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let first = (min / step).ceil() as i64;
+    let last = (max / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// A tick label without trailing zeros.
+pub fn format_tick(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// A plotting area on a canvas mapping data coordinates to pixels.
+pub struct Chart {
+    left: i64,
+    top: i64,
+    width: i64,
+    height: i64,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Chart {
+    /// Draws a frame with gridlines, ticks, a title and axis labels in the box
+    /// (left, top, width, height) of `canvas` for data ranges `x` and `y`, and returns the chart.
+    pub fn draw(
+        canvas: &mut Canvas,
+        (left, top, width, height): (i64, i64, i64, i64),
+        x: (f64, f64),
+        y: (f64, f64),
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+    ) -> Self {
+        // Room for tick labels on the left and bottom, and the title on top.
+        let glyph_h = (GLYPH_H * TEXT) as i64;
+        let (ml, mb, mt) = (80, 2 * glyph_h + 24, glyph_h + 14);
+        let chart = Self { left: left + ml, top: top + mt, width: width - ml - 10, height: height - mt - mb, x, y };
+        let (l, t, w, h) = (chart.left, chart.top, chart.width, chart.height);
+        for v in nice_ticks(y.0, y.1, 5) {
+            let (_, py) = chart.px(x.0, v);
+            canvas.line((l, py), (l + w, py), GRID, 1);
+            let label = format_tick(v);
+            draw_text(canvas, l - 8 - text_width(&label, TEXT) as i64, py - glyph_h / 2, &label, TEXT, AXIS);
+        }
+        for v in nice_ticks(x.0, x.1, 6) {
+            let (px, _) = chart.px(v, y.0);
+            canvas.line((px, t), (px, t + h), GRID, 1);
+            let label = format_tick(v);
+            draw_text(canvas, px - text_width(&label, TEXT) as i64 / 2, t + h + 8, &label, TEXT, AXIS);
+        }
+        canvas.line((l, t), (l, t + h), AXIS, 2);
+        canvas.line((l, t + h), (l + w, t + h), AXIS, 2);
+        draw_text(canvas, l + (w - text_width(title, TEXT) as i64) / 2, top + 4, title, TEXT, AXIS);
+        let xl = (l + (w - text_width(x_label, TEXT) as i64) / 2, t + h + glyph_h + 16);
+        draw_text(canvas, xl.0, xl.1, x_label, TEXT, AXIS);
+        draw_text(canvas, left + 4, top + 4, y_label, TEXT, AXIS);
+        chart
+    }
+
+    /// The pixel of data point (x, y).
+    pub fn px(&self, x: f64, y: f64) -> (i64, i64) {
+        let fx = (x - self.x.0) / (self.x.1 - self.x.0).max(1e-12);
+        let fy = (y - self.y.0) / (self.y.1 - self.y.0).max(1e-12);
+        (
+            self.left + (fx * self.width as f64).round() as i64,
+            self.top + self.height - (fy * self.height as f64).round() as i64,
+        )
+    }
+
+    /// A polyline through the points, with a dot on each.
+    pub fn line(&self, canvas: &mut Canvas, points: &[(f64, f64)], color: Rgb) {
+        let px: Vec<_> = points.iter().map(|&(x, y)| self.px(x, y)).collect();
+        for pair in px.windows(2) {
+            canvas.line(pair[0], pair[1], color, 3);
+        }
+        for &(x, y) in &px {
+            canvas.disc(x, y, 4, color);
+        }
+    }
+
+    /// One small dot per point.
+    pub fn scatter(&self, canvas: &mut Canvas, points: impl IntoIterator<Item = (f64, f64)>, color: Rgb, radius: i64) {
+        for (x, y) in points {
+            let (px, py) = self.px(x, y);
+            canvas.disc(px, py, radius, color);
+        }
+    }
+
+    /// A legend box in the top-right corner of the chart.
+    pub fn legend(&self, canvas: &mut Canvas, entries: &[(&str, Rgb)]) {
+        let row = (GLYPH_H * TEXT) as i64 + 8;
+        let w = entries.iter().map(|(t, _)| text_width(t, TEXT)).max().unwrap_or(0) as i64 + 44;
+        let (x, y) = (self.left + self.width - w - 8, self.top + 8);
+        canvas.fill_rect(x, y, w as usize, (row * entries.len() as i64 + 8) as usize, [250, 250, 250]);
+        for (i, (text, color)) in entries.iter().enumerate() {
+            let ry = y + 6 + i as i64 * row;
+            canvas.fill_rect(x + 8, ry + 2, 22, (GLYPH_H * TEXT - 4) as usize, *color);
+            draw_text(canvas, x + 36, ry, text, TEXT, AXIS);
+        }
+    }
+}
+
+/// The range of `values` widened by 5% on each side (and made non-empty).
+pub fn padded_range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    (lo - pad, hi + pad)
+}
