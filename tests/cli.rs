@@ -173,3 +173,50 @@ fn bad_flags_give_a_one_line_error_and_a_non_zero_exit() {
     let p = not_ckpt.join("x.safetensors");
     assert_clean_error(&run(&["eval", "--checkpoint", p.to_str().unwrap()]), "not a readable safetensors checkpoint");
 }
+
+#[test]
+fn every_picture_command_writes_a_png_of_the_expected_size() {
+    let out = scratch("pictures");
+    ok(&small_run(&out, "1", &[]));
+    let model = out.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let png = |name: &str| out.join(name).to_str().unwrap().to_string();
+    // Each cell of a 3× grid is 28·3 + 2 = 86 pixels, plus a 2-pixel border.
+    let cases: Vec<(Vec<String>, &str, (u32, u32))> = vec![
+        (vec!["sample".into(), "-n".into(), "64".into()], "s.png", (690, 690)),
+        (vec!["reconstruct".into(), "-n".into(), "8".into()], "r.png", (690, 174)),
+        (vec!["interpolate".into(), "--from".into(), "0".into(), "--to".into(), "5".into()], "i.png", (12 * 86 + 2, 88)),
+        // the manifold uses 2× cells: 28·2 + 2 = 58
+        (vec!["manifold".into(), "--grid".into(), "5".into()], "m.png", (5 * 58 + 2, 5 * 58 + 2)),
+        (vec!["latent".into(), "--csv".into(), png("latent.csv")], "l.png", (900, 860)),
+    ];
+    for (args, file, size) in cases {
+        let mut full: Vec<String> = args.clone();
+        full.extend(["--checkpoint".into(), m.into(), "--out".into(), png(file)]);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        ok(&run(&full));
+        assert_eq!(png_size(&out.join(file)), size, "{args:?}");
+    }
+    let csv = std::fs::read_to_string(out.join("latent.csv")).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "label,mu1,mu2,mu3,mu4,logvar1,logvar2,logvar3,logvar4");
+    assert_eq!(csv.lines().count(), 10_001);
+    ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &png("c.png")]));
+    assert_eq!(png_size(&out.join("c.png")), (1400, 620));
+}
+
+#[test]
+fn picture_commands_refuse_bad_arguments_in_one_line() {
+    let out = scratch("picture-errors");
+    ok(&small_run(&out, "1", &[]));
+    let m = out.join("model.safetensors");
+    let m = m.to_str().unwrap();
+    let o = out.join("x.png");
+    let o = o.to_str().unwrap();
+    assert_clean_error(&run(&["interpolate", "--checkpoint", m, "--from", "10000", "--to", "1", "--out", o]), "--from 10000 is out of range");
+    assert_clean_error(&run(&["manifold", "--checkpoint", m, "--dims", "0,0", "--out", o]), "--dims");
+    assert_clean_error(&run(&["manifold", "--checkpoint", m, "--dims", "0,9", "--out", o]), "below 4");
+    let csv = out.join("metrics.csv");
+    assert_clean_error(&run(&["sample", "--checkpoint", csv.to_str().unwrap(), "--out", o]), "not a readable safetensors checkpoint");
+    assert_clean_error(&run(&["plot", "--run", scratch("no-run").to_str().unwrap(), "--out", o]), "metrics.csv");
+    assert!(!out.join("x.png").exists(), "a failed command left a picture behind");
+}
