@@ -60,7 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples = &mean + &(standard_normal(&[3000, 2], &mut rng) * SIGMA);
     let mut canvas = Canvas::new(1300, 660, [255, 255, 255]);
     let range = (-1.6, 1.6);
-    for (k, (pts, title)) in [(&data, "DATA: A RING"), (&samples, "SAMPLES: DECODER(Z) + NOISE, Z FROM N(0, I)")].into_iter().enumerate() {
+    for (k, (pts, title)) in
+        [(&data, "DATA: A RING"), (&samples, "SAMPLES: DECODER(Z) + NOISE, Z FROM N(0, I)")].into_iter().enumerate()
+    {
         let chart = Chart::draw(&mut canvas, (k as i64 * 650, 0, 650, 660), range, range, title, "X1", "X2");
         chart.scatter(&mut canvas, pts.outer_iter().map(|p| (p[0] as f64, p[1] as f64)), PALETTE[k * 3], 2);
     }

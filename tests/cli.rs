@@ -185,7 +185,11 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     let cases: Vec<(Vec<String>, &str, (u32, u32))> = vec![
         (vec!["sample".into(), "-n".into(), "64".into()], "s.png", (690, 690)),
         (vec!["reconstruct".into(), "-n".into(), "8".into()], "r.png", (690, 174)),
-        (vec!["interpolate".into(), "--from".into(), "0".into(), "--to".into(), "5".into()], "i.png", (12 * 86 + 2, 88)),
+        (
+            vec!["interpolate".into(), "--from".into(), "0".into(), "--to".into(), "5".into()],
+            "i.png",
+            (12 * 86 + 2, 88),
+        ),
         // the manifold uses 2× cells: 28·2 + 2 = 58
         (vec!["manifold".into(), "--grid".into(), "5".into()], "m.png", (5 * 58 + 2, 5 * 58 + 2)),
         (vec!["latent".into(), "--csv".into(), png("latent.csv")], "l.png", (900, 860)),
@@ -212,11 +216,17 @@ fn picture_commands_refuse_bad_arguments_in_one_line() {
     let m = m.to_str().unwrap();
     let o = out.join("x.png");
     let o = o.to_str().unwrap();
-    assert_clean_error(&run(&["interpolate", "--checkpoint", m, "--from", "10000", "--to", "1", "--out", o]), "--from 10000 is out of range");
+    assert_clean_error(
+        &run(&["interpolate", "--checkpoint", m, "--from", "10000", "--to", "1", "--out", o]),
+        "--from 10000 is out of range",
+    );
     assert_clean_error(&run(&["manifold", "--checkpoint", m, "--dims", "0,0", "--out", o]), "--dims");
     assert_clean_error(&run(&["manifold", "--checkpoint", m, "--dims", "0,9", "--out", o]), "below 4");
     let csv = out.join("metrics.csv");
-    assert_clean_error(&run(&["sample", "--checkpoint", csv.to_str().unwrap(), "--out", o]), "not a readable safetensors checkpoint");
+    assert_clean_error(
+        &run(&["sample", "--checkpoint", csv.to_str().unwrap(), "--out", o]),
+        "not a readable safetensors checkpoint",
+    );
     assert_clean_error(&run(&["plot", "--run", scratch("no-run").to_str().unwrap(), "--out", o]), "metrics.csv");
     assert!(!out.join("x.png").exists(), "a failed command left a picture behind");
 }

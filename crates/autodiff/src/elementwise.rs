@@ -10,6 +10,7 @@
 //! the compiler vectorizes; above [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
 
 use ndarray::{Axis, IxDyn, Zip};
+use rayon::prelude::*;
 
 use crate::tape::{Op, Tape, Tensor, Var};
 
@@ -17,23 +18,40 @@ use crate::tape::{Op, Tape, Tensor, Var};
 /// waking threads exceeds the work.
 pub const PARALLEL_LEN: usize = 1 << 16;
 
-/// y_i = f(x_i), one pass, parallel for large arrays.
+/// Pieces of a long array handed to one rayon task.
+const PARALLEL_PIECE: usize = 1 << 14;
+
+/// y_i = f(x_i), one pass over contiguous memory (so the loop vectorizes), parallel for
+/// large arrays.
 pub(crate) fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
-    if x.len() >= PARALLEL_LEN {
-        Zip::from(x).par_map_collect(|&x| f(x))
+    let Some(xs) = x.as_slice() else { return Zip::from(x).map_collect(|&x| f(x)) };
+    let mut y = vec![0.0f32; xs.len()];
+    let kernel = |y: &mut [f32], x: &[f32]| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+    if xs.len() >= PARALLEL_LEN {
+        y.par_chunks_mut(PARALLEL_PIECE).zip(xs.par_chunks(PARALLEL_PIECE)).for_each(|(y, x)| kernel(y, x));
     } else {
-        Zip::from(x).map_collect(|&x| f(x))
+        kernel(&mut y, xs);
     }
+    Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
 /// y_i = f(x_i, u_i) over two arrays of the same shape.
 pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
     assert_eq!(x.shape(), u.shape(), "elementwise: shapes differ");
-    if x.len() >= PARALLEL_LEN {
-        Zip::from(x).and(u).par_map_collect(|&x, &u| f(x, u))
+    let (Some(xs), Some(us)) = (x.as_slice(), u.as_slice()) else {
+        return Zip::from(x).and(u).map_collect(|&x, &u| f(x, u));
+    };
+    let mut y = vec![0.0f32; xs.len()];
+    let kernel =
+        |y: &mut [f32], x: &[f32], u: &[f32]| y.iter_mut().zip(x.iter().zip(u)).for_each(|(y, (&x, &u))| *y = f(x, u));
+    if xs.len() >= PARALLEL_LEN {
+        y.par_chunks_mut(PARALLEL_PIECE)
+            .zip(xs.par_chunks(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE)))
+            .for_each(|(y, (x, u))| kernel(y, x, u));
     } else {
-        Zip::from(x).and(u).map_collect(|&x, &u| f(x, u))
+        kernel(&mut y, xs, us);
     }
+    Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
 /// y_i = f(a_i, b_i) with `b` broadcast to the shape of `a`.

@@ -2,7 +2,9 @@
 //!
 //! Shape legend: N batch, D values per example, J latent dimension, K importance samples.
 
+use ndarray::{Axis, Slice};
 use rand::Rng;
+use rayon::prelude::*;
 use vae_autodiff::{Tape, Tensor};
 use vae_layers::optim::{clip_grad_norm, Optimizer};
 
@@ -29,9 +31,19 @@ pub struct NonFinite {
     pub param: Option<String>,
 }
 
+/// Rows of a batch handled by one tape. A batch is cut into chunks of this many rows, each
+/// chunk's forward and backward runs on its own core, and the chunks' gradients are summed in
+/// chunk order. The cut depends only on the batch size, never on the number of threads, so a
+/// run gives the same numbers on any machine.
+pub const CHUNK_ROWS: usize = 64;
+
 /// One training step on a batch x [N, D] with noise eps [N, J]: forward, backward, optional
 /// clipping of the gradient's global norm, and the optimizer's update. The loss is
 /// recon + β·kl; `beta` is passed per step so that a KL warm-up can change it.
+///
+/// The batch loss is the mean over examples, so with chunks c of n_c rows,
+/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
+/// its weight n_c/N and the gradients are added.
 pub fn train_step(
     model: &mut Vae,
     opt: &mut dyn Optimizer,
@@ -40,23 +52,41 @@ pub fn train_step(
     beta: f32,
     clip: Option<f32>,
 ) -> Result<Terms, NonFinite> {
-    let (terms, mut grads) = {
-        let mut tape = Tape::new();
-        let p = model.params.on_tape(&mut tape);
-        let xv = tape.constant(x.clone());
-        let epsv = tape.constant(eps);
-        let e = model.elbo(&mut tape, &p, xv, epsv, beta);
-        let terms = Terms {
-            loss: tape.scalar(e.loss) as f64,
-            recon: tape.scalar(e.recon_mean) as f64,
-            kl: tape.scalar(e.kl_mean) as f64,
-        };
-        if !terms.loss.is_finite() {
-            return Err(NonFinite { terms, param: None });
+    let n = x.shape()[0];
+    let ranges: Vec<(usize, usize)> = (0..n).step_by(CHUNK_ROWS).map(|s| (s, (s + CHUNK_ROWS).min(n))).collect();
+    let model_ref: &Vae = model;
+    let chunk_results: Vec<(Terms, Vec<Tensor>)> = ranges
+        .par_iter()
+        .map(|&(start, end)| {
+            let rows = |t: &Tensor| t.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
+            let weight = (end - start) as f64 / n as f64;
+            let mut tape = Tape::new();
+            let p = model_ref.params.on_tape(&mut tape);
+            let xv = tape.constant(rows(x));
+            let epsv = tape.constant(rows(&eps));
+            let e = model_ref.elbo(&mut tape, &p, xv, epsv, beta);
+            let terms = Terms {
+                loss: weight * tape.scalar(e.loss) as f64,
+                recon: weight * tape.scalar(e.recon_mean) as f64,
+                kl: weight * tape.scalar(e.kl_mean) as f64,
+            };
+            let seed = Tensor::from_elem(vec![], weight as f32);
+            (terms, p.gradients(&tape, tape.backward_from(e.loss, seed)))
+        })
+        .collect();
+    let mut terms = Terms::default();
+    let mut grads: Vec<Tensor> = Vec::new();
+    for (t, g) in chunk_results {
+        (terms.loss, terms.recon, terms.kl) = (terms.loss + t.loss, terms.recon + t.recon, terms.kl + t.kl);
+        if grads.is_empty() {
+            grads = g;
+        } else {
+            grads.iter_mut().zip(&g).for_each(|(acc, g)| *acc += g);
         }
-        let grads = p.gradients(&tape, tape.backward(e.loss));
-        (terms, grads)
-    };
+    }
+    if !terms.loss.is_finite() {
+        return Err(NonFinite { terms, param: None });
+    }
     if let Some(i) = grads.iter().position(|g| g.iter().any(|v| !v.is_finite())) {
         let name = model.params.iter().nth(i).map(|(n, _)| n.to_string());
         return Err(NonFinite { terms, param: name });

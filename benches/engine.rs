@@ -1,0 +1,125 @@
+//! Criterion benchmarks of the engine at the shapes of the MNIST models (`cargo bench`).
+//!
+//! - `gemm/*`: the products of one MLP step (784-400-20, batch 128), forward and backward,
+//!   with transposed operands as the tape passes them; throughput in FLOP (2·M·N·K).
+//! - `conv/*`: conv2d and conv_transpose2d forward + backward at the conv model's shapes.
+//! - `step/*`: one training step (forward, backward, Adam) of each model, batch 128.
+//! - `eval/mlp_test_set`: the negative ELBO over the 10,000 MNIST test images.
+//!
+//! docs/PERFORMANCE.md reads these numbers; `benches/compare_pytorch.py` runs the
+//! comparison with PyTorch.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use vae::data::{Binarize, Dataset};
+use vae::model::standard_normal;
+use vae::train::{evaluate_batch, train_step};
+use vae::{Vae, VaeConfig};
+use vae_autodiff::gradcheck::random_tensor;
+use vae_autodiff::{ConvGeom, Tape};
+use vae_layers::optim::Adam;
+
+fn gemm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm");
+    // (name, M, K, N, a transposed, b transposed)
+    let shapes = [
+        ("fwd x·W1t 128x784x400", 128, 784, 400, false, true),
+        ("bwd dW1=dyt·x 400x128x784", 400, 128, 784, true, false),
+        ("fwd h·Wdect 128x400x784", 128, 400, 784, false, true),
+        ("bwd dh=dy·W 128x784x400", 128, 784, 400, false, false),
+    ];
+    for (name, m, k, n, ta, tb) in shapes {
+        let a = if ta { Array2::<f32>::ones((k, m)) } else { Array2::<f32>::ones((m, k)) };
+        let b = if tb { Array2::<f32>::ones((n, k)) } else { Array2::<f32>::ones((k, n)) };
+        let mut y = Array2::<f32>::zeros((m, n));
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                let av = if ta { a.t() } else { a.view() };
+                let bv = if tb { b.t() } else { b.view() };
+                general_mat_mul(1.0, &av, &bv, 0.0, &mut y);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn conv(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv");
+    let geom = ConvGeom::new(2, 1);
+    // (name, input shape, weight shape, transposed)
+    let cases = [
+        ("conv2d 1->32 28x28", [128, 1, 28, 28], [32, 1, 4, 4], false),
+        ("conv2d 32->64 14x14", [128, 32, 14, 14], [64, 32, 4, 4], false),
+        ("conv_transpose2d 64->32 7x7", [128, 64, 7, 7], [64, 32, 4, 4], true),
+        ("conv_transpose2d 32->1 14x14", [128, 32, 14, 14], [32, 1, 4, 4], true),
+    ];
+    for (name, xs, ws, transposed) in cases {
+        let (x, w) = (random_tensor(&xs, 1), random_tensor(&ws, 2));
+        g.bench_function(BenchmarkId::new("fwd+bwd", name), |bench| {
+            bench.iter(|| {
+                let mut tape = Tape::new();
+                let (xv, wv) = (tape.input(x.clone()), tape.param(&w));
+                let y = if transposed {
+                    tape.conv_transpose2d(xv, wv, None, geom)
+                } else {
+                    tape.conv2d(xv, wv, None, geom)
+                };
+                let dy = random_tensor(tape.value(y).shape(), 3);
+                tape.backward_from(y, dy)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn mnist() -> Dataset {
+    Dataset::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist")).expect("the shipped MNIST")
+}
+
+fn steps(c: &mut Criterion) {
+    let data = mnist();
+    let idx: Vec<usize> = (0..128).collect();
+    let mut rng = StdRng::seed_from_u64(1);
+    let x = data.train.batch(&idx, Binarize::None, &mut rng);
+    let mut g = c.benchmark_group("step");
+    g.sample_size(20);
+    for (name, config) in
+        [("mlp 784-400-20 batch 128", VaeConfig::mlp_mnist()), ("conv batch 128", VaeConfig::conv_mnist())]
+    {
+        let mut model = Vae::new(config, &mut rng).unwrap();
+        let mut adam = Adam::new(1e-3);
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                let eps = standard_normal(&[128, 20], &mut rng);
+                train_step(&mut model, &mut adam, &x, eps, 1.0, None).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn eval(c: &mut Criterion) {
+    let data = mnist();
+    let mut rng = StdRng::seed_from_u64(2);
+    let model = Vae::new(VaeConfig::mlp_mnist(), &mut rng).unwrap();
+    let mut g = c.benchmark_group("eval");
+    g.sample_size(10);
+    g.bench_function("mlp_test_set", |bench| {
+        bench.iter(|| {
+            let idx: Vec<usize> = (0..data.test.len()).collect();
+            idx.chunks(500)
+                .map(|chunk| evaluate_batch(&model, data.test.batch(chunk, Binarize::None, &mut rng), &mut rng).recon)
+                .sum::<f64>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gemm, conv, steps, eval);
+criterion_main!(benches);
