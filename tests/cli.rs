@@ -1,38 +1,12 @@
 //! End-to-end tests of `vae-cli`: training on a slice of MNIST, evaluation, resume, and the
 //! errors a user can cause. They run the real binary as a user would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-/// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
-/// `cargo test --test cli` alone would not, so it is brought up to date once per test run.
-fn bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "vae-cli"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "could not build vae-cli");
-            dir.join(format!("vae-cli{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vae-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::{assert_clean_error, ok, run, scratch};
 
 /// A small, quick training run: 2,000 images, batches of 32 (63 steps per epoch).
 fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
@@ -73,15 +47,6 @@ fn png_size(path: &Path) -> (u32, u32) {
     assert_eq!(&b[12..16], b"IHDR");
     let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
     (be(16), be(20))
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "vae-cli failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -145,16 +110,6 @@ fn a_resumed_run_gives_the_numbers_of_an_uninterrupted_one() {
     for ((name, a), (_, b)) in pa.iter().zip(pb.iter()) {
         assert!(a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()), "resumed {name} differs");
     }
-}
-
-/// A failed command: non-zero exit, one line on stderr starting with "error", no panic.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure, got success");
-    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
-    let first = err.lines().next().unwrap_or("");
-    assert!(first.starts_with("error"), "first line is not an error: {err}");
-    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
 }
 
 #[test]

@@ -206,9 +206,9 @@ pub struct TrainArgs {
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
     pub optimizer: OptimizerKind,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
-    pub lr: f32,
+    /// Learning rate [default: 0.001]; with --resume, replaces the run's own (to recover from a divergence).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
     /// Clip the gradient's global norm to this value (off by default).
     #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,

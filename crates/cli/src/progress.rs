@@ -34,6 +34,13 @@ impl Progress {
         }
     }
 
+    /// Marks `n` steps as done without a message (a resumed epoch).
+    pub fn skip(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
     /// Removes the bar from the screen.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::ValueEnum;
@@ -26,6 +27,23 @@ use crate::commands::{
 };
 use crate::image;
 use crate::progress::Progress;
+
+/// The learning rate when --lr is not given (PyTorch's example).
+pub const DEFAULT_LR: f32 = 1e-3;
+
+/// Set by Ctrl-C: the training loop saves a checkpoint after the current step and stops.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The first Ctrl-C asks training to stop after the current step; a second one exits at once
+/// (files are written atomically, so nothing is left half-written either way).
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+    });
+}
 
 /// Header of `metrics.csv`.
 pub const METRICS_HEADER: &str = "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds";
@@ -83,7 +101,7 @@ impl Settings {
         Self {
             seed: a.seed,
             batch_size: a.batch_size as usize,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(DEFAULT_LR),
             optimizer: a.optimizer,
             binarize: a.binarize,
             kl_warmup: a.kl_warmup,
@@ -148,6 +166,12 @@ struct Run {
     epochs_done: u64,
     /// metrics.csv rows of the finished epochs (no header).
     metrics: Vec<String>,
+    /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
+    step_in_epoch: usize,
+    /// Loss sums of those steps.
+    partial: Totals,
+    /// Seconds spent on those steps.
+    partial_seconds: f64,
 }
 
 const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -163,6 +187,12 @@ impl Run {
         meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
         meta.insert("train.optimizer_steps".into(), steps.to_string());
         meta.insert("train.metrics".into(), self.metrics.join("\n"));
+        // `{:?}` prints the shortest decimal that parses back to the same f64.
+        meta.insert("train.step_in_epoch".into(), self.step_in_epoch.to_string());
+        meta.insert("train.partial_recon".into(), format!("{:?}", self.partial.recon));
+        meta.insert("train.partial_kl".into(), format!("{:?}", self.partial.kl));
+        meta.insert("train.partial_count".into(), self.partial.count.to_string());
+        meta.insert("train.partial_seconds".into(), format!("{:?}", self.partial_seconds));
         checkpoint::save(&out.join(CHECKPOINT), &self.model, &state, &meta)?;
         Ok(())
     }
@@ -187,7 +217,17 @@ impl Run {
         let mut opt = settings.optimizer();
         opt.load_state(steps, loaded.extra, loaded.model.params.values()).map_err(bad)?;
         let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
-        Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics })
+        let float = |k: &str| -> std::result::Result<f64, String> {
+            loaded.metadata.get(k).map_or(Ok(0.0), |v| v.parse().map_err(|_| bad(format!("malformed {k}"))))
+        };
+        let partial = Totals {
+            recon: float("train.partial_recon")?,
+            kl: float("train.partial_kl")?,
+            count: float("train.partial_count")? as usize,
+        };
+        let step_in_epoch = float("train.step_in_epoch")? as usize;
+        let partial_seconds = float("train.partial_seconds")?;
+        Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics, step_in_epoch, partial, partial_seconds })
     }
 }
 
@@ -286,7 +326,9 @@ pub fn write_pictures(model: &Vae, test: &Split, seed: u64, out: &Path) -> Resul
 
 /// `vae-cli train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    check_number("lr", args.lr, 0.0, false)?;
+    if let Some(lr) = args.lr {
+        check_number("lr", lr, 0.0, false)?;
+    }
     check_number("sigma", args.sigma, 0.0, false)?;
     check_number("beta", args.beta, 0.0, true)?;
     check_number("kl-warmup", args.kl_warmup, 0.0, true)?;
@@ -297,8 +339,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| default_out(&args));
 
     let mut run = if args.resume {
-        let run = Run::resume(&out)?;
-        println!("resuming {} after epoch {} (its saved settings apply)", out.display(), run.epochs_done);
+        let mut run = Run::resume(&out)?;
+        println!(
+            "resuming {} at epoch {} step {} (its saved settings apply)",
+            out.display(),
+            run.epochs_done + 1,
+            run.step_in_epoch + 1
+        );
+        if let Some(lr) = args.lr {
+            println!("learning rate {} (was {})", lr, run.settings.lr);
+            run.settings.lr = lr;
+            run.opt.set_lr(lr);
+        }
         run
     } else {
         if out.join(CHECKPOINT).exists() {
@@ -312,7 +364,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let probe = Dataset::load(&dir)?; // fail early, before creating a folder
         let config = config_from_args(&args, probe.train.rows, probe.train.cols)?;
         let model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
-        Run { model, opt: settings.optimizer(), settings, epochs_done: 0, metrics: vec![] }
+        Run {
+            model,
+            opt: settings.optimizer(),
+            settings,
+            epochs_done: 0,
+            metrics: vec![],
+            step_in_epoch: 0,
+            partial: Totals::default(),
+            partial_seconds: 0.0,
+        }
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
     let s = run.settings.clone();
@@ -341,14 +402,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         steps,
         out.display()
     );
+    install_interrupt_handler();
     write_metrics(&out, &run.metrics)?;
     for epoch in run.epochs_done..args.epochs {
         let t0 = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
         let bar = Progress::new(steps as u64, format!("epoch {}/{}", epoch + 1, args.epochs));
-        let mut totals = Totals::default();
-        for (step, idx) in order.chunks(s.batch_size).enumerate() {
+        // After an interruption, the epoch continues where it stopped, with its sums so far.
+        let first_step = std::mem::take(&mut run.step_in_epoch);
+        let mut totals = std::mem::take(&mut run.partial);
+        let seconds_before = std::mem::take(&mut run.partial_seconds);
+        bar.skip(first_step as u64);
+        for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
             let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
             let x = train.batch(idx, mode, &mut rng);
             let eps = standard_normal(&[idx.len(), run.model.config.latent], &mut rng);
@@ -359,14 +425,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     None => format!("the loss is {}", nf.terms.loss),
                     Some(p) => format!("the gradient of {p} is not finite"),
                 };
+                let kept = if out.join(CHECKPOINT).exists() {
+                    format!("the last good checkpoint in {} is intact; resume it", out.display())
+                } else {
+                    "no checkpoint had been written yet; start again".to_string()
+                };
                 format!(
-                    "training diverged at epoch {} step {} of {steps}: {what}. The last good checkpoint (after epoch {}) in {} is intact. \
-                     Try a lower --lr (now {}), --clip-norm 100, or --likelihood bernoulli",
+                    "training diverged at epoch {} step {} of {steps}: {what}. Nothing was saved from this step: {kept} \
+                     with a lower --lr (now {}), or add --clip-norm 100",
                     epoch + 1,
                     step + 1,
-                    run.epochs_done,
-                    out.display(),
-                    s.lr
+                    run.opt.lr()
                 )
             })?;
             let n = idx.len();
@@ -374,11 +443,25 @@ pub fn run(args: TrainArgs) -> Result<()> {
             totals.kl += terms.kl * n as f64;
             totals.count += n;
             bar.step(|| format!("loss {}", show(&totals.mean(run.model.config.beta))));
+            if STOP.load(Ordering::SeqCst) && step + 1 < steps {
+                bar.finish();
+                run.step_in_epoch = step + 1;
+                run.partial = totals;
+                run.partial_seconds = seconds_before + t0.elapsed().as_secs_f64();
+                run.save(&out)?;
+                println!(
+                    "interrupted at epoch {} step {} of {steps}; checkpoint saved. Continue with: vae-cli train --resume --out {}",
+                    epoch + 1,
+                    step + 1,
+                    out.display()
+                );
+                return Ok(());
+            }
         }
         bar.finish();
         let train_terms = totals.mean(run.model.config.beta);
         let test_terms = evaluate(&run.model, &test, mode, s.seed, epoch);
-        let seconds = t0.elapsed().as_secs_f64();
+        let seconds = seconds_before + t0.elapsed().as_secs_f64();
         run.metrics.push(format!(
             "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2}",
             epoch + 1,
@@ -401,6 +484,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             show(&train_terms),
             show(&test_terms)
         );
+        if STOP.load(Ordering::SeqCst) && epoch + 1 < args.epochs {
+            println!(
+                "interrupted after epoch {}; continue with: vae-cli train --resume --out {}",
+                epoch + 1,
+                out.display()
+            );
+            return Ok(());
+        }
     }
     println!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
     Ok(())

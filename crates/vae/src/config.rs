@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 
+/// The largest model accepted (a guard against absurd sizes in a damaged checkpoint).
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
 /// The decoder's distribution p(x|z).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Likelihood {
@@ -99,6 +102,9 @@ impl VaeConfig {
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
             return Err(Error::config(format!("beta must be a non-negative number, found {}", self.beta)));
         }
+        if self.parameter_count().is_none_or(|n| n > MAX_PARAMETERS) {
+            return Err(Error::config(format!("the model would have more than {MAX_PARAMETERS} parameters")));
+        }
         match &self.arch {
             Arch::Mlp { hidden } => {
                 if hidden.contains(&0) {
@@ -106,13 +112,49 @@ impl VaeConfig {
                 }
             }
             Arch::Conv { layers } => {
-                self.conv_shapes()?;
-                if layers.iter().any(|l| l.channels == 0 || l.kernel == 0 || l.stride == 0) {
-                    return Err(Error::config("conv layers need channels, kernel and stride ≥ 1".to_string()));
+                if layers.iter().any(|l| l.channels == 0 || l.kernel == 0 || l.stride == 0 || l.padding >= l.kernel) {
+                    return Err(Error::config(
+                        "conv layers need channels, kernel and stride ≥ 1 and padding below the kernel size"
+                            .to_string(),
+                    ));
                 }
+                self.conv_shapes()?;
             }
         }
         Ok(())
+    }
+
+    /// The number of scalar parameters, or `None` if it overflows (an absurd configuration).
+    pub fn parameter_count(&self) -> Option<usize> {
+        let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
+        let (d, j) = (self.input.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?, self.latent);
+        match &self.arch {
+            Arch::Mlp { hidden } => {
+                let mut widths = vec![d];
+                widths.extend(hidden);
+                let mut total = 0usize;
+                for w in widths.windows(2) {
+                    total = total.checked_add(linear(w[0], w[1])?.checked_mul(2)?)?;
+                    // encoder and decoder
+                }
+                let last = *widths.last()?;
+                total = total.checked_add(linear(last, j)?.checked_mul(3)?)?; // mu, logvar, decoder input
+                Some(total)
+            }
+            Arch::Conv { layers } => {
+                let mut total = 0usize;
+                let mut c = self.input[0];
+                for l in layers {
+                    let k = l.kernel.checked_mul(l.kernel)?;
+                    total = total.checked_add(c.checked_mul(l.channels)?.checked_mul(k)?.checked_mul(2)?)?;
+                    c = l.channels;
+                }
+                // The dense heads read the last feature map; bounded by its channels times the
+                // input area (stride ≥ 1 never enlarges it).
+                let flat = c.checked_mul(self.input[1])?.checked_mul(self.input[2])?;
+                total.checked_add(linear(flat, j)?.checked_mul(3)?)
+            }
+        }
     }
 
     /// For a conv model: the [C, H, W] after each encoder convolution, starting with the input.
@@ -133,13 +175,14 @@ impl VaeConfig {
                 )));
             };
             // The mirrored transposed convolution must give back h×w exactly.
-            let back = |s: usize| (s - 1) * l.stride + l.kernel - 2 * l.padding;
-            if back(ho) != h || back(wo) != w {
+            let back = |s: usize| ((s - 1) * l.stride + l.kernel).checked_sub(2 * l.padding);
+            if back(ho) != Some(h) || back(wo) != Some(w) {
+                let show = |b: Option<usize>| b.map_or("nothing".to_string(), |b| b.to_string());
                 return Err(Error::config(format!(
                     "conv layer {} maps {h}×{w} to {ho}×{wo}, and its mirror maps that to {}×{}, not back to {h}×{w}",
                     i + 1,
-                    back(ho),
-                    back(wo)
+                    show(back(ho)),
+                    show(back(wo))
                 )));
             }
             shapes.push([l.channels, ho, wo]);

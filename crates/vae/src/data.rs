@@ -34,40 +34,48 @@ pub struct Idx {
 /// Reads an IDX file of unsigned bytes, gzip-compressed or not (told apart by the gzip magic
 /// bytes 1f 8b), checking the magic number, the dimensions and the exact length.
 pub fn read_idx(path: &Path) -> Result<Idx, Error> {
-    let bad = |msg: String| Error::Data(format!("{}: {msg}", path.display()));
     let mut raw = Vec::new();
     File::open(path).and_then(|f| BufReader::new(f).read_to_end(&mut raw)).map_err(|e| Error::io("read", path, e))?;
+    parse_idx(&raw).map_err(|msg| Error::Data(format!("{}: {msg}", path.display())))
+}
+
+/// Largest decompressed file accepted (MNIST's training images are 47 MB).
+const MAX_IDX_BYTES: u64 = 1 << 32;
+
+/// Parses the bytes of an IDX file (gzip-compressed or not); `Err` says what is wrong.
+pub fn parse_idx(raw: &[u8]) -> Result<Idx, String> {
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        GzDecoder::new(raw)
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
-            .map_err(|e| bad(format!("corrupt or truncated gzip data ({e}); re-copy the file")))?;
+            .map_err(|e| format!("corrupt or truncated gzip data ({e}); re-copy the file"))?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(format!("decompresses to more than {MAX_IDX_BYTES} bytes; not an IDX data file"));
+        }
         out
     } else {
-        raw
+        raw.to_vec()
     };
     let mut r = bytes.as_slice();
     let magic =
-        r.read_u32::<BigEndian>().map_err(|_| bad(format!("{} bytes is too short for an IDX header", bytes.len())))?;
+        r.read_u32::<BigEndian>().map_err(|_| format!("{} bytes is too short for an IDX header", bytes.len()))?;
     let (zeros, kind, ndim) = (magic >> 16, (magic >> 8) & 0xff, (magic & 0xff) as usize);
     if zeros != 0 || kind != 0x08 || ndim == 0 {
-        return Err(bad(format!(
+        return Err(format!(
             "magic number 0x{magic:08x} is not that of an IDX file of unsigned bytes (expected 0x0000080N, like 0x00000803 for images)"
-        )));
+        ));
     }
     let mut dims = Vec::with_capacity(ndim);
     for i in 0..ndim {
-        let d =
-            r.read_u32::<BigEndian>().map_err(|_| bad(format!("header ends before dimension {} of {ndim}", i + 1)))?;
+        let d = r.read_u32::<BigEndian>().map_err(|_| format!("header ends before dimension {} of {ndim}", i + 1))?;
         dims.push(d as usize);
     }
-    let want: usize = dims.iter().product();
-    if r.len() != want {
-        return Err(bad(format!(
-            "dimensions {dims:?} call for {want} bytes of data, found {}{}",
-            r.len(),
-            if r.len() < want { " (the file is truncated)" } else { "" }
-        )));
+    let want = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if want != Some(r.len()) {
+        let want = want.map_or("more than can be addressed".to_string(), |w| w.to_string());
+        let short = if want.parse::<usize>().map_or(true, |w| r.len() < w) { " (the file is truncated)" } else { "" };
+        return Err(format!("dimensions {dims:?} call for {want} bytes of data, found {}{short}", r.len()));
     }
     Ok(Idx { dims, data: r.to_vec() })
 }

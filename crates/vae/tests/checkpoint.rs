@@ -96,3 +96,29 @@ fn a_conv_stack_whose_mirror_does_not_restore_the_input_is_refused() {
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("not back to 27×27"), "{err}");
 }
+
+#[test]
+fn a_tensor_of_another_dtype_is_named() {
+    let model = Vae::new(VaeConfig::mlp_mnist(), &mut StdRng::seed_from_u64(1)).unwrap();
+    let mut meta = model.config.to_metadata();
+    meta.insert("format".into(), vae::checkpoint::FORMAT.into());
+    let bytes = vec![0u8; 8 * 20];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![20], &bytes).unwrap();
+    let file = safetensors::serialize(vec![("enc_mu.bias", view)], &Some(meta)).unwrap();
+    let path = tmp("f64.safetensors");
+    std::fs::write(&path, file).unwrap();
+    let err = load(&path).err().unwrap().to_string();
+    assert!(err.contains("tensor enc_mu.bias has dtype F64; expected F32"), "{err}");
+}
+
+#[test]
+fn absurd_sizes_in_a_configuration_are_refused_before_allocating() {
+    let mut meta = VaeConfig::mlp_mnist().to_metadata();
+    meta.insert("hidden".into(), "[4000000000, 4000000000]".into());
+    let err = VaeConfig::from_metadata(&meta).unwrap_err().to_string();
+    assert!(err.contains("more than"), "{err}");
+    let mut meta = VaeConfig::conv_mnist().to_metadata();
+    meta.insert("conv_layers".into(), "[[8, 3, 1, 99999999999]]".into());
+    let err = VaeConfig::from_metadata(&meta).unwrap_err().to_string();
+    assert!(err.contains("padding below the kernel size"), "{err}");
+}

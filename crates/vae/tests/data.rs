@@ -95,3 +95,10 @@ fn inconsistent_sets_and_missing_files_are_refused() {
     let e = Dataset::load(&d.join("nope")).unwrap_err().to_string();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+#[test]
+fn dimensions_whose_product_overflows_are_an_error_not_a_panic() {
+    let bytes = idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[1, 2, 3]);
+    let e = vae::data::parse_idx(&bytes).unwrap_err();
+    assert!(e.contains("more than can be addressed"), "{e}");
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the end-to-end tests: the vae-cli binary, scratch folders, error checks.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
+/// `cargo test --test cli` alone would not, so it is brought up to date once per test run.
+pub fn bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "vae-cli"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "could not build vae-cli");
+            dir.join(format!("vae-cli{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+/// Runs vae-cli from the repository root and waits for it.
+pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(bin()).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+/// A fresh, empty (not yet created) folder path under the system's temporary folder.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vae-engine-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Fails the test unless the command succeeded, showing its output.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "vae-cli failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A failed command: non-zero exit, first line of stderr starting with "error", no panic, and
+/// `needle` somewhere in the message.
+pub fn assert_clean_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure, got success");
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(first.starts_with("error"), "first line is not an error: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+}
