@@ -120,8 +120,17 @@ pub fn save(
 /// Loads a checkpoint written by [`save`], checking that every parameter the configuration
 /// calls for is present with the right shape and that nothing else is there.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
-    let (tensors, metadata) = read_tensors(path)?;
-    let fail = |m: String| Error::Checkpoint(format!("{}: {m}", path.display()));
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    load_bytes(&bytes).map_err(|e| match e {
+        Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// [`load`] from the bytes of a file.
+pub fn load_bytes(bytes: &[u8]) -> Result<Loaded, Error> {
+    let (tensors, metadata) = decode(bytes)?;
+    let fail = Error::Checkpoint;
     if metadata.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
         return Err(fail(format!(
             "no model configuration in its metadata ({FORMAT_KEY:?} is {:?}, expected {FORMAT:?}); it was not written by vae-cli",

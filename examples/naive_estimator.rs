@@ -1,0 +1,63 @@
+//! Why a VAE needs an encoder: the naive Monte Carlo estimate of log p(x) against the ELBO and
+//! the importance-weighted bound, on MNIST test images (chapter 1 of docs/book).
+//!
+//! p(x) = ∫ p(x|z) p(z) dz = E_{z~p(z)}[p(x|z)] suggests log p(x) ≈ log (1/K) Σ_k p(x|z_k) with
+//! z_k drawn from the prior. For images almost every prior sample decodes to another digit, so
+//! p(x|z_k) is astronomically small for nearly all k and the estimate is dominated by the rare
+//! lucky draw: it is far below the truth and varies wildly from one run to the next.
+//!
+//! ```sh
+//! cargo run -p vae-cli -- train                  # a trained model in runs/mlp-z20-seed1
+//! cargo run --example naive_estimator -- runs/mlp-z20-seed1/model.safetensors
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use vae::data::{Binarize, Dataset};
+use vae::model::standard_normal;
+use vae::train::{evaluate_batch, iw_log_likelihood};
+use vae_autodiff::Tape;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let ckpt = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| "runs/mlp-z20-seed1/model.safetensors".into());
+    let model = vae::checkpoint::load(&ckpt)?.model;
+    let data = Dataset::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist"))?;
+    let n = 100;
+    let idx: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(1);
+    let x = data.test.batch(&idx, Binarize::None, &mut rng);
+
+    // The ELBO (z from the encoder), averaged over 20 noise draws.
+    let elbo: f64 = (0..20).map(|_| -evaluate_batch(&model, x.clone(), &mut rng).mean(1.0).loss).sum::<f64>() / 20.0;
+    let iw: f64 = iw_log_likelihood(&model, &x, 1000, 100, &mut rng).iter().sum::<f64>() / n as f64;
+    println!("over the first {n} test images, in nats per image:");
+    println!("  ELBO (encoder samples, K = 1)           {elbo:9.2}");
+    println!("  importance-weighted bound (K = 1000)    {iw:9.2}");
+
+    // Naive: z_k ~ N(0, I), log p(x) ≈ log_sum_exp_k log p(x|z_k) − log K, repeated 5 times.
+    for k in [1000usize, 10_000] {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let mut total = 0.0f64;
+            for i in 0..n {
+                let xi = x.index_axis(ndarray::Axis(0), i).to_owned().insert_axis(ndarray::Axis(0));
+                let xs = xi.broadcast(vec![k, xi.shape()[1]]).unwrap().to_owned();
+                let mut tape = Tape::new();
+                let p = model.params.on_tape(&mut tape);
+                let z = tape.constant(standard_normal(&[k, model.config.latent], &mut rng));
+                let out = model.decode(&mut tape, &p, z);
+                let xv = tape.constant(xs);
+                let recon = model.recon_nll(&mut tape, out, xv); // −log p(x|z_k), [K]
+                let log_lik = tape.neg(recon);
+                let lse = tape.log_sum_exp(log_lik, 0);
+                total += tape.scalar(lse) as f64 - (k as f64).ln();
+            }
+            runs.push(total / n as f64);
+        }
+        let shown: Vec<String> = runs.iter().map(|r| format!("{r:.1}")).collect();
+        println!("  naive prior sampling (K = {k:>5}), 5 runs: {}", shown.join(", "));
+    }
+    Ok(())
+}
