@@ -16,7 +16,8 @@
 //! | [`loss`] | fused `bce_with_logits` `gaussian_nll` `kl_std_normal` |
 //!
 //! [`gradcheck`] holds the finite-difference checker that every op is tested with. The
-//! derivation behind the tape is in `docs/ARCHITECTURE.md`; how to add an op is in this crate's
+//! derivation behind the tape is in `docs/ARCHITECTURE.md`, the table of every op's derivative
+//! in chapter 6 of the book (`docs/book/06-autodiff.md`); how to add an op is in this crate's
 //! README.
 //!
 //! ```

@@ -17,6 +17,9 @@
 //! | [`checkpoint`] | safetensors files with the configuration in their metadata |
 //! | [`data`] | IDX (MNIST) files and batches |
 //!
+//! The derivations behind each piece, next to the code, are in the book: `docs/book/README.md`
+//! (the ELBO, the reparameterization trick, the closed-form KL, likelihoods, training).
+//!
 //! ```
 //! use rand::SeedableRng;
 //! use vae::{train::train_step, Vae, VaeConfig};
@@ -38,6 +41,18 @@
 //! let last = train_step(&mut model, &mut adam, &x, eps, 1.0, None).unwrap();
 //! assert!(last.loss < first.loss);
 //! ```
+
+/// The book's chapters (`docs/book/`), included so that their Rust snippets are compiled and
+/// run as doctests.
+#[cfg(doctest)]
+pub mod book {
+    #[doc = include_str!("../../../docs/book/03-reparameterization.md")]
+    pub struct Chapter3Reparameterization;
+    #[doc = include_str!("../../../docs/book/04-kl.md")]
+    pub struct Chapter4Kl;
+    #[doc = include_str!("../../../docs/book/06-autodiff.md")]
+    pub struct Chapter6Autodiff;
+}
 
 pub mod checkpoint;
 pub mod config;
