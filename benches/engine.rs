@@ -9,6 +9,8 @@
 //! docs/PERFORMANCE.md reads these numbers; `benches/compare_pytorch.py` runs the
 //! comparison with PyTorch.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -21,7 +21,8 @@ use vae::train::{evaluate_batch, iw_log_likelihood};
 use vae_autodiff::Tape;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let ckpt = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| "runs/mlp-z20-seed1/model.safetensors".into());
+    let ckpt =
+        std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| "runs/mlp-z20-seed1/model.safetensors".into());
     let model = vae::checkpoint::load(&ckpt)?.model;
     let data = Dataset::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist"))?;
     let n = 100;

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Train the same VAE with the same protocol in PyTorch and with vae-cli, on this machine, in one
+run, with the same number of threads; print epoch times, their ratio, and both test losses.
+
+    python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv]
+
+The model and protocol are those of `vae-cli train` (PyTorch's MNIST example): 784-400-20 MLP
+(or the conv model), Bernoulli likelihood on logits, loss summed over pixels and latent
+dimensions and averaged over the batch, Adam 1e-3, batch 128, MNIST from datasets/mnist, test
+loss with z sampled. Each epoch's time covers training and the test pass, as vae-cli's
+`seconds` column does. Where PyTorch is not installed, the script says so and reports vae-cli
+alone.
+"""
+
+import argparse
+import csv
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_idx(name):
+    import numpy as np
+
+    with gzip.open(os.path.join(ROOT, "datasets", "mnist", name + ".gz"), "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def run_pytorch(args):
+    try:
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    train = torch.tensor(read_idx("train-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+    test = torch.tensor(read_idx("t10k-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc_fc1, self.enc_mu, self.enc_logvar = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+            self.dec_fc1, self.dec_out = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, x):
+            h = F.relu(self.enc_fc1(x))
+            mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            return self.dec_out(F.relu(self.dec_fc1(z))), mu, logvar
+
+    class Conv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc_conv1, self.enc_conv2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1)
+            self.enc_mu, self.enc_logvar = nn.Linear(64 * 49, 20), nn.Linear(64 * 49, 20)
+            self.dec_fc1 = nn.Linear(20, 64 * 49)
+            self.dec_deconv1, self.dec_deconv2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+        def forward(self, x):
+            h = F.relu(self.enc_conv2(F.relu(self.enc_conv1(x.view(-1, 1, 28, 28))))).flatten(1)
+            mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            d = F.relu(self.dec_fc1(z)).view(-1, 64, 7, 7)
+            return self.dec_deconv2(F.relu(self.dec_deconv1(d))).flatten(1), mu, logvar
+
+    def terms(model, x):
+        out, mu, logvar = model(x)
+        recon = F.binary_cross_entropy_with_logits(out, x, reduction="sum")
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return recon, kl
+
+    model = Mlp() if args.model == "mlp" else Conv()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rows = []
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        for idx in torch.randperm(len(train)).split(128):
+            x = train[idx]
+            recon, kl = terms(model, x)
+            loss = (recon + kl) / len(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for x in test.split(500):
+                recon, kl = terms(model, x)
+                total += (recon + kl).item()
+        rows.append((time.perf_counter() - t0, total / len(test)))
+        print(f"  pytorch  epoch {epoch + 1}: {rows[-1][0]:6.2f} s, test loss {rows[-1][1]:.2f}", flush=True)
+    return rows
+
+
+def run_ours(args):
+    out = tempfile.mkdtemp(prefix="vae-compare-")
+    cmd = ["cargo", "run", "-q", "--release", "-p", "vae-cli", "--", "train", "--model", args.model,
+           "--epochs", str(args.epochs), "--threads", str(args.threads), "--out", os.path.join(out, "run")]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(out, "run", "metrics.csv")) as f:
+        rows = [(float(r["seconds"]), float(r["test_loss"])) for r in csv.DictReader(f)]
+    for i, (s, l) in enumerate(rows):
+        print(f"  vae-cli  epoch {i + 1}: {s:6.2f} s, test loss {l:.2f}")
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    args = p.parse_args()
+    print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads")
+    ours = run_ours(args)
+    theirs = run_pytorch(args)
+    mean = lambda rows: sum(r[0] for r in rows) / len(rows)
+    print(f"vae-cli: {mean(ours):.2f} s per epoch, final test loss {ours[-1][1]:.2f}")
+    if theirs is None:
+        print("PyTorch is not installed here (`import torch` failed): no comparison in this run. "
+              "Install it (pip install torch) and run this script again.")
+        return 0
+    print(f"PyTorch: {mean(theirs):.2f} s per epoch, final test loss {theirs[-1][1]:.2f}")
+    print(f"ratio vae-cli / PyTorch: {mean(ours) / mean(theirs):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
