@@ -99,14 +99,24 @@ impl Im2col {
         (0..size as isize).contains(&i).then_some(i as usize)
     }
 
+    /// The output columns `lo..hi` whose input column ow·s + k − p lies inside 0..size: the
+    /// part of a row that reads the image rather than the zero padding.
+    fn inside(&self, k: usize, size: usize, outputs: usize) -> (usize, usize) {
+        let (s, p) = (self.geom.stride, self.geom.padding);
+        let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
+        let hi = if size + p <= k { 0 } else { (size + p - k).div_ceil(s) };
+        (lo.min(outputs), hi.min(outputs).max(lo.min(outputs)))
+    }
+
     /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding.
     fn im2col(&self, img: &[f32], cols: &mut [f32]) {
-        let ncols = self.cols();
+        let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = (c * self.kh + ki) * self.kw + kj;
                     let out = &mut cols[row * ncols..(row + 1) * ncols];
+                    let (lo, hi) = self.inside(kj, self.w, self.wo);
                     for oh in 0..self.ho {
                         let seg = &mut out[oh * self.wo..(oh + 1) * self.wo];
                         let Some(ih) = self.source(oh, ki, self.h) else {
@@ -114,8 +124,10 @@ impl Im2col {
                             continue;
                         };
                         let img_row = &img[(c * self.h + ih) * self.w..][..self.w];
-                        for (ow, v) in seg.iter_mut().enumerate() {
-                            *v = self.source(ow, kj, self.w).map_or(0.0, |iw| img_row[iw]);
+                        seg[..lo].fill(0.0);
+                        seg[hi..].fill(0.0);
+                        for (ow, v) in seg[lo..hi].iter_mut().enumerate() {
+                            *v = img_row[(ow + lo) * s + kj - p];
                         }
                     }
                 }
@@ -125,19 +137,18 @@ impl Im2col {
 
     /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it.
     fn col2im(&self, cols: &[f32], img: &mut [f32]) {
-        let ncols = self.cols();
+        let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = (c * self.kh + ki) * self.kw + kj;
                     let col = &cols[row * ncols..(row + 1) * ncols];
+                    let (lo, hi) = self.inside(kj, self.w, self.wo);
                     for oh in 0..self.ho {
                         let Some(ih) = self.source(oh, ki, self.h) else { continue };
                         let img_row = &mut img[(c * self.h + ih) * self.w..][..self.w];
-                        for ow in 0..self.wo {
-                            if let Some(iw) = self.source(ow, kj, self.w) {
-                                img_row[iw] += col[oh * self.wo + ow];
-                            }
+                        for (ow, &v) in col[oh * self.wo + lo..oh * self.wo + hi].iter().enumerate() {
+                            img_row[(ow + lo) * s + kj - p] += v;
                         }
                     }
                 }
