@@ -185,3 +185,30 @@ fn picture_commands_refuse_bad_arguments_in_one_line() {
     assert_clean_error(&run(&["plot", "--run", scratch("no-run").to_str().unwrap(), "--out", o]), "metrics.csv");
     assert!(!out.join("x.png").exists(), "a failed command left a picture behind");
 }
+
+#[test]
+fn the_numbers_do_not_depend_on_the_number_of_threads() {
+    let (one, two) = (scratch("threads1"), scratch("threads2"));
+    for (out, threads) in [(&one, "1"), (&two, "2")] {
+        let o = out.to_str().unwrap();
+        ok(&run(&[
+            "train",
+            "--model",
+            "conv",
+            "--train-limit",
+            "256",
+            "--test-limit",
+            "100",
+            "--batch-size",
+            "128",
+            "--epochs",
+            "1",
+            "--threads",
+            threads,
+            "--out",
+            o,
+        ]));
+    }
+    let (a, b) = (metrics(&one), metrics(&two));
+    assert_eq!(a[0][..7], b[0][..7], "1 thread and 2 threads disagree");
+}

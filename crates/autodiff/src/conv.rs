@@ -249,23 +249,27 @@ pub(crate) fn conv2d_backward(
     let ([_, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let dy_chunks = || dy.as_slice().expect("standard layout").par_chunks(c_out * g.cols());
-    let x_chunks = x.as_slice().expect("standard layout").par_chunks(c_in * h * wd);
 
     let dw = need_w.then(|| {
-        let dw = dy_chunks()
-            .zip(x_chunks)
-            .fold(
-                || (Array2::<f32>::zeros((c_out, g.rows())), vec![0.0; g.rows() * g.cols()]),
-                |(mut dw, mut cols), (dy_n, x_n)| {
+        // dW = Σ_n dy_n · cols_nᵀ, summed in fixed groups of images and then in group order,
+        // so that the result does not depend on how rayon schedules the work.
+        let partials: Vec<Array2<f32>> = dy
+            .as_slice()
+            .expect("standard layout")
+            .par_chunks(DW_GROUP * c_out * g.cols())
+            .zip(x.as_slice().expect("standard layout").par_chunks(DW_GROUP * c_in * h * wd))
+            .map(|(dy_group, x_group)| {
+                let mut dw = Array2::<f32>::zeros((c_out, g.rows()));
+                let mut cols = vec![0.0; g.rows() * g.cols()];
+                for (dy_n, x_n) in dy_group.chunks(c_out * g.cols()).zip(x_group.chunks(c_in * h * wd)) {
                     g.im2col(x_n, &mut cols);
                     let cols_t = matrix(g.rows(), g.cols(), &cols).reversed_axes();
                     general_mat_mul(1.0, &matrix(c_out, g.cols(), dy_n), &cols_t, 1.0, &mut dw);
-                    (dw, cols)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce(|| Array2::zeros((c_out, g.rows())), |a, b| a + b);
-        dw.into_shape_with_order(w.raw_dim()).expect("sizes agree")
+                }
+                dw
+            })
+            .collect();
+        sum_in_order(partials).into_shape_with_order(w.raw_dim()).expect("sizes agree")
     });
 
     let dx = need_x.then(|| {
@@ -331,20 +335,24 @@ pub(crate) fn conv_transpose2d_backward(
     let x_slice = x.as_slice().expect("standard layout");
 
     let dw = need_w.then(|| {
-        let dw = dy_chunks()
-            .zip(x_slice.par_chunks(c_in * g.cols()))
-            .fold(
-                || (Array2::<f32>::zeros((c_in, g.rows())), vec![0.0; g.rows() * g.cols()]),
-                |(mut dw, mut dcols), (dy_n, x_n)| {
+        // dW = Σ_n x_n · im2col(dy_n)ᵀ, in fixed groups and group order (deterministic).
+        let partials: Vec<Array2<f32>> = dy
+            .as_slice()
+            .expect("standard layout")
+            .par_chunks(DW_GROUP * c_out * g.h * g.w)
+            .zip(x_slice.par_chunks(DW_GROUP * c_in * g.cols()))
+            .map(|(dy_group, x_group)| {
+                let mut dw = Array2::<f32>::zeros((c_in, g.rows()));
+                let mut dcols = vec![0.0; g.rows() * g.cols()];
+                for (dy_n, x_n) in dy_group.chunks(c_out * g.h * g.w).zip(x_group.chunks(c_in * g.cols())) {
                     g.im2col(dy_n, &mut dcols);
                     let dcols_t = matrix(g.rows(), g.cols(), &dcols).reversed_axes();
                     general_mat_mul(1.0, &matrix(c_in, g.cols(), x_n), &dcols_t, 1.0, &mut dw);
-                    (dw, dcols)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce(|| Array2::zeros((c_in, g.rows())), |a, b| a + b);
-        dw.into_shape_with_order(w.raw_dim()).expect("sizes agree")
+                }
+                dw
+            })
+            .collect();
+        sum_in_order(partials).into_shape_with_order(w.raw_dim()).expect("sizes agree")
     });
 
     let dx = need_x.then(|| {
@@ -360,6 +368,20 @@ pub(crate) fn conv_transpose2d_backward(
         dx
     });
     (dx, dw, bias_backward(dy))
+}
+
+/// Images per partial weight gradient. Fixed, so that the order of the float additions, and
+/// with it the result, is the same on any number of threads.
+const DW_GROUP: usize = 8;
+
+/// a₀ + a₁ + … in list order.
+fn sum_in_order(parts: Vec<Array2<f32>>) -> Tensor {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one image");
+    for p in parts {
+        total += &p;
+    }
+    total.into_dyn()
 }
 
 /// y = … + b[c]  ⇒  db[c] = Σ_{n, h, w} dy[n, c, h, w]

@@ -48,7 +48,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let k = k as usize;
         let groups: Vec<usize> = (0..test.len().div_ceil(IW_IMAGES)).collect();
         let bar = Progress::new(groups.len() as u64, format!("−log p(x), K={k}"));
-        let total: f64 = groups
+        let per_group: Vec<f64> = groups
             .par_iter()
             .map(|&g| {
                 let mut rng = stream(args.seed, 0, g as u64, Purpose::Test);
@@ -59,7 +59,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 bar.step(String::new);
                 -ll
             })
-            .sum();
+            .collect();
+        let total: f64 = per_group.iter().sum(); // in group order: the same on any thread count
         bar.finish();
         (k, total / test.len() as f64)
     });

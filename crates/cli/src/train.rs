@@ -298,7 +298,7 @@ const EVAL_CHUNK: usize = 500;
 pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, seed: u64, epoch: u64) -> Terms {
     let n = split.len();
     let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
-    let totals = chunks
+    let parts: Vec<Totals> = chunks
         .par_iter()
         .map(|&c| {
             let mut rng = stream(seed, epoch, c as u64, Purpose::Test);
@@ -306,7 +306,13 @@ pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, seed: u64, epoch: u6
             let x = split.batch(&idx, mode, &mut rng);
             evaluate_batch(model, x, &mut rng)
         })
-        .reduce(Totals::default, |a, b| Totals { recon: a.recon + b.recon, kl: a.kl + b.kl, count: a.count + b.count });
+        .collect();
+    // Summed in chunk order, so the total is the same on any number of threads.
+    let totals = parts.iter().fold(Totals::default(), |a, b| Totals {
+        recon: a.recon + b.recon,
+        kl: a.kl + b.kl,
+        count: a.count + b.count,
+    });
     totals.mean(model.config.beta)
 }
 
