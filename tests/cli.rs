@@ -6,7 +6,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{assert_clean_error, ok, run, scratch};
+use common::{assert_clean_error, metrics, ok, run, scratch};
 
 /// A small, quick training run: 2,000 images, batches of 32 (63 steps per epoch).
 fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
@@ -30,14 +30,6 @@ fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
     ];
     args.extend(extra);
     run(&args)
-}
-
-/// metrics.csv rows as numbers, without the header.
-fn metrics(out: &Path) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(lines.next().unwrap(), "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds");
-    lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
 }
 
 /// Width and height from a PNG's IHDR chunk (after checking the signature).

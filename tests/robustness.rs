@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_clean_error, bin, scratch};
+use common::{assert_clean_error, bin, metrics, scratch};
 
 fn train_args(out: &Path, limit: &str, batch: &str, epochs: &str) -> Vec<String> {
     [
@@ -55,11 +55,6 @@ fn wait_started(out: &Path, extra: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(extra);
-}
-
-fn metrics(out: &Path) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
 }
 
 #[test]

@@ -57,3 +57,11 @@ pub fn assert_clean_error(o: &Output, needle: &str) {
     assert!(first.starts_with("error"), "first line is not an error: {err}");
     assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
 }
+
+/// metrics.csv rows as numbers, after checking the header.
+pub fn metrics(out: &std::path::Path) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds");
+    lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+}

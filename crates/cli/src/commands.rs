@@ -330,3 +330,27 @@ pub fn check_number(flag: &str, value: f32, min: f32, inclusive: bool) -> Result
         Err(format!("--{flag} must be a finite number {bound} {min}, found {value}").into())
     }
 }
+
+/// Checks that the images of `split` (read from `dir`) have the size the model takes.
+pub fn check_image_size(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Result<()> {
+    let [_, rows, cols] = model.config.input;
+    if (split.rows, split.cols) == (rows, cols) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the model takes {rows}×{cols} images but {} holds {}×{} images",
+            dir.display(),
+            split.rows,
+            split.cols
+        )
+        .into())
+    }
+}
+
+/// The test split of the data folder (`--data` or the default), checked against the model.
+pub fn load_test(data: &Option<PathBuf>, model: &vae::Vae) -> Result<(vae::data::Split, PathBuf)> {
+    let dir = data_dir(data);
+    let test = vae::data::Dataset::load(&dir)?.test;
+    check_image_size(model, &test, &dir)?;
+    Ok((test, dir))
+}

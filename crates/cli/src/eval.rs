@@ -3,10 +3,10 @@
 
 use rayon::prelude::*;
 use vae::checkpoint;
-use vae::data::{Binarize, Dataset};
+use vae::data::Binarize;
 use vae::train::iw_log_likelihood;
 
-use crate::commands::{data_dir, BinarizeKind, EvalArgs, Result};
+use crate::commands::{load_test, BinarizeKind, EvalArgs, Result};
 use crate::progress::Progress;
 use crate::train::{describe, evaluate, stream, Purpose};
 
@@ -18,21 +18,9 @@ const IW_ROWS: usize = 2000;
 /// `vae-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let model = checkpoint::load(&args.checkpoint)?.model;
-    let dir = data_dir(&args.data);
-    let data = Dataset::load(&dir)?;
-    let mut test = data.test;
+    let (mut test, dir) = load_test(&args.data, &model)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
-    }
-    let [_, rows, cols] = model.config.input;
-    if (test.rows, test.cols) != (rows, cols) {
-        return Err(format!(
-            "the model takes {rows}×{cols} images but {} holds {}×{}",
-            dir.display(),
-            test.rows,
-            test.cols
-        )
-        .into());
     }
     let mode = match args.binarize {
         BinarizeKind::None => Binarize::None,

@@ -5,6 +5,8 @@
 //! model, a resumable checkpoint, `metrics.csv` and pictures. `vae-cli --help` lists the
 //! commands; each one's `--help` explains its flags.
 //!
+//! What the numbers and pictures mean: chapter 8 of the book (`docs/book/08-training.md`).
+//!
 //! The library half holds the commands and the drawing code ([`image`], [`plot`]) so that
 //! examples can draw with it too.
 

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use ndarray::{Axis, Slice};
 use vae::checkpoint;
-use vae::data::{Binarize, Dataset, Split};
+use vae::data::{Binarize, Split};
 use vae::model::standard_normal;
 use vae::Vae;
 use vae_autodiff::Tensor;
 
 use crate::commands::{
-    data_dir, InterpolateArgs, LatentArgs, ManifoldArgs, ModelArgs, PlotArgs, ReconstructArgs, Result, SampleArgs,
+    InterpolateArgs, LatentArgs, ManifoldArgs, ModelArgs, PlotArgs, ReconstructArgs, Result, SampleArgs,
 };
 use crate::font::{draw_text, text_width};
 use crate::image::{grid, grid_scaled, Canvas, PALETTE};
@@ -26,19 +26,7 @@ fn load_model(args: &ModelArgs) -> Result<Vae> {
 
 /// The test split, checked against the model's image size.
 fn load_test(args: &ModelArgs, model: &Vae) -> Result<Split> {
-    let dir = data_dir(&args.data);
-    let test = Dataset::load(&dir)?.test;
-    let [_, rows, cols] = model.config.input;
-    if (test.rows, test.cols) != (rows, cols) {
-        return Err(format!(
-            "the model takes {rows}×{cols} images but {} holds {}×{}",
-            dir.display(),
-            test.rows,
-            test.cols
-        )
-        .into());
-    }
-    Ok(test)
+    Ok(crate::commands::load_test(&args.data, model)?.0)
 }
 
 fn image_size(model: &Vae) -> (usize, usize) {

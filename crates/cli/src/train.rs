@@ -23,7 +23,7 @@ use vae::{Arch, Likelihood, Vae, VaeConfig};
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
 use crate::commands::{
-    check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs,
+    check_image_size, check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs,
 };
 use crate::image;
 use crate::progress::Progress;
@@ -384,16 +384,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
     let s = run.settings.clone();
     let (train, test, mode) = prepare_data(&dir, &s)?;
-    let [_, rows, cols] = run.model.config.input;
-    if (train.rows, train.cols) != (rows, cols) {
-        return Err(format!(
-            "the model takes {rows}×{cols} images but {} holds {}×{} images",
-            dir.display(),
-            train.rows,
-            train.cols
-        )
-        .into());
-    }
+    check_image_size(&run.model, &train, &dir)?;
     if train.is_empty() || test.is_empty() {
         return Err(format!("{}: the training and test sets must not be empty", dir.display()).into());
     }

@@ -8,6 +8,9 @@
 //! - [`optim`]: Adam, SGD with momentum and Adagrad, each one fused pass per parameter, and
 //!   gradient clipping by global norm.
 //!
+//! How these pieces serve the VAE, step by step, is told in the book (`docs/book/README.md`,
+//! chapters 6 and 8).
+//!
 //! ```
 //! use rand::SeedableRng;
 //! use vae_autodiff::Tape;
