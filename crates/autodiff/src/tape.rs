@@ -347,16 +347,16 @@ impl<'p> Tape<'p> {
                 let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
-                if let Some(b) = b {
-                    g.add(*b, Some(db));
+                if let Some(b) = b.filter(|b| need(b)) {
+                    g.add(b, Some(db));
                 }
             }
             Op::ConvTranspose2d { x, w, b, geom } => {
                 let (dx, dw, db) = conv::conv_transpose2d_backward(v(x), v(w), *geom, dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
-                if let Some(b) = b {
-                    g.add(*b, Some(db));
+                if let Some(b) = b.filter(|b| need(b)) {
+                    g.add(b, Some(db));
                 }
             }
             Op::BceWithLogits { logits, target } => {

@@ -95,3 +95,17 @@ fn backward_on_a_non_scalar_panics_clearly() {
     let y = tape.exp(x);
     tape.backward(y);
 }
+
+#[test]
+fn a_constant_bias_of_a_convolution_gets_no_gradient() {
+    use vae_autodiff::ConvGeom;
+    let mut tape = Tape::new();
+    let x = tape.input(Tensor::ones(vec![1, 1, 3, 3]));
+    let w = tape.input(Tensor::ones(vec![2, 1, 2, 2]));
+    let b = tape.constant(Tensor::ones(vec![2]));
+    let y = tape.conv2d(x, w, Some(b), ConvGeom::new(1, 0));
+    let loss = tape.sum(y);
+    let grads = tape.backward(loss);
+    assert!(grads.get(b).is_none());
+    assert!(grads.get(w).is_some());
+}
