@@ -6,29 +6,12 @@ use std::process::Output;
 
 mod common;
 
-use common::{assert_clean_error, metrics, ok, run, scratch};
+use common::{assert_clean_error, metrics, ok, run, scratch, small_train_args};
 
 /// A small, quick training run: 2,000 images, batches of 32 (63 steps per epoch).
 fn small_run(out: &Path, epochs: &str, extra: &[&str]) -> Output {
-    let out = out.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--train-limit",
-        "2000",
-        "--test-limit",
-        "500",
-        "--batch-size",
-        "32",
-        "--hidden",
-        "64",
-        "--latent-dim",
-        "4",
-        "--epochs",
-        epochs,
-        "--out",
-        out,
-    ];
-    args.extend(extra);
+    let mut args = small_train_args(out, "2000", "500", "32", epochs);
+    args.extend(extra.iter().map(|s| s.to_string()));
     run(&args)
 }
 

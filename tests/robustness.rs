@@ -10,26 +10,7 @@ use std::time::{Duration, Instant};
 use common::{assert_clean_error, bin, metrics, scratch};
 
 fn train_args(out: &Path, limit: &str, batch: &str, epochs: &str) -> Vec<String> {
-    [
-        "train",
-        "--train-limit",
-        limit,
-        "--test-limit",
-        "200",
-        "--batch-size",
-        batch,
-        "--hidden",
-        "64",
-        "--latent-dim",
-        "4",
-        "--epochs",
-        epochs,
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([out.to_str().unwrap().to_string()])
-    .collect()
+    common::small_train_args(out, limit, "200", batch, epochs)
 }
 
 fn spawn(args: &[String]) -> Child {

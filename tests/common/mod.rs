@@ -65,3 +65,17 @@ pub fn metrics(out: &std::path::Path) -> Vec<Vec<f64>> {
     assert_eq!(lines.next().unwrap(), "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds");
     lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
 }
+
+/// Arguments of a small, quick training run: an MLP 784-64-4 on the first `train_limit`
+/// training and `test_limit` test images.
+pub fn small_train_args(
+    out: &std::path::Path,
+    train_limit: &str,
+    test_limit: &str,
+    batch: &str,
+    epochs: &str,
+) -> Vec<String> {
+    let args = ["train", "--train-limit", train_limit, "--test-limit", test_limit, "--batch-size", batch];
+    let model = ["--hidden", "64", "--latent-dim", "4", "--epochs", epochs, "--out", out.to_str().unwrap()];
+    args.iter().chain(&model).map(|s| s.to_string()).collect()
+}
