@@ -115,7 +115,7 @@ impl Chart {
         canvas.fill_rect(x, y, w as usize, (row * entries.len() as i64 + 8) as usize, [250, 250, 250]);
         for (i, (text, color)) in entries.iter().enumerate() {
             let ry = y + 6 + i as i64 * row;
-            canvas.fill_rect(x + 8, ry + 2, 22, (GLYPH_H * TEXT - 4) as usize, *color);
+            canvas.fill_rect(x + 8, ry + 2, 22, GLYPH_H * TEXT - 4, *color);
             draw_text(canvas, x + 36, ry, text, TEXT, AXIS);
         }
     }
