@@ -10,15 +10,16 @@
 //!
 //! im2col copies every receptive field of one image into a column of a matrix
 //! `cols` [C·K_h·K_w, H_o·W_o], so that the convolution becomes one GEMM:
-//! y_n = W [C_out, C_in·K_h·K_w] · cols_n. col2im is its adjoint: it adds each column back onto
+//! y_n = W [C_out, C_in·K_h·K_w] · cols_n. Images are taken in groups of [`GROUP`] whose
+//! blocks sit side by side, one GEMM per group. col2im is its adjoint: it adds each column back onto
 //! the pixels it was read from. The transposed convolution is the same two pieces in the other
 //! order (GEMM with Wᵀ, then col2im), which is why it is the gradient of a convolution with
-//! respect to its input (see docs/ARCHITECTURE.md). Images of a batch are independent, so every
-//! pass is parallel over N with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the
+//! respect to its input (see docs/book/07-convolution.md). Groups of images are independent, so
+//! every pass is parallel over them with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the
 //! direct loops the fast path is tested against.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::tape::{Op, Tape, Tensor, Var};
@@ -109,13 +110,15 @@ impl Im2col {
     }
 
     /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding.
-    fn im2col(&self, img: &[f32], cols: &mut [f32]) {
+    /// Row r of this image's block starts at `cols[r·ld]`: with ld = `self.cols()` the block is
+    /// the whole matrix; with ld = G·`self.cols()` the G images of a group sit side by side.
+    fn im2col(&self, img: &[f32], cols: &mut [f32], ld: usize) {
         let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = (c * self.kh + ki) * self.kw + kj;
-                    let out = &mut cols[row * ncols..(row + 1) * ncols];
+                    let out = &mut cols[row * ld..row * ld + ncols];
                     let (lo, hi) = self.inside(kj, self.w, self.wo);
                     for oh in 0..self.ho {
                         let seg = &mut out[oh * self.wo..(oh + 1) * self.wo];
@@ -135,14 +138,15 @@ impl Im2col {
         }
     }
 
-    /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it.
-    fn col2im(&self, cols: &[f32], img: &mut [f32]) {
+    /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it
+    /// (rows `ld` apart, as in [`Im2col::im2col`]).
+    fn col2im(&self, cols: &[f32], img: &mut [f32], ld: usize) {
         let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
                     let row = (c * self.kh + ki) * self.kw + kj;
-                    let col = &cols[row * ncols..(row + 1) * ncols];
+                    let col = &cols[row * ld..row * ld + ncols];
                     let (lo, hi) = self.inside(kj, self.w, self.wo);
                     for oh in 0..self.ho {
                         let Some(ih) = self.source(oh, ki, self.h) else { continue };
@@ -159,10 +163,6 @@ impl Im2col {
 
 fn matrix(rows: usize, cols: usize, data: &[f32]) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((rows, cols), data).expect("matrix view: sizes agree")
-}
-
-fn matrix_mut(rows: usize, cols: usize, data: &mut [f32]) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((rows, cols), data).expect("matrix view: sizes agree")
 }
 
 /// y[n, c, …] += b[c] for every n and pixel.
@@ -217,26 +217,74 @@ fn conv2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize; 4], [usiz
     ([n, c_in, h, wd], [c_out, c_in, kh, kw], g)
 }
 
-/// conv2d without bias: for each image, y_n = W · im2col(x_n).
+/// Images handled by one GEMM. Their im2col blocks are laid side by side,
+/// cols [C·K_h·K_w, G·H_o·W_o], so that the weight is packed once per group instead of once
+/// per image and the GEMM is wide enough to run at full speed. Fixed, so that every sum is
+/// taken in the same order on any number of threads.
+const GROUP: usize = 8;
+
+/// Lays the per-image matrices of a group, [n][c][len], side by side: [c][n·len].
+fn gather(group: &[f32], c: usize, len: usize) -> Vec<f32> {
+    let n = group.len() / (c * len);
+    let mut out = vec![0.0; group.len()];
+    for (i, img) in group.chunks(c * len).enumerate() {
+        for ch in 0..c {
+            out[ch * n * len + i * len..][..len].copy_from_slice(&img[ch * len..][..len]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`gather`]: [c][n·len] back to the images of the group, [n][c][len].
+fn scatter(mat: &[f32], group: &mut [f32], c: usize, len: usize) {
+    let n = group.len() / (c * len);
+    for (i, img) in group.chunks_mut(c * len).enumerate() {
+        for ch in 0..c {
+            img[ch * len..][..len].copy_from_slice(&mat[ch * n * len + i * len..][..len]);
+        }
+    }
+}
+
+/// The im2col blocks of a group of images side by side: [rows, n·cols].
+fn im2col_group(g: &Im2col, group: &[f32], img_len: usize) -> (Vec<f32>, usize) {
+    let n = group.len() / img_len;
+    let ld = n * g.cols();
+    let mut cols = vec![0.0; g.rows() * ld];
+    for (i, img) in group.chunks(img_len).enumerate() {
+        g.im2col(img, &mut cols[i * g.cols()..], ld);
+    }
+    (cols, ld)
+}
+
+/// c = a·b for row-major slices, as a new [m, n] buffer.
+fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f32> {
+    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    c.into_raw_vec_and_offset().0
+}
+
+/// conv2d without bias: for each group of images, Y = W · [cols_1 … cols_G], then each
+/// image's columns of Y are its output y_n.
 fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
-    let ([n, ..], [c_out, ..], g) = conv2d_geometry(x, w, geom);
+    let ([n, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
+    let x_len = c_in * h * wd;
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
-    let x_chunks = x.as_slice().expect("standard layout").par_chunks(g.c * g.h * g.w);
-    y.as_slice_mut().expect("standard layout").par_chunks_mut(c_out * g.cols()).zip(x_chunks).for_each_init(
-        || vec![0.0; g.rows() * g.cols()],
-        |cols, (y_n, x_n)| {
-            g.im2col(x_n, cols);
-            let mut y_n = matrix_mut(c_out, g.cols(), y_n);
-            general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), cols), 0.0, &mut y_n);
+    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+    y.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * c_out * g.cols()).zip(x_groups).for_each(
+        |(y_group, x_group)| {
+            let (cols, ld) = im2col_group(&g, x_group, x_len);
+            let y_mat = gemm(w_mat, matrix(g.rows(), ld, &cols));
+            scatter(&y_mat, y_group, c_out, g.cols());
         },
     );
     y
 }
 
-/// y = conv2d(x, w) + b  ⇒
-///   dw = Σ_n dy_n · im2col(x_n)ᵀ          [C_out, C_in·K_h·K_w]
-///   dx_n = col2im(Wᵀ · dy_n)               (the transposed convolution of dy)
+/// y = conv2d(x, w) + b  ⇒  per group of images, with cols = [cols_1 … cols_G] and
+/// dY = [dy_1 … dy_G] side by side:
+///   dw = Σ_groups dY · colsᵀ                [C_out, C_in·K_h·K_w]
+///   dx_n = col2im(block n of Wᵀ · dY)         (the transposed convolution of dy)
 ///   db = Σ_{n, h, w} dy
 pub(crate) fn conv2d_backward(
     x: &Tensor,
@@ -248,24 +296,19 @@ pub(crate) fn conv2d_backward(
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
-    let dy_chunks = || dy.as_slice().expect("standard layout").par_chunks(c_out * g.cols());
+    let (x_len, y_len) = (c_in * h * wd, c_out * g.cols());
+    let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
     let dw = need_w.then(|| {
-        // dW = Σ_n dy_n · cols_nᵀ, summed in fixed groups of images and then in group order,
-        // so that the result does not depend on how rayon schedules the work.
-        let partials: Vec<Array2<f32>> = dy
-            .as_slice()
-            .expect("standard layout")
-            .par_chunks(DW_GROUP * c_out * g.cols())
-            .zip(x.as_slice().expect("standard layout").par_chunks(DW_GROUP * c_in * h * wd))
+        let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+        let partials: Vec<Array2<f32>> = dy_groups()
+            .zip(x_groups)
             .map(|(dy_group, x_group)| {
+                let (cols, ld) = im2col_group(&g, x_group, x_len);
+                let dy_mat = gather(dy_group, c_out, g.cols());
                 let mut dw = Array2::<f32>::zeros((c_out, g.rows()));
-                let mut cols = vec![0.0; g.rows() * g.cols()];
-                for (dy_n, x_n) in dy_group.chunks(c_out * g.cols()).zip(x_group.chunks(c_in * h * wd)) {
-                    g.im2col(x_n, &mut cols);
-                    let cols_t = matrix(g.rows(), g.cols(), &cols).reversed_axes();
-                    general_mat_mul(1.0, &matrix(c_out, g.cols(), dy_n), &cols_t, 1.0, &mut dw);
-                }
+                let cols_t = matrix(g.rows(), ld, &cols).reversed_axes();
+                general_mat_mul(1.0, &matrix(c_out, ld, &dy_mat), &cols_t, 0.0, &mut dw);
                 dw
             })
             .collect();
@@ -274,13 +317,14 @@ pub(crate) fn conv2d_backward(
 
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut().expect("standard layout").par_chunks_mut(c_in * h * wd).zip(dy_chunks()).for_each_init(
-            || vec![0.0; g.rows() * g.cols()],
-            |dcols, (dx_n, dy_n)| {
-                let mut dcols_m = matrix_mut(g.rows(), g.cols(), dcols);
-                let dy_n = matrix(c_out, g.cols(), dy_n);
-                general_mat_mul(1.0, &w_mat.t(), &dy_n, 0.0, &mut dcols_m);
-                g.col2im(dcols, dx_n);
+        dx.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * x_len).zip(dy_groups()).for_each(
+            |(dx_group, dy_group)| {
+                let dy_mat = gather(dy_group, c_out, g.cols());
+                let ld = dy_mat.len() / c_out;
+                let dcols = gemm(w_mat.t(), matrix(c_out, ld, &dy_mat));
+                for (i, dx_n) in dx_group.chunks_mut(x_len).enumerate() {
+                    g.col2im(&dcols[i * g.cols()..], dx_n, ld);
+                }
             },
         );
         dx
@@ -300,26 +344,31 @@ fn conv_transpose2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize;
     ([n, c_in, h, wd], [c_in, c_out, kh, kw], g)
 }
 
-/// conv_transpose2d without bias: for each image, y_n = col2im(Wᵀ · x_n).
+/// conv_transpose2d without bias: per group of images, cols = Wᵀ · [x_1 … x_G], then
+/// y_n = col2im(block n of cols).
 fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
     let ([n, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
+    let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
     let mut y = Tensor::zeros(vec![n, c_out, g.h, g.w]);
-    let x_chunks = x.as_slice().expect("standard layout").par_chunks(c_in * g.cols());
-    y.as_slice_mut().expect("standard layout").par_chunks_mut(c_out * g.h * g.w).zip(x_chunks).for_each_init(
-        || vec![0.0; g.rows() * g.cols()],
-        |cols, (y_n, x_n)| {
-            let mut cols_m = matrix_mut(g.rows(), g.cols(), cols);
-            general_mat_mul(1.0, &w_mat.t(), &matrix(c_in, g.cols(), x_n), 0.0, &mut cols_m);
-            g.col2im(cols, y_n);
+    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+    y.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * y_len).zip(x_groups).for_each(
+        |(y_group, x_group)| {
+            let x_mat = gather(x_group, c_in, g.cols());
+            let ld = x_mat.len() / c_in;
+            let cols = gemm(w_mat.t(), matrix(c_in, ld, &x_mat));
+            for (i, y_n) in y_group.chunks_mut(y_len).enumerate() {
+                g.col2im(&cols[i * g.cols()..], y_n, ld);
+            }
         },
     );
     y
 }
 
-/// y = conv_transpose2d(x, w) + b  ⇒
-///   dx_n = W · im2col(dy_n)                (a plain convolution of dy)
-///   dw = Σ_n x_n · im2col(dy_n)ᵀ           [C_in, C_out·K_h·K_w]
+/// y = conv_transpose2d(x, w) + b  ⇒  per group of images, with dcols = [im2col(dy_1) …] and
+/// X = [x_1 … x_G] side by side:
+///   dx_n = block n of W · dcols            (a plain convolution of dy)
+///   dw = Σ_groups X · dcolsᵀ                 [C_in, C_out·K_h·K_w]
 ///   db = Σ_{n, h, w} dy
 pub(crate) fn conv_transpose2d_backward(
     x: &Tensor,
@@ -331,24 +380,19 @@ pub(crate) fn conv_transpose2d_backward(
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
-    let dy_chunks = || dy.as_slice().expect("standard layout").par_chunks(c_out * g.h * g.w);
-    let x_slice = x.as_slice().expect("standard layout");
+    let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
+    let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
     let dw = need_w.then(|| {
-        // dW = Σ_n x_n · im2col(dy_n)ᵀ, in fixed groups and group order (deterministic).
-        let partials: Vec<Array2<f32>> = dy
-            .as_slice()
-            .expect("standard layout")
-            .par_chunks(DW_GROUP * c_out * g.h * g.w)
-            .zip(x_slice.par_chunks(DW_GROUP * c_in * g.cols()))
+        let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+        let partials: Vec<Array2<f32>> = dy_groups()
+            .zip(x_groups)
             .map(|(dy_group, x_group)| {
+                let (dcols, ld) = im2col_group(&g, dy_group, y_len);
+                let x_mat = gather(x_group, c_in, g.cols());
                 let mut dw = Array2::<f32>::zeros((c_in, g.rows()));
-                let mut dcols = vec![0.0; g.rows() * g.cols()];
-                for (dy_n, x_n) in dy_group.chunks(c_out * g.h * g.w).zip(x_group.chunks(c_in * g.cols())) {
-                    g.im2col(dy_n, &mut dcols);
-                    let dcols_t = matrix(g.rows(), g.cols(), &dcols).reversed_axes();
-                    general_mat_mul(1.0, &matrix(c_in, g.cols(), x_n), &dcols_t, 1.0, &mut dw);
-                }
+                let dcols_t = matrix(g.rows(), ld, &dcols).reversed_axes();
+                general_mat_mul(1.0, &matrix(c_in, ld, &x_mat), &dcols_t, 0.0, &mut dw);
                 dw
             })
             .collect();
@@ -357,22 +401,17 @@ pub(crate) fn conv_transpose2d_backward(
 
     let dx = need_x.then(|| {
         let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut().expect("standard layout").par_chunks_mut(c_in * g.cols()).zip(dy_chunks()).for_each_init(
-            || vec![0.0; g.rows() * g.cols()],
-            |dcols, (dx_n, dy_n)| {
-                g.im2col(dy_n, dcols);
-                let mut dx_n = matrix_mut(c_in, g.cols(), dx_n);
-                general_mat_mul(1.0, &w_mat, &matrix(g.rows(), g.cols(), dcols), 0.0, &mut dx_n);
+        dx.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * x_len).zip(dy_groups()).for_each(
+            |(dx_group, dy_group)| {
+                let (dcols, ld) = im2col_group(&g, dy_group, y_len);
+                let dx_mat = gemm(w_mat, matrix(g.rows(), ld, &dcols));
+                scatter(&dx_mat, dx_group, c_in, g.cols());
             },
         );
         dx
     });
     (dx, dw, bias_backward(dy))
 }
-
-/// Images per partial weight gradient. Fixed, so that the order of the float additions, and
-/// with it the result, is the same on any number of threads.
-const DW_GROUP: usize = 8;
 
 /// a₀ + a₁ + … in list order.
 fn sum_in_order(parts: Vec<Array2<f32>>) -> Tensor {

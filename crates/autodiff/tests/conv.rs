@@ -22,6 +22,8 @@ const CASES: &[Case] = &[
     Case { n: 2, c_in: 3, h: 5, w: 7, c_out: 4, k: 4, stride: 2, padding: 1 },
     Case { n: 2, c_in: 3, h: 5, w: 7, c_out: 2, k: 3, stride: 1, padding: 1 },
     Case { n: 1, c_in: 2, h: 6, w: 5, c_out: 3, k: 4, stride: 1, padding: 0 },
+    // more images than one GEMM group (8): a full group and a partial one
+    Case { n: 9, c_in: 2, h: 4, w: 5, c_out: 3, k: 3, stride: 2, padding: 1 },
 ];
 
 /// Agreement to f32 rounding at the scale of the tensor: a sum of hundreds of products can
@@ -62,8 +64,8 @@ fn conv_transpose2d_matches_finite_differences() {
 #[test]
 fn convolutions_match_the_direct_loops_including_the_mnist_model_shapes() {
     let mnist = [
-        Case { n: 3, c_in: 1, h: 28, w: 28, c_out: 32, k: 4, stride: 2, padding: 1 },
-        Case { n: 3, c_in: 32, h: 14, w: 14, c_out: 64, k: 4, stride: 2, padding: 1 },
+        Case { n: 10, c_in: 1, h: 28, w: 28, c_out: 32, k: 4, stride: 2, padding: 1 },
+        Case { n: 10, c_in: 32, h: 14, w: 14, c_out: 64, k: 4, stride: 2, padding: 1 },
     ];
     for (i, c) in CASES.iter().chain(&mnist).enumerate() {
         let geom = ConvGeom::new(c.stride, c.padding);
