@@ -181,20 +181,7 @@ impl Tape<'_> {
     }
 }
 
-/// σ(x) = 1 / (1 + e^(−x)); for x < 0 written as eˣ / (1 + eˣ) so that e^(−x) never overflows.
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): finite for every finite x.
-pub fn softplus(x: f32) -> f32 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
+pub use crate::fastmath::{sigmoid, softplus};
 
 // ---- backward: each returns the contribution to its inputs' gradients -------------------
 

@@ -42,6 +42,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod fastmath;
 pub mod gradcheck;
 pub mod loss;
 pub mod matmul;

@@ -9,9 +9,9 @@
 //! check every fused op against the composition it replaces. Targets are data: they get no
 //! gradient.
 
-use ndarray::Zip;
+use std::borrow::Cow;
 
-use crate::elementwise::{map2, sigmoid, softplus};
+use crate::fastmath::{sigmoid, softplus};
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// ½ ln 2π, the normalizing constant of a unit Gaussian in nats.
@@ -23,23 +23,59 @@ fn check_same(op: &str, a: &Tensor, b: &Tensor) {
     assert!(a.ndim() >= 1, "{op}: inputs need a batch axis, found a scalar");
 }
 
-/// Σ over every axis but the first, per example, accumulated in f64: [N, …] → [N].
-fn per_example_sum(n: usize, d: usize, values: impl Fn(usize, usize) -> f64) -> Tensor {
-    Tensor::from_shape_fn(vec![n], |i| (0..d).map(|j| values(i[0], j)).sum::<f64>() as f32)
+/// The values of a tensor in standard (row-major) order: borrowed when they already are.
+fn contiguous(x: &Tensor) -> Cow<'_, [f32]> {
+    match x.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
 }
 
-/// Views an [N, …] tensor as rows [N, D] (a no-copy reshape of a standard-layout array).
-fn rows(x: &Tensor) -> ndarray::ArrayView2<'_, f32> {
-    let n = x.shape()[0];
-    x.view().into_shape_with_order((n, x.len() / n.max(1))).expect("standard layout")
+/// Σ_i v_i in f64, in eight interleaved partial sums (so the loop vectorizes) added in a
+/// fixed order: the same numbers always give the same sum.
+fn sum_f64(v: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
 }
 
-/// dy [N] broadcast over the values of each example: [N] → [N, 1, …] matching `like`.
-fn per_example_grad(dy: &Tensor, like: &Tensor) -> Tensor {
-    let mut shape = vec![1; like.ndim()];
-    shape[0] = dy.len();
-    let d = dy.view().into_shape_with_order(shape).expect("[N]");
-    d.broadcast(like.raw_dim()).expect("per-example broadcast").to_owned()
+/// Per-example sums y_n = Σ_i f(a_ni, b_ni) of two [N, …] tensors of the same shape: [N].
+/// Each row's terms are computed in one vectorized pass, then summed in f64.
+fn per_example_sum(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+    let n = a.shape()[0];
+    let d = a.len() / n.max(1);
+    let (a, b) = (contiguous(a), contiguous(b));
+    let mut terms = vec![0.0f32; d];
+    let y: Vec<f32> = (0..n)
+        .map(|r| {
+            let rows = a[r * d..(r + 1) * d].iter().zip(&b[r * d..(r + 1) * d]);
+            terms.iter_mut().zip(rows).for_each(|(t, (&a, &b))| *t = f(a, b));
+            sum_f64(&terms) as f32
+        })
+        .collect();
+    Tensor::from_shape_vec(vec![n], y).expect("[N]")
+}
+
+/// d_ni = dy_n · f(a_ni, b_ni): a per-example gradient dy [N] times a pointwise factor, in the
+/// shape of `a`.
+fn per_example_grad(dy: &Tensor, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+    let n = a.shape()[0];
+    let d = a.len() / n.max(1);
+    let (av, bv, dy) = (contiguous(a), contiguous(b), contiguous(dy));
+    let mut out = vec![0.0f32; a.len()];
+    if d > 0 {
+        for (r, row) in out.chunks_exact_mut(d).enumerate() {
+            let (ar, br, dyr) = (&av[r * d..(r + 1) * d], &bv[r * d..(r + 1) * d], dy[r]);
+            row.iter_mut().zip(ar.iter().zip(br)).for_each(|(o, (&a, &b))| *o = dyr * f(a, b));
+        }
+    }
+    Tensor::from_shape_vec(a.raw_dim(), out).expect("shape of a")
 }
 
 impl Tape<'_> {
@@ -50,11 +86,7 @@ impl Tape<'_> {
     pub fn bce_with_logits(&mut self, logits: Var, target: Var) -> Var {
         let (l, x) = (self.value(logits), self.value(target));
         check_same("bce_with_logits", l, x);
-        let (l2, x2) = (rows(l), rows(x));
-        let y = per_example_sum(l2.nrows(), l2.ncols(), |n, i| {
-            let (l, x) = (l2[[n, i]], x2[[n, i]]);
-            (softplus(l) - x * l) as f64
-        });
+        let y = per_example_sum(l, x, |l, x| softplus(l) - x * l);
         self.push(y, Op::BceWithLogits { logits, target })
     }
 
@@ -65,13 +97,8 @@ impl Tape<'_> {
         assert!(sigma > 0.0 && sigma.is_finite(), "gaussian_nll: sigma must be positive, found {sigma}");
         let (m, x) = (self.value(mean), self.value(target));
         check_same("gaussian_nll", m, x);
-        let (m2, x2) = (rows(m), rows(x));
-        let (inv_two_var, log_norm) =
-            (1.0 / (2.0 * sigma as f64 * sigma as f64), (sigma as f64).ln() + HALF_LN_2PI as f64);
-        let y = per_example_sum(m2.nrows(), m2.ncols(), |n, i| {
-            let r = (x2[[n, i]] - m2[[n, i]]) as f64;
-            r * r * inv_two_var + log_norm
-        });
+        let (inv_two_var, log_norm) = (1.0 / (2.0 * sigma * sigma), sigma.ln() + HALF_LN_2PI);
+        let y = per_example_sum(m, x, |m, x| (x - m) * (x - m) * inv_two_var + log_norm);
         self.push(y, Op::GaussianNll { mean, target, sigma })
     }
 
@@ -81,34 +108,25 @@ impl Tape<'_> {
     pub fn kl_std_normal(&mut self, mu: Var, logvar: Var) -> Var {
         let (m, lv) = (self.value(mu), self.value(logvar));
         check_same("kl_std_normal", m, lv);
-        let (m2, lv2) = (rows(m), rows(lv));
-        let y = per_example_sum(m2.nrows(), m2.ncols(), |n, j| {
-            let (mu, lv) = (m2[[n, j]] as f64, lv2[[n, j]] as f64);
-            -0.5 * (1.0 + lv - mu * mu - lv.exp())
-        });
+        let y = per_example_sum(m, lv, |mu, lv| -0.5 * (1.0 + lv - mu * mu - lv.exp()));
         self.push(y, Op::KlStdNormal { mu, logvar })
     }
 }
 
 /// y_n = Σ_i softplus(l_ni) − x_ni·l_ni  ⇒  dl_ni = dy_n · (σ(l_ni) − x_ni)
 pub(crate) fn bce_with_logits_backward(logits: &Tensor, target: &Tensor, dy: &Tensor) -> Tensor {
-    let mut dl = per_example_grad(dy, logits);
-    Zip::from(&mut dl).and(logits).and(target).for_each(|d, &l, &x| *d *= sigmoid(l) - x);
-    dl
+    per_example_grad(dy, logits, target, |l, x| sigmoid(l) - x)
 }
 
 /// y_n = Σ_i (x_ni − m_ni)²/(2σ²) + const  ⇒  dm_ni = dy_n · (m_ni − x_ni) / σ²
 pub(crate) fn gaussian_nll_backward(mean: &Tensor, target: &Tensor, sigma: f32, dy: &Tensor) -> Tensor {
     let inv_var = 1.0 / (sigma * sigma);
-    let mut dm = per_example_grad(dy, mean);
-    Zip::from(&mut dm).and(mean).and(target).for_each(|d, &m, &x| *d *= (m - x) * inv_var);
-    dm
+    per_example_grad(dy, mean, target, |m, x| (m - x) * inv_var)
 }
 
 /// y_n = −½ Σ_j (1 + lv − mu² − e^lv)  ⇒  dmu = dy_n · mu,  dlogvar = dy_n · ½(e^lv − 1)
 pub(crate) fn kl_std_normal_backward(mu: &Tensor, logvar: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
-    let d = per_example_grad(dy, mu);
-    let dmu = map2(&d, mu, |d, m| d * m);
-    let dlogvar = map2(&d, logvar, |d, lv| d * 0.5 * (lv.exp() - 1.0));
+    let dmu = per_example_grad(dy, mu, mu, |m, _| m);
+    let dlogvar = per_example_grad(dy, logvar, logvar, |lv, _| 0.5 * (lv.exp() - 1.0));
     (dmu, dlogvar)
 }

@@ -1,0 +1,105 @@
+//! eˣ and ln(1 + u) written so that a loop over a slice vectorizes.
+//!
+//! The C library's `expf` and `log1pf` are opaque calls, one value at a time: in a training step
+//! of the MLP, the 100,352 softplus and sigmoid values of the Bernoulli loss spent 11% of the
+//! step inside them. The functions below are plain arithmetic on `f32` and its bits, with no
+//! branches the compiler cannot turn into selects, so `-C target-cpu=native` runs them 8
+//! values at a time.
+//!
+//! Both follow the classic Cephes single-precision routines: reduce the argument to a small
+//! interval exactly, evaluate a short polynomial there, and rebuild the result from the
+//! exponent. Their error is a few units in the last place; `tests/fastmath.rs` checks them
+//! against the f64 library functions over the whole range they are used on.
+
+/// log₂ e
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split in two: a high part exact in few bits, so that n·LN2_HI has no rounding error,
+/// and the small remainder (Cody–Waite reduction).
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Beyond these arguments 2ⁿ no longer fits the exponent bits of an f32 (n ≤ 127), or eˣ falls
+/// below the smallest normal number.
+const EXP_MAX: f32 = 88.0;
+const EXP_MIN: f32 = -87.0;
+
+/// eˣ, within a few ulp, for x in [−87, 88]; arguments outside are clamped to that interval,
+/// so the result never overflows or becomes a denormal (e⁸⁸ ≈ 1.65·10³⁸, e^−87 ≈ 1.6·10⁻³⁸).
+///
+/// Write x = n·ln 2 + r with n an integer and |r| ≤ ½ ln 2; then eˣ = 2ⁿ · eʳ, where eʳ comes
+/// from a degree-7 polynomial and 2ⁿ is built directly in the exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let n = (x * LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let r2 = r * r;
+    let p = 1.987_569_1e-4_f32
+        .mul_add(r, 1.398_199_9e-3)
+        .mul_add(r, 8.333_452e-3)
+        .mul_add(r, 4.166_579_6e-2)
+        .mul_add(r, 1.666_666_5e-1)
+        .mul_add(r, 5.000_000_1e-1);
+    let er = p.mul_add(r2, r) + 1.0;
+    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    er * two_n
+}
+
+/// ln x for a positive, normal, finite x (the only arguments it is given here: 1 + u with
+/// u ≥ 0).
+///
+/// Write x = 2ᵉ · m with m in [√½, √2); then ln x = e·ln 2 + ln m, and ln(1 + f) with
+/// f = m − 1 in [−0.29, 0.41] comes from a polynomial.
+#[inline(always)]
+fn ln_positive(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // m in [1, 2) from the mantissa bits, e from the exponent bits.
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let e = ((bits >> 23) as i32 - 127) as f32;
+    // Move m into [√½, √2) so that f = m − 1 is small on both sides.
+    let big = m > std::f32::consts::SQRT_2;
+    let (m, e) = if big { (m * 0.5, e + 1.0) } else { (m, e) };
+    let f = m - 1.0;
+    let f2 = f * f;
+    let p = 7.037_683_6e-2_f32
+        .mul_add(f, -1.151_461e-1)
+        .mul_add(f, 1.167_699_9e-1)
+        .mul_add(f, -1.242_014_1e-1)
+        .mul_add(f, 1.424_932_3e-1)
+        .mul_add(f, -1.666_805_7e-1)
+        .mul_add(f, 2.000_071_4e-1)
+        .mul_add(f, -2.499_999_4e-1)
+        .mul_add(f, 3.333_333_1e-1);
+    let y = p * f * f2 - 0.5 * f2 + e * LN2_LO;
+    f + y + e * LN2_HI
+}
+
+/// ln(1 + u) for u ≥ 0, accurate also when u is tiny and 1 + u rounds to 1.
+///
+/// With w = 1 + u rounded, ln(1 + u) = ln w · u / (w − 1): the factor u / (w − 1) corrects
+/// exactly the rounding of 1 + u (Goldberg's trick). When w rounds to 1, ln(1 + u) = u to
+/// working precision.
+#[inline(always)]
+pub fn ln_1p(u: f32) -> f32 {
+    let w = 1.0 + u;
+    let d = w - 1.0;
+    if d == 0.0 {
+        u
+    } else {
+        ln_positive(w) * (u / d)
+    }
+}
+
+/// σ(x) = 1 / (1 + e^(−x)); with e = e^(−|x|) ≤ 1 it is 1/(1 + e) for x ≥ 0 and e/(1 + e)
+/// for x < 0, so nothing overflows.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let num = if x >= 0.0 { 1.0 } else { e };
+    num / (1.0 + e)
+}
+
+/// softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^(−|x|)): finite for every finite x.
+#[inline(always)]
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + ln_1p(exp(-x.abs()))
+}
