@@ -4,9 +4,9 @@
 //! - N: batch, C_in / C_out: channels, H, W: input height and width, K_h, K_w: kernel,
 //!   s: stride, p: padding (the same on both axes), H_o, W_o: output height and width
 //! - `conv2d`:           x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out]
-//!                       → y [N, C_out, H_o, W_o],  H_o = ⌊(H + 2p − K_h) / s⌋ + 1
+//!   → y [N, C_out, H_o, W_o],  H_o = ⌊(H + 2p − K_h) / s⌋ + 1
 //! - `conv_transpose2d`: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out]
-//!                       → y [N, C_out, H_o, W_o],  H_o = (H − 1)·s − 2p + K_h
+//!   → y [N, C_out, H_o, W_o],  H_o = (H − 1)·s − 2p + K_h
 //!
 //! im2col copies every receptive field of one image into a column of a matrix
 //! `cols` [C·K_h·K_w, H_o·W_o], so that the convolution becomes one GEMM:

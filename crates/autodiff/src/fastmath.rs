@@ -38,7 +38,7 @@ pub fn exp(x: f32) -> f32 {
         .mul_add(r, 8.333_452e-3)
         .mul_add(r, 4.166_579_6e-2)
         .mul_add(r, 1.666_666_5e-1)
-        .mul_add(r, 5.000_000_1e-1);
+        .mul_add(r, 0.5);
     let er = p.mul_add(r2, r) + 1.0;
     let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
     er * two_n
@@ -68,7 +68,7 @@ fn ln_positive(x: f32) -> f32 {
         .mul_add(f, -1.666_805_7e-1)
         .mul_add(f, 2.000_071_4e-1)
         .mul_add(f, -2.499_999_4e-1)
-        .mul_add(f, 3.333_333_1e-1);
+        .mul_add(f, 3.333_333_3e-1);
     let y = p * f * f2 - 0.5 * f2 + e * LN2_LO;
     f + y + e * LN2_HI
 }

@@ -31,7 +31,7 @@ use crate::tape::{Tape, Tensor, Var};
 pub const DEFAULT_STEP: f64 = 1e-2;
 
 /// Seed of the random projection r.
-const PROJECTION_SEED: u64 = 0x5eed_0f_9ad;
+const PROJECTION_SEED: u64 = 0x0005_eed0_f9ad;
 
 /// A tensor of standard-normal values from a fixed seed.
 pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
@@ -133,10 +133,9 @@ impl GradReport {
     /// |analytic − numeric| ≤ atol + rtol·|numeric|.
     #[track_caller]
     pub fn assert_within(&self, atol: f64, rtol: f64) {
-        let failed = self
-            .inputs
-            .iter()
-            .any(|e| e.analytic.iter().zip(&e.numeric).any(|(a, n)| !((a - n).abs() <= atol + rtol * n.abs())));
+        // Written so that a NaN on either side counts as a failure.
+        let within = |a: f64, n: f64| (a - n).abs() <= atol + rtol * n.abs();
+        let failed = self.inputs.iter().any(|e| e.analytic.iter().zip(&e.numeric).any(|(&a, &n)| !within(a, n)));
         assert!(!failed, "gradient check failed (atol {atol}, rtol {rtol}):\n{self}");
     }
 }
