@@ -25,13 +25,16 @@ const PARALLEL_PIECE: usize = 1 << 14;
 /// large arrays.
 pub(crate) fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
     let Some(xs) = x.as_slice() else { return Zip::from(x).map_collect(|&x| f(x)) };
-    let mut y = vec![0.0f32; xs.len()];
-    let kernel = |y: &mut [f32], x: &[f32]| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
-    if xs.len() >= PARALLEL_LEN {
-        y.par_chunks_mut(PARALLEL_PIECE).zip(xs.par_chunks(PARALLEL_PIECE)).for_each(|(y, x)| kernel(y, x));
+    let y: Vec<f32> = if xs.len() >= PARALLEL_LEN {
+        let mut y = vec![0.0f32; xs.len()];
+        y.par_chunks_mut(PARALLEL_PIECE).zip(xs.par_chunks(PARALLEL_PIECE)).for_each(|(y, x)| {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+        });
+        y
     } else {
-        kernel(&mut y, xs);
-    }
+        // Collected straight from the map: no zero-filled buffer written first.
+        xs.iter().map(|&x| f(x)).collect()
+    };
     Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
@@ -41,16 +44,16 @@ pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + 
     let (Some(xs), Some(us)) = (x.as_slice(), u.as_slice()) else {
         return Zip::from(x).and(u).map_collect(|&x, &u| f(x, u));
     };
-    let mut y = vec![0.0f32; xs.len()];
-    let kernel =
-        |y: &mut [f32], x: &[f32], u: &[f32]| y.iter_mut().zip(x.iter().zip(u)).for_each(|(y, (&x, &u))| *y = f(x, u));
-    if xs.len() >= PARALLEL_LEN {
-        y.par_chunks_mut(PARALLEL_PIECE)
-            .zip(xs.par_chunks(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE)))
-            .for_each(|(y, (x, u))| kernel(y, x, u));
+    let y: Vec<f32> = if xs.len() >= PARALLEL_LEN {
+        let mut y = vec![0.0f32; xs.len()];
+        let pieces = xs.par_chunks(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE));
+        y.par_chunks_mut(PARALLEL_PIECE).zip(pieces).for_each(|(y, (x, u))| {
+            y.iter_mut().zip(x.iter().zip(u)).for_each(|(y, (&x, &u))| *y = f(x, u));
+        });
+        y
     } else {
-        kernel(&mut y, xs, us);
-    }
+        xs.iter().zip(us).map(|(&x, &u)| f(x, u)).collect()
+    };
     Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
