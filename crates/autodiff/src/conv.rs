@@ -299,35 +299,34 @@ pub(crate) fn conv2d_backward(
     let (x_len, y_len) = (c_in * h * wd, c_out * g.cols());
     let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
-    let dw = need_w.then(|| {
-        let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
-        let partials: Vec<Array2<f32>> = dy_groups()
-            .zip(x_groups)
-            .map(|(dy_group, x_group)| {
+    // One parallel pass over the groups computes both gradients, so dY is laid out once.
+    let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
+    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+    let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
+        .into_par_iter()
+        .zip(dy_groups())
+        .zip(x_groups)
+        .map(|((dx_group, dy_group), x_group)| {
+            let dy_mat = gather(dy_group, c_out, g.cols());
+            let ld = dy_mat.len() / c_out;
+            if let Some(dx_group) = dx_group {
+                let dcols = gemm(w_mat.t(), matrix(c_out, ld, &dy_mat));
+                for (i, dx_n) in dx_group.chunks_mut(x_len).enumerate() {
+                    g.col2im(&dcols[i * g.cols()..], dx_n, ld);
+                }
+            }
+            need_w.then(|| {
                 let (cols, ld) = im2col_group(&g, x_group, x_len);
-                let dy_mat = gather(dy_group, c_out, g.cols());
                 let mut dw = Array2::<f32>::zeros((c_out, g.rows()));
                 let cols_t = matrix(g.rows(), ld, &cols).reversed_axes();
                 general_mat_mul(1.0, &matrix(c_out, ld, &dy_mat), &cols_t, 0.0, &mut dw);
                 dw
             })
-            .collect();
+        })
+        .collect();
+    let dw = need_w.then(|| {
+        let partials = partials.into_iter().flatten().collect();
         sum_in_order(partials).into_shape_with_order(w.raw_dim()).expect("sizes agree")
-    });
-
-    let dx = need_x.then(|| {
-        let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * x_len).zip(dy_groups()).for_each(
-            |(dx_group, dy_group)| {
-                let dy_mat = gather(dy_group, c_out, g.cols());
-                let ld = dy_mat.len() / c_out;
-                let dcols = gemm(w_mat.t(), matrix(c_out, ld, &dy_mat));
-                for (i, dx_n) in dx_group.chunks_mut(x_len).enumerate() {
-                    g.col2im(&dcols[i * g.cols()..], dx_n, ld);
-                }
-            },
-        );
-        dx
     });
     (dx, dw, bias_backward(dy))
 }
@@ -383,34 +382,42 @@ pub(crate) fn conv_transpose2d_backward(
     let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
     let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
-    let dw = need_w.then(|| {
-        let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
-        let partials: Vec<Array2<f32>> = dy_groups()
-            .zip(x_groups)
-            .map(|(dy_group, x_group)| {
-                let (dcols, ld) = im2col_group(&g, dy_group, y_len);
+    // One parallel pass over the groups computes both gradients, so im2col(dy) is built once.
+    let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
+    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
+    let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
+        .into_par_iter()
+        .zip(dy_groups())
+        .zip(x_groups)
+        .map(|((dx_group, dy_group), x_group)| {
+            let (dcols, ld) = im2col_group(&g, dy_group, y_len);
+            if let Some(dx_group) = dx_group {
+                let dx_mat = gemm(w_mat, matrix(g.rows(), ld, &dcols));
+                scatter(&dx_mat, dx_group, c_in, g.cols());
+            }
+            need_w.then(|| {
                 let x_mat = gather(x_group, c_in, g.cols());
                 let mut dw = Array2::<f32>::zeros((c_in, g.rows()));
                 let dcols_t = matrix(g.rows(), ld, &dcols).reversed_axes();
                 general_mat_mul(1.0, &matrix(c_in, ld, &x_mat), &dcols_t, 0.0, &mut dw);
                 dw
             })
-            .collect();
+        })
+        .collect();
+    let dw = need_w.then(|| {
+        let partials = partials.into_iter().flatten().collect();
         sum_in_order(partials).into_shape_with_order(w.raw_dim()).expect("sizes agree")
     });
-
-    let dx = need_x.then(|| {
-        let mut dx = Tensor::zeros(x.raw_dim());
-        dx.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * x_len).zip(dy_groups()).for_each(
-            |(dx_group, dy_group)| {
-                let (dcols, ld) = im2col_group(&g, dy_group, y_len);
-                let dx_mat = gemm(w_mat, matrix(g.rows(), ld, &dcols));
-                scatter(&dx_mat, dx_group, c_in, g.cols());
-            },
-        );
-        dx
-    });
     (dx, dw, bias_backward(dy))
+}
+
+/// The input gradient's slice for each group of images (`piece` values each), or `None` for
+/// every group when the input needs no gradient.
+fn group_slots(dx: Option<&mut Tensor>, piece: usize, len: usize) -> Vec<Option<&mut [f32]>> {
+    match dx {
+        Some(dx) => dx.as_slice_mut().expect("standard layout").chunks_mut(piece).map(Some).collect(),
+        None => (0..len.div_ceil(piece)).map(|_| None).collect(),
+    }
 }
 
 /// a₀ + a₁ + … in list order.
