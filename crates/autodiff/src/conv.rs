@@ -186,12 +186,12 @@ impl Tape<'_> {
     /// y = conv2d(x, w) + b: x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out].
     #[track_caller]
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
-        let mut y = conv2d_forward(self.value(x), self.value(w), geom);
+        let (mut y, cols) = conv2d_forward(self.value(x), self.value(w), geom);
         if let Some(b) = b {
             check_bias("conv2d", Some(self.value(b)), y.shape()[1]);
             add_bias(&mut y, self.value(b));
         }
-        self.push(y, Op::Conv2d { x, w, b, geom })
+        self.push(y, Op::Conv2d { x, w, b, geom, cols })
     }
 
     /// y = conv_transpose2d(x, w) + b: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out].
@@ -263,22 +263,38 @@ fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f32> {
     c.into_raw_vec_and_offset().0
 }
 
+/// The im2col matrices of a conv2d's forward pass, one [C_in·K_h·K_w, G·H_o·W_o] matrix per
+/// group of images, saved on the tape for the backward pass.
+#[derive(Clone, Default)]
+pub struct SavedCols(Vec<Vec<f32>>);
+
+impl std::fmt::Debug for SavedCols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SavedCols({} groups)", self.0.len())
+    }
+}
+
 /// conv2d without bias: for each group of images, Y = W · [cols_1 … cols_G], then each
-/// image's columns of Y are its output y_n.
-fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
+/// image's columns of Y are its output y_n. Returns the cols matrices too.
+fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> (Tensor, SavedCols) {
     let ([n, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let x_len = c_in * h * wd;
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
     let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
-    y.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * c_out * g.cols()).zip(x_groups).for_each(
-        |(y_group, x_group)| {
+    let saved = y
+        .as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(GROUP * c_out * g.cols())
+        .zip(x_groups)
+        .map(|(y_group, x_group)| {
             let (cols, ld) = im2col_group(&g, x_group, x_len);
             let y_mat = gemm(w_mat, matrix(g.rows(), ld, &cols));
             scatter(&y_mat, y_group, c_out, g.cols());
-        },
-    );
-    y
+            cols
+        })
+        .collect();
+    (y, SavedCols(saved))
 }
 
 /// y = conv2d(x, w) + b  ⇒  per group of images, with cols = [cols_1 … cols_G] and
@@ -290,6 +306,7 @@ pub(crate) fn conv2d_backward(
     x: &Tensor,
     w: &Tensor,
     geom: ConvGeom,
+    saved: &SavedCols,
     dy: &Tensor,
     need_x: bool,
     need_w: bool,
@@ -301,12 +318,11 @@ pub(crate) fn conv2d_backward(
 
     // One parallel pass over the groups computes both gradients, so dY is laid out once.
     let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
-    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
     let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
         .into_par_iter()
         .zip(dy_groups())
-        .zip(x_groups)
-        .map(|((dx_group, dy_group), x_group)| {
+        .zip(saved.0.par_iter())
+        .map(|((dx_group, dy_group), cols)| {
             let dy_mat = gather(dy_group, c_out, g.cols());
             let ld = dy_mat.len() / c_out;
             if let Some(dx_group) = dx_group {
@@ -316,9 +332,8 @@ pub(crate) fn conv2d_backward(
                 }
             }
             need_w.then(|| {
-                let (cols, ld) = im2col_group(&g, x_group, x_len);
                 let mut dw = Array2::<f32>::zeros((c_out, g.rows()));
-                let cols_t = matrix(g.rows(), ld, &cols).reversed_axes();
+                let cols_t = matrix(g.rows(), ld, cols).reversed_axes();
                 general_mat_mul(1.0, &matrix(c_out, ld, &dy_mat), &cols_t, 0.0, &mut dw);
                 dw
             })
