@@ -100,66 +100,64 @@ impl Im2col {
         (0..size as isize).contains(&i).then_some(i as usize)
     }
 
-    /// The output columns `lo..hi` whose input column ow·s + k − p lies inside 0..size: the
-    /// part of a row that reads the image rather than the zero padding.
-    fn inside(&self, k: usize, size: usize, outputs: usize) -> (usize, usize) {
-        let (s, p) = (self.geom.stride, self.geom.padding);
-        let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
-        let hi = if size + p <= k { 0 } else { (size + p - k).div_ceil(s) };
-        (lo.min(outputs), hi.min(outputs).max(lo.min(outputs)))
-    }
-
-    /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding.
-    /// Row r of this image's block starts at `cols[r·ld]`: with ld = `self.cols()` the block is
-    /// the whole matrix; with ld = G·`self.cols()` the G images of a group sit side by side.
-    fn im2col(&self, img: &[f32], cols: &mut [f32], ld: usize) {
-        let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
+    /// The gather table of this geometry: for each entry of one image's cols matrix, row
+    /// (c, ki, kj) and column (oh, ow) in row-major order, the offset in the image [C, H, W] of
+    /// the pixel it reads, or [`PADDING`] where it reads the zero padding.
+    ///
+    /// Built once per op call and shared by all its images: im2col and col2im then spend one
+    /// load per entry instead of recomputing coordinates for short runs of pixels (a 7×7
+    /// output grid has runs of 7).
+    fn table(&self) -> Vec<u32> {
+        assert!(self.c * self.h * self.w < PADDING as usize, "im2col: image too large for a u32 offset");
+        let mut table = Vec::with_capacity(self.rows() * self.cols());
         for c in 0..self.c {
             for ki in 0..self.kh {
                 for kj in 0..self.kw {
-                    let row = (c * self.kh + ki) * self.kw + kj;
-                    let out = &mut cols[row * ld..row * ld + ncols];
-                    let (lo, hi) = self.inside(kj, self.w, self.wo);
                     for oh in 0..self.ho {
-                        let seg = &mut out[oh * self.wo..(oh + 1) * self.wo];
-                        let Some(ih) = self.source(oh, ki, self.h) else {
-                            seg.fill(0.0);
-                            continue;
-                        };
-                        let img_row = &img[(c * self.h + ih) * self.w..][..self.w];
-                        seg[..lo].fill(0.0);
-                        seg[hi..].fill(0.0);
-                        for (ow, v) in seg[lo..hi].iter_mut().enumerate() {
-                            *v = img_row[(ow + lo) * s + kj - p];
+                        for ow in 0..self.wo {
+                            let pixel = self.source(oh, ki, self.h).zip(self.source(ow, kj, self.w));
+                            table.push(match pixel {
+                                Some((ih, iw)) => ((c * self.h + ih) * self.w + iw) as u32,
+                                None => PADDING,
+                            });
                         }
                     }
                 }
+            }
+        }
+        table
+    }
+
+    /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding,
+    /// through the gather `table`. Row r of this image's block starts at `cols[r·ld]`: with
+    /// ld = `self.cols()` the block is the whole matrix; with ld = G·`self.cols()` the G images
+    /// of a group sit side by side.
+    fn im2col(&self, table: &[u32], img: &[f32], cols: &mut [f32], ld: usize) {
+        let ncols = self.cols();
+        for (r, sources) in table.chunks_exact(ncols).enumerate() {
+            let out = &mut cols[r * ld..r * ld + ncols];
+            for (v, &i) in out.iter_mut().zip(sources) {
+                *v = img.get(i as usize).copied().unwrap_or(0.0);
             }
         }
     }
 
     /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it
     /// (rows `ld` apart, as in [`Im2col::im2col`]).
-    fn col2im(&self, cols: &[f32], img: &mut [f32], ld: usize) {
-        let (ncols, s, p) = (self.cols(), self.geom.stride, self.geom.padding);
-        for c in 0..self.c {
-            for ki in 0..self.kh {
-                for kj in 0..self.kw {
-                    let row = (c * self.kh + ki) * self.kw + kj;
-                    let col = &cols[row * ld..row * ld + ncols];
-                    let (lo, hi) = self.inside(kj, self.w, self.wo);
-                    for oh in 0..self.ho {
-                        let Some(ih) = self.source(oh, ki, self.h) else { continue };
-                        let img_row = &mut img[(c * self.h + ih) * self.w..][..self.w];
-                        for (ow, &v) in col[oh * self.wo + lo..oh * self.wo + hi].iter().enumerate() {
-                            img_row[(ow + lo) * s + kj - p] += v;
-                        }
-                    }
+    fn col2im(&self, table: &[u32], cols: &[f32], img: &mut [f32], ld: usize) {
+        let ncols = self.cols();
+        for (r, sources) in table.chunks_exact(ncols).enumerate() {
+            for (&v, &i) in cols[r * ld..r * ld + ncols].iter().zip(sources) {
+                if let Some(x) = img.get_mut(i as usize) {
+                    *x += v;
                 }
             }
         }
     }
 }
+
+/// The gather-table entry of a read from the zero padding (no image has this many pixels).
+const PADDING: u32 = u32::MAX;
 
 fn matrix(rows: usize, cols: usize, data: &[f32]) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((rows, cols), data).expect("matrix view: sizes agree")
@@ -246,12 +244,12 @@ fn scatter(mat: &[f32], group: &mut [f32], c: usize, len: usize) {
 }
 
 /// The im2col blocks of a group of images side by side: [rows, n·cols].
-fn im2col_group(g: &Im2col, group: &[f32], img_len: usize) -> (Vec<f32>, usize) {
+fn im2col_group(g: &Im2col, table: &[u32], group: &[f32], img_len: usize) -> (Vec<f32>, usize) {
     let n = group.len() / img_len;
     let ld = n * g.cols();
     let mut cols = vec![0.0; g.rows() * ld];
     for (i, img) in group.chunks(img_len).enumerate() {
-        g.im2col(img, &mut cols[i * g.cols()..], ld);
+        g.im2col(table, img, &mut cols[i * g.cols()..], ld);
     }
     (cols, ld)
 }
@@ -278,6 +276,7 @@ impl std::fmt::Debug for SavedCols {
 /// image's columns of Y are its output y_n. Returns the cols matrices too.
 fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> (Tensor, SavedCols) {
     let ([n, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
+    let table = g.table();
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let x_len = c_in * h * wd;
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
@@ -288,7 +287,7 @@ fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> (Tensor, SavedCols)
         .par_chunks_mut(GROUP * c_out * g.cols())
         .zip(x_groups)
         .map(|(y_group, x_group)| {
-            let (cols, ld) = im2col_group(&g, x_group, x_len);
+            let (cols, ld) = im2col_group(&g, &table, x_group, x_len);
             let y_mat = gemm(w_mat, matrix(g.rows(), ld, &cols));
             scatter(&y_mat, y_group, c_out, g.cols());
             cols
@@ -312,6 +311,7 @@ pub(crate) fn conv2d_backward(
     need_w: bool,
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
+    let table = g.table();
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * h * wd, c_out * g.cols());
     let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
@@ -328,7 +328,7 @@ pub(crate) fn conv2d_backward(
             if let Some(dx_group) = dx_group {
                 let dcols = gemm(w_mat.t(), matrix(c_out, ld, &dy_mat));
                 for (i, dx_n) in dx_group.chunks_mut(x_len).enumerate() {
-                    g.col2im(&dcols[i * g.cols()..], dx_n, ld);
+                    g.col2im(&table, &dcols[i * g.cols()..], dx_n, ld);
                 }
             }
             need_w.then(|| {
@@ -362,6 +362,7 @@ fn conv_transpose2d_geometry(x: &Tensor, w: &Tensor, geom: ConvGeom) -> ([usize;
 /// y_n = col2im(block n of cols).
 fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
     let ([n, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
+    let table = g.table();
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
     let mut y = Tensor::zeros(vec![n, c_out, g.h, g.w]);
@@ -372,7 +373,7 @@ fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
             let ld = x_mat.len() / c_in;
             let cols = gemm(w_mat.t(), matrix(c_in, ld, &x_mat));
             for (i, y_n) in y_group.chunks_mut(y_len).enumerate() {
-                g.col2im(&cols[i * g.cols()..], y_n, ld);
+                g.col2im(&table, &cols[i * g.cols()..], y_n, ld);
             }
         },
     );
@@ -393,6 +394,7 @@ pub(crate) fn conv_transpose2d_backward(
     need_w: bool,
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
+    let table = g.table();
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
     let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
@@ -405,7 +407,7 @@ pub(crate) fn conv_transpose2d_backward(
         .zip(dy_groups())
         .zip(x_groups)
         .map(|((dx_group, dy_group), x_group)| {
-            let (dcols, ld) = im2col_group(&g, dy_group, y_len);
+            let (dcols, ld) = im2col_group(&g, &table, dy_group, y_len);
             if let Some(dx_group) = dx_group {
                 let dx_mat = gemm(w_mat, matrix(g.rows(), ld, &dcols));
                 scatter(&dx_mat, dx_group, c_in, g.cols());
