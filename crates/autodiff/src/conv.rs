@@ -128,22 +128,8 @@ impl Im2col {
         table
     }
 
-    /// cols[(c, ki, kj), (oh, ow)] = img[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding,
-    /// through the gather `table`. Row r of this image's block starts at `cols[r·ld]`: with
-    /// ld = `self.cols()` the block is the whole matrix; with ld = G·`self.cols()` the G images
-    /// of a group sit side by side.
-    fn im2col(&self, table: &[u32], img: &[f32], cols: &mut [f32], ld: usize) {
-        let ncols = self.cols();
-        for (r, sources) in table.chunks_exact(ncols).enumerate() {
-            let out = &mut cols[r * ld..r * ld + ncols];
-            for (v, &i) in out.iter_mut().zip(sources) {
-                *v = img.get(i as usize).copied().unwrap_or(0.0);
-            }
-        }
-    }
-
-    /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it
-    /// (rows `ld` apart, as in [`Im2col::im2col`]).
+    /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it.
+    /// Row r of this image's block starts at `cols[r·ld]` (see [`im2col_group`]).
     fn col2im(&self, table: &[u32], cols: &[f32], img: &mut [f32], ld: usize) {
         let ncols = self.cols();
         for (r, sources) in table.chunks_exact(ncols).enumerate() {
@@ -223,11 +209,10 @@ const GROUP: usize = 8;
 
 /// Lays the per-image matrices of a group, [n][c][len], side by side: [c][n·len].
 fn gather(group: &[f32], c: usize, len: usize) -> Vec<f32> {
-    let n = group.len() / (c * len);
-    let mut out = vec![0.0; group.len()];
-    for (i, img) in group.chunks(c * len).enumerate() {
-        for ch in 0..c {
-            out[ch * n * len + i * len..][..len].copy_from_slice(&img[ch * len..][..len]);
+    let mut out = Vec::with_capacity(group.len());
+    for ch in 0..c {
+        for img in group.chunks_exact(c * len) {
+            out.extend_from_slice(&img[ch * len..][..len]);
         }
     }
     out
@@ -243,15 +228,19 @@ fn scatter(mat: &[f32], group: &mut [f32], c: usize, len: usize) {
     }
 }
 
-/// The im2col blocks of a group of images side by side: [rows, n·cols].
+/// im2col of a group of images, their blocks side by side: [rows, n·cols], with
+/// cols[(c, ki, kj), (i, oh, ow)] = img_i[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding,
+/// read through the gather `table`. Row r holds row r of image 0's block, then of image 1's, …
+/// (so ld = n·cols separates rows); it is written front to back, never zero-filled first.
 fn im2col_group(g: &Im2col, table: &[u32], group: &[f32], img_len: usize) -> (Vec<f32>, usize) {
     let n = group.len() / img_len;
-    let ld = n * g.cols();
-    let mut cols = vec![0.0; g.rows() * ld];
-    for (i, img) in group.chunks(img_len).enumerate() {
-        g.im2col(table, img, &mut cols[i * g.cols()..], ld);
+    let mut cols = Vec::with_capacity(g.rows() * n * g.cols());
+    for sources in table.chunks_exact(g.cols()) {
+        for img in group.chunks_exact(img_len) {
+            cols.extend(sources.iter().map(|&i| img.get(i as usize).copied().unwrap_or(0.0)));
+        }
     }
-    (cols, ld)
+    (cols, n * g.cols())
 }
 
 /// c = a·b for row-major slices, as a new [m, n] buffer.
