@@ -2,6 +2,8 @@
 //!
 //! - `gemm/*`: the products of one MLP step (784-400-20, batch 128), forward and backward,
 //!   with transposed operands as the tape passes them; throughput in FLOP (2·M·N·K).
+//! - `sparse/*`: the first layer's x·W forward and backward on sparse rows, sparse path against
+//!   the GEMM.
 //! - `conv/*`: conv2d and conv_transpose2d forward + backward at the conv model's shapes.
 //! - `step/*`: one training step (forward, backward, Adam) of each model, batch 128.
 //! - `eval/mlp_test_set`: the negative ELBO over the 10,000 MNIST test images.
@@ -106,6 +108,50 @@ fn steps(c: &mut Criterion) {
     g.finish();
 }
 
+/// The first layer's product x·W and weight gradient xᵀ·dy (64 rows, W [784, 400], one
+/// thread): `matmul` takes its sparse path when at most `SPARSE_MAX_DENSITY` of x is nonzero.
+/// Each case runs twice, as is and with its zeros replaced by 1e-30 (numerically the same
+/// product, but dense, so the GEMM path runs).
+fn sparse(c: &mut Criterion) {
+    let data = mnist();
+    let mut rng = StdRng::seed_from_u64(3);
+    let idx: Vec<usize> = (0..64).collect();
+    let mnist_rows = data.train.batch(&idx, Binarize::None, &mut rng);
+    let scattered = |density: f32, seed: u64| {
+        // Zero where |coin| ≥ t, with P(|N(0,1)| < t) = density.
+        let t = if density == 0.2 { 0.2533 } else { 0.3853 };
+        let coin = random_tensor(&[64, 784], seed);
+        let mut x = random_tensor(&[64, 784], seed + 1);
+        x.zip_mut_with(&coin, |v, &c| {
+            if c.abs() >= t {
+                *v = 0.0
+            }
+        });
+        x
+    };
+    let (w, dy) = (random_tensor(&[784, 400], 4), random_tensor(&[64, 400], 5));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+    let mut g = c.benchmark_group("sparse");
+    for (name, x) in
+        [("MNIST rows", mnist_rows), ("density 0.2", scattered(0.2, 6)), ("density 0.3", scattered(0.3, 8))]
+    {
+        let dense = x.mapv(|v| if v == 0.0 { 1e-30 } else { v });
+        for (path, x) in [("as is", &x), ("zeros as 1e-30", &dense)] {
+            g.bench_function(format!("x·W fwd+bwd, {name}, {path}"), |bench| {
+                bench.iter(|| {
+                    pool.install(|| {
+                        let mut tape = Tape::new();
+                        let (xv, wv) = (tape.constant(x.clone()), tape.param(&w));
+                        let y = tape.matmul(xv, wv);
+                        tape.backward_from(y, dy.clone())
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn eval(c: &mut Criterion) {
     let data = mnist();
     let mut rng = StdRng::seed_from_u64(2);
@@ -123,5 +169,5 @@ fn eval(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm, conv, steps, eval);
+criterion_group!(benches, gemm, sparse, conv, steps, eval);
 criterion_main!(benches);

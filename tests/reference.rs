@@ -16,6 +16,7 @@ use vae::train::train_step;
 use vae::{Arch, ConvSpec, Likelihood, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
 use vae_layers::optim::Adam;
+use vae_layers::ParamId;
 
 /// Forward values and the loss: |ours − theirs| ≤ 1e-5·|theirs| + 1e-6.
 const FORWARD: (f64, f64) = (1e-5, 1e-6);
@@ -162,8 +163,9 @@ fn check_case(path: &Path) -> bool {
         table.scalar("kl", tape.scalar(e.kl_mean) as f64, fx.get("expect.kl"), FORWARD);
         table.scalar("loss", tape.scalar(e.loss) as f64, fx.get("expect.loss"), FORWARD);
         let grads = p.gradients(&tape, tape.backward(e.loss));
-        for ((name, _), g) in model.params.iter().zip(&grads) {
-            table.compare(&format!("grad.{name}"), g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
+        for (i, ((name, _), g)) in model.params.iter().zip(&grads).enumerate() {
+            let g = model.params.to_pytorch(ParamId(i), g);
+            table.compare(&format!("grad.{name}"), &g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
         }
     }
 
@@ -181,8 +183,8 @@ fn check_case(path: &Path) -> bool {
         let e = model.elbo(&mut tape, &p, xv, eps, 1.0);
         table.scalar("adam_loss3", tape.scalar(e.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
     }
-    for (name, value) in model.params.iter() {
-        table.compare(&format!("adam_param.{name}"), value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
+    for (name, value) in model.params.iter_pytorch() {
+        table.compare(&format!("adam_param.{name}"), &value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
     }
 
     println!(

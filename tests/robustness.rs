@@ -41,10 +41,12 @@ fn wait_started(out: &Path, extra: Duration) {
 #[test]
 fn ctrl_c_saves_mid_epoch_and_resume_gives_the_uninterrupted_numbers() {
     let (whole, split) = (scratch("ctrlc-whole"), scratch("ctrlc-split"));
-    let o = output(&train_args(&whole, "6000", "32", "2"));
+    // 30,000 images: a run long enough (about a second per epoch here) that the interrupt
+    // lands in the middle of it.
+    let o = output(&train_args(&whole, "30000", "32", "2"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let child = spawn(&train_args(&split, "6000", "32", "2"));
+    let child = spawn(&train_args(&split, "30000", "32", "2"));
     wait_started(&split, Duration::from_millis(400));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -58,7 +60,7 @@ fn ctrl_c_saves_mid_epoch_and_resume_gives_the_uninterrupted_numbers() {
     assert!(step > 0 || done > 0, "nothing was trained before the checkpoint");
     println!("interrupted after epoch {done}, step {step} of the next");
 
-    let mut resume = train_args(&split, "6000", "32", "2");
+    let mut resume = train_args(&split, "30000", "32", "2");
     resume.push("--resume".into());
     let o = output(&resume);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

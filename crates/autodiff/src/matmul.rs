@@ -3,15 +3,21 @@
 //! Shape legend
 //! - `a`: [M, K]
 //! - `b`: [K, N], or [N, K] when it enters transposed (`matmul_nt`, as in `x·Wᵀ` with a
-//!   PyTorch-layout weight W [out, in])
+//!   weight in PyTorch's layout [out, in])
 //! - `y`: [M, N]
 //!
 //! The GEMM is ndarray's `general_mat_mul`, which hands strided views straight to
 //! matrixmultiply's packed SIMD kernels: a transposed operand is a view with swapped strides,
 //! never a copy. [`matmul_naive`] is the triple loop it must agree with.
+//!
+//! In `matmul`, a left operand that is mostly zeros, like a batch of MNIST images (about 19% of
+//! the pixels are nonzero), takes a sparse path instead: y = a·b and the gradient aᵀ·dy then
+//! cost work in proportion to the nonzeros, and read b and write the gradient a whole row at a
+//! time. (This is why `Linear` keeps its weight as [in, out].) See [`SPARSE_MAX_DENSITY`].
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Ix2};
+use rayon::prelude::*;
 
 use crate::tape::{Op, Tape, Tensor, Var};
 
@@ -37,12 +43,16 @@ impl Tape<'_> {
     /// y = a·b with a [M, K], b [K, N].
     #[track_caller]
     pub fn matmul(&mut self, a: Var, b: Var) -> Var {
-        let y = gemm("matmul", as_matrix("matmul", self.value(a)), as_matrix("matmul", self.value(b)));
+        let (av, bv) = (as_matrix("matmul", self.value(a)), as_matrix("matmul", self.value(b)));
+        let y = match SparseRows::of(av) {
+            Some(sa) => sparse_times_dense("matmul", &sa, bv),
+            None => gemm("matmul", av, bv),
+        };
         self.push(y, Op::MatMul { a, b, b_transposed: false })
     }
 
-    /// y = a·bᵀ with a [M, K], b [N, K]: the product of a dense layer with a PyTorch-layout
-    /// weight, with no copy of the transpose.
+    /// y = a·bᵀ with a [M, K], b [N, K] (a weight in PyTorch's [out, in] layout, say), with no
+    /// copy of the transpose. Always dense.
     #[track_caller]
     pub fn matmul_nt(&mut self, a: Var, b: Var) -> Var {
         let bt = as_matrix("matmul_nt", self.value(b)).reversed_axes();
@@ -68,12 +78,169 @@ pub(crate) fn matmul_backward(
     });
     let db = need_b.then(|| {
         if b_transposed {
-            gemm("matmul_backward", dy.reversed_axes(), a)
-        } else {
-            gemm("matmul_backward", a.reversed_axes(), dy)
+            return gemm("matmul_backward", dy.reversed_axes(), a);
+        }
+        match SparseRows::of(a) {
+            Some(sa) => sparse_transpose_times_dense(&sa, dy).into_dyn(),
+            None => gemm("matmul_backward", a.reversed_axes(), dy),
         }
     });
     (da, db)
+}
+
+// ---- sparse left operand --------------------------------------------------------------------
+
+/// A left operand with at most this share of nonzero entries is multiplied as a sparse matrix.
+///
+/// For y = a·b with a [M, K] holding nnz nonzeros, the dense product costs 2·M·K·N FLOP and the
+/// sparse one 2·nnz·N, at a lower rate (each nonzero streams a row of b through the cores
+/// instead of reusing registers as a packed GEMM does). Measured at the MLP's first layer
+/// (`cargo bench -- sparse/`: 64×784 by 784×400, forward and weight gradient, one thread), the
+/// sparse path takes 0.73 ms against the GEMM's 1.27 ms on an MNIST batch (density 0.19), and
+/// 0.79 ms against 1.23 ms with zeros scattered at random at density 0.2; at density 0.3 it was
+/// slower (1.34–1.43 ms against 1.28 ms, measured with this threshold raised). The threshold
+/// sits between.
+pub const SPARSE_MAX_DENSITY: f64 = 0.25;
+
+/// Output columns computed together, held in registers (8 AVX vectors of 8 floats).
+const TILE: usize = 64;
+
+/// The nonzeros of a matrix a [M, K], row by row (compressed sparse rows): row i holds the
+/// entries `starts[i]..starts[i + 1]` of `cols` and `vals`.
+pub(crate) struct SparseRows {
+    rows: usize,
+    cols_total: usize,
+    starts: Vec<usize>,
+    cols: Vec<u32>,
+    vals: Vec<f32>,
+}
+
+impl SparseRows {
+    /// The sparse form of `a`, or `None` when more than [`SPARSE_MAX_DENSITY`] of it is
+    /// nonzero (or it is empty), so that the dense GEMM is the better path.
+    pub(crate) fn of(a: ArrayView2<f32>) -> Option<SparseRows> {
+        let (m, k) = a.dim();
+        if m * k == 0 || k > u32::MAX as usize {
+            return None;
+        }
+        let a = a.as_standard_layout();
+        let values = a.as_slice().expect("standard layout");
+        let nnz = values.iter().filter(|&&v| v != 0.0).count();
+        if nnz as f64 > SPARSE_MAX_DENSITY * (m * k) as f64 {
+            return None;
+        }
+        // Branch-free compaction: every entry is written at the end of the list, which only
+        // grows past it when the entry is nonzero (the zero pattern of an image is too irregular
+        // for the branch predictor).
+        let (mut cols, mut vals) = (vec![0u32; nnz + 1], vec![0.0f32; nnz + 1]);
+        let mut starts = Vec::with_capacity(m + 1);
+        let mut len = 0;
+        starts.push(0);
+        for row in values.chunks_exact(k) {
+            for (c, &v) in row.iter().enumerate() {
+                (cols[len], vals[len]) = (c as u32, v);
+                len += (v != 0.0) as usize;
+            }
+            starts.push(len);
+        }
+        cols.truncate(nnz);
+        vals.truncate(nnz);
+        let sa = SparseRows { rows: m, cols_total: k, starts, cols, vals };
+        Some(sa)
+    }
+
+    /// The same nonzeros column by column, as rows of aᵀ [K, M]; within a column, in row order.
+    fn transpose(&self) -> SparseRows {
+        let mut starts = vec![0usize; self.cols_total + 1];
+        for &c in &self.cols {
+            starts[c as usize + 1] += 1;
+        }
+        for c in 0..self.cols_total {
+            starts[c + 1] += starts[c];
+        }
+        let mut next = starts.clone();
+        let (mut cols, mut vals) = (vec![0u32; self.cols.len()], vec![0.0f32; self.vals.len()]);
+        for i in 0..self.rows {
+            for e in self.starts[i]..self.starts[i + 1] {
+                let slot = &mut next[self.cols[e] as usize];
+                (cols[*slot], vals[*slot]) = (i as u32, self.vals[e]);
+                *slot += 1;
+            }
+        }
+        SparseRows { rows: self.cols_total, cols_total: self.rows, starts, cols, vals }
+    }
+
+    /// The columns and values of the nonzeros of row i.
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let span = self.starts[i]..self.starts[i + 1];
+        (&self.cols[span.clone()], &self.vals[span])
+    }
+}
+
+/// y = a·b with a sparse [M, K] and b dense [K, N] (any strides; copied to row-major once).
+///
+/// y_i· = Σ_{k: a_ik ≠ 0} a_ik · b_k·, for each row i and each tile of [`TILE`] columns: the
+/// tile's sums stay in registers while the rows b_k· of the nonzeros stream past.
+#[track_caller]
+fn sparse_times_dense(op: &str, a: &SparseRows, b: ArrayView2<f32>) -> Tensor {
+    assert_eq!(
+        a.cols_total,
+        b.nrows(),
+        "{op}: inner dimensions differ: a is {:?}, b is {:?}",
+        [a.rows, a.cols_total],
+        b.shape()
+    );
+    let b = b.as_standard_layout();
+    let (n, bs) = (b.ncols(), b.as_slice().expect("standard layout"));
+    let mut y = Array2::<f32>::zeros((a.rows, n));
+    if n > 0 {
+        for (i, yi) in y.as_slice_mut().expect("fresh array").chunks_exact_mut(n).enumerate() {
+            sparse_row_times_dense(a.row(i), bs, n, yi);
+        }
+    }
+    y.into_dyn()
+}
+
+/// y = Σ_(k, v) v · b_k· for one sparse row, tile by tile (the kernel of both sparse products).
+fn sparse_row_times_dense((cols, vals): (&[u32], &[f32]), b: &[f32], n: usize, y: &mut [f32]) {
+    let row = || cols.iter().map(|&k| k as usize).zip(vals.iter().copied());
+    for (t, y_tile) in y.chunks_mut(TILE).enumerate() {
+        let j0 = t * TILE;
+        if let Ok(y_tile) = <&mut [f32; TILE]>::try_from(&mut *y_tile) {
+            let mut acc = [0.0f32; TILE];
+            for (k, v) in row() {
+                let b_tile: &[f32; TILE] = b[k * n + j0..k * n + j0 + TILE].try_into().expect("full tile");
+                acc.iter_mut().zip(b_tile).for_each(|(acc, &b)| *acc = v.mul_add(b, *acc));
+            }
+            *y_tile = acc;
+        } else {
+            let w = y_tile.len();
+            y_tile.fill(0.0);
+            for (k, v) in row() {
+                y_tile.iter_mut().zip(&b[k * n + j0..k * n + j0 + w]).for_each(|(y, &b)| *y = v.mul_add(b, *y));
+            }
+        }
+    }
+}
+
+/// aᵀ·dy [K, N] for a sparse a [M, K] and dense dy [M, N]: row k is Σ_{i: a_ik ≠ 0} a_ik · dy_i·,
+/// the same kernel as the forward product run over the columns of a. Rows of the result are
+/// independent, so they are split across rayon's pool.
+fn sparse_transpose_times_dense(a: &SparseRows, dy: ArrayView2<f32>) -> Array2<f32> {
+    assert_eq!(a.rows, dy.nrows(), "matmul_backward: a has {} rows, dy has {}", a.rows, dy.nrows());
+    let at = a.transpose();
+    let dy = dy.as_standard_layout();
+    let (n, ds) = (dy.ncols(), dy.as_slice().expect("standard layout"));
+    let mut g = Array2::<f32>::zeros((at.rows, n));
+    if n > 0 {
+        g.as_slice_mut()
+            .expect("fresh array")
+            .par_chunks_mut(n)
+            .with_min_len(64)
+            .enumerate()
+            .for_each(|(k, gk)| sparse_row_times_dense(at.row(k), ds, n, gk));
+    }
+    g
 }
 
 /// The textbook triple loop, y_ij = Σ_k a_ik · b_kj, accumulated in f64: the reference that

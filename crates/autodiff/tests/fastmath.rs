@@ -5,7 +5,12 @@ use vae_autodiff::fastmath::{exp, ln_1p, sigmoid, softplus};
 
 /// Largest relative error of `f` against `reference` over `xs`, ignoring values below `tiny`
 /// (there the absolute error must be below `tiny`).
-fn max_rel_error(xs: impl Iterator<Item = f32>, f: impl Fn(f32) -> f32, reference: impl Fn(f64) -> f64, tiny: f64) -> f64 {
+fn max_rel_error(
+    xs: impl Iterator<Item = f32>,
+    f: impl Fn(f32) -> f32,
+    reference: impl Fn(f64) -> f64,
+    tiny: f64,
+) -> f64 {
     let mut worst = 0.0f64;
     for x in xs {
         let (got, want) = (f(x) as f64, reference(x as f64));

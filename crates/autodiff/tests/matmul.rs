@@ -50,3 +50,62 @@ fn mismatched_inner_dimensions_panic_with_both_shapes() {
     let b = tape.constant(random_tensor(&[4, 7], 2));
     tape.matmul(a, b);
 }
+
+/// A random [m, k] matrix in which about `density` of the entries are nonzero, with row 0 all
+/// zeros (an empty row of the sparse form).
+fn sparse_tensor(m: usize, k: usize, density: f64, seed: u64) -> vae_autodiff::Tensor {
+    let values = random_tensor(&[m, k], seed);
+    let coin = random_tensor(&[m, k], seed + 1);
+    // P(|N(0,1)| < t) = density at t = Φ⁻¹((1 + density)/2); a threshold on a second normal
+    // draw keeps the pattern independent of the values.
+    let t = [(0.1, 0.1257), (0.2, 0.2533), (0.3, 0.3853)].iter().find(|(d, _)| *d == density).expect("table").1;
+    let mut a = values;
+    a.indexed_iter_mut().for_each(|(ix, v)| {
+        if ix[0] == 0 || coin[[ix[0], ix[1]]].abs() >= t {
+            *v = 0.0
+        }
+    });
+    a
+}
+
+#[test]
+fn sparse_left_operands_match_the_naive_triple_loop() {
+    // (m, k, n): n below one tile, several tiles with a partial one, the MLP's first layer.
+    for (m, k, n, density, seed) in [(7, 11, 3, 0.2, 20), (5, 37, 130, 0.1, 21), (64, 784, 400, 0.2, 22)] {
+        let a = sparse_tensor(m, k, density, seed);
+        let b = random_tensor(&[k, n], seed + 100);
+        let mut tape = Tape::new();
+        let (av, bv) = (tape.constant(a.clone()), tape.constant(b.clone()));
+        let y = tape.matmul(av, bv);
+        assert_close(tape.value(y), &matmul_naive(&a, &b), 1e-5);
+        let btv = tape.constant(b.t().as_standard_layout().into_owned());
+        let y_nt = tape.matmul_nt(av, btv);
+        assert_close(tape.value(y_nt), &matmul_naive(&a, &b), 1e-5);
+    }
+}
+
+#[test]
+fn sparse_left_operands_match_finite_differences() {
+    // Both inputs get gradients: b through the sparse aᵀ·dy, a through the dense dy·bᵀ
+    // (matmul_nt is always dense: the second check covers its path with the same a).
+    let a = sparse_tensor(5, 9, 0.2, 30);
+    check_gradients(&[a.clone(), random_tensor(&[9, 67], 31)], |t, v| t.matmul(v[0], v[1])).assert_within(1e-3, 1e-2);
+    check_gradients(&[a, random_tensor(&[67, 9], 32)], |t, v| t.matmul_nt(v[0], v[1])).assert_within(1e-3, 1e-2);
+}
+
+#[test]
+fn sparse_weight_gradient_matches_the_naive_one_at_the_first_layer() {
+    // dW = xᵀ·dy for a batch of 64 MNIST-like rows and W [784, 400]: sparse path vs the naive
+    // triple loop.
+    let x = sparse_tensor(64, 784, 0.2, 40);
+    let w = random_tensor(&[784, 400], 41);
+    let dy = random_tensor(&[64, 400], 42);
+    let mut tape = Tape::new();
+    let xv = tape.constant(x.clone());
+    let wv = tape.param(&w);
+    let y = tape.matmul(xv, wv);
+    let grads = tape.backward_from(y, dy.clone());
+    let dw = grads.get(wv).expect("a gradient for w");
+    let want = matmul_naive(&x.t().as_standard_layout().into_owned().into_dyn(), &dy);
+    assert_close(dw, &want, 1e-5);
+}

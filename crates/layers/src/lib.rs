@@ -45,4 +45,4 @@ pub mod params;
 
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use linear::Linear;
-pub use params::{ParamId, ParamStore, ParamVars};
+pub use params::{Layout, ParamId, ParamStore, ParamVars};

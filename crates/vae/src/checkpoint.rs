@@ -6,6 +6,7 @@
 //! target, so a crash leaves either the old file or the new one, never half of one.
 //! docs/CHECKPOINTS.md shows how to load one in PyTorch or NumPy.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use vae_autodiff::Tensor;
+use vae_layers::ParamId;
 
 use crate::config::VaeConfig;
 use crate::error::Error;
@@ -68,8 +70,11 @@ pub fn encode(tensors: &[(String, &Tensor)], metadata: HashMap<String, String>) 
         .map_err(|e| Error::Checkpoint(format!("cannot encode checkpoint: {e}")))
 }
 
+/// What a safetensors file holds: its tensors by name, in file order, and its metadata.
+pub type Contents = (Vec<(String, Tensor)>, HashMap<String, String>);
+
 /// Reads every tensor (F32 only) and the metadata of a safetensors file.
-pub fn read_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), Error> {
+pub fn read_tensors(path: &Path) -> Result<Contents, Error> {
     let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
     decode(&bytes).map_err(|e| match e {
         Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
@@ -78,7 +83,7 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, HashMap<Strin
 }
 
 /// Parses a safetensors file image (F32 tensors only).
-pub fn decode(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), Error> {
+pub fn decode(bytes: &[u8]) -> Result<Contents, Error> {
     let not_ours = |e: safetensors::SafeTensorError| {
         Error::Checkpoint(format!("not a readable safetensors checkpoint ({e}); expected a model.safetensors or checkpoint.safetensors written by vae-cli"))
     };
@@ -109,7 +114,9 @@ pub fn save(
     extra: &[(String, Tensor)],
     extra_metadata: &HashMap<String, String>,
 ) -> Result<(), Error> {
-    let mut tensors: Vec<(String, &Tensor)> = model.params.iter().map(|(n, t)| (n.to_string(), t)).collect();
+    // Parameters in PyTorch's layout (a state dict); optimizer state as the optimizer holds it.
+    let state_dict: Vec<(String, Cow<Tensor>)> = model.params.iter_pytorch().map(|(n, t)| (n.to_string(), t)).collect();
+    let mut tensors: Vec<(String, &Tensor)> = state_dict.iter().map(|(n, t)| (n.clone(), t.as_ref())).collect();
     tensors.extend(extra.iter().map(|(n, t)| (format!("{EXTRA_PREFIX}{n}"), t)));
     let mut metadata = extra_metadata.clone();
     metadata.extend(model.config.to_metadata());
@@ -157,20 +164,20 @@ pub fn restore(mut model: Vae, tensors: Vec<(String, Tensor)>) -> Result<(Vae, V
         }
         match model.params.find(&name) {
             None => problems.push(format!("unexpected tensor {name} {:?}", t.shape())),
-            Some(id) if model.params.get(id).shape() != t.shape() => problems.push(format!(
+            Some(id) if model.params.pytorch_shape(id) != t.shape() => problems.push(format!(
                 "tensor {name} has shape {:?}, the model expects {:?}",
                 t.shape(),
-                model.params.get(id).shape()
+                model.params.pytorch_shape(id)
             )),
             Some(id) => {
                 seen[id.0] = true;
-                model.params.values_mut()[id.0] = t;
+                model.params.values_mut()[id.0] = model.params.from_pytorch(id, t);
             }
         }
     }
-    for (i, (name, t)) in model.params.iter().enumerate() {
+    for (i, (name, _)) in model.params.iter().enumerate() {
         if !seen[i] {
-            problems.push(format!("missing tensor {name} {:?}", t.shape()));
+            problems.push(format!("missing tensor {name} {:?}", model.params.pytorch_shape(ParamId(i))));
         }
     }
     if problems.is_empty() {

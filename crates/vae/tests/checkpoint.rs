@@ -66,7 +66,9 @@ fn a_checkpoint_from_another_model_says_which_tensors_differ() {
     let mut meta = model.config.to_metadata();
     meta.insert("latent".into(), "8".into());
     meta.insert("format".into(), vae::checkpoint::FORMAT.into());
-    let tensors: Vec<(String, &Tensor)> = model.params.iter().map(|(n, t)| (n.to_string(), t)).collect();
+    let state_dict: Vec<(String, Tensor)> =
+        model.params.iter_pytorch().map(|(n, t)| (n.to_string(), t.into_owned())).collect();
+    let tensors: Vec<(String, &Tensor)> = state_dict.iter().map(|(n, t)| (n.clone(), t)).collect();
     let path = tmp("other.safetensors");
     vae::checkpoint::write_atomic(&path, &vae::checkpoint::encode(&tensors, meta).unwrap()).unwrap();
     let err = load(&path).err().unwrap().to_string();
