@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the engine at the shapes of the MNIST models (`cargo bench`).
 //!
+//! - `peak/*`: one core's FMA throughput in a register-blocked loop, the roofline's ceiling.
 //! - `gemm/*`: the products of one MLP step (784-400-20, batch 128), forward and backward,
 //!   with transposed operands as the tape passes them; throughput in FLOP (2·M·N·K).
 //! - `sparse/*`: the first layer's x·W forward and backward on sparse rows, sparse path against
@@ -27,6 +28,33 @@ use vae::{Vae, VaeConfig};
 use vae_autodiff::gradcheck::random_tensor;
 use vae_autodiff::{ConvGeom, Tape};
 use vae_layers::optim::Adam;
+
+/// The FMA throughput of one core: a 6×16 block of sums held in twelve AVX registers, updated
+/// from a 6-row and a 16-column panel that stay in the L1 cache: the inner loop of every packed
+/// GEMM with nothing else (no packing, no memory traffic). Its GFLOP/s is the ceiling the
+/// roofline of docs/PERFORMANCE.md uses.
+fn peak(c: &mut Criterion) {
+    const KC: usize = 256;
+    fn kernel(a: &[f32], b: &[f32]) -> [[f32; 16]; 6] {
+        let mut acc = [[0.0f32; 16]; 6];
+        for (ak, bk) in a.chunks_exact(6).zip(b.chunks_exact(16)) {
+            let (ak, bk): (&[f32; 6], &[f32; 16]) = (ak.try_into().unwrap(), bk.try_into().unwrap());
+            for (row, &ai) in acc.iter_mut().zip(ak) {
+                for (s, &bj) in row.iter_mut().zip(bk) {
+                    *s = ai.mul_add(bj, *s);
+                }
+            }
+        }
+        acc
+    }
+    let (a, b) = (vec![0.5f32; KC * 6], vec![0.25f32; KC * 16]);
+    let mut g = c.benchmark_group("peak");
+    g.throughput(Throughput::Elements((2 * 6 * 16 * KC) as u64));
+    g.bench_function("fma 6x16 register block, one core", |bench| {
+        bench.iter(|| kernel(std::hint::black_box(&a), std::hint::black_box(&b)))
+    });
+    g.finish();
+}
 
 fn gemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm");
@@ -169,5 +197,5 @@ fn eval(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm, sparse, conv, steps, eval);
+criterion_group!(benches, peak, gemm, sparse, conv, steps, eval);
 criterion_main!(benches);

@@ -183,6 +183,7 @@ impl Run {
     fn save(&self, out: &Path) -> Result<()> {
         checkpoint::save(&out.join(MODEL), &self.model, &[], &HashMap::new())?;
         let (steps, state) = self.opt.state();
+        let state = checkpoint::optimizer_state_to_file(&self.model, state);
         let mut meta = self.settings.to_metadata();
         meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
         meta.insert("train.optimizer_steps".into(), steps.to_string());
@@ -215,7 +216,8 @@ impl Run {
         };
         let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
         let mut opt = settings.optimizer();
-        opt.load_state(steps, loaded.extra, loaded.model.params.values()).map_err(bad)?;
+        let state = checkpoint::optimizer_state_from_file(&loaded.model, loaded.extra);
+        opt.load_state(steps, state, loaded.model.params.values()).map_err(bad)?;
         let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
         let float = |k: &str| -> std::result::Result<f64, String> {
             loaded.metadata.get(k).map_or(Ok(0.0), |v| v.parse().map_err(|_| bad(format!("malformed {k}"))))

@@ -1,7 +1,8 @@
 //! # vae-layers: parameters, layers and optimizers on the autodiff tape
 //!
 //! - [`ParamStore`]: the trainable tensors of a model under stable, readable names
-//!   (`enc_fc1.weight`, …), in PyTorch's layouts, and how they enter a tape.
+//!   (`enc_fc1.weight`, …), exported in PyTorch's layouts (a dense layer's weight is kept
+//!   transposed in memory, see [`Layout`]), and how they enter a tape.
 //! - [`Linear`], [`Conv2d`], [`ConvTranspose2d`]: layers that own nothing but the ids of their
 //!   parameters; their `forward` records ops on a tape. Initialization follows PyTorch's
 //!   defaults (see [`init`]). Activations are the tape's own functions (`tape.relu(h)`).

@@ -124,6 +124,37 @@ pub fn save(
     write_atomic(path, &encode(&tensors, metadata)?)
 }
 
+/// An optimizer's state tensors, named `<slot>.<k>` for parameter k (as `Optimizer::state`
+/// names them), in PyTorch's layout of their parameters, so that `optim.m.k` in a file has the
+/// shape of the parameter it belongs to. Names that do not end in a parameter index are left as
+/// they are.
+pub fn optimizer_state_to_file(model: &Vae, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    convert_state(model, state, |id, t| model.params.to_pytorch(id, &t).into_owned())
+}
+
+/// The inverse of [`optimizer_state_to_file`], for `Optimizer::load_state`.
+pub fn optimizer_state_from_file(model: &Vae, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    convert_state(model, state, |id, t| model.params.from_pytorch(id, t))
+}
+
+fn convert_state(
+    model: &Vae,
+    state: Vec<(String, Tensor)>,
+    f: impl Fn(ParamId, Tensor) -> Tensor,
+) -> Vec<(String, Tensor)> {
+    let param_of = |name: &str| {
+        let k: usize = name.rsplit('.').next()?.parse().ok()?;
+        (k < model.params.len()).then_some(ParamId(k))
+    };
+    state
+        .into_iter()
+        .map(|(name, t)| match param_of(&name) {
+            Some(id) if t.ndim() == 2 => (name, f(id, t)),
+            _ => (name, t),
+        })
+        .collect()
+}
+
 /// Loads a checkpoint written by [`save`], checking that every parameter the configuration
 /// calls for is present with the right shape and that nothing else is there.
 pub fn load(path: &Path) -> Result<Loaded, Error> {

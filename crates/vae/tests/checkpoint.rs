@@ -124,3 +124,19 @@ fn absurd_sizes_in_a_configuration_are_refused_before_allocating() {
     let err = VaeConfig::from_metadata(&meta).unwrap_err().to_string();
     assert!(err.contains("padding below the kernel size"), "{err}");
 }
+
+#[test]
+fn optimizer_state_is_written_in_the_layout_of_its_parameter() {
+    use vae::checkpoint::{optimizer_state_from_file, optimizer_state_to_file};
+    let model = Vae::new(VaeConfig::mlp_mnist(), &mut StdRng::seed_from_u64(1)).unwrap();
+    // Parameter 0 is enc_fc1.weight: [784, 400] in memory, [400, 784] in files.
+    let m0 = vae_autodiff::gradcheck::random_tensor(model.params.values()[0].shape(), 3);
+    let b0 = Tensor::zeros(model.params.values()[1].raw_dim());
+    let state = vec![("m.0".to_string(), m0.clone()), ("m.1".to_string(), b0.clone())];
+    let file = optimizer_state_to_file(&model, state);
+    assert_eq!(file[0].1.shape(), [400, 784]);
+    assert_eq!(file[0].1[[5, 700]], m0[[700, 5]]);
+    assert_eq!(file[1].1, b0);
+    let back = optimizer_state_from_file(&model, file);
+    assert_eq!(back[0].1, m0);
+}
