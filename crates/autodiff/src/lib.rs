@@ -9,13 +9,14 @@
 //! | file | ops |
 //! |---|---|
 //! | [`elementwise`] | `add` `sub` `mul` `div` (broadcasting), `neg` `scale` `exp` `log` `sqrt` `square`, `relu` `leaky_relu` `sigmoid` `tanh` `softplus` |
-//! | [`matmul`] | `matmul`, `matmul_nt` (a·bᵀ, no copy) |
+//! | [`matmul`] | `matmul` (a sparse path for a mostly-zero left operand), `matmul_nt` (a·bᵀ, no copy) |
 //! | [`reduce`] | `sum` `mean` `sum_axis` `mean_axis` `log_sum_exp` |
 //! | [`shape`] | `reshape` `flatten` `transpose` `slice` `concat` |
 //! | [`conv`] | `conv2d` `conv_transpose2d` (im2col + GEMM, parallel over the batch) |
 //! | [`loss`] | fused `bce_with_logits` `gaussian_nll` `kl_std_normal` |
 //!
-//! [`gradcheck`] holds the finite-difference checker that every op is tested with. The
+//! [`fastmath`] holds the vectorizable eˣ, ln(1 + u), σ and softplus the activations and losses
+//! use. [`gradcheck`] holds the finite-difference checker that every op is tested with. The
 //! derivation behind the tape is in `docs/ARCHITECTURE.md`, the table of every op's derivative
 //! in chapter 6 of the book (`docs/book/06-autodiff.md`); how to add an op is in this crate's
 //! README.

@@ -98,8 +98,8 @@ pub(crate) fn matmul_backward(
 /// (`cargo bench -- sparse/`: 64×784 by 784×400, forward and weight gradient, one thread), the
 /// sparse path takes 0.73 ms against the GEMM's 1.27 ms on an MNIST batch (density 0.19), and
 /// 0.79 ms against 1.23 ms with zeros scattered at random at density 0.2; at density 0.3 it was
-/// slower (1.34–1.43 ms against 1.28 ms, measured with this threshold raised). The threshold
-/// sits between.
+/// no faster (1.29–1.58 ms against 1.28–1.29 ms, measured with this threshold raised). The
+/// threshold sits between. (docs/PERFORMANCE.md has the full table.)
 pub const SPARSE_MAX_DENSITY: f64 = 0.25;
 
 /// Output columns computed together, held in registers (8 AVX vectors of 8 floats).

@@ -35,7 +35,7 @@ fn bce_with_logits_matches_finite_differences_and_its_composition() {
     let logits = random_tensor(&[3, 5], 1).mapv(|v| 3.0 * v);
     let x = targets(&[3, 5], 2);
     let xc = x.clone();
-    check_gradients(&[logits.clone()], |t, v| {
+    check_gradients(std::slice::from_ref(&logits), |t, v| {
         let x = t.constant(xc.clone());
         t.bce_with_logits(v[0], x)
     })
@@ -79,7 +79,7 @@ fn gaussian_nll_matches_finite_differences_and_its_composition() {
     let x = targets(&[3, 5], 4);
     let sigma = 0.7f32;
     let xc = x.clone();
-    check_gradients(&[mean.clone()], |t, v| {
+    check_gradients(std::slice::from_ref(&mean), |t, v| {
         let x = t.constant(xc.clone());
         t.gaussian_nll(v[0], x, sigma)
     })
