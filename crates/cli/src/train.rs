@@ -293,7 +293,8 @@ fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
 }
 
 /// Test images per evaluation chunk (each chunk has its own noise stream, so the result does
-/// not depend on the number of threads).
+/// not depend on the number of threads). A chunk goes through the model `vae::train::EVAL_ROWS`
+/// rows at a time.
 const EVAL_CHUNK: usize = 500;
 
 /// The negative ELBO per image over a split, with z sampled from q(z|x), in parallel chunks.
