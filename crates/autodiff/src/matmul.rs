@@ -100,6 +100,10 @@ pub(crate) fn matmul_backward(
 /// 0.79 ms against 1.23 ms with zeros scattered at random at density 0.2; at density 0.3 it was
 /// no faster (1.29–1.58 ms against 1.28–1.29 ms, measured with this threshold raised). The
 /// threshold sits between. (docs/PERFORMANCE.md has the full table.)
+///
+/// The two paths give the same sums in a different order (so the last bits may differ), with
+/// one difference in kind: the sparse path never forms 0·b, so an infinity or NaN in a row of b
+/// that meets only zeros of a does not reach y, where the GEMM would give NaN.
 pub const SPARSE_MAX_DENSITY: f64 = 0.25;
 
 /// Output columns computed together, held in registers (8 AVX vectors of 8 floats).
@@ -145,8 +149,7 @@ impl SparseRows {
         }
         cols.truncate(nnz);
         vals.truncate(nnz);
-        let sa = SparseRows { rows: m, cols_total: k, starts, cols, vals };
-        Some(sa)
+        Some(SparseRows { rows: m, cols_total: k, starts, cols, vals })
     }
 
     /// The same nonzeros column by column, as rows of aᵀ [K, M]; within a column, in row order.
