@@ -8,8 +8,9 @@
 //!
 //! Both follow the classic Cephes single-precision routines: reduce the argument to a small
 //! interval exactly, evaluate a short polynomial there, and rebuild the result from the
-//! exponent. Their error is a few units in the last place; `tests/fastmath.rs` checks them
-//! against the f64 library functions over the whole range they are used on.
+//! exponent (the coefficients are Cephes's). Measured against the f64 library functions on dense
+//! grids over the ranges they are used on (`tests/fastmath.rs`), the largest errors are 0.70
+//! ulp for eˣ, 1.34 for ln(1 + u), 1.47 for σ and 1.71 for softplus.
 
 /// log₂ e
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
