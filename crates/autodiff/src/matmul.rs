@@ -44,11 +44,12 @@ impl Tape<'_> {
     #[track_caller]
     pub fn matmul(&mut self, a: Var, b: Var) -> Var {
         let (av, bv) = (as_matrix("matmul", self.value(a)), as_matrix("matmul", self.value(b)));
-        let y = match SparseRows::of(av) {
-            Some(sa) => sparse_times_dense("matmul", &sa, bv),
+        let a_sparse = SparseRows::of(av);
+        let y = match &a_sparse {
+            Some(sa) => sparse_times_dense("matmul", sa, bv),
             None => gemm("matmul", av, bv),
         };
-        self.push(y, Op::MatMul { a, b, b_transposed: false })
+        self.push(y, Op::MatMul { a, b, b_transposed: false, a_sparse })
     }
 
     /// y = a·bᵀ with a [M, K], b [N, K] (a weight in PyTorch's [out, in] layout, say), with no
@@ -57,7 +58,7 @@ impl Tape<'_> {
     pub fn matmul_nt(&mut self, a: Var, b: Var) -> Var {
         let bt = as_matrix("matmul_nt", self.value(b)).reversed_axes();
         let y = gemm("matmul_nt", as_matrix("matmul_nt", self.value(a)), bt);
-        self.push(y, Op::MatMul { a, b, b_transposed: true })
+        self.push(y, Op::MatMul { a, b, b_transposed: true, a_sparse: None })
     }
 }
 
@@ -67,6 +68,7 @@ pub(crate) fn matmul_backward(
     a: &Tensor,
     b: &Tensor,
     b_transposed: bool,
+    a_sparse: Option<&SparseRows>,
     dy: &Tensor,
     need_a: bool,
     need_b: bool,
@@ -76,14 +78,10 @@ pub(crate) fn matmul_backward(
         let b_for_da = if b_transposed { b } else { b.reversed_axes() };
         gemm("matmul_backward", dy, b_for_da)
     });
-    let db = need_b.then(|| {
-        if b_transposed {
-            return gemm("matmul_backward", dy.reversed_axes(), a);
-        }
-        match SparseRows::of(a) {
-            Some(sa) => sparse_transpose_times_dense(&sa, dy).into_dyn(),
-            None => gemm("matmul_backward", a.reversed_axes(), dy),
-        }
+    let db = need_b.then(|| match (b_transposed, a_sparse) {
+        (true, _) => gemm("matmul_backward", dy.reversed_axes(), a),
+        (false, Some(sa)) => sparse_transpose_times_dense(sa, dy).into_dyn(),
+        (false, None) => gemm("matmul_backward", a.reversed_axes(), dy),
     });
     (da, db)
 }
@@ -110,13 +108,21 @@ pub const SPARSE_MAX_DENSITY: f64 = 0.25;
 const TILE: usize = 64;
 
 /// The nonzeros of a matrix a [M, K], row by row (compressed sparse rows): row i holds the
-/// entries `starts[i]..starts[i + 1]` of `cols` and `vals`.
-pub(crate) struct SparseRows {
+/// entries `starts[i]..starts[i + 1]` of `cols` and `vals`. Built by `matmul` when a is sparse
+/// enough, and kept on the tape for the backward pass.
+#[derive(Clone)]
+pub struct SparseRows {
     rows: usize,
     cols_total: usize,
     starts: Vec<usize>,
     cols: Vec<u32>,
     vals: Vec<f32>,
+}
+
+impl std::fmt::Debug for SparseRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SparseRows({}×{}, {} nonzeros)", self.rows, self.cols_total, self.vals.len())
+    }
 }
 
 impl SparseRows {

@@ -81,6 +81,9 @@ pub enum Op {
         b: Var,
         /// whether `b` enters transposed
         b_transposed: bool,
+        /// `a` as sparse rows, when the forward pass took the sparse path; the weight gradient
+        /// aᵀ·dy reuses it
+        a_sparse: Option<matmul::SparseRows>,
     },
     // ---- reductions (reduce.rs)
     /// y = Σ x (a scalar)
@@ -328,8 +331,9 @@ impl<'p> Tape<'p> {
             Op::Sigmoid(x) => g.add(*x, Some(elementwise::sigmoid_backward(y, dy))),
             Op::Tanh(x) => g.add(*x, Some(elementwise::tanh_backward(y, dy))),
             Op::Softplus(x) => g.add(*x, Some(elementwise::softplus_backward(v(x), dy))),
-            Op::MatMul { a, b, b_transposed } => {
-                let (da, db) = matmul::matmul_backward(v(a), v(b), *b_transposed, dy, need(a), need(b));
+            Op::MatMul { a, b, b_transposed, a_sparse } => {
+                let (da, db) =
+                    matmul::matmul_backward(v(a), v(b), *b_transposed, a_sparse.as_ref(), dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
