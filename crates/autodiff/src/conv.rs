@@ -303,13 +303,13 @@ pub(crate) fn conv2d_backward(
     let table = g.table();
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * h * wd, c_out * g.cols());
-    let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
+    let dy_groups = dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
     // One parallel pass over the groups computes both gradients, so dY is laid out once.
     let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
     let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
         .into_par_iter()
-        .zip(dy_groups())
+        .zip(dy_groups)
         .zip(saved.0.par_iter())
         .map(|((dx_group, dy_group), cols)| {
             let dy_mat = gather(dy_group, c_out, g.cols());
@@ -386,14 +386,14 @@ pub(crate) fn conv_transpose2d_backward(
     let table = g.table();
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
-    let dy_groups = || dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
+    let dy_groups = dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
     // One parallel pass over the groups computes both gradients, so im2col(dy) is built once.
     let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
     let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
     let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
         .into_par_iter()
-        .zip(dy_groups())
+        .zip(dy_groups)
         .zip(x_groups)
         .map(|((dx_group, dy_group), x_group)| {
             let (dcols, ld) = im2col_group(&g, &table, dy_group, y_len);

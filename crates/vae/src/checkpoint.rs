@@ -75,8 +75,13 @@ pub type Contents = (Vec<(String, Tensor)>, HashMap<String, String>);
 
 /// Reads every tensor (F32 only) and the metadata of a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<Contents, Error> {
+    read_with(path, decode)
+}
+
+/// Reads the file at `path` and parses it with `parse`; a checkpoint error names the file.
+fn read_with<T>(path: &Path, parse: impl FnOnce(&[u8]) -> Result<T, Error>) -> Result<T, Error> {
     let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
-    decode(&bytes).map_err(|e| match e {
+    parse(&bytes).map_err(|e| match e {
         Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
         other => other,
     })
@@ -158,11 +163,7 @@ fn convert_state(
 /// Loads a checkpoint written by [`save`], checking that every parameter the configuration
 /// calls for is present with the right shape and that nothing else is there.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
-    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
-    load_bytes(&bytes).map_err(|e| match e {
-        Error::Checkpoint(m) => Error::Checkpoint(format!("{}: {m}", path.display())),
-        other => other,
-    })
+    read_with(path, load_bytes)
 }
 
 /// [`load`] from the bytes of a file.
