@@ -3,6 +3,10 @@
 run, with the same number of threads; print epoch times, their ratio, and both test losses.
 
     python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv]
+    python3 benches/compare_pytorch.py --gemm
+
+With --gemm it compares single-threaded sgemm at the MLP's shapes instead: PyTorch's torch.mm
+(its BLAS) against matrixmultiply through `cargo bench -- gemm/`, in GFLOP/s.
 
 The model and protocol are those of `vae-cli train` (PyTorch's MNIST example): 784-400-20 MLP
 (or the conv model), Bernoulli likelihood on logits, loss summed over pixels and latent
@@ -115,12 +119,77 @@ def run_ours(args):
     return rows
 
 
+# (criterion name in benches/engine.rs, M, K, N, a transposed, b transposed)
+GEMM_SHAPES = [
+    ("fwd x·W1 128x784x400", 128, 784, 400, False, False),
+    ("bwd dW1=xt·dy 784x128x400", 784, 128, 400, True, False),
+    ("fwd h·Wdec 128x400x784", 128, 400, 784, False, False),
+    ("bwd dh=dy·Wdect 128x784x400", 128, 784, 400, False, True),
+]
+
+
+def gemm_pytorch():
+    """GFLOP/s of torch.mm on one thread at each shape: the best of 5 timings of 200 products."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    rates = {}
+    for name, m, k, n, ta, tb in GEMM_SHAPES:
+        a = torch.ones(k, m).t() if ta else torch.ones(m, k)
+        b = torch.ones(n, k).t() if tb else torch.ones(k, n)
+        y = torch.empty(m, n)
+        torch.mm(a, b, out=y)
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(200):
+                torch.mm(a, b, out=y)
+            best = min(best, (time.perf_counter() - t0) / 200)
+        rates[name] = 2 * m * k * n / best / 1e9
+    return rates
+
+
+def gemm_ours():
+    """GFLOP/s of matrixmultiply at each shape, from criterion's median throughput."""
+    cmd = ["cargo", "bench", "-q", "--bench", "engine", "--", "gemm/", "--noplot"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    rates, current = {}, None
+    for line in out.splitlines():
+        if line.startswith("gemm/"):
+            current = line.split("gemm/", 1)[1].split("  ")[0].strip()
+        if "thrpt:" in line and current is not None:
+            # thrpt:  [low unit median unit high unit]; elements are FLOPs here
+            parts = line.split("[", 1)[1].split()
+            value, unit = float(parts[2]), parts[3]
+            rates[current] = value * {"Gelem/s": 1.0, "Melem/s": 1e-3, "Telem/s": 1e3}[unit]
+            current = None
+    return rates
+
+
+def compare_gemm():
+    print("sgemm, 1 thread, GFLOP/s")
+    ours, theirs = gemm_ours(), gemm_pytorch()
+    for name, *_ in GEMM_SHAPES:
+        line = f"  {name:30} vae-engine {ours.get(name, float('nan')):6.1f}"
+        if theirs is not None:
+            line += f"   PyTorch {theirs[name]:6.1f}   ratio {ours.get(name, float('nan')) / theirs[name]:.2f}"
+        print(line)
+    if theirs is None:
+        print("PyTorch is not installed here (`import torch` failed): no comparison in this run.")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    p.add_argument("--gemm", action="store_true", help="compare single-threaded sgemm instead of training")
     args = p.parse_args()
+    if args.gemm:
+        return compare_gemm()
     print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads")
     ours = run_ours(args)
     theirs = run_pytorch(args)
