@@ -2,7 +2,7 @@
 """Train the same VAE with the same protocol in PyTorch and with vae-cli, on this machine, in one
 run, with the same number of threads; print epoch times, their ratio, and both test losses.
 
-    python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv]
+    python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv] [--rounds 1]
     python3 benches/compare_pytorch.py --gemm
 
 With --gemm it compares single-threaded sgemm at the MLP's shapes instead: PyTorch's torch.mm
@@ -14,6 +14,10 @@ dimensions and averaged over the batch, Adam 1e-3, batch 128, MNIST from dataset
 loss with z sampled. Each epoch's time covers training and the test pass, as vae-cli's
 `seconds` column does. Where PyTorch is not installed, the script says so and reports vae-cli
 alone.
+
+A shared machine's speed drifts over minutes, so with --rounds R the two sides take turns R
+times (vae-cli, then PyTorch, then vae-cli again, …) and the ratio is reported per round, with
+its median and range.
 """
 
 import argparse
@@ -96,6 +100,7 @@ def run_pytorch(args):
             opt.zero_grad()
             loss.backward()
             opt.step()
+        train_seconds = time.perf_counter() - t0
         model.eval()
         total = 0.0
         with torch.no_grad():
@@ -103,7 +108,8 @@ def run_pytorch(args):
                 recon, kl = terms(model, x)
                 total += (recon + kl).item()
         rows.append((time.perf_counter() - t0, total / len(test)))
-        print(f"  pytorch  epoch {epoch + 1}: {rows[-1][0]:6.2f} s, test loss {rows[-1][1]:.2f}", flush=True)
+        print(f"  pytorch  epoch {epoch + 1}: {rows[-1][0]:6.2f} s ({train_seconds:.2f} s training), "
+              f"test loss {rows[-1][1]:.2f}", flush=True)
     return rows
 
 
@@ -186,21 +192,31 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     p.add_argument("--gemm", action="store_true", help="compare single-threaded sgemm instead of training")
     args = p.parse_args()
     if args.gemm:
         return compare_gemm()
-    print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads")
-    ours = run_ours(args)
-    theirs = run_pytorch(args)
+    print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
     mean = lambda rows: sum(r[0] for r in rows) / len(rows)
-    print(f"vae-cli: {mean(ours):.2f} s per epoch, final test loss {ours[-1][1]:.2f}")
-    if theirs is None:
-        print("PyTorch is not installed here (`import torch` failed): no comparison in this run. "
-              "Install it (pip install torch) and run this script again.")
-        return 0
-    print(f"PyTorch: {mean(theirs):.2f} s per epoch, final test loss {theirs[-1][1]:.2f}")
-    print(f"ratio vae-cli / PyTorch: {mean(ours) / mean(theirs):.2f}")
+    ratios = []
+    for r in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {r + 1}")
+        ours = run_ours(args)
+        print(f"vae-cli: {mean(ours):.2f} s per epoch, final test loss {ours[-1][1]:.2f}")
+        theirs = run_pytorch(args)
+        if theirs is None:
+            print("PyTorch is not installed here (`import torch` failed): no comparison in this run. "
+                  "Install it (pip install torch) and run this script again.")
+            return 0
+        print(f"PyTorch: {mean(theirs):.2f} s per epoch, final test loss {theirs[-1][1]:.2f}")
+        ratios.append(mean(ours) / mean(theirs))
+        print(f"ratio vae-cli / PyTorch: {ratios[-1]:.2f}", flush=True)
+    if len(ratios) > 1:
+        ordered = sorted(ratios)
+        median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
+        print(f"ratio over {len(ratios)} rounds: median {median:.2f}, range {ordered[0]:.2f}–{ordered[-1]:.2f}")
     return 0
 
 
