@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Train the same VAE with the same protocol in PyTorch and with vae-cli, on this machine, in one
-run, with the same number of threads; print epoch times, their ratio, and both test losses.
+run, with the same number of threads; print epoch times, their ratio, both test losses and both
+peak memories.
 
     python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv] [--rounds 1]
     python3 benches/compare_pytorch.py --gemm
@@ -24,6 +25,7 @@ import argparse
 import csv
 import gzip
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -114,15 +116,20 @@ def run_pytorch(args):
 
 
 def run_ours(args):
+    """Trains with vae-cli; returns its (seconds, test loss) per epoch and its peak memory in kB."""
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "vae-cli"], cwd=ROOT, check=True)
     out = tempfile.mkdtemp(prefix="vae-compare-")
-    cmd = ["cargo", "run", "-q", "--release", "-p", "vae-cli", "--", "train", "--model", args.model,
+    cmd = [os.path.join(ROOT, "target", "release", "vae-cli"), "train", "--model", args.model,
            "--epochs", str(args.epochs), "--threads", str(args.threads), "--out", os.path.join(out, "run")]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        sys.exit(f"vae-cli failed (wait status {status}): {' '.join(cmd)}")
     with open(os.path.join(out, "run", "metrics.csv")) as f:
         rows = [(float(r["seconds"]), float(r["test_loss"])) for r in csv.DictReader(f)]
     for i, (s, l) in enumerate(rows):
         print(f"  vae-cli  epoch {i + 1}: {s:6.2f} s, test loss {l:.2f}")
-    return rows
+    return rows, usage.ru_maxrss  # kB on Linux
 
 
 # (criterion name in benches/engine.rs, M, K, N, a transposed, b transposed)
@@ -199,20 +206,27 @@ def main():
         return compare_gemm()
     print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
     mean = lambda rows: sum(r[0] for r in rows) / len(rows)
-    ratios = []
+    ratios, peaks = [], []
     for r in range(args.rounds):
         if args.rounds > 1:
             print(f"round {r + 1}")
-        ours = run_ours(args)
+        ours, peak = run_ours(args)
+        peaks.append(peak)
         print(f"vae-cli: {mean(ours):.2f} s per epoch, final test loss {ours[-1][1]:.2f}")
         theirs = run_pytorch(args)
         if theirs is None:
+            print(f"vae-cli peak memory: {peak / 1024:.0f} MiB")
             print("PyTorch is not installed here (`import torch` failed): no comparison in this run. "
-                  "Install it (pip install torch) and run this script again.")
+                  "Install it (pip install torch numpy) and run this script again.")
             return 0
         print(f"PyTorch: {mean(theirs):.2f} s per epoch, final test loss {theirs[-1][1]:.2f}")
         ratios.append(mean(ours) / mean(theirs))
         print(f"ratio vae-cli / PyTorch: {ratios[-1]:.2f}", flush=True)
+    # ru_maxrss is in kB on Linux. vae-cli's comes from the first round: a child forked after torch
+    # was loaded starts its count from this process's size before it execs. PyTorch's is this
+    # whole process: its data, and every round's model.
+    theirs_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak memory: vae-cli {peaks[0] / 1024:.0f} MiB, PyTorch {theirs_kb / 1024:.0f} MiB")
     if len(ratios) > 1:
         ordered = sorted(ratios)
         median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
