@@ -9,7 +9,7 @@
 //! Each forward is a single pass over its inputs written as a plain closure over `f32`, which
 //! the compiler vectorizes; above [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
 
-use ndarray::{Axis, IxDyn, Zip};
+use ndarray::{ArrayBase, Axis, Data, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::tape::{Op, Tape, Tensor, Var};
@@ -57,6 +57,33 @@ pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + 
     Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
+/// d_i ← f(d_i), in d's own buffer. The backward pass owns each gradient and uses it once, so
+/// an elementwise derivative overwrites it instead of allocating a new array.
+fn map_into(mut d: Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+    match d.as_slice_mut() {
+        Some(ds) if ds.len() >= PARALLEL_LEN => {
+            ds.par_chunks_mut(PARALLEL_PIECE).for_each(|d| d.iter_mut().for_each(|d| *d = f(*d)))
+        }
+        Some(ds) => ds.iter_mut().for_each(|d| *d = f(*d)),
+        None => d.mapv_inplace(f),
+    }
+    d
+}
+
+/// d_i ← f(d_i, u_i), in d's own buffer (see [`map_into`]).
+fn map2_into(mut d: Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+    assert_eq!(d.shape(), u.shape(), "elementwise: shapes differ");
+    match (d.as_slice_mut(), u.as_slice()) {
+        (Some(ds), Some(us)) if ds.len() >= PARALLEL_LEN => {
+            let pieces = ds.par_chunks_mut(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE));
+            pieces.for_each(|(d, u)| d.iter_mut().zip(u).for_each(|(d, &u)| *d = f(*d, u)));
+        }
+        (Some(ds), Some(us)) => ds.iter_mut().zip(us).for_each(|(d, &u)| *d = f(*d, u)),
+        _ => Zip::from(&mut d).and(u).for_each(|d, &u| *d = f(*d, u)),
+    }
+    d
+}
+
 /// y_i = f(a_i, b_i) with `b` broadcast to the shape of `a`.
 #[track_caller]
 fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
@@ -72,11 +99,16 @@ fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 +
 
 /// Sums a gradient computed at the broadcast shape back to the shape of the operand:
 /// a value that was copied to k places receives the sum of the k gradients.
-pub(crate) fn sum_to_shape(d: Tensor, shape: &[usize]) -> Tensor {
-    if d.shape() == shape {
-        return d;
-    }
-    let mut d = d;
+pub(crate) fn sum_to_shape<S: Data<Elem = f32>>(d: ArrayBase<S, IxDyn>, shape: &[usize]) -> Tensor {
+    // The first sum reads `d` where it lies (a view of dy, say); later ones their owned result.
+    let first = if d.ndim() > shape.len() {
+        d.sum_axis(Axis(0))
+    } else if let Some(axis) = (0..shape.len()).find(|&axis| shape[axis] == 1 && d.shape()[axis] != 1) {
+        d.sum_axis(Axis(axis)).insert_axis(Axis(axis))
+    } else {
+        return d.into_owned().into_shape_with_order(IxDyn(shape)).expect("sum_to_shape: sizes agree");
+    };
+    let mut d = first;
     while d.ndim() > shape.len() {
         d = d.sum_axis(Axis(0));
     }
@@ -190,28 +222,25 @@ pub use crate::fastmath::{sigmoid, softplus};
 
 /// y = a + b  ⇒  da = dy,  db = Σ_broadcast dy
 pub(crate) fn add_backward(
-    _a: &Tensor,
-    b: &Tensor,
-    dy: &Tensor,
+    b_shape: &[usize],
+    dy: Tensor,
     need_a: bool,
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
-    let da = need_a.then(|| dy.clone());
-    let db = need_b.then(|| sum_to_shape(dy.clone(), b.shape()));
-    (da, db)
+    let db = need_b.then(|| sum_to_shape(dy.view(), b_shape));
+    // dy passes to a unchanged: moved, not copied.
+    (need_a.then_some(dy), db)
 }
 
 /// y = a − b  ⇒  da = dy,  db = −Σ_broadcast dy
 pub(crate) fn sub_backward(
-    _a: &Tensor,
-    b: &Tensor,
-    dy: &Tensor,
+    b_shape: &[usize],
+    dy: Tensor,
     need_a: bool,
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
-    let da = need_a.then(|| dy.clone());
-    let db = need_b.then(|| sum_to_shape(map(dy, |d| -d), b.shape()));
-    (da, db)
+    let db = need_b.then(|| sum_to_shape(map(&dy, |d| -d), b_shape));
+    (need_a.then_some(dy), db)
 }
 
 /// y = a ⊙ b  ⇒  da = dy ⊙ b,  db = Σ_broadcast dy ⊙ a
@@ -245,56 +274,56 @@ pub(crate) fn div_backward(
 }
 
 /// y = −x  ⇒  dx = −dy
-pub(crate) fn neg_backward(dy: &Tensor) -> Tensor {
-    map(dy, |d| -d)
+pub(crate) fn neg_backward(dy: Tensor) -> Tensor {
+    map_into(dy, |d| -d)
 }
 
 /// y = c·x  ⇒  dx = c·dy
-pub(crate) fn scale_backward(c: f32, dy: &Tensor) -> Tensor {
-    map(dy, |d| c * d)
+pub(crate) fn scale_backward(c: f32, dy: Tensor) -> Tensor {
+    map_into(dy, |d| c * d)
 }
 
 /// y = eˣ  ⇒  dx = dy · eˣ = dy · y
-pub(crate) fn exp_backward(y: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, y, |d, y| d * y)
+pub(crate) fn exp_backward(y: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, y, |d, y| d * y)
 }
 
 /// y = ln x  ⇒  dx = dy / x
-pub(crate) fn log_backward(x: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, x, |d, x| d / x)
+pub(crate) fn log_backward(x: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, x, |d, x| d / x)
 }
 
 /// y = √x  ⇒  dx = dy / (2√x) = dy / (2y)
-pub(crate) fn sqrt_backward(y: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, y, |d, y| d / (2.0 * y))
+pub(crate) fn sqrt_backward(y: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, y, |d, y| d / (2.0 * y))
 }
 
 /// y = x²  ⇒  dx = 2x · dy
-pub(crate) fn square_backward(x: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, x, |d, x| 2.0 * x * d)
+pub(crate) fn square_backward(x: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, x, |d, x| 2.0 * x * d)
 }
 
 /// y = max(x, 0)  ⇒  dx = dy · [x > 0]
-pub(crate) fn relu_backward(x: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, x, |d, x| if x > 0.0 { d } else { 0.0 })
+pub(crate) fn relu_backward(x: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, x, |d, x| if x > 0.0 { d } else { 0.0 })
 }
 
 /// y = x if x > 0 else αx  ⇒  dx = dy · (1 if x > 0 else α)
-pub(crate) fn leaky_relu_backward(x: &Tensor, alpha: f32, dy: &Tensor) -> Tensor {
-    map2(dy, x, |d, x| if x > 0.0 { d } else { alpha * d })
+pub(crate) fn leaky_relu_backward(x: &Tensor, alpha: f32, dy: Tensor) -> Tensor {
+    map2_into(dy, x, |d, x| if x > 0.0 { d } else { alpha * d })
 }
 
 /// y = σ(x)  ⇒  dx = dy · σ(x)(1 − σ(x)) = dy · y(1 − y)
-pub(crate) fn sigmoid_backward(y: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, y, |d, y| d * y * (1.0 - y))
+pub(crate) fn sigmoid_backward(y: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, y, |d, y| d * y * (1.0 - y))
 }
 
 /// y = tanh(x)  ⇒  dx = dy · (1 − tanh²x) = dy · (1 − y²)
-pub(crate) fn tanh_backward(y: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, y, |d, y| d * (1.0 - y * y))
+pub(crate) fn tanh_backward(y: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, y, |d, y| d * (1.0 - y * y))
 }
 
 /// y = ln(1 + eˣ)  ⇒  dx = dy · eˣ/(1 + eˣ) = dy · σ(x)
-pub(crate) fn softplus_backward(x: &Tensor, dy: &Tensor) -> Tensor {
-    map2(dy, x, |d, x| d * sigmoid(x))
+pub(crate) fn softplus_backward(x: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, x, |d, x| d * sigmoid(x))
 }

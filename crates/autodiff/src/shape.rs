@@ -76,8 +76,10 @@ impl Tape<'_> {
 }
 
 /// y = reshape(x)  ⇒  dx = reshape(dy) back to the shape of x
-pub(crate) fn reshape_backward(x: &Tensor, dy: &Tensor) -> Tensor {
-    dy.to_shape(x.raw_dim()).expect("standard layout").into_owned()
+pub(crate) fn reshape_backward(x: &Tensor, dy: Tensor) -> Tensor {
+    // dy's own buffer, relabelled (copied first only if it is not in row-major order).
+    let dy = if dy.is_standard_layout() { dy } else { dy.as_standard_layout().into_owned() };
+    dy.into_shape_with_order(x.raw_dim()).expect("reshape_backward: sizes agree")
 }
 
 /// y = xᵀ  ⇒  dx = dyᵀ

@@ -287,36 +287,37 @@ impl<'p> Tape<'p> {
             }
             // An interior gradient is used once, here, then dropped to free its memory.
             let Some(dy) = grads.grads[i].take() else { continue };
-            self.backward_node(&node.op, &node.value, &dy, &mut grads);
+            self.backward_node(&node.op, &node.value, dy, &mut grads);
         }
         grads
     }
 
     /// One step of the chain rule: from dy (the gradient of node `y`) to its inputs' gradients.
     /// One arm per op; each calls its family's `*_backward`, which returns the contributions,
-    /// and `grads.add` accumulates them (+=), so a value used twice receives the sum.
-    fn backward_node(&self, op: &Op, y: &Tensor, dy: &Tensor, g: &mut Gradients) {
+    /// and `grads.add` accumulates them (+=), so a value used twice receives the sum. dy is
+    /// handed over: a sum passes it on as it is, an elementwise derivative overwrites it.
+    fn backward_node(&self, op: &Op, y: &Tensor, dy: Tensor, g: &mut Gradients) {
         let v = |x: &Var| self.value(*x);
         let need = |x: &Var| self.needs_grad(*x);
         match op {
             Op::Leaf => {}
             Op::Add(a, b) => {
-                let (da, db) = elementwise::add_backward(v(a), v(b), dy, need(a), need(b));
+                let (da, db) = elementwise::add_backward(v(b).shape(), dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
             Op::Sub(a, b) => {
-                let (da, db) = elementwise::sub_backward(v(a), v(b), dy, need(a), need(b));
+                let (da, db) = elementwise::sub_backward(v(b).shape(), dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
             Op::Mul(a, b) => {
-                let (da, db) = elementwise::mul_backward(v(a), v(b), dy, need(a), need(b));
+                let (da, db) = elementwise::mul_backward(v(a), v(b), &dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
             Op::Div(a, b) => {
-                let (da, db) = elementwise::div_backward(v(a), v(b), dy, need(a), need(b));
+                let (da, db) = elementwise::div_backward(v(a), v(b), &dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
@@ -333,25 +334,25 @@ impl<'p> Tape<'p> {
             Op::Softplus(x) => g.add(*x, Some(elementwise::softplus_backward(v(x), dy))),
             Op::MatMul { a, b, b_transposed, a_sparse } => {
                 let (da, db) =
-                    matmul::matmul_backward(v(a), v(b), *b_transposed, a_sparse.as_ref(), dy, need(a), need(b));
+                    matmul::matmul_backward(v(a), v(b), *b_transposed, a_sparse.as_ref(), &dy, need(a), need(b));
                 g.add(*a, da);
                 g.add(*b, db);
             }
-            Op::Sum(x) => g.add(*x, Some(reduce::sum_backward(v(x), dy))),
-            Op::Mean(x) => g.add(*x, Some(reduce::mean_backward(v(x), dy))),
-            Op::SumAxis(x, axis) => g.add(*x, Some(reduce::sum_axis_backward(v(x), *axis, dy))),
-            Op::MeanAxis(x, axis) => g.add(*x, Some(reduce::mean_axis_backward(v(x), *axis, dy))),
-            Op::LogSumExp(x, axis) => g.add(*x, Some(reduce::log_sum_exp_backward(v(x), y, *axis, dy))),
+            Op::Sum(x) => g.add(*x, Some(reduce::sum_backward(v(x), &dy))),
+            Op::Mean(x) => g.add(*x, Some(reduce::mean_backward(v(x), &dy))),
+            Op::SumAxis(x, axis) => g.add(*x, Some(reduce::sum_axis_backward(v(x), *axis, &dy))),
+            Op::MeanAxis(x, axis) => g.add(*x, Some(reduce::mean_axis_backward(v(x), *axis, &dy))),
+            Op::LogSumExp(x, axis) => g.add(*x, Some(reduce::log_sum_exp_backward(v(x), y, *axis, &dy))),
             Op::Reshape(x) => g.add(*x, Some(shape::reshape_backward(v(x), dy))),
-            Op::Transpose(x) => g.add(*x, Some(shape::transpose_backward(dy))),
-            Op::Slice { x, axis, start } => g.add(*x, Some(shape::slice_backward(v(x), *axis, *start, dy))),
+            Op::Transpose(x) => g.add(*x, Some(shape::transpose_backward(&dy))),
+            Op::Slice { x, axis, start } => g.add(*x, Some(shape::slice_backward(v(x), *axis, *start, &dy))),
             Op::Concat(xs, axis) => {
-                for (x, dx) in xs.iter().zip(shape::concat_backward(xs, *axis, self, dy)) {
+                for (x, dx) in xs.iter().zip(shape::concat_backward(xs, *axis, self, &dy)) {
                     g.add(*x, dx);
                 }
             }
             Op::Conv2d { x, w, b, geom, cols } => {
-                let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, cols, dy, need(x), need(w));
+                let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, cols, &dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
                 if let Some(b) = b.filter(|b| need(b)) {
@@ -359,7 +360,7 @@ impl<'p> Tape<'p> {
                 }
             }
             Op::ConvTranspose2d { x, w, b, geom } => {
-                let (dx, dw, db) = conv::conv_transpose2d_backward(v(x), v(w), *geom, dy, need(x), need(w));
+                let (dx, dw, db) = conv::conv_transpose2d_backward(v(x), v(w), *geom, &dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
                 if let Some(b) = b.filter(|b| need(b)) {
@@ -367,13 +368,13 @@ impl<'p> Tape<'p> {
                 }
             }
             Op::BceWithLogits { logits, target } => {
-                g.add(*logits, Some(loss::bce_with_logits_backward(v(logits), v(target), dy)))
+                g.add(*logits, Some(loss::bce_with_logits_backward(v(logits), v(target), &dy)))
             }
             Op::GaussianNll { mean, target, sigma } => {
-                g.add(*mean, Some(loss::gaussian_nll_backward(v(mean), v(target), *sigma, dy)))
+                g.add(*mean, Some(loss::gaussian_nll_backward(v(mean), v(target), *sigma, &dy)))
             }
             Op::KlStdNormal { mu, logvar } => {
-                let (dmu, dlogvar) = loss::kl_std_normal_backward(v(mu), v(logvar), dy);
+                let (dmu, dlogvar) = loss::kl_std_normal_backward(v(mu), v(logvar), &dy);
                 g.add(*mu, Some(dmu));
                 g.add(*logvar, Some(dlogvar));
             }
