@@ -104,8 +104,10 @@ pub(crate) fn matmul_backward(
 /// that meets only zeros of a does not reach y, where the GEMM would give NaN.
 pub const SPARSE_MAX_DENSITY: f64 = 0.25;
 
-/// Output columns computed together, held in registers (8 AVX vectors of 8 floats).
-const TILE: usize = 64;
+/// Output columns computed together, held in registers: 10 AVX vectors of 8 floats, as many
+/// independent sums as an FMA unit needs to stay busy (2 per cycle × 5 cycles of latency).
+/// With 64 (8 vectors), the MLP's sparse first layer ran 15–20% slower.
+const TILE: usize = 80;
 
 /// The nonzeros of a matrix a [M, K], row by row (compressed sparse rows): row i holds the
 /// entries `starts[i]..starts[i + 1]` of `cols` and `vals`. Built by `matmul` when a is sparse
@@ -211,24 +213,27 @@ fn sparse_times_dense(op: &str, a: &SparseRows, b: ArrayView2<f32>) -> Tensor {
 }
 
 /// y = Σ_(k, v) v · b_k· for one sparse row, tile by tile (the kernel of both sparse products).
+///
+/// Tiles start every [`TILE`] columns, and the last one at n − TILE, overlapping its neighbour
+/// when TILE does not divide n: those columns are summed twice, in the same order, so they get
+/// the same values, and every tile takes the vectorized path. Rows narrower than a tile take a
+/// plain loop.
 fn sparse_row_times_dense((cols, vals): (&[u32], &[f32]), b: &[f32], n: usize, y: &mut [f32]) {
     let row = || cols.iter().map(|&k| k as usize).zip(vals.iter().copied());
-    for (t, y_tile) in y.chunks_mut(TILE).enumerate() {
-        let j0 = t * TILE;
-        if let Ok(y_tile) = <&mut [f32; TILE]>::try_from(&mut *y_tile) {
-            let mut acc = [0.0f32; TILE];
-            for (k, v) in row() {
-                let b_tile: &[f32; TILE] = b[k * n + j0..k * n + j0 + TILE].try_into().expect("full tile");
-                acc.iter_mut().zip(b_tile).for_each(|(acc, &b)| *acc = v.mul_add(b, *acc));
-            }
-            *y_tile = acc;
-        } else {
-            let w = y_tile.len();
-            y_tile.fill(0.0);
-            for (k, v) in row() {
-                y_tile.iter_mut().zip(&b[k * n + j0..k * n + j0 + w]).for_each(|(y, &b)| *y = v.mul_add(b, *y));
-            }
+    if n < TILE {
+        y.fill(0.0);
+        for (k, v) in row() {
+            y.iter_mut().zip(&b[k * n..k * n + n]).for_each(|(y, &b)| *y = v.mul_add(b, *y));
         }
+        return;
+    }
+    for j0 in (0..n).step_by(TILE).map(|j0| j0.min(n - TILE)) {
+        let mut acc = [0.0f32; TILE];
+        for (k, v) in row() {
+            let b_tile: &[f32; TILE] = b[k * n + j0..k * n + j0 + TILE].try_into().expect("full tile");
+            acc.iter_mut().zip(b_tile).for_each(|(acc, &b)| *acc = v.mul_add(b, *acc));
+        }
+        y[j0..j0 + TILE].copy_from_slice(&acc);
     }
 }
 
