@@ -18,10 +18,10 @@
 //! every pass is parallel over them with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the
 //! direct loops the fast path is tested against.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
+use crate::matmul::product;
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// Stride and zero padding of a convolution, the same along height and width.
@@ -245,9 +245,7 @@ fn im2col_group(g: &Im2col, table: &[u32], group: &[f32], img_len: usize) -> (Ve
 
 /// c = a·b for row-major slices, as a new [m, n] buffer.
 fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f32> {
-    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
-    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-    c.into_raw_vec_and_offset().0
+    product(a, b).into_raw_vec_and_offset().0
 }
 
 /// The im2col matrices of a conv2d's forward pass, one [C_in·K_h·K_w, G·H_o·W_o] matrix per
@@ -321,10 +319,7 @@ pub(crate) fn conv2d_backward(
                 }
             }
             need_w.then(|| {
-                let mut dw = Array2::<f32>::zeros((c_out, g.rows()));
-                let cols_t = matrix(g.rows(), ld, cols).reversed_axes();
-                general_mat_mul(1.0, &matrix(c_out, ld, &dy_mat), &cols_t, 0.0, &mut dw);
-                dw
+                product(matrix(c_out, ld, &dy_mat), matrix(g.rows(), ld, cols).reversed_axes())
             })
         })
         .collect();
@@ -403,10 +398,7 @@ pub(crate) fn conv_transpose2d_backward(
             }
             need_w.then(|| {
                 let x_mat = gather(x_group, c_in, g.cols());
-                let mut dw = Array2::<f32>::zeros((c_in, g.rows()));
-                let dcols_t = matrix(g.rows(), ld, &dcols).reversed_axes();
-                general_mat_mul(1.0, &matrix(c_in, ld, &x_mat), &dcols_t, 0.0, &mut dw);
-                dw
+                product(matrix(c_in, ld, &x_mat), matrix(g.rows(), ld, &dcols).reversed_axes())
             })
         })
         .collect();

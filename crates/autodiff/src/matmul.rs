@@ -6,7 +6,7 @@
 //!   weight in PyTorch's layout [out, in])
 //! - `y`: [M, N]
 //!
-//! The GEMM is ndarray's `general_mat_mul`, which hands strided views straight to
+//! The GEMM is ndarray's `dot` ([`product`]), which hands strided views straight to
 //! matrixmultiply's packed SIMD kernels: a transposed operand is a view with swapped strides,
 //! never a copy. [`matmul_naive`] is the triple loop it must agree with.
 //!
@@ -15,7 +15,6 @@
 //! cost work in proportion to the nonzeros, and read b and write the gradient a whole row at a
 //! time. (This is why `Linear` keeps its weight as [in, out].) See [`SPARSE_MAX_DENSITY`].
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Ix2};
 use rayon::prelude::*;
 
@@ -34,9 +33,20 @@ pub(crate) fn as_matrix<'a>(op: &str, x: &'a Tensor) -> ArrayView2<'a, f32> {
 #[track_caller]
 fn gemm(op: &str, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Tensor {
     assert_eq!(a.ncols(), b.nrows(), "{op}: inner dimensions differ: a is {:?}, b is {:?}", a.shape(), b.shape());
-    let mut y = Array2::<f32>::zeros((a.nrows(), b.ncols()));
-    general_mat_mul(1.0, &a, &b, 0.0, &mut y);
-    y.into_dyn()
+    product(a, b).into_dyn()
+}
+
+/// a·b as a new row-major array. ndarray's `dot` lets the GEMM write into fresh memory, where
+/// `general_mat_mul` needs an initialized (zero-filled) output first; both run the same
+/// matrixmultiply call (α = 1, β = 0), so the values are the same.
+pub(crate) fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let y = a.dot(&b);
+    // dot picks a column-major output when both operands are column-major views.
+    if y.is_standard_layout() {
+        y
+    } else {
+        y.as_standard_layout().into_owned()
+    }
 }
 
 impl Tape<'_> {
