@@ -202,5 +202,6 @@ fn eval(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, peak, gemm, sparse, conv, steps, eval);
+// The training steps first: malloc's state after the other benchmarks slows them (docs/PERFORMANCE.md).
+criterion_group!(benches, steps, peak, gemm, sparse, conv, eval);
 criterion_main!(benches);
