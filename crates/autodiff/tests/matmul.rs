@@ -110,3 +110,18 @@ fn sparse_weight_gradient_matches_the_naive_one_at_the_first_layer() {
     let want = matmul_naive(&x.t().as_standard_layout().into_owned().into_dyn(), &dy);
     assert_close(dw, &want, 1e-5);
 }
+
+#[test]
+fn an_empty_inner_dimension_gives_zeros_and_zero_gradients() {
+    // The GEMM writes its output without a zero-filled buffer first; with K = 0 there is
+    // nothing to add, and every entry must still come out 0 (and the gradients empty or 0).
+    let mut tape = Tape::new();
+    let a = tape.input(random_tensor(&[300, 0], 1));
+    let b = tape.input(random_tensor(&[0, 400], 2));
+    let y = tape.matmul(a, b);
+    assert_eq!(tape.value(y).shape(), [300, 400]);
+    assert!(tape.value(y).iter().all(|&v| v == 0.0));
+    let grads = tape.backward_from(y, random_tensor(&[300, 400], 3));
+    assert_eq!(grads.get(a).expect("a gradient for a").shape(), [300, 0]);
+    assert_eq!(grads.get(b).expect("a gradient for b").shape(), [0, 400]);
+}
