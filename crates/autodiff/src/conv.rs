@@ -318,9 +318,7 @@ pub(crate) fn conv2d_backward(
                     g.col2im(&table, &dcols[i * g.cols()..], dx_n, ld);
                 }
             }
-            need_w.then(|| {
-                product(matrix(c_out, ld, &dy_mat), matrix(g.rows(), ld, cols).reversed_axes())
-            })
+            need_w.then(|| product(matrix(c_out, ld, &dy_mat), matrix(g.rows(), ld, cols).reversed_axes()))
         })
         .collect();
     let dw = need_w.then(|| {
