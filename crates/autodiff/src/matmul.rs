@@ -116,7 +116,7 @@ pub const SPARSE_MAX_DENSITY: f64 = 0.25;
 
 /// Output columns computed together, held in registers: 10 AVX vectors of 8 floats, as many
 /// independent sums as an FMA unit needs to stay busy (2 per cycle × 5 cycles of latency).
-/// With 64 (8 vectors), the MLP's sparse first layer ran 15–20% slower.
+/// With 64 (8 vectors), the MLP's sparse first layer took 29–37% longer (`cargo bench -- sparse/`).
 const TILE: usize = 80;
 
 /// The nonzeros of a matrix a [M, K], row by row (compressed sparse rows): row i holds the
