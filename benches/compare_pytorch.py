@@ -26,6 +26,7 @@ import csv
 import gzip
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -228,9 +229,8 @@ def main():
     theirs_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak memory: vae-cli {peaks[0] / 1024:.0f} MiB, PyTorch {theirs_kb / 1024:.0f} MiB")
     if len(ratios) > 1:
-        ordered = sorted(ratios)
-        median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
-        print(f"ratio over {len(ratios)} rounds: median {median:.2f}, range {ordered[0]:.2f}–{ordered[-1]:.2f}")
+        print(f"ratio over {len(ratios)} rounds: median {statistics.median(ratios):.2f}, "
+              f"range {min(ratios):.2f}–{max(ratios):.2f}")
     return 0
 
 

@@ -9,7 +9,7 @@
 //! Each forward is a single pass over its inputs written as a plain closure over `f32`, which
 //! the compiler vectorizes; above [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
 
-use ndarray::{ArrayBase, Axis, Data, IxDyn, Zip};
+use ndarray::{Axis, CowArray, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::tape::{Op, Tape, Tensor, Var};
@@ -99,25 +99,18 @@ fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 +
 
 /// Sums a gradient computed at the broadcast shape back to the shape of the operand:
 /// a value that was copied to k places receives the sum of the k gradients.
-pub(crate) fn sum_to_shape<S: Data<Elem = f32>>(d: ArrayBase<S, IxDyn>, shape: &[usize]) -> Tensor {
-    // The first sum reads `d` where it lies (a view of dy, say); later ones their owned result.
-    let first = if d.ndim() > shape.len() {
-        d.sum_axis(Axis(0))
-    } else if let Some(axis) = (0..shape.len()).find(|&axis| shape[axis] == 1 && d.shape()[axis] != 1) {
-        d.sum_axis(Axis(axis)).insert_axis(Axis(axis))
-    } else {
-        return d.into_owned().into_shape_with_order(IxDyn(shape)).expect("sum_to_shape: sizes agree");
-    };
-    let mut d = first;
+pub(crate) fn sum_to_shape(d: CowArray<'_, f32, IxDyn>, shape: &[usize]) -> Tensor {
+    // A view of dy is read where it lies: only the sums allocate.
+    let mut d = d;
     while d.ndim() > shape.len() {
-        d = d.sum_axis(Axis(0));
+        d = d.sum_axis(Axis(0)).into();
     }
     for (axis, &n) in shape.iter().enumerate() {
         if n == 1 && d.shape()[axis] != 1 {
-            d = d.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+            d = d.sum_axis(Axis(axis)).insert_axis(Axis(axis)).into();
         }
     }
-    d.into_shape_with_order(IxDyn(shape)).expect("sum_to_shape: sizes agree")
+    d.into_owned().into_shape_with_order(IxDyn(shape)).expect("sum_to_shape: sizes agree")
 }
 
 impl Tape<'_> {
@@ -227,7 +220,7 @@ pub(crate) fn add_backward(
     need_a: bool,
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
-    let db = need_b.then(|| sum_to_shape(dy.view(), b_shape));
+    let db = need_b.then(|| sum_to_shape(dy.view().into(), b_shape));
     // dy passes to a unchanged: moved, not copied.
     (need_a.then_some(dy), db)
 }
@@ -239,7 +232,7 @@ pub(crate) fn sub_backward(
     need_a: bool,
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
-    let db = need_b.then(|| sum_to_shape(map(&dy, |d| -d), b_shape));
+    let db = need_b.then(|| sum_to_shape(map(&dy, |d| -d).into(), b_shape));
     (need_a.then_some(dy), db)
 }
 
@@ -252,7 +245,7 @@ pub(crate) fn mul_backward(
     need_b: bool,
 ) -> (Option<Tensor>, Option<Tensor>) {
     let da = need_a.then(|| broadcast_map("mul_backward", dy, b, |d, b| d * b));
-    let db = need_b.then(|| sum_to_shape(map2(dy, a, |d, a| d * a), b.shape()));
+    let db = need_b.then(|| sum_to_shape(map2(dy, a, |d, a| d * a).into(), b.shape()));
     (da, db)
 }
 
@@ -268,7 +261,7 @@ pub(crate) fn div_backward(
     let db = need_b.then(|| {
         let bb = b.broadcast(a.raw_dim()).expect("checked in forward");
         let d = Zip::from(dy).and(a).and(&bb).map_collect(|&d, &a, &b| -d * a / (b * b));
-        sum_to_shape(d, b.shape())
+        sum_to_shape(d.into(), b.shape())
     });
     (da, db)
 }
