@@ -53,7 +53,16 @@ pub struct InputError {
 }
 
 impl InputError {
+    #[track_caller]
     fn new(analytic: Vec<f64>, numeric: Vec<f64>) -> Self {
+        // `zip` would stop at the shorter side and hide a gradient of the wrong size.
+        assert_eq!(
+            analytic.len(),
+            numeric.len(),
+            "gradcheck: the analytic gradient has {} entries, the input {}",
+            analytic.len(),
+            numeric.len()
+        );
         let pairs = analytic.iter().zip(&numeric);
         let max_abs = pairs.clone().map(|(a, n)| (a - n).abs()).fold(0.0, f64::max);
         let max_rel = pairs.map(|(a, n)| (a - n).abs() / n.abs().max(1e-3)).fold(0.0, f64::max);
@@ -112,6 +121,7 @@ pub fn check_gradients_with_step(inputs: &[Tensor], h: f64, f: impl Fn(&mut Tape
     for (k, &var) in vars.iter().enumerate() {
         let zeros = Tensor::zeros(inputs[k].raw_dim());
         let analytic = grads.get(var).unwrap_or(&zeros).clone();
+        assert_eq!(analytic.shape(), inputs[k].shape(), "gradcheck: the gradient of input {k} has the wrong shape");
         let mut numeric = Vec::with_capacity(inputs[k].len());
         for i in 0..inputs[k].len() {
             let x0 = inputs[k].as_slice().expect("standard layout")[i];

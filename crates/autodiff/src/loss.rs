@@ -7,7 +7,8 @@
 //!
 //! Each is a composition of primitives whose gradient simplifies once written out; the tests
 //! check every fused op against the composition it replaces. Targets are data: they get no
-//! gradient.
+//! gradient, and a target that would need one (a trainable leaf, or computed from one) is
+//! refused with a panic rather than silently left without its gradient.
 
 use std::borrow::Cow;
 
@@ -16,6 +17,18 @@ use crate::tape::{Op, Tape, Tensor, Var};
 
 /// ½ ln 2π, the normalizing constant of a unit Gaussian in nats.
 pub const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// A loss target is data: refuse one that would need a gradient, rather than silently give it
+/// none (`Op::inputs` of a loss does not list its target).
+#[track_caller]
+fn check_constant_target(op: &str, tape: &Tape, target: Var) {
+    assert!(
+        !tape.needs_grad(target),
+        "{op}: the target Var({}) is trainable (or depends on a trainable value), but a loss target \
+         receives no gradient; record it with `tape.constant`",
+        target.index()
+    );
+}
 
 #[track_caller]
 fn check_same(op: &str, a: &Tensor, b: &Tensor) {
@@ -84,6 +97,7 @@ impl Tape<'_> {
     /// finite for any finite logit.
     #[track_caller]
     pub fn bce_with_logits(&mut self, logits: Var, target: Var) -> Var {
+        check_constant_target("bce_with_logits", self, target);
         let (l, x) = (self.value(logits), self.value(target));
         check_same("bce_with_logits", l, x);
         let y = per_example_sum(l, x, |l, x| softplus(l) - x * l);
@@ -95,6 +109,7 @@ impl Tape<'_> {
     #[track_caller]
     pub fn gaussian_nll(&mut self, mean: Var, target: Var, sigma: f32) -> Var {
         assert!(sigma > 0.0 && sigma.is_finite(), "gaussian_nll: sigma must be positive, found {sigma}");
+        check_constant_target("gaussian_nll", self, target);
         let (m, x) = (self.value(mean), self.value(target));
         check_same("gaussian_nll", m, x);
         let (inv_two_var, log_norm) = (1.0 / (2.0 * sigma * sigma), sigma.ln() + HALF_LN_2PI);

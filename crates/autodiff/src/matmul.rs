@@ -51,6 +51,12 @@ pub(crate) fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 
 impl Tape<'_> {
     /// y = a·b with a [M, K], b [K, N].
+    ///
+    /// When at most [`SPARSE_MAX_DENSITY`] of `a`'s entries are nonzero (a batch of MNIST
+    /// images), this switches by itself to a sparse product that skips the zeros; the values
+    /// are the same sums, only added in another order, and one thing differs in kind: 0·∞ is
+    /// never formed, so an infinity or NaN in `b` does not reach rows of `a` that are zero
+    /// where it sits. [`Tape::matmul_nt`] is always dense.
     #[track_caller]
     pub fn matmul(&mut self, a: Var, b: Var) -> Var {
         let (av, bv) = (as_matrix("matmul", self.value(a)), as_matrix("matmul", self.value(b)));

@@ -296,9 +296,10 @@ impl<'p> Tape<'p> {
     /// One arm per op; each calls its family's `*_backward`, which returns the contributions,
     /// and `grads.add` accumulates them (+=), so a value used twice receives the sum. dy is
     /// handed over: a sum passes it on as it is, an elementwise derivative overwrites it.
-    fn backward_node(&self, op: &Op, y: &Tensor, dy: Tensor, g: &mut Gradients) {
+    fn backward_node(&self, op: &Op, y: &Tensor, dy: Tensor, grads: &mut Gradients) {
         let v = |x: &Var| self.value(*x);
         let need = |x: &Var| self.needs_grad(*x);
+        let mut g = Accumulate { grads, tape: self };
         match op {
             Op::Leaf => {}
             Op::Add(a, b) => {
@@ -422,6 +423,20 @@ impl Op {
     }
 }
 
+/// The gradient store during one backward step, with the tape at hand so that every
+/// contribution is checked against the shape of the value it belongs to.
+struct Accumulate<'g, 't, 'p> {
+    grads: &'g mut Gradients,
+    tape: &'t Tape<'p>,
+}
+
+impl Accumulate<'_, '_, '_> {
+    /// dv += d, after checking that d has v's shape.
+    fn add(&mut self, v: Var, d: Option<Tensor>) {
+        self.grads.add(v, d, self.tape.value(v).shape());
+    }
+}
+
 /// The result of [`Tape::backward`]: the gradient of every leaf that needed one.
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
@@ -439,14 +454,39 @@ impl Gradients {
     }
 
     /// Accumulates a contribution: dv += d (or dv = d when `v` has none yet).
-    fn add(&mut self, v: Var, d: Option<Tensor>) {
+    ///
+    /// # Panics
+    /// If `d` does not have the shape of `v`'s value: a backward returned a wrongly shaped
+    /// gradient. This is a real check, on in every profile, so that a new op with such a bug
+    /// fails at once (ndarray's `+=` would broadcast some wrong shapes without complaint).
+    #[track_caller]
+    fn add(&mut self, v: Var, d: Option<Tensor>, value_shape: &[usize]) {
         let Some(d) = d else { return };
+        assert_eq!(
+            d.shape(),
+            value_shape,
+            "backward: the gradient for Var({}) has shape {:?}, but its value has shape {:?}",
+            v.0,
+            d.shape(),
+            value_shape
+        );
         match &mut self.grads[v.0] {
-            Some(acc) => {
-                debug_assert_eq!(acc.shape(), d.shape());
-                *acc += &d;
-            }
+            Some(acc) => *acc += &d,
             slot @ None => *slot = Some(d),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backward that returned a [3] gradient for a [2, 3] value would be broadcast by `+=`
+    /// without complaint; the store refuses it in every profile.
+    #[test]
+    #[should_panic(expected = "has shape [3], but its value has shape [2, 3]")]
+    fn a_wrongly_shaped_gradient_is_refused() {
+        let mut grads = Gradients { grads: vec![Some(Tensor::zeros(vec![2, 3]))] };
+        grads.add(Var(0), Some(Tensor::zeros(vec![3])), &[2, 3]);
     }
 }

@@ -133,3 +133,12 @@ fn kl_is_zero_exactly_at_the_prior() {
     let kl = tape.kl_std_normal(mu, logvar);
     assert_eq!(tape.value(kl).as_slice().unwrap(), &[0.0, 0.0]);
 }
+
+#[test]
+#[should_panic(expected = "bce_with_logits: the target Var(1) is trainable")]
+fn a_trainable_target_is_refused_rather_than_left_without_gradient() {
+    let mut tape = Tape::new();
+    let logits = tape.input(random_tensor(&[2, 3], 7));
+    let target = tape.input(targets(&[2, 3], 8));
+    tape.bce_with_logits(logits, target);
+}

@@ -31,6 +31,17 @@ pub struct NonFinite {
     pub param: Option<String>,
 }
 
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            None => write!(f, "the loss is not finite ({})", self.terms.loss),
+            Some(p) => write!(f, "the gradient of {p} is not finite (loss {})", self.terms.loss),
+        }
+    }
+}
+
+impl std::error::Error for NonFinite {}
+
 /// Rows of a batch handled by one tape. A batch is cut into chunks of this many rows, each
 /// chunk's forward and backward runs on its own core, and the chunks' gradients are summed in
 /// chunk order. The cut depends only on the batch size, never on the number of threads, so a
