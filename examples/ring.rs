@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latent: 2,
         likelihood: Likelihood::Gaussian { sigma: SIGMA },
         beta: 1.0,
+        ..VaeConfig::mlp_mnist()
     };
     let mut model = Vae::new(config, &mut rng)?;
     let mut adam = Adam::new(2e-3);

@@ -179,28 +179,90 @@ pub enum BinarizeKind {
     Static,
 }
 
+/// Hidden-layer nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActivationKind {
+    /// max(x, 0) (PyTorch's example).
+    Relu,
+    /// tanh(x) (Burda et al.).
+    Tanh,
+}
+
+/// Training objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveKind {
+    /// The negative ELBO: reconstruction averaged over --k samples of z, KL in closed form.
+    Elbo,
+    /// The negative importance-weighted bound −L_K with --k samples (Burda et al.'s IWAE).
+    Iwae,
+}
+
+/// Learning-rate schedule over the run's epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LrScheduleKind {
+    /// --lr throughout.
+    Constant,
+    /// Burda et al.'s 8 stages: stage i = 0..7 lasts 3^i of 3,280 epochs at --lr·10^(−i/7);
+    /// mapped in proportion onto --epochs when that is not 3,280.
+    Burda,
+}
+
+/// Initial bias of the decoder's output layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputBias {
+    /// PyTorch's default initialization, like every other bias.
+    Default,
+    /// The logit of each pixel's mean over the training set (its mean, for a Gaussian decoder).
+    DataMean,
+}
+
+/// A whole training protocol in one flag; each of its pieces can still be overridden by its
+/// own flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Burda, Grosse & Salakhutdinov (2015), one stochastic layer: --hidden 200,200
+    /// --latent-dim 50 --activation tanh --binarize dynamic --batch-size 20 --lr-schedule burda
+    /// --adam-eps 1e-4 --output-bias data-mean --epochs 3280.
+    Burda,
+}
+
 /// Flags of `vae-cli train`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
+    /// Set a whole published protocol at once (the flags below override its pieces).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Architecture.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     pub model: ModelKind,
-    /// Hidden layer widths of the MLP, comma-separated (e.g. 512,256).
-    #[arg(long, value_delimiter = ',', default_value = "400", value_parser = clap::value_parser!(u64).range(1..))]
-    pub hidden: Vec<u64>,
-    /// Latent dimension J.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-    pub latent_dim: u64,
+    /// Hidden layer widths of the MLP, comma-separated, e.g. 512,256 [default: 400].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub hidden: Option<Vec<u64>>,
+    /// Latent dimension J [default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub latent_dim: Option<u64>,
+    /// Nonlinearity of the hidden layers [default: relu].
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationKind>,
     /// Decoder likelihood p(x|z).
     #[arg(long, value_enum, default_value_t = LikelihoodKind::Bernoulli)]
     pub likelihood: LikelihoodKind,
     /// Standard deviation of the Gaussian likelihood.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub sigma: f32,
-    /// Weight of the KL term (1 = the true negative ELBO).
+    /// Initial bias of the decoder's output layer [default: default].
+    #[arg(long, value_enum)]
+    pub output_bias: Option<OutputBias>,
+    /// Training objective.
+    #[arg(long, value_enum, default_value_t = ObjectiveKind::Elbo)]
+    pub objective: ObjectiveKind,
+    /// Samples of z per example (K) for the objective.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub k: u64,
+    /// Weight of the KL term (1 = the true negative ELBO; the IWAE objective needs 1).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub beta: f32,
-    /// Ramp the KL weight linearly from 0 to --beta over this many epochs (0 = off).
+    /// Ramp the KL weight linearly from 0 to --beta over this many epochs (0 = off; ELBO only).
     #[arg(long, default_value_t = 0.0, value_name = "EPOCHS", allow_negative_numbers = true)]
     pub kl_warmup: f32,
     /// Optimizer.
@@ -209,18 +271,24 @@ pub struct TrainArgs {
     /// Learning rate [default: 0.001]; with --resume, replaces the run's own (to recover from a divergence).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrScheduleKind>,
+    /// Adam's ε, the constant under the square root's denominator [default: 1e-8].
+    #[arg(long, allow_negative_numbers = true)]
+    pub adam_eps: Option<f32>,
     /// Clip the gradient's global norm to this value (off by default).
     #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
-    /// Examples per step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_size: u64,
-    /// Epochs to train (in total, when resuming).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub epochs: u64,
-    /// Pixel binarization.
-    #[arg(long, value_enum, default_value_t = BinarizeKind::None)]
-    pub binarize: BinarizeKind,
+    /// Examples per step [default: 128].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
+    /// Epochs to train (in total, when resuming) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Pixel binarization [default: none].
+    #[arg(long, value_enum)]
+    pub binarize: Option<BinarizeKind>,
     /// Seed of every random choice (initialization, shuffling, noise).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -244,6 +312,54 @@ pub struct TrainArgs {
     pub test_limit: Option<u64>,
 }
 
+/// The protocol flags of `train` with the preset and the defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Protocol {
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    /// Latent dimension J.
+    pub latent: usize,
+    /// Hidden-layer nonlinearity.
+    pub activation: ActivationKind,
+    /// Initial output bias.
+    pub output_bias: OutputBias,
+    /// Learning-rate schedule.
+    pub lr_schedule: LrScheduleKind,
+    /// Adam's ε.
+    pub adam_eps: f32,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Epochs in all.
+    pub epochs: u64,
+    /// Pixel binarization.
+    pub binarize: BinarizeKind,
+}
+
+impl TrainArgs {
+    /// Each protocol flag: its own value if given, else the preset's, else the default.
+    pub fn protocol(&self) -> Protocol {
+        let burda = self.preset == Some(Preset::Burda);
+        fn pick<T>(burda: bool, given: Option<T>, preset: T, default: T) -> T {
+            given.unwrap_or(if burda { preset } else { default })
+        }
+        Protocol {
+            hidden: match &self.hidden {
+                Some(h) => h.iter().map(|&h| h as usize).collect(),
+                None if burda => vec![200, 200],
+                None => vec![400],
+            },
+            latent: pick(burda, self.latent_dim, 50, 20) as usize,
+            activation: pick(burda, self.activation, ActivationKind::Tanh, ActivationKind::Relu),
+            output_bias: pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
+            lr_schedule: pick(burda, self.lr_schedule, LrScheduleKind::Burda, LrScheduleKind::Constant),
+            adam_eps: pick(burda, self.adam_eps, 1e-4, 1e-8),
+            batch_size: pick(burda, self.batch_size, 20, 128) as usize,
+            epochs: pick(burda, self.epochs, 3280, 10),
+            binarize: pick(burda, self.binarize, BinarizeKind::Dynamic, BinarizeKind::None),
+        }
+    }
+}
+
 /// Flags of `vae-cli eval`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -256,6 +372,10 @@ pub struct EvalArgs {
     /// Also estimate −log p(x) with K importance samples per image (Burda et al. use 5000).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub iw_samples: Option<u64>,
+    /// Also count the active latent units: those whose posterior mean varies across the test
+    /// images with variance above 0.01 (Burda et al.).
+    #[arg(long)]
+    pub active_units: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

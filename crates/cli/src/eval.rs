@@ -4,7 +4,8 @@
 use rayon::prelude::*;
 use vae::checkpoint;
 use vae::data::Binarize;
-use vae::train::iw_log_likelihood;
+use vae::objective::Objective;
+use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
 
 use crate::commands::{load_test, BinarizeKind, EvalArgs, Result};
 use crate::progress::Progress;
@@ -34,7 +35,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Binarize::None
         }
     };
-    let terms = evaluate(&model, &test, mode, args.seed, 0);
+    let terms = evaluate(&model, &test, mode, Objective::default(), args.seed, 0);
+    let active = args.active_units.then(|| {
+        let idx: Vec<usize> = (0..test.len()).collect();
+        let x = test.batch(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test));
+        active_units(&model.encode_values(x).0)
+    });
 
     let nll = args.iw_samples.map(|k| {
         let k = k as usize;
@@ -63,6 +69,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
             obj["nll"] = serde_json::json!(nll);
             obj["iw_samples"] = serde_json::json!(k);
         }
+        if let Some((count, variances)) = &active {
+            obj["active_units"] = serde_json::json!(count);
+            obj["latent_variances"] = serde_json::json!(variances);
+        }
         println!("{obj}");
     } else {
         println!("model      {}", describe(&model.config));
@@ -72,6 +82,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("  kl       {:.4}", terms.kl);
         if let Some((k, nll)) = nll {
             println!("−log p(x)  {nll:.4} nats per image (importance-weighted, K = {k})");
+        }
+        if let Some((count, variances)) = &active {
+            let j = variances.len();
+            println!(
+                "active units  {count} of {j} (variance of the posterior mean across test images above {ACTIVE_UNIT_THRESHOLD})"
+            );
         }
     }
     Ok(())

@@ -18,12 +18,14 @@ use rayon::prelude::*;
 use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
 use vae::model::standard_normal;
-use vae::train::{evaluate_batch, train_step, Terms, Totals};
-use vae::{Arch, Likelihood, Vae, VaeConfig};
+use vae::objective::Objective;
+use vae::train::{evaluate_batch_objective, train_step_objective, Terms, Totals};
+use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
 use crate::commands::{
-    check_image_size, check_number, data_dir, BinarizeKind, LikelihoodKind, ModelKind, OptimizerKind, Result, TrainArgs,
+    check_image_size, check_number, data_dir, ActivationKind, BinarizeKind, LikelihoodKind, LrScheduleKind, ModelKind,
+    ObjectiveKind, OptimizerKind, OutputBias, Protocol, Result, TrainArgs,
 };
 use crate::image;
 use crate::progress::Progress;
@@ -90,6 +92,11 @@ struct Settings {
     clip_norm: Option<f32>,
     train_limit: Option<usize>,
     test_limit: Option<usize>,
+    objective: Objective,
+    lr_schedule: LrScheduleKind,
+    adam_eps: f32,
+    /// The run's planned epochs: the length the learning-rate schedule spans.
+    epochs: u64,
 }
 
 fn enum_name<T: clap::ValueEnum>(v: T) -> String {
@@ -97,17 +104,25 @@ fn enum_name<T: clap::ValueEnum>(v: T) -> String {
 }
 
 impl Settings {
-    fn from_args(a: &TrainArgs) -> Self {
+    fn from_args(a: &TrainArgs, p: &Protocol) -> Self {
+        let objective = match a.objective {
+            ObjectiveKind::Elbo => Objective::Elbo { k: a.k as usize },
+            ObjectiveKind::Iwae => Objective::Iwae { k: a.k as usize },
+        };
         Self {
             seed: a.seed,
-            batch_size: a.batch_size as usize,
+            batch_size: p.batch_size,
             lr: a.lr.unwrap_or(DEFAULT_LR),
             optimizer: a.optimizer,
-            binarize: a.binarize,
+            binarize: p.binarize,
             kl_warmup: a.kl_warmup,
             clip_norm: a.clip_norm,
             train_limit: a.train_limit.map(|n| n as usize),
             test_limit: a.test_limit.map(|n| n as usize),
+            objective,
+            lr_schedule: p.lr_schedule,
+            adam_eps: p.adam_eps,
+            epochs: p.epochs,
         }
     }
 
@@ -123,6 +138,11 @@ impl Settings {
             ("train.clip_norm".into(), opt(self.clip_norm.map(|v| v.to_string()))),
             ("train.train_limit".into(), opt(self.train_limit.map(|v| v.to_string()))),
             ("train.test_limit".into(), opt(self.test_limit.map(|v| v.to_string()))),
+            ("train.objective".into(), self.objective.name().into()),
+            ("train.k".into(), self.objective.k().to_string()),
+            ("train.lr_schedule".into(), enum_name(self.lr_schedule)),
+            ("train.adam_eps".into(), self.adam_eps.to_string()),
+            ("train.epochs".into(), self.epochs.to_string()),
         ])
     }
 
@@ -136,7 +156,15 @@ impl Settings {
             Ok((!v.is_empty()).then(|| v.clone()))
         };
         let value_enum = |k: &str| -> std::result::Result<String, String> { get(k).cloned() };
+        // Keys added with the IWAE objective; checkpoints written before them hold the plain
+        // protocol (the one-sample ELBO, a constant rate, Adam's ε 1e-8, 10 epochs planned).
+        let or = |k: &str, default: &str| m.get(&format!("train.{k}")).cloned().unwrap_or_else(|| default.to_string());
+        let k: usize = parse("k", &or("k", "1"))?;
         Ok(Self {
+            objective: Objective::parse(&or("objective", "elbo"), k)?,
+            lr_schedule: LrScheduleKind::from_str(&or("lr_schedule", "constant"), false)?,
+            adam_eps: parse("adam_eps", &or("adam_eps", "1e-8"))?,
+            epochs: parse("epochs", &or("epochs", "10"))?,
             seed: parse("seed", get("seed")?)?,
             batch_size: parse("batch_size", get("batch_size")?)?,
             lr: parse("lr", get("lr")?)?,
@@ -151,7 +179,11 @@ impl Settings {
 
     fn optimizer(&self) -> Box<dyn Optimizer> {
         match self.optimizer {
-            OptimizerKind::Adam => Box::new(Adam::new(self.lr)),
+            OptimizerKind::Adam => {
+                let mut adam = Adam::new(self.lr);
+                adam.eps = self.adam_eps;
+                Box::new(adam)
+            }
             OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, 0.9)),
             OptimizerKind::Adagrad => Box::new(Adagrad::new(self.lr)),
         }
@@ -192,6 +224,7 @@ impl Run {
         meta.insert("train.step_in_epoch".into(), self.step_in_epoch.to_string());
         meta.insert("train.partial_recon".into(), format!("{:?}", self.partial.recon));
         meta.insert("train.partial_kl".into(), format!("{:?}", self.partial.kl));
+        meta.insert("train.partial_gain".into(), format!("{:?}", self.partial.gain));
         meta.insert("train.partial_count".into(), self.partial.count.to_string());
         meta.insert("train.partial_seconds".into(), format!("{:?}", self.partial_seconds));
         checkpoint::save(&out.join(CHECKPOINT), &self.model, &state, &meta)?;
@@ -225,6 +258,7 @@ impl Run {
         let partial = Totals {
             recon: float("train.partial_recon")?,
             kl: float("train.partial_kl")?,
+            gain: float("train.partial_gain")?,
             count: float("train.partial_count")? as usize,
         };
         let step_in_epoch = float("train.step_in_epoch")? as usize;
@@ -234,31 +268,69 @@ impl Run {
 }
 
 /// The model configuration the flags describe, for images of `rows`×`cols`.
-fn config_from_args(a: &TrainArgs, rows: usize, cols: usize) -> Result<VaeConfig> {
+fn config_from_args(a: &TrainArgs, p: &Protocol, rows: usize, cols: usize) -> Result<VaeConfig> {
     let base = match a.model {
-        ModelKind::Mlp => VaeConfig {
-            arch: Arch::Mlp { hidden: a.hidden.iter().map(|&h| h as usize).collect() },
-            ..VaeConfig::mlp_mnist()
-        },
+        ModelKind::Mlp => VaeConfig { arch: Arch::Mlp { hidden: p.hidden.clone() }, ..VaeConfig::mlp_mnist() },
         ModelKind::Conv => VaeConfig::conv_mnist(),
     };
     let likelihood = match a.likelihood {
         LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
         LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: a.sigma },
     };
-    let config = VaeConfig { input: [1, rows, cols], latent: a.latent_dim as usize, likelihood, beta: a.beta, ..base };
+    let activation = match p.activation {
+        ActivationKind::Relu => Activation::Relu,
+        ActivationKind::Tanh => Activation::Tanh,
+    };
+    let config = VaeConfig { input: [1, rows, cols], latent: p.latent, activation, likelihood, beta: a.beta, ..base };
     config.validate()?;
     Ok(config)
 }
 
-/// The default run folder: `runs/<model>-z<latent>-seed<seed>`, with `-2`, `-3`, … if taken.
-fn default_out(a: &TrainArgs) -> PathBuf {
-    let base = format!("{}-z{}-seed{}", enum_name(a.model), a.latent_dim, a.seed);
+/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (with `-<objective>-k<K>`
+/// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
+fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
+    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), p.latent, a.seed);
+    if objective != Objective::default() {
+        base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));
+    }
     let runs = Path::new("runs");
     (1..)
         .map(|i| if i == 1 { runs.join(&base) } else { runs.join(format!("{base}-{i}")) })
         .find(|p| !p.exists())
         .expect("an unused name")
+}
+
+/// The learning rate of `epoch` (0-based): `lr` throughout, or Burda et al.'s schedule, whose
+/// 3,280 epochs (stage i = 0..7 lasting 3^i epochs at lr·10^(−i/7)) are mapped in proportion
+/// onto the run's `epochs`: an epoch takes the rate of the stage in which its midpoint falls.
+/// With 3,280 epochs this is the paper's schedule exactly.
+pub fn lr_at(schedule: LrScheduleKind, lr: f32, epoch: u64, epochs: u64) -> f32 {
+    match schedule {
+        LrScheduleKind::Constant => lr,
+        LrScheduleKind::Burda => {
+            let position = (epoch as f64 + 0.5) * 3280.0 / epochs.max(1) as f64;
+            // Stages 0..=i end after (3^(i+1) − 1)/2 epochs of the full schedule.
+            let stage = (0..8).find(|&i| position < ((3u64.pow(i + 1) - 1) / 2) as f64).unwrap_or(7);
+            (lr as f64 * 10f64.powf(-(stage as f64) / 7.0)) as f32
+        }
+    }
+}
+
+/// Sets the decoder's output bias to the logit of each pixel's mean over `train` (clipped to
+/// [0.001, 0.999]), as Burda et al. initialize it; for a Gaussian decoder, to the mean itself.
+fn init_output_bias(model: &mut Vae, train: &Split) {
+    let mean = train.pixel_mean();
+    let bias: Vec<f32> = match model.config.likelihood {
+        Likelihood::Bernoulli => mean
+            .iter()
+            .map(|&m| {
+                let m = m.clamp(1e-3, 1.0 - 1e-3);
+                (m / (1.0 - m)).ln()
+            })
+            .collect(),
+        Likelihood::Gaussian { .. } => mean,
+    };
+    model.set_output_bias(&bias);
 }
 
 /// The KL weight at a step: a linear ramp from 0 to β over `warmup` epochs, then β.
@@ -297,8 +369,9 @@ fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
 /// rows at a time.
 const EVAL_CHUNK: usize = 500;
 
-/// The negative ELBO per image over a split, with z sampled from q(z|x), in parallel chunks.
-pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, seed: u64, epoch: u64) -> Terms {
+/// The objective's loss per image over a split (the negative ELBO, or −L_K for the IWAE), with z
+/// sampled from q(z|x), in parallel chunks.
+pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, objective: Objective, seed: u64, epoch: u64) -> Terms {
     let n = split.len();
     let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
     let parts: Vec<Totals> = chunks
@@ -307,15 +380,11 @@ pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, seed: u64, epoch: u6
             let mut rng = stream(seed, epoch, c as u64, Purpose::Test);
             let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
             let x = split.batch(&idx, mode, &mut rng);
-            evaluate_batch(model, x, &mut rng)
+            evaluate_batch_objective(model, x, objective, &mut rng)
         })
         .collect();
     // Summed in chunk order, so the total is the same on any number of threads.
-    let totals = parts.iter().fold(Totals::default(), |a, b| Totals {
-        recon: a.recon + b.recon,
-        kl: a.kl + b.kl,
-        count: a.count + b.count,
-    });
+    let totals = parts.iter().fold(Totals::default(), |a, b| a.plus(b));
     totals.mean(model.config.beta)
 }
 
@@ -344,8 +413,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(c) = args.clip_norm {
         check_number("clip-norm", c, 0.0, false)?;
     }
+    if let Some(e) = args.adam_eps {
+        check_number("adam-eps", e, 0.0, false)?;
+    }
+    let protocol = args.protocol();
+    let fresh = Settings::from_args(&args, &protocol);
+    if matches!(fresh.objective, Objective::Iwae { .. }) && (args.beta != 1.0 || args.kl_warmup != 0.0) {
+        return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());
+    }
     let dir = data_dir(&args.data);
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args));
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args, &protocol, fresh.objective));
 
     let mut run = if args.resume {
         let mut run = Run::resume(&out)?;
@@ -369,10 +446,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             )
             .into());
         }
-        let settings = Settings::from_args(&args);
+        let settings = fresh;
         let probe = Dataset::load(&dir)?; // fail early, before creating a folder
-        let config = config_from_args(&args, probe.train.rows, probe.train.cols)?;
-        let model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
+        let config = config_from_args(&args, &protocol, probe.train.rows, probe.train.cols)?;
+        let mut model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
+        if protocol.output_bias == OutputBias::DataMean {
+            check_image_size(&model, &probe.train, &dir)?;
+            init_output_bias(&mut model, &probe.train);
+        }
         Run {
             model,
             opt: settings.optimizer(),
@@ -386,6 +467,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
     let s = run.settings.clone();
+    // A resumed run goes on to its planned epochs unless --epochs says otherwise.
+    let epochs = if args.resume { args.epochs.unwrap_or(s.epochs) } else { protocol.epochs };
     let (train, test, mode) = prepare_data(&dir, &s)?;
     check_image_size(&run.model, &train, &dir)?;
     if train.is_empty() || test.is_empty() {
@@ -394,9 +477,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let steps = train.len().div_ceil(s.batch_size);
     println!(
-        "training {} ({} parameters) on {} images from {}; {} steps per epoch; run folder {}",
+        "training {} ({} parameters, objective {} K={}) on {} images from {}; {} steps per epoch; run folder {}",
         describe(&run.model.config),
         run.model.params.num_scalars(),
+        s.objective.name(),
+        s.objective.k(),
         train.len(),
         dir.display(),
         steps,
@@ -404,22 +489,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     install_interrupt_handler();
     write_metrics(&out, &run.metrics)?;
-    for epoch in run.epochs_done..args.epochs {
+    for epoch in run.epochs_done..epochs {
         let t0 = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
-        let bar = Progress::new(steps as u64, format!("epoch {}/{}", epoch + 1, args.epochs));
+        let bar = Progress::new(steps as u64, format!("epoch {}/{}", epoch + 1, epochs));
         // After an interruption, the epoch continues where it stopped, with its sums so far.
         let first_step = std::mem::take(&mut run.step_in_epoch);
         let mut totals = std::mem::take(&mut run.partial);
         let seconds_before = std::mem::take(&mut run.partial_seconds);
         bar.skip(first_step as u64);
+        run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.epochs));
+        let k = s.objective.k();
         for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
             let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
             let x = train.batch(idx, mode, &mut rng);
-            let eps = standard_normal(&[idx.len(), run.model.config.latent], &mut rng);
+            // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
+            let eps = standard_normal(&[k * idx.len(), run.model.config.latent], &mut rng);
             let beta = kl_weight(run.model.config.beta, s.kl_warmup, epoch, step, steps);
-            let terms = train_step(&mut run.model, run.opt.as_mut(), &x, eps, beta, s.clip_norm).map_err(|nf| {
+            let (model, opt) = (&mut run.model, run.opt.as_mut());
+            let terms = train_step_objective(model, opt, &x, eps, s.objective, beta, s.clip_norm).map_err(|nf| {
                 bar.finish();
                 let what = match &nf.param {
                     None => format!("the loss is {}", nf.terms.loss),
@@ -438,10 +527,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     run.opt.lr()
                 )
             })?;
-            let n = idx.len();
-            totals.recon += terms.recon * n as f64;
-            totals.kl += terms.kl * n as f64;
-            totals.count += n;
+            totals.add(&terms, idx.len());
             bar.step(|| format!("loss {}", show(&totals.mean(run.model.config.beta))));
             if STOP.load(Ordering::SeqCst) && step + 1 < steps {
                 bar.finish();
@@ -460,7 +546,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         bar.finish();
         let train_terms = totals.mean(run.model.config.beta);
-        let test_terms = evaluate(&run.model, &test, mode, s.seed, epoch);
+        let test_terms = evaluate(&run.model, &test, mode, s.objective, s.seed, epoch);
         let seconds = seconds_before + t0.elapsed().as_secs_f64();
         run.metrics.push(format!(
             "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2}",
@@ -480,11 +566,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!(
             "epoch {:>3}/{}  train {}  test {}  {seconds:.1}s",
             epoch + 1,
-            args.epochs,
+            epochs,
             show(&train_terms),
             show(&test_terms)
         );
-        if STOP.load(Ordering::SeqCst) && epoch + 1 < args.epochs {
+        if STOP.load(Ordering::SeqCst) && epoch + 1 < epochs {
             println!(
                 "interrupted after epoch {}; continue with: vae-cli train --resume --out {}",
                 epoch + 1,
@@ -514,12 +600,15 @@ fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A one-line description such as `mlp 784-400-20 bernoulli`.
+/// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen).
 pub fn describe(c: &VaeConfig) -> String {
-    let lik = match c.likelihood {
+    let mut lik = match c.likelihood {
         Likelihood::Bernoulli => "bernoulli".to_string(),
         Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
     };
+    if c.activation != Activation::Relu {
+        lik = format!("{} {lik}", c.activation.name());
+    }
     match &c.arch {
         Arch::Mlp { hidden } => {
             let sizes: Vec<String> = std::iter::once(c.input_len())

@@ -1,4 +1,5 @@
-//! What a VAE is made of: architecture, sizes, likelihood, β. Stored in every checkpoint.
+//! What a VAE is made of: architecture, sizes, activation, likelihood, β. Stored in every
+//! checkpoint.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,26 @@ pub enum Likelihood {
         /// The standard deviation σ > 0.
         sigma: f32,
     },
+}
+
+/// The nonlinearity after every hidden layer of the encoder and the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// max(x, 0), as PyTorch's example.
+    #[default]
+    Relu,
+    /// tanh(x), as Burda et al.'s density-estimation models.
+    Tanh,
+}
+
+impl Activation {
+    /// The name used on the command line and in checkpoint metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
 }
 
 /// One convolution of the encoder, mirrored by a transposed convolution in the decoder.
@@ -56,6 +77,8 @@ pub struct VaeConfig {
     pub input: [usize; 3],
     /// Latent dimension J ≥ 1.
     pub latent: usize,
+    /// The nonlinearity of the hidden layers.
+    pub activation: Activation,
     /// The decoder's likelihood.
     pub likelihood: Likelihood,
     /// Weight of the KL term: loss = recon + β·KL (β = 1 is the true negative ELBO).
@@ -69,6 +92,7 @@ impl VaeConfig {
             arch: Arch::Mlp { hidden: vec![400] },
             input: [1, 28, 28],
             latent: 20,
+            activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             beta: 1.0,
         }
@@ -79,6 +103,17 @@ impl VaeConfig {
     pub fn conv_mnist() -> Self {
         let spec = |channels| ConvSpec { channels, kernel: 4, stride: 2, padding: 1 };
         Self { arch: Arch::Conv { layers: vec![spec(32), spec(64)] }, ..Self::mlp_mnist() }
+    }
+
+    /// Burda, Grosse & Salakhutdinov's one-stochastic-layer MNIST model (IWAE paper, 2015):
+    /// 784 → 200 → 200 → 50 (mu, logvar), 50 → 200 → 200 → 784, tanh, Bernoulli.
+    pub fn burda_mnist() -> Self {
+        Self {
+            arch: Arch::Mlp { hidden: vec![200, 200] },
+            latent: 50,
+            activation: Activation::Tanh,
+            ..Self::mlp_mnist()
+        }
     }
 
     /// Values per example, D = C·H·W.
@@ -204,6 +239,7 @@ impl VaeConfig {
         m.insert(if model == "mlp" { "hidden" } else { "conv_layers" }.into(), arch);
         m.insert("input".into(), format!("{:?}", self.input));
         m.insert("latent".into(), self.latent.to_string());
+        m.insert("activation".into(), self.activation.name().into());
         let (lik, sigma) = match self.likelihood {
             Likelihood::Bernoulli => ("bernoulli", 1.0),
             Likelihood::Gaussian { sigma } => ("gaussian", sigma),
@@ -260,7 +296,13 @@ impl VaeConfig {
             other => return Err(Error::config(format!("unknown likelihood {other:?}"))),
         };
         let beta = num("beta")?;
-        let config = Self { arch, input, latent, likelihood, beta };
+        // Files written before the activation was a choice hold no key: they are ReLU models.
+        let activation = match m.get("activation").map(String::as_str) {
+            None | Some("relu") => Activation::Relu,
+            Some("tanh") => Activation::Tanh,
+            Some(other) => return Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
+        };
+        let config = Self { arch, input, latent, activation, likelihood, beta };
         config.validate()?;
         Ok(config)
     }

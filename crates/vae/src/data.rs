@@ -134,6 +134,17 @@ impl Split {
         Tensor::from_shape_vec(vec![indices.len(), d], out).expect("B·D values")
     }
 
+    /// Each pixel's mean grey value over the split, in [0, 1] (D values; zeros if empty).
+    pub fn pixel_mean(&self) -> Vec<f32> {
+        let d = self.pixels();
+        let mut sums = vec![0u64; d];
+        for img in self.images.chunks_exact(d.max(1)) {
+            sums.iter_mut().zip(img).for_each(|(s, &p)| *s += p as u64);
+        }
+        let n = self.len().max(1) as f64;
+        sums.iter().map(|&s| (s as f64 / (255.0 * n)) as f32).collect()
+    }
+
     /// A copy with every pixel replaced, once and for all, by a Bernoulli draw of its grey
     /// value (the fixed binarization of Larochelle & Murray), from `rng`.
     pub fn binarized(&self, rng: &mut impl Rng) -> Split {

@@ -59,8 +59,9 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod model;
+pub mod objective;
 pub mod train;
 
-pub use config::{Arch, ConvSpec, Likelihood, VaeConfig};
+pub use config::{Activation, Arch, ConvSpec, Likelihood, VaeConfig};
 pub use error::Error;
 pub use model::Vae;

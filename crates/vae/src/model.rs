@@ -18,7 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
 use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 
-use crate::config::{Arch, Likelihood, VaeConfig};
+use crate::config::{Activation, Arch, Likelihood, VaeConfig};
 use crate::error::Error;
 
 /// The encoder's layers before the two heads.
@@ -150,12 +150,20 @@ impl Vae {
         Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder })
     }
 
+    /// The hidden layers' nonlinearity, applied to a pre-activation.
+    fn activate(&self, tape: &mut Tape, a: Var) -> Var {
+        match self.config.activation {
+            Activation::Relu => tape.relu(a),
+            Activation::Tanh => tape.tanh(a),
+        }
+    }
+
     /// q(z|x): x [N, D] → (mu, logvar), each [N, J].
     pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> (Var, Var) {
         let h = match &self.encoder {
             EncoderBody::Mlp(layers) => layers.iter().fold(x, |h, fc| {
                 let a = fc.forward(tape, p, h);
-                tape.relu(a)
+                self.activate(tape, a)
             }),
             EncoderBody::Conv(convs) => {
                 let n = tape.value(x).shape()[0];
@@ -163,7 +171,7 @@ impl Vae {
                 let img = tape.reshape(x, &[n, c, hh, w]);
                 let h = convs.iter().fold(img, |h, conv| {
                     let a = conv.forward(tape, p, h);
-                    tape.relu(a)
+                    self.activate(tape, a)
                 });
                 tape.flatten(h) // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
             }
@@ -177,19 +185,19 @@ impl Vae {
             DecoderBody::Mlp { hidden, out } => {
                 let h = hidden.iter().fold(z, |h, fc| {
                     let a = fc.forward(tape, p, h);
-                    tape.relu(a)
+                    self.activate(tape, a)
                 });
                 out.forward(tape, p, h)
             }
             DecoderBody::Conv { fc, shape, deconvs } => {
                 let n = tape.value(z).shape()[0];
                 let a = fc.forward(tape, p, z);
-                let h = tape.relu(a);
+                let h = self.activate(tape, a);
                 let mut h = tape.reshape(h, &[n, shape[0], shape[1], shape[2]]);
                 for (i, deconv) in deconvs.iter().enumerate() {
                     h = deconv.forward(tape, p, h);
                     if i + 1 < deconvs.len() {
-                        h = tape.relu(h); // no activation on the logits
+                        h = self.activate(tape, h); // no activation on the logits
                     }
                 }
                 tape.flatten(h)
@@ -237,6 +245,25 @@ impl Vae {
     /// Decoded samples from the prior: z ~ N(0, I), then the decoder mean. [n, D].
     pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Tensor {
         self.decode_mean(standard_normal(&[n, self.config.latent], rng))
+    }
+
+    /// Sets the bias of the decoder's last layer: one value per output pixel for an MLP (D
+    /// values), the mean of `bias` for a conv model's one output channel.
+    ///
+    /// # Panics
+    /// If an MLP gets other than D values.
+    pub fn set_output_bias(&mut self, bias: &[f32]) {
+        let (id, values) = match &self.decoder {
+            DecoderBody::Mlp { out, .. } => (out.bias, bias.to_vec()),
+            DecoderBody::Conv { deconvs, .. } => {
+                let last = deconvs.last().expect("at least one deconvolution");
+                let mean = bias.iter().map(|&b| b as f64).sum::<f64>() / bias.len().max(1) as f64;
+                (last.bias, vec![mean as f32])
+            }
+        };
+        let slot = &mut self.params.values_mut()[id.0];
+        assert_eq!(slot.len(), values.len(), "set_output_bias: {} values for a bias of {}", values.len(), slot.len());
+        *slot = Tensor::from_shape_vec(slot.raw_dim(), values).expect("the bias's shape");
     }
 
     /// The posterior's parameters for x [N, D]: (mu, logvar), each [N, J].

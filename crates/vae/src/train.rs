@@ -5,20 +5,24 @@
 use ndarray::{Axis, Slice};
 use rand::Rng;
 use rayon::prelude::*;
-use vae_autodiff::{Tape, Tensor};
+use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::{clip_grad_norm, Optimizer};
 
-use crate::model::{reparameterize, standard_normal, Vae};
+use crate::model::{standard_normal, Vae};
+use crate::objective::{self, log_weights, sample_rows, Objective};
 
 /// Loss terms in nats per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Terms {
-    /// recon + β·kl
+    /// The objective: recon + β·kl for the ELBO; −L_K = recon + kl − gain for the IWAE
     pub loss: f64,
-    /// −E_q[log p(x|z)], estimated with one sample of z
+    /// −E_q[log p(x|z)], estimated with the step's samples of z
     pub recon: f64,
-    /// KL(q(z|x) ‖ N(0, I)), in closed form
+    /// KL(q(z|x) ‖ N(0, I)): in closed form for the ELBO, sampled for the IWAE
     pub kl: f64,
+    /// IWAE only (0 otherwise): how far the bound L_K lies above the average of its K sampled
+    /// ELBO terms, recon + kl − loss ≥ 0
+    pub gain: f64,
 }
 
 /// Why a step was refused: the loss or a gradient was NaN or infinite. The parameters were
@@ -48,13 +52,8 @@ impl std::error::Error for NonFinite {}
 /// run gives the same numbers on any machine.
 pub const CHUNK_ROWS: usize = 64;
 
-/// One training step on a batch x [N, D] with noise eps [N, J]: forward, backward, optional
-/// clipping of the gradient's global norm, and the optimizer's update. The loss is
-/// recon + β·kl; `beta` is passed per step so that a KL warm-up can change it.
-///
-/// The batch loss is the mean over examples, so with chunks c of n_c rows,
-/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
-/// its weight n_c/N and the gradients are added.
+/// One training step of the plain VAE (the one-sample ELBO) on a batch x [N, D] with noise
+/// eps [N, J]: [`train_step_objective`] with [`Objective::default`].
 pub fn train_step(
     model: &mut Vae,
     opt: &mut dyn Optimizer,
@@ -63,32 +62,53 @@ pub fn train_step(
     beta: f32,
     clip: Option<f32>,
 ) -> Result<Terms, NonFinite> {
-    let n = x.shape()[0];
-    let ranges: Vec<(usize, usize)> = (0..n).step_by(CHUNK_ROWS).map(|s| (s, (s + CHUNK_ROWS).min(n))).collect();
+    train_step_objective(model, opt, x, eps, Objective::default(), beta, clip)
+}
+
+/// One training step on a batch x [N, D] with noise eps [K·N, J] (row k·N + n: sample k of
+/// example n): forward, backward, optional clipping of the gradient's global norm, and the
+/// optimizer's update. `beta` weights the ELBO's KL term and is passed per step so that a KL
+/// warm-up can change it.
+///
+/// The batch loss is the mean over examples, so with chunks c of n_c examples,
+/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
+/// its weight n_c/N and the gradients are added. Chunks hold [`Objective::chunk_examples`]
+/// examples each.
+pub fn train_step_objective(
+    model: &mut Vae,
+    opt: &mut dyn Optimizer,
+    x: &Tensor,
+    eps: Tensor,
+    objective: Objective,
+    beta: f32,
+    clip: Option<f32>,
+) -> Result<Terms, NonFinite> {
+    let (n, k) = (x.shape()[0], objective.k());
+    assert_eq!(eps.shape()[0], k * n, "train_step: eps needs K·N = {}·{n} rows, found {:?}", k, eps.shape());
+    let per_chunk = objective.chunk_examples();
+    let ranges: Vec<(usize, usize)> = (0..n).step_by(per_chunk).map(|s| (s, (s + per_chunk).min(n))).collect();
     let model_ref: &Vae = model;
     let chunk_results: Vec<(Terms, Vec<Tensor>)> = ranges
         .par_iter()
         .map(|&(start, end)| {
-            let rows = |t: &Tensor| t.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
             let weight = (end - start) as f64 / n as f64;
             let mut tape = Tape::new();
             let p = model_ref.params.on_tape(&mut tape);
-            let xv = tape.constant(rows(x));
-            let epsv = tape.constant(rows(&eps));
-            let e = model_ref.elbo(&mut tape, &p, xv, epsv, beta);
-            let terms = Terms {
-                loss: weight * tape.scalar(e.loss) as f64,
-                recon: weight * tape.scalar(e.recon_mean) as f64,
-                kl: weight * tape.scalar(e.kl_mean) as f64,
-            };
+            let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+            let epsv = tape.constant(sample_rows(&eps, k, start, end));
+            let l = objective::loss(model_ref, &mut tape, &p, xv, epsv, objective, beta);
+            let terms = weighted_terms(&tape, &l, objective, weight);
             let seed = Tensor::from_elem(vec![], weight as f32);
-            (terms, p.gradients(&tape, tape.backward_from(e.loss, seed)))
+            (terms, p.gradients(&tape, tape.backward_from(l.loss, seed)))
         })
         .collect();
     let mut terms = Terms::default();
     let mut chunk_grads = Vec::with_capacity(chunk_results.len());
     for (t, g) in chunk_results {
-        (terms.loss, terms.recon, terms.kl) = (terms.loss + t.loss, terms.recon + t.recon, terms.kl + t.kl);
+        terms.loss += t.loss;
+        terms.recon += t.recon;
+        terms.kl += t.kl;
+        terms.gain += t.gain;
         chunk_grads.push(g);
     }
     let mut grads = sum_in_chunk_order(chunk_grads);
@@ -104,6 +124,14 @@ pub fn train_step(
     }
     opt.step(model.params.values_mut(), &grads);
     Ok(terms)
+}
+
+/// A chunk's loss terms, each times the chunk's share `weight` of the batch.
+fn weighted_terms(tape: &Tape, l: &objective::Loss, objective: Objective, weight: f64) -> Terms {
+    let (loss, recon, kl) =
+        (tape.scalar(l.loss) as f64, tape.scalar(l.recon_mean) as f64, tape.scalar(l.kl_mean) as f64);
+    let gain = if matches!(objective, Objective::Iwae { .. }) { recon + kl - loss } else { 0.0 };
+    Terms { loss: weight * loss, recon: weight * recon, kl: weight * kl, gain: weight * gain }
 }
 
 /// Σ_c g_c for each parameter, the chunks added in order (so the sum is the same on any
@@ -140,16 +168,36 @@ pub struct Totals {
     pub recon: f64,
     /// Σ kl_n
     pub kl: f64,
+    /// Σ gain_n (IWAE only; see [`Terms::gain`])
+    pub gain: f64,
     /// Examples seen.
     pub count: usize,
 }
 
 impl Totals {
-    /// Averages, with the loss recon + β·kl.
+    /// Averages, with the loss recon + β·kl − gain.
     pub fn mean(&self, beta: f32) -> Terms {
         let n = self.count.max(1) as f64;
-        let (recon, kl) = (self.recon / n, self.kl / n);
-        Terms { loss: recon + beta as f64 * kl, recon, kl }
+        let (recon, kl, gain) = (self.recon / n, self.kl / n, self.gain / n);
+        Terms { loss: recon + beta as f64 * kl - gain, recon, kl, gain }
+    }
+
+    /// Adds the terms of `n` examples (per-example averages, as a step returns them).
+    pub fn add(&mut self, t: &Terms, n: usize) {
+        self.recon += t.recon * n as f64;
+        self.kl += t.kl * n as f64;
+        self.gain += t.gain * n as f64;
+        self.count += n;
+    }
+
+    /// The sums of both, `self`'s first.
+    pub fn plus(&self, other: &Totals) -> Totals {
+        Totals {
+            recon: self.recon + other.recon,
+            kl: self.kl + other.kl,
+            gain: self.gain + other.gain,
+            count: self.count + other.count,
+        }
     }
 }
 
@@ -160,86 +208,103 @@ impl Totals {
 /// 522,000 page faults, and takes 1.20–1.26 s with 64 (43,000 faults).
 pub const EVAL_ROWS: usize = CHUNK_ROWS;
 
-/// Forward pass only on x [N, D] with z sampled (not the mean): the per-example sums of the
-/// reconstruction and KL terms. The noise for all N rows is drawn first; the rows then go
-/// through the model [`EVAL_ROWS`] at a time, and the sums run over the rows in order, so the
-/// result does not depend on that cut.
+/// The plain VAE's test pass on x [N, D]: [`evaluate_batch_objective`] with the one-sample
+/// ELBO.
 pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
-    let n = x.shape()[0];
-    let eps = standard_normal(&[n, model.config.latent], rng);
+    evaluate_batch_objective(model, x, Objective::default(), rng)
+}
+
+/// Forward pass only on x [N, D] with z sampled (not the mean): the per-example sums of the
+/// objective's terms (β = 1). The noise for all N rows (K·N for K samples) is drawn first; the
+/// rows then go through the model [`Objective::chunk_examples`] at a time ([`EVAL_ROWS`] for the
+/// plain VAE), and the sums run over the rows in order, so the result does not depend on that
+/// cut.
+pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rng: &mut impl Rng) -> Totals {
+    let (n, k) = (x.shape()[0], objective.k());
+    let eps = standard_normal(&[k * n, model.config.latent], rng);
     let mut totals = Totals { count: n, ..Totals::default() };
-    for start in (0..n).step_by(EVAL_ROWS) {
-        let rows = |t: &Tensor| t.slice_axis(Axis(0), Slice::from(start..(start + EVAL_ROWS).min(n))).to_owned();
+    let per_chunk = objective.chunk_examples();
+    for start in (0..n).step_by(per_chunk) {
+        let end = (start + per_chunk).min(n);
         let mut tape = Tape::new();
         let p = model.params.on_tape(&mut tape);
-        let xv = tape.constant(rows(&x));
-        let epsv = tape.constant(rows(&eps));
-        let e = model.elbo(&mut tape, &p, xv, epsv, 1.0);
-        tape.value(e.recon).iter().for_each(|&v| totals.recon += v as f64);
-        tape.value(e.kl).iter().for_each(|&v| totals.kl += v as f64);
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let epsv = tape.constant(sample_rows(&eps, k, start, end));
+        if objective == Objective::default() {
+            // Per-example sums, as this pass has always added them.
+            let e = model.elbo(&mut tape, &p, xv, epsv, 1.0);
+            tape.value(e.recon).iter().for_each(|&v| totals.recon += v as f64);
+            tape.value(e.kl).iter().for_each(|&v| totals.kl += v as f64);
+        } else {
+            let l = objective::loss(model, &mut tape, &p, xv, epsv, objective, 1.0);
+            let t = weighted_terms(&tape, &l, objective, 1.0);
+            let m = (end - start) as f64;
+            (totals.recon, totals.kl, totals.gain) =
+                (totals.recon + t.recon * m, totals.kl + t.kl * m, totals.gain + t.gain * m);
+        }
     }
     totals
 }
 
 /// The importance-weighted estimate of log p(x) (Burda et al.) for each row of x [N, D]:
 ///
-///   log p(x) ≥ log (1/K) Σ_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
+///   log p(x) ≥ L_K = log (1/K) Σ_k w_k,   w_k = p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
 ///
-/// with log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x)
-///             = −recon(z_k) − ½‖z_k‖² + ½‖eps_k‖² + ½ Σ_j logvar_j   (the 2π terms cancel).
-///
-/// The K samples are decoded `chunk` at a time so that K = 5000 fits in memory; the bound is
-/// then one stable `log_sum_exp` over K. K = 1 gives an unbiased estimate of the ELBO itself.
+/// computed by the training objective's own [`log_weights`] on constants (no gradients): the
+/// encoder runs once, the K samples are decoded `chunk` at a time so that K = 5000 fits in
+/// memory, and the bound is the same [`objective::iw_bound`] over all K. K = 1 gives an
+/// unbiased estimate of the ELBO itself.
 pub fn iw_log_likelihood(model: &Vae, x: &Tensor, k: usize, chunk: usize, rng: &mut impl Rng) -> Vec<f64> {
     assert!(k >= 1, "iw_log_likelihood: K must be at least 1");
     let (n, j) = (x.shape()[0], model.config.latent);
     let (mu, logvar) = model.encode_values(x.clone());
-    let half_sum_logvar: Vec<f32> = logvar.rows().into_iter().map(|r| 0.5 * r.sum()).collect();
-    let mut log_w = Tensor::zeros(vec![k, n]); // [K, N]
+    let mut log_w = Vec::with_capacity(k * n); // row k·N + n, as the objective lays it out
     let chunk = chunk.max(1);
     let mut done = 0;
     while done < k {
         let s = chunk.min(k - done);
-        // Row i·N + b holds sample i of example b.
         let tile = |t: &Tensor| {
             let views: Vec<_> = (0..s).map(|_| t.view()).collect();
-            ndarray::concatenate(ndarray::Axis(0), &views).expect("same shapes")
+            ndarray::concatenate(Axis(0), &views).expect("same shapes")
         };
         let mut tape = Tape::new();
         let p = model.params.on_tape(&mut tape);
-        let eps_val = standard_normal(&[s * n, j], rng);
-        let (muv, lvv) = (tape.constant(tile(&mu)), tape.constant(tile(&logvar)));
-        let epsv = tape.constant(eps_val.clone());
-        let z = reparameterize(&mut tape, muv, lvv, epsv);
-        let out = model.decode(&mut tape, &p, z);
-        let xv = tape.constant(tile(x));
-        let recon = model.recon_nll(&mut tape, out, xv);
-        let (recon, z) = (tape.value(recon), tape.value(z));
-        for i in 0..s {
-            for b in 0..n {
-                let r = i * n + b;
-                let z2: f32 = z.row_sum_sq(r);
-                let e2: f32 = eps_val.row_sum_sq(r);
-                log_w[[done + i, b]] = -recon[[r]] - 0.5 * z2 + 0.5 * e2 + half_sum_logvar[b];
-            }
-        }
+        let (xv, muv, lvv) = (tape.constant(tile(x)), tape.constant(tile(&mu)), tape.constant(tile(&logvar)));
+        let epsv = tape.constant(standard_normal(&[s * n, j], rng));
+        let w = log_weights(model, &mut tape, &p, xv, muv, lvv, epsv);
+        log_w.extend(tape.value(w.log_w).iter().copied());
         done += s;
     }
     let mut tape = Tape::new();
-    let w = tape.constant(log_w);
-    let lse = tape.log_sum_exp(w, 0); // [N]
-    let ln_k = (k as f64).ln();
-    tape.value(lse).iter().map(|&v| v as f64 - ln_k).collect()
+    let log_w = tape.constant(Tensor::from_shape_vec(vec![k * n], log_w).expect("K·N values"));
+    // The bound per example: iw_bound over one example at a time is −(lse − ln K).
+    let grid = tape.reshape(log_w, &[k, n]);
+    let per_example: Vec<Var> = (0..n)
+        .map(|b| {
+            let column = tape.slice(grid, 1, b, 1);
+            let flat = tape.reshape(column, &[k]);
+            objective::iw_bound(&mut tape, flat, k)
+        })
+        .collect();
+    per_example.iter().map(|&v| -(tape.scalar(v) as f64)).collect()
 }
 
-/// Σ_j x[r, j]² for a row of a 2-D tensor.
-trait RowSumSq {
-    fn row_sum_sq(&self, r: usize) -> f32;
-}
+/// Burda et al.'s threshold for an active latent unit: Cov_x(E_q[z_j | x]) > 0.01.
+pub const ACTIVE_UNIT_THRESHOLD: f64 = 1e-2;
 
-impl RowSumSq for Tensor {
-    fn row_sum_sq(&self, r: usize) -> f32 {
-        let cols = self.shape()[1];
-        self.as_slice().expect("standard layout")[r * cols..(r + 1) * cols].iter().map(|v| v * v).sum()
-    }
+/// Active units (Burda et al. 2015, section 5.2): for posterior means mu [N, J] of N inputs,
+/// the variance of each unit's mean across the inputs, A_j = Var_n(mu_nj), and how many exceed
+/// [`ACTIVE_UNIT_THRESHOLD`]. An inactive unit's posterior is the same for every input: it
+/// carries no information about x (its KL is then driven to zero, q = p on that axis).
+pub fn active_units(mu: &Tensor) -> (usize, Vec<f64>) {
+    let n = mu.shape()[0].max(1) as f64;
+    let variances: Vec<f64> = mu
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let mean = c.iter().map(|&v| v as f64).sum::<f64>() / n;
+            c.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n
+        })
+        .collect();
+    (variances.iter().filter(|&&v| v > ACTIVE_UNIT_THRESHOLD).count(), variances)
 }

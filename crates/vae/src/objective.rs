@@ -1,0 +1,242 @@
+//! Training objectives with K samples of z per example: the K-sample ELBO and Burda et al.'s
+//! importance-weighted bound (IWAE), on the tape.
+//!
+//! Shape legend
+//! - N: examples, K: samples of z per example, J: latent dimension, D: values per example
+//! - x [N, D]; mu, logvar [N, J]; eps, z [K·N, J] with row k·N + n holding sample k of
+//!   example n (the layout of a [K, N, J] array read row by row)
+//! - log_w, recon, log_pz, log_qz [K·N]; the loss []
+//!
+//! With z_kn = mu_n + exp(½·logvar_n) ⊙ eps_kn, the importance weight of a sample is
+//!
+//! ```text
+//!   log w_kn = log p(x_n|z_kn) + log p(z_kn) − log q(z_kn|x_n)
+//!   log p(z)   = −½‖z‖² − (J/2)·ln 2π
+//!   log q(z|x) = −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π     ((z − mu)/σ = eps)
+//! ```
+//!
+//! every density with its normalizer (the two ln 2π terms cancel in log w). Then
+//!
+//! ```text
+//!   IWAE:          loss = −(1/N) Σ_n [ logsumexp_k log w_kn − ln K ]   (= −L_K)
+//!   ELBO, K draws: loss = (1/(K·N)) Σ_kn −log p(x_n|z_kn) + β·(1/N) Σ_n KL(q(z|x_n) ‖ p(z))
+//! ```
+//!
+//! The ELBO keeps its KL in closed form, so K = 1 is exactly the plain VAE's loss
+//! ([`Vae::elbo`]). L_1 ≤ L_K ≤ L_{K+1} ≤ log p(x): chapter 10 of the book derives why.
+//!
+//! The evaluation's −log p(x) ([`crate::train::iw_log_likelihood`]) runs the same
+//! [`log_weights`] on constants, K = 5000 samples a chunk at a time, and the same
+//! [`iw_bound`] over them: one formula, with and without gradients.
+
+use vae_autodiff::loss::HALF_LN_2PI;
+use vae_autodiff::{Tape, Tensor, Var};
+use vae_layers::ParamVars;
+
+use crate::model::{reparameterize, Vae};
+
+/// What a training step minimizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// The negative ELBO, its reconstruction term averaged over `k` draws of z and its KL in
+    /// closed form (Burda et al.'s "VAE, k" rows; k = 1 is the plain VAE).
+    Elbo {
+        /// Samples of z per example, K ≥ 1.
+        k: usize,
+    },
+    /// The negative importance-weighted bound −L_K with `k` samples (Burda et al.'s IWAE).
+    Iwae {
+        /// Samples of z per example, K ≥ 1.
+        k: usize,
+    },
+}
+
+impl Default for Objective {
+    /// The plain VAE: the one-sample ELBO.
+    fn default() -> Self {
+        Objective::Elbo { k: 1 }
+    }
+}
+
+/// Rows (examples × samples) a tape holds when K > 1: a batch is cut into chunks of
+/// `max(1, IW_CHUNK_ROWS / K)` examples, so that memory stays bounded for any K (K = 50, batch
+/// 20: chunks of 5 examples, 250 rows each, on as many cores). The cut depends only on the batch
+/// size and K, never on the thread count.
+pub const IW_CHUNK_ROWS: usize = 256;
+
+impl Objective {
+    /// Samples of z per example.
+    pub fn k(self) -> usize {
+        match self {
+            Objective::Elbo { k } | Objective::Iwae { k } => k,
+        }
+    }
+
+    /// The name used on the command line and in checkpoints: `elbo` or `iwae`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Elbo { .. } => "elbo",
+            Objective::Iwae { .. } => "iwae",
+        }
+    }
+
+    /// Reads `name` and `k` as written by [`Objective::name`] and [`Objective::k`].
+    pub fn parse(name: &str, k: usize) -> Result<Self, String> {
+        if k == 0 {
+            return Err("the number of samples K must be at least 1".into());
+        }
+        match name {
+            "elbo" => Ok(Objective::Elbo { k }),
+            "iwae" => Ok(Objective::Iwae { k }),
+            other => Err(format!("unknown objective {other:?} (expected elbo or iwae)")),
+        }
+    }
+
+    /// Examples per tape in a training step or a test pass: the plain VAE's
+    /// [`crate::train::CHUNK_ROWS`] at K = 1 (so its numbers never move), and
+    /// [`IW_CHUNK_ROWS`] / K otherwise.
+    pub fn chunk_examples(self) -> usize {
+        match self.k() {
+            1 => crate::train::CHUNK_ROWS,
+            k => (IW_CHUNK_ROWS / k).max(1),
+        }
+    }
+}
+
+/// The nodes of a K-sample loss, for reading values and for backward.
+#[derive(Clone, Copy, Debug)]
+pub struct Loss {
+    /// The objective's loss [] (nats per example).
+    pub loss: Var,
+    /// −log p(x|z) averaged over the K·N samples [].
+    pub recon_mean: Var,
+    /// The KL term averaged over examples []: in closed form for the ELBO; for the IWAE the
+    /// sampled log q(z|x) − log p(z), averaged over the K·N samples.
+    pub kl_mean: Var,
+}
+
+/// The log weights of K samples of each example, and the pieces they are made of.
+#[derive(Clone, Copy, Debug)]
+pub struct LogWeights {
+    /// z [K·N, J].
+    pub z: Var,
+    /// The decoder output [K·N, D].
+    pub out: Var,
+    /// −log p(x|z) [K·N].
+    pub recon: Var,
+    /// log p(z) [K·N].
+    pub log_pz: Var,
+    /// log q(z|x) [K·N].
+    pub log_qz: Var,
+    /// log w = log p(x|z) + log p(z) − log q(z|x) [K·N].
+    pub log_w: Var,
+}
+
+/// K copies of x [N, …] stacked along the first axis: [K·N, …], row k·N + n = row n. The
+/// backward of the concatenation adds the K gradients back into x's.
+pub fn tile(tape: &mut Tape, x: Var, k: usize) -> Var {
+    if k == 1 {
+        return x;
+    }
+    tape.concat(&vec![x; k], 0)
+}
+
+/// log N(z; 0, I) per row of z [M, J]: −½‖z‖² − (J/2)·ln 2π. [M].
+pub fn log_prior(tape: &mut Tape, z: Var) -> Var {
+    let j = tape.value(z).shape()[1] as f32;
+    let z2 = tape.square(z);
+    let sum_z2 = tape.sum_axis(z2, 1);
+    let half = tape.scale(sum_z2, -0.5);
+    let norm = tape.constant(Tensor::from_elem(vec![], -j * HALF_LN_2PI));
+    tape.add(half, norm)
+}
+
+/// log N(z; mu, diag(exp(logvar))) per row, for z = mu + exp(½·logvar) ⊙ eps: since
+/// (z − mu)/σ = eps, it is −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π. logvar, eps [M, J] → [M].
+///
+/// As a function of (mu, logvar) with eps fixed this is the same function as the density
+/// evaluated at z(mu, logvar, eps), so its gradient is the same total derivative.
+pub fn log_posterior(tape: &mut Tape, logvar: Var, eps: Var) -> Var {
+    let j = tape.value(eps).shape()[1] as f32;
+    let eps2 = tape.square(eps);
+    let sum_eps2 = tape.sum_axis(eps2, 1);
+    let sum_logvar = tape.sum_axis(logvar, 1);
+    let both = tape.add(sum_eps2, sum_logvar);
+    let half = tape.scale(both, -0.5);
+    let norm = tape.constant(Tensor::from_elem(vec![], -j * HALF_LN_2PI));
+    tape.add(half, norm)
+}
+
+/// −L_K = −(1/N) Σ_n [ logsumexp_k log w_kn − ln K ] for log_w [K·N] in the layout above. [].
+pub fn iw_bound(tape: &mut Tape, log_w: Var, k: usize) -> Var {
+    let n = tape.value(log_w).len() / k;
+    let grid = tape.reshape(log_w, &[k, n]); // [K, N]
+    let lse = tape.log_sum_exp(grid, 0); // [N]
+    let mean = tape.mean(lse);
+    let neg = tape.scale(mean, -1.0);
+    let ln_k = tape.constant(Tensor::from_elem(vec![], (k as f32).ln()));
+    tape.add(neg, ln_k)
+}
+
+/// log w for tiled inputs: x_rep [K·N, D], mu_rep and logvar_rep [K·N, J] (the posterior of
+/// each row's example) and eps [K·N, J].
+pub fn log_weights(
+    model: &Vae,
+    tape: &mut Tape,
+    p: &ParamVars,
+    x_rep: Var,
+    mu_rep: Var,
+    logvar_rep: Var,
+    eps: Var,
+) -> LogWeights {
+    let z = reparameterize(tape, mu_rep, logvar_rep, eps);
+    let out = model.decode(tape, p, z);
+    let recon = model.recon_nll(tape, out, x_rep); // −log p(x|z)
+    let log_pz = log_prior(tape, z);
+    let log_qz = log_posterior(tape, logvar_rep, eps);
+    let log_joint = tape.sub(log_pz, recon);
+    let log_w = tape.sub(log_joint, log_qz);
+    LogWeights { z, out, recon, log_pz, log_qz, log_w }
+}
+
+/// The objective's loss for x [N, D] and noise eps [K·N, J], with KL weight `beta` (used by
+/// the ELBO; the IWAE bound is defined for β = 1 only and ignores it).
+pub fn loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, objective: Objective, beta: f32) -> Loss {
+    let k = objective.k();
+    if objective == (Objective::Elbo { k: 1 }) {
+        let e = model.elbo(tape, p, x, eps, beta);
+        return Loss { loss: e.loss, recon_mean: e.recon_mean, kl_mean: e.kl_mean };
+    }
+    let (mu, logvar) = model.encode(tape, p, x);
+    let (x_rep, mu_rep, logvar_rep) = (tile(tape, x, k), tile(tape, mu, k), tile(tape, logvar, k));
+    match objective {
+        Objective::Elbo { .. } => {
+            let z = reparameterize(tape, mu_rep, logvar_rep, eps);
+            let out = model.decode(tape, p, z);
+            let recon = model.recon_nll(tape, out, x_rep);
+            let kl = tape.kl_std_normal(mu, logvar);
+            let recon_mean = tape.mean(recon);
+            let kl_mean = tape.mean(kl);
+            let weighted_kl = tape.scale(kl_mean, beta);
+            let loss = tape.add(recon_mean, weighted_kl);
+            Loss { loss, recon_mean, kl_mean }
+        }
+        Objective::Iwae { .. } => {
+            let w = log_weights(model, tape, p, x_rep, mu_rep, logvar_rep, eps);
+            let recon_mean = tape.mean(w.recon);
+            let log_ratio = tape.sub(w.log_qz, w.log_pz);
+            let kl_mean = tape.mean(log_ratio);
+            let loss = iw_bound(tape, w.log_w, k);
+            Loss { loss, recon_mean, kl_mean }
+        }
+    }
+}
+
+/// The rows of eps [K·N, J] that belong to examples `start..end`, in the same layout for the
+/// chunk: [K·(end − start), J], row k·(end − start) + i = row k·N + start + i.
+pub fn sample_rows(eps: &Tensor, k: usize, start: usize, end: usize) -> Tensor {
+    use ndarray::{Axis, Slice};
+    let n = eps.shape()[0] / k;
+    let views: Vec<_> = (0..k).map(|s| eps.slice_axis(Axis(0), Slice::from(s * n + start..s * n + end))).collect();
+    ndarray::concatenate(Axis(0), &views).expect("rows of the same width")
+}
