@@ -12,6 +12,7 @@
 use ndarray::{Axis, CowArray, IxDyn, Zip};
 use rayon::prelude::*;
 
+use crate::fastmath;
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// Arrays with at least this many elements are processed in parallel; below it, the cost of
@@ -198,7 +199,7 @@ impl Tape<'_> {
 
     /// y = tanh(x)
     pub fn tanh(&mut self, x: Var) -> Var {
-        let y = map(self.value(x), f32::tanh);
+        let y = map(self.value(x), fastmath::tanh);
         self.push(y, Op::Tanh(x))
     }
 

@@ -1,7 +1,7 @@
-//! The vectorizable eˣ, ln(1 + u), σ and softplus of `fastmath` against the f64 library
+//! The vectorizable eˣ, ln(1 + u), σ, softplus and tanh of `fastmath` against the f64 library
 //! functions, on dense grids over the ranges they are used on.
 
-use vae_autodiff::fastmath::{exp, ln_1p, sigmoid, softplus};
+use vae_autodiff::fastmath::{exp, ln_1p, sigmoid, softplus, tanh};
 
 /// Largest relative error of `f` against `reference` over `xs`, ignoring values below `tiny`
 /// (there the absolute error must be below `tiny`).
@@ -66,4 +66,16 @@ fn sigmoid_and_softplus_match_the_f64_formulas() {
     assert!(err < 2.5 * ULP, "softplus: max relative error {err:e} = {:.2} ulp", err / ULP);
     assert_eq!(softplus(1000.0), 1000.0);
     assert!(sigmoid(-1000.0) < 1e-37);
+}
+
+#[test]
+fn tanh_is_within_a_few_ulp_everywhere() {
+    let dense = grid(-12.0, 12.0, 4_000_000);
+    let tiny = (0..300).map(|i| 2f32.powi(-i / 2) * 0.9).flat_map(|x| [x, -x]);
+    let around_the_switch = grid(0.549, 0.551, 10_000).flat_map(|x| [x, -x]);
+    let err = max_rel_error(dense.chain(tiny).chain(around_the_switch), tanh, f64::tanh, 1e-45);
+    println!("tanh: max relative error {:.2} ulp", err / ULP);
+    assert!(err < 2.0 * ULP, "tanh: max relative error {err:e} = {:.2} ulp", err / ULP);
+    assert_eq!((tanh(100.0), tanh(-100.0), tanh(0.0)), (1.0, -1.0, 0.0));
+    assert!(tanh(-0.0).is_sign_negative());
 }

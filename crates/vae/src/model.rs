@@ -20,6 +20,7 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 
 use crate::config::{Activation, Arch, Likelihood, VaeConfig};
 use crate::error::Error;
+use crate::objective::tile;
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
@@ -55,15 +56,15 @@ pub struct Elbo {
     pub mu: Var,
     /// Posterior log-variance [N, J].
     pub logvar: Var,
-    /// The sampled latent [N, J].
+    /// The sampled latent [K·N, J].
     pub z: Var,
-    /// Decoder output [N, D].
+    /// Decoder output [K·N, D].
     pub out: Var,
-    /// −log p(x|z) per example [N].
+    /// −log p(x|z) per draw [K·N].
     pub recon: Var,
     /// KL(q(z|x) ‖ p(z)) per example [N].
     pub kl: Var,
-    /// Mean of `recon` over the batch [].
+    /// Mean of `recon` over the batch and the draws [].
     pub recon_mean: Var,
     /// Mean of `kl` over the batch [].
     pub kl_mean: Var,
@@ -214,12 +215,17 @@ impl Vae {
     }
 
     /// The whole forward pass and the negative ELBO with KL weight `beta`, for x [N, D] and
-    /// noise eps [N, J].
+    /// noise eps [K·N, J]: K draws of z per example (row k·N + n: draw k of example n; K = 1
+    /// for the plain VAE), the reconstruction term averaged over all K·N draws, the KL in
+    /// closed form per example.
     pub fn elbo(&self, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, beta: f32) -> Elbo {
+        let k = tape.value(eps).shape()[0] / tape.value(x).shape()[0].max(1);
         let (mu, logvar) = self.encode(tape, p, x);
-        let z = reparameterize(tape, mu, logvar, eps);
+        // K copies of each row (no op at all when K = 1).
+        let (mu_rep, logvar_rep, x_rep) = (tile(tape, mu, k), tile(tape, logvar, k), tile(tape, x, k));
+        let z = reparameterize(tape, mu_rep, logvar_rep, eps);
         let out = self.decode(tape, p, z);
-        let recon = self.recon_nll(tape, out, x);
+        let recon = self.recon_nll(tape, out, x_rep);
         let kl = tape.kl_std_normal(mu, logvar);
         let recon_mean = tape.mean(recon);
         let kl_mean = tape.mean(kl);

@@ -22,8 +22,8 @@
 //!   ELBO, K draws: loss = (1/(K·N)) Σ_kn −log p(x_n|z_kn) + β·(1/N) Σ_n KL(q(z|x_n) ‖ p(z))
 //! ```
 //!
-//! The ELBO keeps its KL in closed form, so K = 1 is exactly the plain VAE's loss
-//! ([`Vae::elbo`]). L_1 ≤ L_K ≤ L_{K+1} ≤ log p(x): chapter 10 of the book derives why.
+//! The ELBO is [`Vae::elbo`] itself, which takes K·N rows of noise; it keeps its KL in closed
+//! form, so K = 1 is exactly the plain VAE's loss. L_1 ≤ L_K ≤ L_{K+1} ≤ log p(x): chapter 10 of the book derives why.
 //!
 //! The evaluation's −log p(x) ([`crate::train::iw_log_likelihood`]) runs the same
 //! [`log_weights`] on constants, K = 5000 samples a chunk at a time, and the same
@@ -202,26 +202,14 @@ pub fn log_weights(
 /// The objective's loss for x [N, D] and noise eps [K·N, J], with KL weight `beta` (used by
 /// the ELBO; the IWAE bound is defined for β = 1 only and ignores it).
 pub fn loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, objective: Objective, beta: f32) -> Loss {
-    let k = objective.k();
-    if objective == (Objective::Elbo { k: 1 }) {
-        let e = model.elbo(tape, p, x, eps, beta);
-        return Loss { loss: e.loss, recon_mean: e.recon_mean, kl_mean: e.kl_mean };
-    }
-    let (mu, logvar) = model.encode(tape, p, x);
-    let (x_rep, mu_rep, logvar_rep) = (tile(tape, x, k), tile(tape, mu, k), tile(tape, logvar, k));
     match objective {
         Objective::Elbo { .. } => {
-            let z = reparameterize(tape, mu_rep, logvar_rep, eps);
-            let out = model.decode(tape, p, z);
-            let recon = model.recon_nll(tape, out, x_rep);
-            let kl = tape.kl_std_normal(mu, logvar);
-            let recon_mean = tape.mean(recon);
-            let kl_mean = tape.mean(kl);
-            let weighted_kl = tape.scale(kl_mean, beta);
-            let loss = tape.add(recon_mean, weighted_kl);
-            Loss { loss, recon_mean, kl_mean }
+            let e = model.elbo(tape, p, x, eps, beta);
+            Loss { loss: e.loss, recon_mean: e.recon_mean, kl_mean: e.kl_mean }
         }
-        Objective::Iwae { .. } => {
+        Objective::Iwae { k } => {
+            let (mu, logvar) = model.encode(tape, p, x);
+            let (x_rep, mu_rep, logvar_rep) = (tile(tape, x, k), tile(tape, mu, k), tile(tape, logvar, k));
             let w = log_weights(model, tape, p, x_rep, mu_rep, logvar_rep, eps);
             let recon_mean = tape.mean(w.recon);
             let log_ratio = tape.sub(w.log_qz, w.log_pz);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Burda, Grosse & Salakhutdinov (2015), Table 1, one stochastic layer, from one command:
+# trains VAE and IWAE at k = 1, 5, 50 with `vae-cli train --preset burda`, evaluates each with
+# 5,000 importance samples over the 10,000 test images, and prints the table.
+#
+#   scripts/burda_table.sh short          # 27 epochs per cell (the schedule compressed), 6 cells
+#   scripts/burda_table.sh full           # 3,280 epochs: the paper's protocol (days on 2 cores)
+#   CELLS="vae-k1 iwae-k5" scripts/burda_table.sh full   # only some cells
+#
+# Safe to stop and start again: a cell with a finished evaluation is skipped, a cell with a
+# checkpoint is resumed (`--resume` continues the learning-rate schedule exactly), so run it
+# under nohup and simply run it again after an interruption. Two cells train at a time, one
+# core each (JOBS=1 for one). Results: runs/burda-<protocol>/<cell>/{metrics.csv,eval.json},
+# and the table in runs/burda-<protocol>/table.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+protocol=${1:-short}
+case "$protocol" in
+  short) epochs=${EPOCHS:-27} ;;
+  full) epochs=3280 ;;
+  *) echo "usage: $0 short|full" >&2; exit 2 ;;
+esac
+root=runs/burda-$protocol
+cells=${CELLS:-"vae-k50 iwae-k50 vae-k1 iwae-k1 vae-k5 iwae-k5"}
+jobs=${JOBS:-2}
+mkdir -p "$root"
+# VAE_CLI: a vae-cli binary to use instead of building this checkout's.
+if [ -z "${VAE_CLI:-}" ]; then cargo build --release -q -p vae-cli; fi
+cli=${VAE_CLI:-target/release/vae-cli}
+
+# One cell: train (or resume) to the planned epochs, then evaluate once.
+cell() {
+  local name=$1 objective=${1%-k*} k=${1#*-k} out=$root/$1
+  if [ ! -f "$out/eval.json" ]; then
+    local resume=()
+    [ -f "$out/checkpoint.safetensors" ] && resume=(--resume)
+    "$cli" train --preset burda --objective "$objective" --k "$k" --epochs "$epochs" \
+      --threads 1 --out "$out" "${resume[@]}" > "$out.log" 2>&1
+    "$cli" eval --checkpoint "$out/model.safetensors" --binarize dynamic --iw-samples 5000 \
+      --active-units --json --threads 1 > "$out/eval.json.tmp" 2>> "$out.log"
+    mv "$out/eval.json.tmp" "$out/eval.json"
+  fi
+}
+
+# Cells in `jobs` queues, each queue one after another.
+for q in $(seq 0 $((jobs - 1))); do
+  (
+    i=0
+    for c in $cells; do
+      if [ $((i % jobs)) -eq "$q" ]; then cell "$c"; fi
+      i=$((i + 1))
+    done
+  ) &
+done
+wait
+
+paper() {
+  case $1 in
+    vae-k1 | iwae-k1) echo 86.76 ;; vae-k5) echo 86.47 ;; iwae-k5) echo 85.54 ;;
+    vae-k50) echo 86.35 ;; iwae-k50) echo 84.78 ;;
+  esac
+}
+{
+  echo "| cell | epochs | Burda et al. −log p(x) | ours −log p(x) | active units | train time (s) |"
+  echo "|---|---|---|---|---|---|"
+  for c in $cells; do
+    f=$root/$c/eval.json
+    [ -f "$f" ] || continue
+    nll=$(python3 -c "import json;print('%.2f' % json.load(open('$f'))['nll'])")
+    au=$(python3 -c "import json;print(json.load(open('$f'))['active_units'])")
+    secs=$(awk -F, 'NR > 1 { s += $8 } END { printf "%.0f", s }' "$root/$c/metrics.csv")
+    done_epochs=$(($(wc -l < "$root/$c/metrics.csv") - 1))
+    echo "| $c | $done_epochs | $(paper "$c") | $nll | $au | $secs |"
+  done
+} | tee "$root/table.md"
