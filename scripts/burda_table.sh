@@ -31,7 +31,8 @@ cli=${VAE_CLI:-target/release/vae-cli}
 
 # One cell: train (or resume) to the planned epochs, then evaluate once.
 cell() {
-  local name=$1 objective=${1%-k*} k=${1#*-k} out=$root/$1
+  local objective=elbo k=${1#*-k} out=$root/$1
+  [ "${1%-k*}" = iwae ] && objective=iwae
   if [ ! -f "$out/eval.json" ]; then
     local resume=()
     [ -f "$out/checkpoint.safetensors" ] && resume=(--resume)

@@ -4,38 +4,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{assert_clean_error, bin, metrics, scratch};
+use common::{assert_clean_error, metrics, scratch, spawn, wait_started};
 
 fn train_args(out: &Path, limit: &str, batch: &str, epochs: &str) -> Vec<String> {
     common::small_train_args(out, limit, "200", batch, epochs)
 }
 
-fn spawn(args: &[String]) -> Child {
-    Command::new(bin())
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn output(args: &[String]) -> Output {
     common::run(args)
-}
-
-/// Waits until training has started (metrics.csv is written once the interrupt handler is in
-/// place), then `extra` longer.
-fn wait_started(out: &Path, extra: Duration) {
-    let t0 = Instant::now();
-    while !out.join("metrics.csv").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "training did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(extra);
 }
 
 #[test]

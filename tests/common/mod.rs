@@ -3,7 +3,8 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
 /// `cargo test --test cli` alone would not, so it is brought up to date once per test run.
@@ -78,4 +79,26 @@ pub fn small_train_args(
     let args = ["train", "--train-limit", train_limit, "--test-limit", test_limit, "--batch-size", batch];
     let model = ["--hidden", "64", "--latent-dim", "4", "--epochs", epochs, "--out", out.to_str().unwrap()];
     args.iter().chain(&model).map(|s| s.to_string()).collect()
+}
+
+/// Starts vae-cli from the repository root without waiting, its output piped.
+pub fn spawn(args: &[String]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until training has started (metrics.csv is written once the interrupt handler is in
+/// place), then `extra` longer.
+pub fn wait_started(out: &std::path::Path, extra: Duration) {
+    let t0 = Instant::now();
+    while !out.join("metrics.csv").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "training did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(extra);
 }

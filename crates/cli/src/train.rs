@@ -629,3 +629,43 @@ pub fn describe(c: &VaeConfig) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over 3,280 epochs, stage i lasts 3^i epochs at 1e-3·10^(−i/7): the paper's schedule.
+    #[test]
+    fn the_burda_schedule_has_the_papers_stages() {
+        let lrs: Vec<f32> = (0..3280).map(|e| lr_at(LrScheduleKind::Burda, 1e-3, e, 3280)).collect();
+        let stage_lr = |i: u32| (1e-3f32 as f64 * 10f64.powf(-(i as f64) / 7.0)) as f32;
+        let mut start = 0;
+        for i in 0..8u32 {
+            let len = 3usize.pow(i);
+            let want = stage_lr(i);
+            assert!(lrs[start..start + len].iter().all(|&lr| lr == want), "stage {i}");
+            start += len;
+        }
+        assert_eq!(start, 3280);
+        // Compressed onto 27 epochs: never rising, from stage 4 (the midpoint of the first
+        // epoch lies 60.7 epochs into the full schedule, past stages 0–3's 40) down to stage 7.
+        let short: Vec<f32> = (0..27).map(|e| lr_at(LrScheduleKind::Burda, 1e-3, e, 27)).collect();
+        assert!(short.windows(2).all(|w| w[1] <= w[0]));
+        assert_eq!((short[0], short[26]), (stage_lr(4), stage_lr(7)));
+        assert_eq!(lr_at(LrScheduleKind::Constant, 3e-4, 5, 27), 3e-4);
+    }
+
+    /// The output bias starts at the logit of each pixel's mean (clipped away from 0 and 1).
+    #[test]
+    fn the_output_bias_starts_at_the_logit_of_the_pixel_means() {
+        // Two 1×2 images: pixel 0 is 255 then 0 (mean ½), pixel 1 always 0 (clipped to 0.001).
+        let train = Split { images: vec![255, 0, 0, 0], labels: vec![0, 1], rows: 1, cols: 2 };
+        let config =
+            VaeConfig { arch: Arch::Mlp { hidden: vec![3] }, input: [1, 1, 2], latent: 1, ..VaeConfig::mlp_mnist() };
+        let mut model = Vae::new(config, &mut StdRng::seed_from_u64(0)).unwrap();
+        init_output_bias(&mut model, &train);
+        let bias = model.params.get(model.params.find("dec_out.bias").unwrap());
+        assert_eq!(bias[[0]], 0.0);
+        assert!((bias[[1]] - (0.001f32 / 0.999).ln()).abs() < 1e-6);
+    }
+}
