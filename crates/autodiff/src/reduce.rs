@@ -89,10 +89,26 @@ pub(crate) fn mean_axis_backward(x: &Tensor, axis: usize, dy: &Tensor) -> Tensor
     sum_axis_backward(x, axis, dy) / n
 }
 
+/// Softmax weights below e^−64 ≈ 1.6·10⁻²⁸ are flushed to exactly 0 in the backward of
+/// `log_sum_exp`. The largest weight of a lane is at least 1/n, so a flushed term is 10²⁴ times
+/// smaller than it: invisible in f32. Kept, such weights become denormal numbers further down
+/// the backward pass, and x86 arithmetic on denormals is many times slower: an IWAE with K = 50,
+/// where most samples weigh next to nothing, trained 2.7 times slower than the same network on
+/// the ELBO (GEMM 73% of its time against 51%).
+pub const SOFTMAX_FLUSH: f32 = -64.0;
+
 /// y = log Σ_axis exp(x)  ⇒  dx = dy · exp(x − y) = dy · softmax_axis(x)
+/// (weights below e^[`SOFTMAX_FLUSH`] taken as 0)
 pub(crate) fn log_sum_exp_backward(x: &Tensor, y: &Tensor, axis: usize, dy: &Tensor) -> Tensor {
     let y = y.view().insert_axis(Axis(axis));
     let dy = dy.view().insert_axis(Axis(axis));
     let (y, dy) = (y.broadcast(x.raw_dim()).unwrap(), dy.broadcast(x.raw_dim()).unwrap());
-    Zip::from(x).and(&y).and(&dy).map_collect(|&x, &y, &d| if y == f32::NEG_INFINITY { 0.0 } else { d * (x - y).exp() })
+    Zip::from(x).and(&y).and(&dy).map_collect(|&x, &y, &d| {
+        let shifted = x - y; // ≤ 0, or NaN when y = −∞ (every term exp(−∞) = 0)
+        if shifted >= SOFTMAX_FLUSH {
+            d * shifted.exp()
+        } else {
+            0.0
+        }
+    })
 }

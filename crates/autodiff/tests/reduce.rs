@@ -35,3 +35,19 @@ fn log_sum_exp_equals_its_definition_and_survives_large_values() {
     let y = tape.log_sum_exp(big, 1);
     assert!((tape.scalar(y) - (1000.0 + 2f32.ln())).abs() < 1e-3);
 }
+
+#[test]
+fn log_sum_exp_backward_flushes_negligible_weights_to_zero_not_denormals() {
+    // Softmax weights of [0, −50, −90, −100]: e^−50 ≈ 2e−22 is kept; e^−90 and e^−100 would be
+    // denormal in f32 and are exactly 0.
+    let mut tape = Tape::new();
+    let x = tape.input(Tensor::from_shape_vec(vec![1, 4], vec![0.0, -50.0, -90.0, -100.0]).unwrap());
+    let y = tape.log_sum_exp(x, 1);
+    let loss = tape.sum(y);
+    let g = tape.backward(loss);
+    let g = g.get(x).unwrap();
+    assert_eq!(g[[0, 0]], 1.0);
+    assert!((g[[0, 1]] as f64 - (-50f64).exp()).abs() < 1e-6 * (-50f64).exp());
+    assert_eq!((g[[0, 2]], g[[0, 3]]), (0.0, 0.0));
+    assert!(g.iter().all(|v| *v == 0.0 || v.is_normal()));
+}
