@@ -41,9 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Decoding a few hundred samples per tape keeps the allocator reusing its memory (one tape
     // of 10,000 rows spent a third of the run faulting in fresh pages).
     const ROWS: usize = 500;
+    let mut typical = Vec::new(); // log p(x|z) of every prior draw of the first run, K = 1000
     for k in [1000usize, 10_000] {
         let mut runs = Vec::new();
-        for _ in 0..5 {
+        for run in 0..5 {
             let mut total = 0.0f64;
             for i in 0..n {
                 let xi = x.index_axis(ndarray::Axis(0), i).to_owned().insert_axis(ndarray::Axis(0));
@@ -60,6 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let recon = model.recon_nll(&mut tape, out, xv); // −log p(x|z_k), [rows]
                     log_lik.extend(tape.value(recon).iter().map(|&r| -r));
                 }
+                if k == 1000 && run == 0 {
+                    typical.extend(log_lik.iter().map(|&v| v as f64));
+                }
                 let mut tape = Tape::new();
                 let log_lik = tape.constant(vae_autodiff::Tensor::from_shape_vec(vec![k], log_lik)?);
                 let lse = tape.log_sum_exp(log_lik, 0);
@@ -70,5 +74,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let shown: Vec<String> = runs.iter().map(|r| format!("{r:.1}")).collect();
         println!("  naive prior sampling (K = {k:>5}), 5 runs: {}", shown.join(", "));
     }
+    // What a random code says about an image: log p(x|z) for z from the prior, over all
+    // 100 images × 1000 draws.
+    typical.sort_by(f64::total_cmp);
+    let q = |f: f64| typical[((typical.len() - 1) as f64 * f) as usize];
+    println!(
+        "  log p(x|z), z from the prior: median {:.0}, 10% {:.0}, 90% {:.0}, largest {:.0}",
+        q(0.5),
+        q(0.1),
+        q(0.9),
+        q(1.0)
+    );
     Ok(())
 }
