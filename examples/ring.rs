@@ -3,7 +3,9 @@
 //! The data are points n/‖n‖·(1 + 0.08·m) for n ~ N(0, I₂) and m ~ N(0, 1): Gaussian noise
 //! through a non-linear map. A small VAE (2 → 64 → 64 → z of 2, Gaussian likelihood with
 //! σ = 0.05) learns a decoder that carries the prior N(0, I) onto the ring. The picture shows
-//! the data beside samples from the model, x = decoder(z) + σ·ε with z, ε ~ N(0, I).
+//! the data, samples from the model, x = decoder(z) + σ·ε with z, ε ~ N(0, I), and the fixed
+//! map of Doersch's tutorial (his Fig. 2), g(z) = z/10 + z/‖z‖, applied to the same prior: the
+//! function a network would have to learn, written by hand.
 //!
 //! ```sh
 //! cargo run --example ring            # writes ring.png (a few seconds)
@@ -33,6 +35,16 @@ fn ring(n: usize, rng: &mut StdRng) -> Tensor {
     })
 }
 
+/// Doersch's hand-written map from the plane onto a ring: g(z) = z/10 + z/‖z‖. Every point
+/// lands at radius 1 + ‖z‖/10, none inside; it is discontinuous at z = 0.
+fn doersch(z: &Tensor) -> Tensor {
+    Tensor::from_shape_fn(z.raw_dim(), |i| {
+        let (a, b) = (z[[i[0], 0]], z[[i[0], 1]]);
+        let r = (a * a + b * b).sqrt().max(1e-6);
+        z[[i[0], i[1]]] / 10.0 + z[[i[0], i[1]]] / r
+    })
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args().nth(1).unwrap_or_else(|| "ring.png".into());
     let mut rng = StdRng::seed_from_u64(7);
@@ -41,7 +53,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         input: [1, 1, 2],
         latent: 2,
         likelihood: Likelihood::Gaussian { sigma: SIGMA },
-        beta: 1.0,
         ..VaeConfig::mlp_mnist()
     };
     let mut model = Vae::new(config, &mut rng)?;
@@ -59,11 +70,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = ring(3000, &mut rng);
     let mean = model.decode_mean(standard_normal(&[3000, 2], &mut rng));
     let samples = &mean + &(standard_normal(&[3000, 2], &mut rng) * SIGMA);
-    let mut canvas = Canvas::new(1300, 660, [255, 255, 255]);
+    let fixed = doersch(&standard_normal(&[3000, 2], &mut rng));
+    let mut canvas = Canvas::new(1950, 660, [255, 255, 255]);
     let range = (-1.6, 1.6);
-    for (k, (pts, title)) in
-        [(&data, "DATA: A RING"), (&samples, "SAMPLES: DECODER(Z) + NOISE, Z FROM N(0, I)")].into_iter().enumerate()
-    {
+    let panels = [
+        (&data, "DATA: A RING"),
+        (&samples, "LEARNED: DECODER(Z) + NOISE"),
+        (&fixed, "FIXED: G(Z) = Z/10 + Z/NORM(Z)"),
+    ];
+    for (k, (pts, title)) in panels.into_iter().enumerate() {
         let chart = Chart::draw(&mut canvas, (k as i64 * 650, 0, 650, 660), range, range, title, "X1", "X2");
         chart.scatter(&mut canvas, pts.outer_iter().map(|p| (p[0] as f64, p[1] as f64)), PALETTE[k * 3], 2);
     }

@@ -105,7 +105,7 @@ impl Fixture {
             Some("tanh") => Activation::Tanh,
             Some(a) => panic!("unknown activation {a}"),
         };
-        let config = VaeConfig { arch, input, latent, activation, likelihood, beta: 1.0 };
+        let config = VaeConfig { arch, input, latent, activation, likelihood };
         let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
         let params: Vec<(String, Tensor)> = self
             .tensors

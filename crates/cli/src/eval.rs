@@ -35,7 +35,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Binarize::None
         }
     };
-    let terms = evaluate(&model, &test, mode, Objective::default(), args.seed, 0);
+    // The negative ELBO itself (β = 1), whatever β the model was trained with.
+    let terms = evaluate(&model, &test, mode, (Objective::default(), 1.0), args.seed, 0);
     let active = args.active_units.then(|| {
         let idx: Vec<usize> = (0..test.len()).collect();
         let x = test.batch(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test));

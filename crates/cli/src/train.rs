@@ -14,12 +14,11 @@ use clap::ValueEnum;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use rayon::prelude::*;
 use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
 use vae::model::standard_normal;
 use vae::objective::Objective;
-use vae::train::{evaluate_batch_objective, train_step_objective, Terms, Totals};
+use vae::train::{evaluate_split, train_step_objective, Terms, Totals};
 use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
@@ -93,6 +92,8 @@ struct Settings {
     train_limit: Option<usize>,
     test_limit: Option<usize>,
     objective: Objective,
+    /// The KL weight β of the ELBO objective.
+    beta: f32,
     lr_schedule: LrScheduleKind,
     adam_eps: f32,
     /// The run's planned epochs: the length the learning-rate schedule spans.
@@ -120,6 +121,7 @@ impl Settings {
             train_limit: a.train_limit.map(|n| n as usize),
             test_limit: a.test_limit.map(|n| n as usize),
             objective,
+            beta: a.beta,
             lr_schedule: p.lr_schedule,
             adam_eps: p.adam_eps,
             epochs: p.epochs,
@@ -140,6 +142,7 @@ impl Settings {
             ("train.test_limit".into(), opt(self.test_limit.map(|v| v.to_string()))),
             ("train.objective".into(), self.objective.name().into()),
             ("train.k".into(), self.objective.k().to_string()),
+            ("train.beta".into(), self.beta.to_string()),
             ("train.lr_schedule".into(), enum_name(self.lr_schedule)),
             ("train.adam_eps".into(), self.adam_eps.to_string()),
             ("train.epochs".into(), self.epochs.to_string()),
@@ -162,6 +165,8 @@ impl Settings {
         let k: usize = parse("k", &or("k", "1"))?;
         Ok(Self {
             objective: Objective::parse(&or("objective", "elbo"), k)?,
+            // Older files kept β among the model's keys.
+            beta: parse("beta", &or("beta", m.get("beta").map_or("1", String::as_str)))?,
             lr_schedule: LrScheduleKind::from_str(&or("lr_schedule", "constant"), false)?,
             adam_eps: parse("adam_eps", &or("adam_eps", "1e-8"))?,
             epochs: parse("epochs", &or("epochs", "10"))?,
@@ -281,7 +286,7 @@ fn config_from_args(a: &TrainArgs, p: &Protocol, rows: usize, cols: usize) -> Re
         ActivationKind::Relu => Activation::Relu,
         ActivationKind::Tanh => Activation::Tanh,
     };
-    let config = VaeConfig { input: [1, rows, cols], latent: p.latent, activation, likelihood, beta: a.beta, ..base };
+    let config = VaeConfig { input: [1, rows, cols], latent: p.latent, activation, likelihood, ..base };
     config.validate()?;
     Ok(config)
 }
@@ -364,28 +369,19 @@ fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
     Ok((train, test, mode))
 }
 
-/// Test images per evaluation chunk (each chunk has its own noise stream, so the result does
-/// not depend on the number of threads). A chunk goes through the model `vae::train::EVAL_ROWS`
-/// rows at a time.
-const EVAL_CHUNK: usize = 500;
-
-/// The objective's loss per image over a split (the negative ELBO, or −L_K for the IWAE), with z
-/// sampled from q(z|x), in parallel chunks.
-pub fn evaluate(model: &Vae, split: &Split, mode: Binarize, objective: Objective, seed: u64, epoch: u64) -> Terms {
-    let n = split.len();
-    let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
-    let parts: Vec<Totals> = chunks
-        .par_iter()
-        .map(|&c| {
-            let mut rng = stream(seed, epoch, c as u64, Purpose::Test);
-            let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
-            let x = split.batch(&idx, mode, &mut rng);
-            evaluate_batch_objective(model, x, objective, &mut rng)
-        })
-        .collect();
-    // Summed in chunk order, so the total is the same on any number of threads.
-    let totals = parts.iter().fold(Totals::default(), |a, b| a.plus(b));
-    totals.mean(model.config.beta)
+/// The objective's loss per image over a split (recon + β·kl, the negative ELBO at β = 1; or
+/// −L_K for the IWAE), with z sampled from q(z|x): chunk c of the split draws from the stream
+/// (seed, epoch, c, test), so the numbers are the same on any number of threads.
+pub fn evaluate(
+    model: &Vae,
+    split: &Split,
+    mode: Binarize,
+    (objective, beta): (Objective, f32),
+    seed: u64,
+    epoch: u64,
+) -> Terms {
+    let totals = evaluate_split(model, split, mode, objective, |c| stream(seed, epoch, c, Purpose::Test));
+    totals.mean(beta)
 }
 
 /// Writes samples.png (8×8 prior samples) and reconstructions.png (8 test images above their
@@ -506,7 +502,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let x = train.batch(idx, mode, &mut rng);
             // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
             let eps = standard_normal(&[k * idx.len(), run.model.config.latent], &mut rng);
-            let beta = kl_weight(run.model.config.beta, s.kl_warmup, epoch, step, steps);
+            let beta = kl_weight(s.beta, s.kl_warmup, epoch, step, steps);
             let (model, opt) = (&mut run.model, run.opt.as_mut());
             let terms = train_step_objective(model, opt, &x, eps, s.objective, beta, s.clip_norm).map_err(|nf| {
                 bar.finish();
@@ -528,7 +524,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 )
             })?;
             totals.add(&terms, idx.len());
-            bar.step(|| format!("loss {}", show(&totals.mean(run.model.config.beta))));
+            bar.step(|| format!("loss {}", show(&totals.mean(s.beta))));
             if STOP.load(Ordering::SeqCst) && step + 1 < steps {
                 bar.finish();
                 run.step_in_epoch = step + 1;
@@ -545,8 +541,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         }
         bar.finish();
-        let train_terms = totals.mean(run.model.config.beta);
-        let test_terms = evaluate(&run.model, &test, mode, s.objective, s.seed, epoch);
+        let train_terms = totals.mean(s.beta);
+        let test_terms = evaluate(&run.model, &test, mode, (s.objective, s.beta), s.seed, epoch);
         let seconds = seconds_before + t0.elapsed().as_secs_f64();
         run.metrics.push(format!(
             "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2}",

@@ -1,5 +1,6 @@
-//! What a VAE is made of: architecture, sizes, activation, likelihood, β. Stored in every
-//! checkpoint.
+//! What a VAE is made of: architecture, sizes, activation, likelihood. Stored in every
+//! checkpoint. (The KL weight β is not part of the model: it is a setting of the training
+//! objective, passed to [`crate::Vae::elbo`] and [`crate::train::train_step`], its one place.)
 
 use std::collections::HashMap;
 
@@ -81,8 +82,6 @@ pub struct VaeConfig {
     pub activation: Activation,
     /// The decoder's likelihood.
     pub likelihood: Likelihood,
-    /// Weight of the KL term: loss = recon + β·KL (β = 1 is the true negative ELBO).
-    pub beta: f32,
 }
 
 impl VaeConfig {
@@ -94,7 +93,6 @@ impl VaeConfig {
             latent: 20,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
         }
     }
 
@@ -133,9 +131,6 @@ impl VaeConfig {
             if !(sigma > 0.0 && sigma.is_finite()) {
                 return Err(Error::config(format!("sigma must be a positive number, found {sigma}")));
             }
-        }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(Error::config(format!("beta must be a non-negative number, found {}", self.beta)));
         }
         if self.parameter_count().is_none_or(|n| n > MAX_PARAMETERS) {
             return Err(Error::config(format!("the model would have more than {MAX_PARAMETERS} parameters")));
@@ -246,7 +241,6 @@ impl VaeConfig {
         };
         m.insert("likelihood".into(), lik.into());
         m.insert("sigma".into(), sigma.to_string());
-        m.insert("beta".into(), self.beta.to_string());
         m
     }
 
@@ -295,14 +289,15 @@ impl VaeConfig {
             "gaussian" => Likelihood::Gaussian { sigma: num("sigma")? },
             other => return Err(Error::config(format!("unknown likelihood {other:?}"))),
         };
-        let beta = num("beta")?;
+        // Files written before β became a training setting also hold a "beta" entry; a model
+        // does not depend on it, so it is not read here.
         // Files written before the activation was a choice hold no key: they are ReLU models.
         let activation = match m.get("activation").map(String::as_str) {
             None | Some("relu") => Activation::Relu,
             Some("tanh") => Activation::Tanh,
             Some(other) => return Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
         };
-        let config = Self { arch, input, latent, activation, likelihood, beta };
+        let config = Self { arch, input, latent, activation, likelihood };
         config.validate()?;
         Ok(config)
     }

@@ -11,7 +11,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`config`] | architecture (`mlp`, `conv`), sizes, likelihood (Bernoulli, Gaussian σ), β |
+//! | [`config`] | architecture (`mlp`, `conv`), sizes, activation, likelihood (Bernoulli, Gaussian σ) |
+//! | [`objective`] | the K-sample ELBO and the importance-weighted bound (IWAE) |
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
 //! | [`checkpoint`] | safetensors files with the configuration in their metadata |

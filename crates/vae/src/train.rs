@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::{clip_grad_norm, Optimizer};
 
+use crate::data::{Binarize, Split};
 use crate::model::{standard_normal, Vae};
 use crate::objective::{self, log_weights, sample_rows, Objective};
 
@@ -244,6 +245,36 @@ pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rn
         }
     }
     totals
+}
+
+/// Test images per chunk of [`evaluate_split`]: each chunk has its own random stream, so the
+/// result does not depend on the number of threads.
+pub const EVAL_CHUNK: usize = 500;
+
+/// The objective's per-example sums over a whole split, in parallel: chunk c of
+/// [`EVAL_CHUNK`] images draws its binarization (for [`Binarize::Dynamic`]) and its noise from
+/// `rng_for(c)`, goes through [`evaluate_batch_objective`], and the chunks' sums are added in
+/// chunk order, so any thread count gives the same numbers. `.mean(beta)` of the result is the
+/// loss per image.
+pub fn evaluate_split<R: Rng>(
+    model: &Vae,
+    split: &Split,
+    mode: Binarize,
+    objective: Objective,
+    rng_for: impl Fn(u64) -> R + Sync,
+) -> Totals {
+    let n = split.len();
+    let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
+    let parts: Vec<Totals> = chunks
+        .par_iter()
+        .map(|&c| {
+            let mut rng = rng_for(c as u64);
+            let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
+            let x = split.batch(&idx, mode, &mut rng);
+            evaluate_batch_objective(model, x, objective, &mut rng)
+        })
+        .collect();
+    parts.iter().fold(Totals::default(), |a, b| a.plus(b))
 }
 
 /// The importance-weighted estimate of log p(x) (Burda et al.) for each row of x [N, D]:

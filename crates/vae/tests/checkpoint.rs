@@ -19,7 +19,7 @@ fn a_checkpoint_round_trips_bit_exactly_for_both_architectures() {
     let mut gaussian = VaeConfig::mlp_mnist();
     gaussian.arch = vae::Arch::Mlp { hidden: vec![64, 32] };
     gaussian.likelihood = Likelihood::Gaussian { sigma: 0.25 };
-    gaussian.beta = 0.5;
+    gaussian.activation = vae::Activation::Tanh;
     for (i, config) in [gaussian, VaeConfig::conv_mnist()].into_iter().enumerate() {
         let model = Vae::new(config, &mut StdRng::seed_from_u64(i as u64)).unwrap();
         let path = tmp(&format!("roundtrip{i}.safetensors"));
