@@ -1,6 +1,6 @@
 //! The command line: every subcommand, its flags with defaults, and their checks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -426,20 +426,6 @@ fn init_threads(threads: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// The data folder: the one given, else `datasets/mnist` under the current folder, else the
-/// copy shipped in this repository.
-pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
-    if let Some(d) = given {
-        return d.clone();
-    }
-    let local = Path::new("datasets/mnist");
-    if local.is_dir() {
-        local.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mnist")
-    }
-}
-
 /// Checks that a float flag is a finite number above `min` (or at least, when `inclusive`).
 pub fn check_number(flag: &str, value: f32, min: f32, inclusive: bool) -> Result<()> {
     let ok = value.is_finite() && if inclusive { value >= min } else { value > min };
@@ -449,28 +435,4 @@ pub fn check_number(flag: &str, value: f32, min: f32, inclusive: bool) -> Result
         let bound = if inclusive { "at least" } else { "greater than" };
         Err(format!("--{flag} must be a finite number {bound} {min}, found {value}").into())
     }
-}
-
-/// Checks that the images of `split` (read from `dir`) have the size the model takes.
-pub fn check_image_size(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Result<()> {
-    let [_, rows, cols] = model.config.input;
-    if (split.rows, split.cols) == (rows, cols) {
-        Ok(())
-    } else {
-        Err(format!(
-            "the model takes {rows}×{cols} images but {} holds {}×{} images",
-            dir.display(),
-            split.rows,
-            split.cols
-        )
-        .into())
-    }
-}
-
-/// The test split of the data folder (`--data` or the default), checked against the model.
-pub fn load_test(data: &Option<PathBuf>, model: &vae::Vae) -> Result<(vae::data::Split, PathBuf)> {
-    let dir = data_dir(data);
-    let test = vae::data::Dataset::load(&dir)?.test;
-    check_image_size(model, &test, &dir)?;
-    Ok((test, dir))
 }

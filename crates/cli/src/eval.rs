@@ -3,13 +3,15 @@
 
 use rayon::prelude::*;
 use vae::checkpoint;
-use vae::data::Binarize;
+use vae::data::{Binarize, Split};
 use vae::objective::Objective;
-use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
+use vae::train::{active_units, evaluate_split, iw_log_likelihood, Terms, ACTIVE_UNIT_THRESHOLD};
+use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
 
-use crate::commands::{load_test, BinarizeKind, EvalArgs, Result};
+use crate::commands::{EvalArgs, Result};
+use crate::data::{binarize, load_test, Part};
 use crate::progress::Progress;
-use crate::train::{describe, evaluate, stream, Purpose};
+use crate::streams::{stream, Purpose};
 
 /// Images per importance-sampling task.
 const IW_IMAGES: usize = 10;
@@ -27,14 +29,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
     }
-    let mode = match args.binarize {
-        BinarizeKind::None => Binarize::None,
-        BinarizeKind::Dynamic => Binarize::Dynamic,
-        BinarizeKind::Static => {
-            test = test.binarized(&mut stream(args.seed, 1, 0, Purpose::Binarize));
-            Binarize::None
-        }
-    };
+    let (test, mode) = binarize(test, args.binarize, args.seed, Part::Test);
     // The negative ELBO itself (β = 1), whatever β the model was trained with.
     let terms = evaluate(&model, &test, mode, (Objective::default(), 1.0), args.seed, 0);
     let active = args.active_units.then(|| {
@@ -92,4 +87,49 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The objective's loss per image over a split (recon + β·kl, the negative ELBO at β = 1; or
+/// −L_K for the IWAE), with z sampled from q(z|x): chunk c of the split draws from the stream
+/// (seed, epoch, c, test), so the numbers are the same on any number of threads.
+pub fn evaluate(
+    model: &Vae,
+    split: &Split,
+    mode: Binarize,
+    (objective, beta): (Objective, f32),
+    seed: u64,
+    epoch: u64,
+) -> Terms {
+    let totals = evaluate_split(model, split, mode, objective, |c| stream(seed, epoch, c, Purpose::Test));
+    totals.mean(beta)
+}
+
+/// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen).
+pub fn describe(c: &VaeConfig) -> String {
+    let mut lik = match c.likelihood {
+        Likelihood::Bernoulli => "bernoulli".to_string(),
+        Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+    };
+    if c.activation != Activation::Relu {
+        lik = format!("{} {lik}", c.activation.name());
+    }
+    match &c.arch {
+        Arch::Mlp { hidden } => {
+            let sizes: Vec<String> = std::iter::once(c.input_len())
+                .chain(hidden.iter().copied())
+                .chain([c.latent])
+                .map(|s| s.to_string())
+                .collect();
+            format!("mlp {} {lik}", sizes.join("-"))
+        }
+        Arch::Conv { layers } => {
+            let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
+            format!(
+                "conv {}→{}→z{} {lik}",
+                c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"),
+                ch.join("→"),
+                c.latent
+            )
+        }
+    }
 }

@@ -11,10 +11,14 @@
 //! examples can draw with it too.
 
 pub mod commands;
+pub mod data;
 pub mod eval;
 pub mod font;
 pub mod image;
 pub mod pictures;
 pub mod plot;
 pub mod progress;
+pub mod rundir;
+pub mod settings;
+pub mod streams;
 pub mod train;

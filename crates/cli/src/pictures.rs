@@ -17,7 +17,8 @@ use crate::commands::{
 use crate::font::{draw_text, text_width};
 use crate::image::{grid, grid_scaled, Canvas, PALETTE};
 use crate::plot::{padded_range, Chart, TEXT};
-use crate::train::{stream, Purpose, METRICS_HEADER};
+use crate::rundir::METRICS_HEADER;
+use crate::streams::{stream, Purpose};
 
 /// The model of a checkpoint.
 fn load_model(args: &ModelArgs) -> Result<Vae> {
@@ -26,7 +27,7 @@ fn load_model(args: &ModelArgs) -> Result<Vae> {
 
 /// The test split, checked against the model's image size.
 fn load_test(args: &ModelArgs, model: &Vae) -> Result<Split> {
-    Ok(crate::commands::load_test(&args.data, model)?.0)
+    Ok(crate::data::load_test(&args.data, model)?.0)
 }
 
 fn image_size(model: &Vae) -> (usize, usize) {

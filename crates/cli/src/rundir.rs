@@ -1,0 +1,144 @@
+//! The run folder: `model.safetensors`, the resumable `checkpoint.safetensors`, `metrics.csv`
+//! and the pictures, each written atomically; and reading a run back for `--resume`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use vae::checkpoint;
+use vae::data::{Binarize, Split};
+use vae::model::standard_normal;
+use vae::objective::Objective;
+use vae::train::Totals;
+use vae::Vae;
+use vae_layers::optim::Optimizer;
+
+use crate::commands::{Protocol, Result, TrainArgs};
+use crate::image;
+use crate::settings::{enum_name, Settings};
+use crate::streams::{stream, Purpose};
+
+/// Header of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds";
+
+/// A run in progress: model, optimizer, settings and finished epochs.
+pub struct Run {
+    /// The model being trained.
+    pub model: Vae,
+    /// Its optimizer, with its state.
+    pub opt: Box<dyn Optimizer>,
+    /// The run's settings.
+    pub settings: Settings,
+    /// Epochs finished.
+    pub epochs_done: u64,
+    /// metrics.csv rows of the finished epochs (no header).
+    pub metrics: Vec<String>,
+    /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
+    pub step_in_epoch: usize,
+    /// Loss sums of those steps.
+    pub partial: Totals,
+    /// Seconds spent on those steps.
+    pub partial_seconds: f64,
+}
+
+/// The resumable checkpoint of a run folder: model, optimizer state, settings, progress.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The model alone, for the other commands.
+pub const MODEL: &str = "model.safetensors";
+
+impl Run {
+    /// Saves the model alone, then the full checkpoint (model, optimizer state, settings,
+    /// metrics), each atomically.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        checkpoint::save(&out.join(MODEL), &self.model, &[], &HashMap::new())?;
+        let (steps, state) = self.opt.state();
+        let state = checkpoint::optimizer_state_to_file(&self.model, state);
+        let mut meta = self.settings.to_metadata();
+        meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
+        meta.insert("train.optimizer_steps".into(), steps.to_string());
+        meta.insert("train.metrics".into(), self.metrics.join("\n"));
+        // `{:?}` prints the shortest decimal that parses back to the same f64.
+        meta.insert("train.step_in_epoch".into(), self.step_in_epoch.to_string());
+        meta.insert("train.partial_recon".into(), format!("{:?}", self.partial.recon));
+        meta.insert("train.partial_kl".into(), format!("{:?}", self.partial.kl));
+        meta.insert("train.partial_gain".into(), format!("{:?}", self.partial.gain));
+        meta.insert("train.partial_count".into(), self.partial.count.to_string());
+        meta.insert("train.partial_seconds".into(), format!("{:?}", self.partial_seconds));
+        checkpoint::save(&out.join(CHECKPOINT), &self.model, &state, &meta)?;
+        Ok(())
+    }
+
+    /// Reads the checkpoint of the run in `out`.
+    pub fn resume(out: &Path) -> Result<Self> {
+        let path = out.join(CHECKPOINT);
+        if !path.is_file() {
+            return Err(format!(
+                "--resume: there is no {CHECKPOINT} in {} to resume; start a new run without --resume",
+                out.display()
+            )
+            .into());
+        }
+        let loaded = checkpoint::load(&path)?;
+        let bad = |m: String| format!("{}: {m}", path.display());
+        let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
+        let num = |k: &str| -> std::result::Result<u64, String> {
+            loaded.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("missing or malformed {k}")))
+        };
+        let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
+        let mut opt = settings.optimizer();
+        let state = checkpoint::optimizer_state_from_file(&loaded.model, loaded.extra);
+        opt.load_state(steps, state, loaded.model.params.values()).map_err(bad)?;
+        let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
+        let float = |k: &str| -> std::result::Result<f64, String> {
+            loaded.metadata.get(k).map_or(Ok(0.0), |v| v.parse().map_err(|_| bad(format!("malformed {k}"))))
+        };
+        let partial = Totals {
+            recon: float("train.partial_recon")?,
+            kl: float("train.partial_kl")?,
+            gain: float("train.partial_gain")?,
+            count: float("train.partial_count")? as usize,
+        };
+        let step_in_epoch = float("train.step_in_epoch")? as usize;
+        let partial_seconds = float("train.partial_seconds")?;
+        Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics, step_in_epoch, partial, partial_seconds })
+    }
+}
+
+/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (with `-<objective>-k<K>`
+/// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
+pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
+    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), p.latent, a.seed);
+    if objective != Objective::default() {
+        base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));
+    }
+    let runs = Path::new("runs");
+    (1..)
+        .map(|i| if i == 1 { runs.join(&base) } else { runs.join(format!("{base}-{i}")) })
+        .find(|p| !p.exists())
+        .expect("an unused name")
+}
+
+/// Writes metrics.csv from the rows of the finished epochs.
+pub fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
+    let mut text = String::from(METRICS_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    checkpoint::write_atomic(&out.join("metrics.csv"), text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes samples.png (8×8 prior samples) and reconstructions.png (8 test images above their
+/// reconstructions).
+pub fn write_pictures(model: &Vae, test: &Split, seed: u64, out: &Path) -> Result<()> {
+    let (h, w) = (test.rows, test.cols);
+    let z = standard_normal(&[64, model.config.latent], &mut stream(seed, 0, 0, Purpose::Pictures));
+    image::grid(&model.decode_mean(z), 8, 8, h, w).save(&out.join("samples.png"))?;
+    let idx: Vec<usize> = (0..8.min(test.len())).collect();
+    let x = test.batch(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures));
+    let recon = model.reconstruct(x.clone());
+    let both = ndarray::concatenate(ndarray::Axis(0), &[x.view(), recon.view()]).expect("same widths");
+    image::grid(&both, 2, idx.len(), h, w).save(&out.join("reconstructions.png"))?;
+    Ok(())
+}
