@@ -8,6 +8,9 @@
 //! - `conv/*`: conv2d and conv_transpose2d forward + backward at the conv model's shapes.
 //! - `step/*`: one training step (forward, backward, Adam) of each model, batch 128.
 //! - `eval/mlp_test_set`: the negative ELBO over the 10,000 MNIST test images.
+//! - `burda/*`: Burda et al.'s 784-200-200-50 tanh model at batch 20 (dynamically binarized):
+//!   a training step of the ELBO with K = 1 (one chunk, one core) and of the IWAE with K = 50
+//!   (four chunks), and the importance-weighted estimate with K = 5000 of one test image.
 //!
 //! docs/PERFORMANCE.md reads these numbers; `benches/compare_pytorch.py` runs the
 //! comparison with PyTorch.
@@ -23,7 +26,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use vae::data::{Binarize, Dataset};
 use vae::model::standard_normal;
-use vae::train::{evaluate_batch, train_step};
+use vae::objective::Objective;
+use vae::train::{evaluate_batch, iw_log_likelihood, train_step, train_step_objective};
 use vae::{Vae, VaeConfig};
 use vae_autodiff::gradcheck::random_tensor;
 use vae_autodiff::{ConvGeom, Tape};
@@ -202,6 +206,39 @@ fn eval(c: &mut Criterion) {
     g.finish();
 }
 
+/// The density-estimation model's hot paths (docs/DENSITY.md): small-batch steps, a K-sample
+/// step, and the K = 5000 evaluation of one image.
+fn burda(c: &mut Criterion) {
+    let data = mnist();
+    let mut rng = StdRng::seed_from_u64(3);
+    let batches: Vec<_> = (0..100)
+        .map(|b| data.train.batch(&(b * 20..(b + 1) * 20).collect::<Vec<_>>(), Binarize::Dynamic, &mut rng))
+        .collect();
+    let mut g = c.benchmark_group("burda");
+    g.sample_size(20);
+    for (name, objective) in
+        [("step elbo K=1 batch 20", Objective::Elbo { k: 1 }), ("step iwae K=50 batch 20", Objective::Iwae { k: 50 })]
+    {
+        let mut model = Vae::new(VaeConfig::burda_mnist(), &mut rng).unwrap();
+        let mut adam = Adam::new(1e-4);
+        let mut next = batches.iter().cycle();
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                let eps = standard_normal(&[20 * objective.k(), 50], &mut rng);
+                let x = next.next().expect("endless");
+                train_step_objective(&mut model, &mut adam, x, eps, objective, 1.0, None).unwrap()
+            })
+        });
+    }
+    let model = Vae::new(VaeConfig::burda_mnist(), &mut rng).unwrap();
+    let x = data.test.batch(&[0], Binarize::Dynamic, &mut rng);
+    g.sample_size(10);
+    g.bench_function("iw estimate K=5000 one image", |bench| {
+        bench.iter(|| iw_log_likelihood(&model, &x, 5000, 200, &mut rng))
+    });
+    g.finish();
+}
+
 // The training steps first: malloc's state after the other benchmarks slows them (docs/PERFORMANCE.md).
-criterion_group!(benches, steps, peak, gemm, sparse, conv, eval);
+criterion_group!(benches, steps, burda, peak, gemm, sparse, conv, eval);
 criterion_main!(benches);

@@ -85,7 +85,9 @@ fn loss(model: &Vae, tape: &mut Tape, p: &vae_layers::ParamVars, kind: Recon, x:
 /// Both cross-entropies, per pixel, at a few (logit, target) pairs.
 fn demo() {
     let pairs = [(5.0f32, 1.0f32), (17.0, 1.0), (17.5, 1.0), (20.0, 1.0), (-20.0, 0.0), (-100.0, 0.0), (1000.0, 1.0)];
-    println!("logit  target   naive −[x·log σ(l) + (1 − x)·log(1 − σ(l))]   on logits softplus(l) − x·l   naive gradient");
+    println!(
+        "logit  target   naive −[x·log σ(l) + (1 − x)·log(1 − σ(l))]   on logits softplus(l) − x·l   naive gradient"
+    );
     for (l, x) in pairs {
         let mut tape = Tape::new();
         let lv = tape.input(Tensor::from_elem(vec![1, 1], l));
@@ -141,7 +143,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let epsv = tape.constant(standard_normal(&[2000, 2], &mut rng));
             let l = loss(&model, &mut tape, &p, kind, xv, epsv);
             let out = largest_logit(&model, &test);
-            println!("  epoch {epoch}: test loss {:.2} nats per image (2,000 test images), largest logit {out:.1}", tape.scalar(l));
+            println!(
+                "  epoch {epoch}: test loss {:.2} nats per image (2,000 test images), largest logit {out:.1}",
+                tape.scalar(l)
+            );
         }
     }
     Ok(())
