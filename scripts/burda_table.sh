@@ -37,7 +37,9 @@ cell() {
     local resume=()
     [ -f "$out/checkpoint.safetensors" ] && resume=(--resume)
     "$cli" train --preset burda --objective "$objective" --k "$k" --epochs "$epochs" \
-      --threads 1 --out "$out" "${resume[@]}" > "$out.log" 2>&1
+      --threads 1 --out "$out" "${resume[@]}" >> "$out.log" 2>&1
+    # Stopped early (Ctrl-C saves a checkpoint and exits cleanly): evaluate only a finished run.
+    [ "$(($(wc -l < "$out/metrics.csv") - 1))" -ge "$epochs" ] || return 0
     "$cli" eval --checkpoint "$out/model.safetensors" --binarize dynamic --iw-samples 5000 \
       --active-units --json --threads 1 > "$out/eval.json.tmp" 2>> "$out.log"
     mv "$out/eval.json.tmp" "$out/eval.json"
