@@ -49,6 +49,28 @@ fn the_burda_protocol_resumes_exactly_after_ctrl_c() {
     assert_eq!((meta("train.objective"), meta("train.k")), ("iwae".into(), "3".into()));
     assert_eq!((meta("train.lr_schedule"), meta("train.batch_size")), ("burda".into(), "20".into()));
     assert_eq!((meta("train.adam_eps"), meta("train.binarize")), ("0.0001".into(), "dynamic".into()));
+    assert_eq!(meta("train.schedule_epochs"), "3");
+}
+
+#[test]
+fn a_run_can_stop_part_way_through_the_full_schedule() {
+    // One epoch of the full 3,280-epoch schedule runs at stage 0's rate, 1e-3: the same numbers
+    // as a constant 1e-3, and not those of the schedule compressed onto one epoch (1e-4).
+    let base = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let args = ["train", "--preset", "burda", "--hidden", "16,16", "--latent-dim", "3", "--epochs", "1"];
+        let limits = ["--train-limit", "400", "--test-limit", "50", "--out", out.to_str().unwrap()];
+        args.iter().chain(&limits).chain(extra).map(|s| s.to_string()).collect()
+    };
+    let (cut, constant, compressed) = (scratch("cut"), scratch("cut-constant"), scratch("cut-compressed"));
+    ok(&run(&base(&cut, &["--schedule-epochs", "3280"])));
+    ok(&run(&base(&constant, &["--lr-schedule", "constant", "--lr", "0.001"])));
+    ok(&run(&base(&compressed, &[])));
+    let (a, b, c) = (metrics(&cut), metrics(&constant), metrics(&compressed));
+    assert_eq!(a[0][..7], b[0][..7], "stage 0 of the full schedule is a constant 1e-3");
+    assert_ne!(a[0][..7], c[0][..7], "the compressed schedule runs at another rate");
+    let ckpt = vae::checkpoint::load(&cut.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ckpt.metadata["train.schedule_epochs"], "3280");
+    assert_eq!(ckpt.metadata["train.epochs"], "1");
 }
 
 #[test]

@@ -274,6 +274,11 @@ pub struct TrainArgs {
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<LrScheduleKind>,
+    /// The epochs the learning-rate schedule spans [default: --epochs]. With fewer --epochs the
+    /// run stops part-way through the schedule: `--preset burda --epochs 27 --schedule-epochs
+    /// 3280` trains the paper's first 27 epochs.
+    #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub schedule_epochs: Option<u64>,
     /// Adam's ε, the constant under the square root's denominator [default: 1e-8].
     #[arg(long, allow_negative_numbers = true)]
     pub adam_eps: Option<f32>,

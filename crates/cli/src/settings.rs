@@ -41,8 +41,10 @@ pub struct Settings {
     pub lr_schedule: LrScheduleKind,
     /// Adam's ε.
     pub adam_eps: f32,
-    /// The run's planned epochs: the length the learning-rate schedule spans.
+    /// The run's planned epochs.
     pub epochs: u64,
+    /// The epochs the learning-rate schedule spans (usually `epochs`).
+    pub schedule_epochs: u64,
 }
 
 /// The command-line name of a value of a flag's enum.
@@ -72,6 +74,7 @@ impl Settings {
             lr_schedule: p.lr_schedule,
             adam_eps: p.adam_eps,
             epochs: p.epochs,
+            schedule_epochs: a.schedule_epochs.unwrap_or(p.epochs),
         }
     }
 
@@ -94,6 +97,7 @@ impl Settings {
             ("train.lr_schedule".into(), enum_name(self.lr_schedule)),
             ("train.adam_eps".into(), self.adam_eps.to_string()),
             ("train.epochs".into(), self.epochs.to_string()),
+            ("train.schedule_epochs".into(), self.schedule_epochs.to_string()),
         ])
     }
 
@@ -120,6 +124,7 @@ impl Settings {
             lr_schedule: LrScheduleKind::from_str(&or("lr_schedule", "constant"), false)?,
             adam_eps: parse("adam_eps", &or("adam_eps", "1e-8"))?,
             epochs: parse("epochs", &or("epochs", "10"))?,
+            schedule_epochs: parse("schedule_epochs", &or("schedule_epochs", &or("epochs", "10")))?,
             seed: parse("seed", get("seed")?)?,
             batch_size: parse("batch_size", get("batch_size")?)?,
             lr: parse("lr", get("lr")?)?,

@@ -236,7 +236,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     let mut totals = std::mem::take(&mut run.partial);
     let seconds_before = std::mem::take(&mut run.partial_seconds);
     bar.skip(first_step as u64);
-    run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.epochs));
+    run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.schedule_epochs));
     let k = s.objective.k();
     for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
         let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
