@@ -195,6 +195,23 @@ def compare_gemm():
     return 0
 
 
+def machine():
+    """The CPU model and its SIMD level, from /proc/cpuinfo: every speed figure needs them."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    simd = [x for x in ("avx512f", "avx512bw", "avx512vl", "avx2", "fma") if x in flags]
+    return f"{model}, {os.cpu_count()} logical cores, SIMD: {' '.join(simd) or 'none found'}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=3)
@@ -203,6 +220,7 @@ def main():
     p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     p.add_argument("--gemm", action="store_true", help="compare single-threaded sgemm instead of training")
     args = p.parse_args()
+    print(f"machine: {machine()}")
     if args.gemm:
         return compare_gemm()
     print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
