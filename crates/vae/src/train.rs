@@ -223,7 +223,7 @@ pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
 pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rng: &mut impl Rng) -> Totals {
     let (n, k) = (x.shape()[0], objective.k());
     let eps = standard_normal(&[k * n, model.config.latent], rng);
-    let mut totals = Totals { count: n, ..Totals::default() };
+    let mut totals = Totals::default();
     let per_chunk = objective.chunk_examples();
     for start in (0..n).step_by(per_chunk) {
         let end = (start + per_chunk).min(n);
@@ -236,12 +236,10 @@ pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rn
             let e = model.elbo(&mut tape, &p, xv, epsv, 1.0);
             tape.value(e.recon).iter().for_each(|&v| totals.recon += v as f64);
             tape.value(e.kl).iter().for_each(|&v| totals.kl += v as f64);
+            totals.count += end - start;
         } else {
             let l = objective::loss(model, &mut tape, &p, xv, epsv, objective, 1.0);
-            let t = weighted_terms(&tape, &l, objective, 1.0);
-            let m = (end - start) as f64;
-            (totals.recon, totals.kl, totals.gain) =
-                (totals.recon + t.recon * m, totals.kl + t.kl * m, totals.gain + t.gain * m);
+            totals.add(&weighted_terms(&tape, &l, objective, 1.0), end - start);
         }
     }
     totals
