@@ -187,3 +187,52 @@ fn the_numbers_do_not_depend_on_the_number_of_threads() {
     let (a, b) = (metrics(&one), metrics(&two));
     assert_eq!(a[0][..7], b[0][..7], "1 thread and 2 threads disagree");
 }
+
+#[test]
+fn a_conditional_model_trains_draws_each_class_and_writes_idx() {
+    let out = scratch("cvae");
+    ok(&small_run(&out, "2", &["--family", "cvae"]));
+    assert_eq!(metrics(&out).len(), 2); // the plain VAE's columns: recon and KL
+    let m = out.join("model.safetensors");
+    let m = m.to_str().unwrap();
+    let file = |name: &str| out.join(name).to_str().unwrap().to_string();
+    // Without --label: a row per class (10 rows of ⌈20/10⌉ = 2); cells of 86 pixels.
+    ok(&run(&["sample", "--checkpoint", m, "-n", "20", "--out", &file("rows.png")]));
+    assert_eq!(png_size(&out.join("rows.png")), (2 * 86 + 2, 10 * 86 + 2));
+    // One class, also as an IDX file MNIST's reader takes back.
+    ok(&run(&[
+        "sample",
+        "--checkpoint",
+        m,
+        "-n",
+        "9",
+        "--label",
+        "7",
+        "--out",
+        &file("7.png"),
+        "--idx",
+        &file("7.idx"),
+    ]));
+    let idx = vae::data::read_idx(&out.join("7.idx")).unwrap();
+    assert_eq!(idx.dims, vec![9, 28, 28]);
+    assert!(idx.data.iter().any(|&v| v > 128), "the sevens are blank");
+    let picture = file("p.png");
+    for args in [vec!["manifold", "--grid", "3", "--label", "3"], vec!["interpolate", "--from", "0", "--to", "1"]] {
+        let mut full = args.clone();
+        full.extend(["--checkpoint", m, "--out", &picture]);
+        ok(&run(&full));
+    }
+    assert_clean_error(&run(&["sample", "--checkpoint", m, "--label", "10", "--out", &file("x.png")]), "--label 10");
+    let o = run(&["eval", "--checkpoint", m, "--test-limit", "100", "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["family"], "cvae");
+    // An unconditional model refuses --label.
+    let plain = scratch("cvae-plain");
+    ok(&small_run(&plain, "1", &[]));
+    let p = plain.join("model.safetensors");
+    assert_clean_error(
+        &run(&["sample", "--checkpoint", p.to_str().unwrap(), "--label", "3", "--out", &file("x.png")]),
+        "--label is for conditional models",
+    );
+}

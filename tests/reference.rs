@@ -52,6 +52,10 @@ impl Fixture {
                     v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
                 }
                 Dtype::F64 => v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+                // Labels and code indices.
+                Dtype::I64 => {
+                    v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+                }
                 d => panic!("{name}: unexpected dtype {d:?}"),
             };
             tensors.insert(name.clone(), (v.shape().to_vec(), data));
@@ -69,8 +73,31 @@ impl Fixture {
         Tensor::from_shape_vec(shape.clone(), data.iter().map(|&v| v as f32).collect()).unwrap()
     }
 
+    /// The model's sizes; a conditional file's last entry (its classes) left off.
     fn sizes(&self) -> Vec<usize> {
-        serde_json::from_str(&self.meta["sizes"]).unwrap()
+        let mut sizes: Vec<usize> = serde_json::from_str(&self.meta["sizes"]).unwrap();
+        sizes.truncate(sizes.len() - (self.classes() > 0) as usize);
+        sizes
+    }
+
+    /// A conditional file's number of classes (metadata `conditional`), else 0.
+    fn classes(&self) -> usize {
+        self.meta.get("conditional").map_or(0, |c| c.parse().unwrap())
+    }
+
+    /// The rows the model reads, [N, D + Y]: x flattened, and a conditional file's one-hot
+    /// `input.label` after it.
+    fn rows(&self) -> Tensor {
+        let x = self.f32("input.x");
+        let n = x.shape()[0];
+        let x = x.to_shape((n, x.len() / n)).unwrap().to_owned().into_dyn();
+        match self.classes() {
+            0 => x,
+            c => {
+                let labels: Vec<usize> = self.get("input.label").1.iter().map(|&l| l as usize).collect();
+                vae::cvae::with_labels(&x, &labels, c)
+            }
+        }
     }
 
     /// The model the metadata describes, with the fixture's parameters.
@@ -105,7 +132,8 @@ impl Fixture {
             Some("tanh") => Activation::Tanh,
             Some(a) => panic!("unknown activation {a}"),
         };
-        let config = VaeConfig { arch, input, latent, activation, likelihood };
+        let classes = self.classes();
+        let config = VaeConfig { arch, input, latent, activation, likelihood, classes };
         let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
         let params: Vec<(String, Tensor)> = self
             .tensors
@@ -150,7 +178,7 @@ fn check_case(path: &Path) -> bool {
     let fx = Fixture::read(path);
     let mut table = Table { rows: Vec::new() };
     match fx.meta.get("objective").map(String::as_str) {
-        None => check_elbo_case(&fx, &mut table),
+        None | Some("elbo") => check_elbo_case(&fx, &mut table),
         Some("iwae") => check_iwae_case(&fx, &mut table),
         Some(o) => panic!("{}: unknown objective {o}", path.display()),
     }
@@ -158,12 +186,10 @@ fn check_case(path: &Path) -> bool {
     table.rows.iter().all(|r| r.3)
 }
 
-/// The plain VAE: the one-sample ELBO with its KL in closed form.
+/// The plain and the conditional VAE: the one-sample ELBO with its KL in closed form.
 fn check_elbo_case(fx: &Fixture, table: &mut Table) {
     let mut model = fx.model();
-    let n = fx.sizes()[0];
-    let x = fx.f32("input.x");
-    let x_rows = x.to_shape((n, x.len() / n)).unwrap().to_owned().into_dyn();
+    let x_rows = fx.rows();
 
     // Forward and backward with eps0.
     {

@@ -46,6 +46,14 @@ pub struct ModelArgs {
     pub data: Option<PathBuf>,
 }
 
+/// The class a conditional model draws; an unconditional model refuses the flag.
+#[derive(Args, Debug, Clone)]
+pub struct LabelArgs {
+    /// Conditional models (`--family cvae`) only: the class to draw, 0 to Y − 1.
+    #[arg(long)]
+    pub label: Option<usize>,
+}
+
 /// Flags of `vae-cli sample`.
 #[derive(Args, Debug, Clone)]
 pub struct SampleArgs {
@@ -61,6 +69,13 @@ pub struct SampleArgs {
     /// PNG file to write.
     #[arg(long, value_name = "FILE", default_value = "samples.png")]
     pub out: PathBuf,
+    /// A conditional model draws this class; without it, one row per class.
+    #[command(flatten)]
+    pub label: LabelArgs,
+    /// Also write the drawn images as an IDX file (MNIST's own format, unsigned bytes 0–255,
+    /// [n, H, W]) that other tools can read.
+    #[arg(long, value_name = "FILE")]
+    pub idx: Option<PathBuf>,
 }
 
 /// Flags of `vae-cli reconstruct`.
@@ -92,6 +107,9 @@ pub struct InterpolateArgs {
     /// Points on the line, both ends included.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100))]
     pub steps: u64,
+    /// A conditional model decodes the line with this class [default: the first image's label].
+    #[command(flatten)]
+    pub label: LabelArgs,
     /// PNG file to write.
     #[arg(long, value_name = "FILE", default_value = "interpolation.png")]
     pub out: PathBuf,
@@ -109,6 +127,9 @@ pub struct ManifoldArgs {
     /// The two latent dimensions to vary (0-based); the others stay at 0.
     #[arg(long, value_delimiter = ',', default_value = "0,1", num_args = 1)]
     pub dims: Vec<usize>,
+    /// A conditional model decodes the grid with this class [default: 0].
+    #[command(flatten)]
+    pub label: LabelArgs,
     /// PNG file to write.
     #[arg(long, value_name = "FILE", default_value = "manifold.png")]
     pub out: PathBuf,
@@ -137,6 +158,16 @@ pub struct PlotArgs {
     /// PNG file to write.
     #[arg(long, value_name = "FILE", default_value = "curves.png")]
     pub out: PathBuf,
+}
+
+/// Model family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FamilyKind {
+    /// The VAE: q(z|x), p(x|z), prior N(0, I).
+    Vae,
+    /// The conditional VAE: the one-hot label y joins the encoder's input [x, y] and the
+    /// decoder's [z, y] (labels from the IDX label files); `sample --label 7` draws sevens.
+    Cvae,
 }
 
 /// Network shape.
@@ -232,6 +263,9 @@ pub struct TrainArgs {
     /// Set a whole published protocol at once (the flags below override its pieces).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = FamilyKind::Vae)]
+    pub family: FamilyKind,
     /// Architecture.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     pub model: ModelKind,

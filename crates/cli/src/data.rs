@@ -23,27 +23,37 @@ pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
     }
 }
 
-/// Checks that the images of `split` (read from `dir`) have the size the model takes.
-pub fn check_image_size(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Result<()> {
+/// Checks that the images of `split` (read from `dir`) have the size the model takes and, for
+/// a conditional model, that every label is one of its classes.
+pub fn check_split(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Result<()> {
     let [_, rows, cols] = model.config.input;
-    if (split.rows, split.cols) == (rows, cols) {
-        Ok(())
-    } else {
-        Err(format!(
+    if (split.rows, split.cols) != (rows, cols) {
+        return Err(format!(
             "the model takes {rows}×{cols} images but {} holds {}×{} images",
             dir.display(),
             split.rows,
             split.cols
         )
-        .into())
+        .into());
     }
+    let classes = model.config.classes;
+    if classes > 0 && split.classes() > classes {
+        return Err(format!(
+            "the model knows {classes} classes (labels 0 to {}) but {} holds the label {}",
+            classes - 1,
+            dir.display(),
+            split.classes() - 1
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The test split of the data folder (`--data` or the default), checked against the model.
 pub fn load_test(data: &Option<PathBuf>, model: &vae::Vae) -> Result<(vae::data::Split, PathBuf)> {
     let dir = data_dir(data);
     let test = vae::data::Dataset::load(&dir)?.test;
-    check_image_size(model, &test, &dir)?;
+    check_split(model, &test, &dir)?;
     Ok((test, dir))
 }
 

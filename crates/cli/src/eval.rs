@@ -34,7 +34,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let terms = evaluate(&model, &test, mode, (Objective::default(), 1.0), args.seed, 0);
     let active = args.active_units.then(|| {
         let idx: Vec<usize> = (0..test.len()).collect();
-        let x = test.batch(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test));
+        let x = test.rows(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test), model.config.classes);
         active_units(&model.encode_values(x).0)
     });
 
@@ -47,7 +47,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .map(|&g| {
                 let mut rng = stream(args.seed, 0, g as u64, Purpose::Test);
                 let idx: Vec<usize> = (g * IW_IMAGES..((g + 1) * IW_IMAGES).min(test.len())).collect();
-                let x = test.batch(&idx, mode, &mut rng);
+                let x = test.rows(&idx, mode, &mut rng, model.config.classes);
                 let chunk = (IW_ROWS / idx.len()).max(1);
                 let ll: f64 = iw_log_likelihood(&model, &x, k, chunk, &mut rng).iter().sum();
                 bar.step(String::new);
@@ -60,7 +60,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     });
 
     if args.json {
-        let mut obj = serde_json::json!({ "test_loss": terms.loss, "recon": terms.recon, "kl": terms.kl });
+        let family = model.config.family();
+        let mut obj =
+            serde_json::json!({ "family": family, "test_loss": terms.loss, "recon": terms.recon, "kl": terms.kl });
         if let Some((k, nll)) = nll {
             obj["nll"] = serde_json::json!(nll);
             obj["iw_samples"] = serde_json::json!(k);
@@ -73,11 +75,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     } else {
         println!("model      {}", describe(&model.config));
         println!("test set   {} images from {}", test.len(), dir.display());
-        println!("test loss  {:.4} nats per image (negative ELBO, z sampled)", terms.loss);
+        // A conditional model's bound is that of log p(x|y), the label given.
+        let (bound, of) = if model.config.classes > 0 { ("conditional ", "(x|y)") } else { ("", "(x)") };
+        println!("test loss  {:.4} nats per image ({bound}negative ELBO, z sampled)", terms.loss);
         println!("  recon    {:.4}", terms.recon);
         println!("  kl       {:.4}", terms.kl);
         if let Some((k, nll)) = nll {
-            println!("−log p(x)  {nll:.4} nats per image (importance-weighted, K = {k})");
+            println!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k})");
         }
         if let Some((count, variances)) = &active {
             let j = variances.len();
@@ -104,8 +108,17 @@ pub fn evaluate(
     totals.mean(beta)
 }
 
-/// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen).
+/// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
+/// conditional model's begins `cvae, 10 classes,`).
 pub fn describe(c: &VaeConfig) -> String {
+    let body = describe_body(c);
+    match c.classes {
+        0 => body,
+        y => format!("cvae, {y} classes, {body}"),
+    }
+}
+
+fn describe_body(c: &VaeConfig) -> String {
     let mut lik = match c.likelihood {
         Likelihood::Bernoulli => "bernoulli".to_string(),
         Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),

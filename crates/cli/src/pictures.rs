@@ -12,7 +12,7 @@ use vae::Vae;
 use vae_autodiff::Tensor;
 
 use crate::commands::{
-    InterpolateArgs, LatentArgs, ManifoldArgs, ModelArgs, PlotArgs, ReconstructArgs, Result, SampleArgs,
+    InterpolateArgs, LabelArgs, LatentArgs, ManifoldArgs, ModelArgs, PlotArgs, ReconstructArgs, Result, SampleArgs,
 };
 use crate::font::{draw_text, text_width};
 use crate::image::{grid, grid_scaled, Canvas, PALETTE};
@@ -40,9 +40,39 @@ fn done(out: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The test images `idx` as a batch in [0, 1].
-fn test_images(test: &Split, idx: &[usize]) -> Tensor {
-    test.batch(idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures))
+/// The test images `idx` as the rows the model reads, in [0, 1]: [N, D], with a conditional
+/// model's one-hot labels after the pixels, [N, D + Y].
+fn test_rows(model: &Vae, test: &Split, idx: &[usize]) -> Tensor {
+    test.rows(idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.config.classes)
+}
+
+/// The pixels of rows [N, D + Y]: [N, D].
+fn pixels(model: &Vae, rows: &Tensor) -> Tensor {
+    rows.slice_axis(Axis(1), Slice::from(..model.config.input_len())).to_owned()
+}
+
+/// The decoder's input for latents z [N, J]: z itself, or [z, y] for a conditional model
+/// with row n of class labels[n].
+fn decoder_input(model: &Vae, z: Tensor, labels: &[usize]) -> Tensor {
+    match model.config.classes {
+        0 => z,
+        c => vae::cvae::with_labels(&z, labels, c),
+    }
+}
+
+/// `--label`, checked: a class of a conditional model (`default` when not given), or `None`
+/// for a model without classes, which refuses the flag.
+fn chosen_label(model: &Vae, args: &LabelArgs, default: usize) -> Result<Option<usize>> {
+    match (model.config.classes, args.label) {
+        (0, None) => Ok(None),
+        (0, Some(_)) => {
+            Err("--label is for conditional models (trained with --family cvae); this one has no classes".into())
+        }
+        (c, Some(l)) if l >= c => {
+            Err(format!("--label {l} is out of range: the model knows classes 0 to {}", c - 1).into())
+        }
+        (_, l) => Ok(Some(l.unwrap_or(default))),
+    }
 }
 
 /// Checks a test-set index given on the command line.
@@ -59,15 +89,44 @@ fn check_index(flag: &str, i: usize, test: &Split) -> Result<()> {
     }
 }
 
-/// `vae-cli sample`: decoder means of z ~ N(0, I), in a square-ish grid.
+/// `vae-cli sample`: decoder means of z ~ N(0, I), in a square-ish grid; a conditional model
+/// draws the class of `--label`, or one row per class. `--idx` also writes the images as IDX.
 pub fn sample(args: SampleArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let n = args.count as usize;
-    let z = standard_normal(&[n, model.config.latent], &mut stream(args.seed, 0, 0, Purpose::Pictures));
-    let cols = (n as f64).sqrt().ceil() as usize;
+    let label = chosen_label(&model, &args.label, 0)?;
+    // Rows and columns of the grid, and each image's class.
+    let classes = model.config.classes;
+    let (rows, cols, labels): (usize, usize, Vec<usize>) = match (classes, args.label.label) {
+        (c, None) if c > 0 => {
+            let cols = n.div_ceil(c);
+            (c, cols, (0..c * cols).map(|i| i / cols).collect())
+        }
+        _ => {
+            let cols = (n as f64).sqrt().ceil() as usize;
+            (n.div_ceil(cols), cols, vec![label.unwrap_or(0); n])
+        }
+    };
+    let z = standard_normal(&[labels.len(), model.config.latent], &mut stream(args.seed, 0, 0, Purpose::Pictures));
+    let images = model.decode_mean(decoder_input(&model, z, &labels));
     let (h, w) = image_size(&model);
-    grid(&model.decode_mean(z), n.div_ceil(cols), cols, h, w).save(&args.out)?;
-    done(&args.out, &format!("{n} samples from the prior"))
+    grid(&images, rows, cols, h, w).save(&args.out)?;
+    if let Some(path) = &args.idx {
+        let bytes: Vec<u8> = images.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        checkpoint::write_atomic(path, &vae::data::encode_idx(&[labels.len(), h, w], &bytes))?;
+        println!(
+            "wrote {} images as IDX ([{}, {h}, {w}], bytes 0–255) to {}",
+            labels.len(),
+            labels.len(),
+            path.display()
+        );
+    }
+    let what = match (classes, label) {
+        (0, _) => format!("{n} samples from the prior"),
+        (_, Some(l)) if args.label.label.is_some() => format!("{n} samples of class {l}"),
+        (c, _) => format!("{} samples, a row for each of {c} classes", labels.len()),
+    };
+    done(&args.out, &what)
 }
 
 /// `vae-cli reconstruct`: the first n test images above their reconstructions (decoder mean at
@@ -77,8 +136,9 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
     let test = load_test(&args.model, &model)?;
     let n = (args.count as usize).min(test.len());
     let idx: Vec<usize> = (0..n).collect();
-    let x = test_images(&test, &idx);
-    let recon = model.reconstruct(x.clone());
+    let rows_in = test_rows(&model, &test, &idx);
+    let recon = model.reconstruct(rows_in.clone());
+    let x = pixels(&model, &rows_in);
     let (h, w) = image_size(&model);
     // Rows of at most 16: originals, then their reconstructions, then the next originals, …
     let cols = n.min(16);
@@ -108,15 +168,17 @@ pub fn interpolate(args: InterpolateArgs) -> Result<()> {
     let test = load_test(&args.model, &model)?;
     check_index("from", args.from, &test)?;
     check_index("to", args.to, &test)?;
-    let x = test_images(&test, &[args.from, args.to]);
-    let (mu, _) = model.encode_values(x.clone());
+    let label = chosen_label(&model, &args.label, test.labels[args.from] as usize)?;
+    let rows_in = test_rows(&model, &test, &[args.from, args.to]);
+    let (mu, _) = model.encode_values(rows_in.clone());
+    let x = pixels(&model, &rows_in);
     let steps = args.steps as usize;
     let j = model.config.latent;
     let z = Tensor::from_shape_fn(vec![steps, j], |i| {
         let t = i[0] as f32 / (steps - 1) as f32;
         (1.0 - t) * mu[[0, i[1]]] + t * mu[[1, i[1]]]
     });
-    let path = model.decode_mean(z);
+    let path = model.decode_mean(decoder_input(&model, z, &vec![label.unwrap_or(0); steps]));
     let row = ndarray::concatenate(
         Axis(0),
         &[x.slice_axis(Axis(0), Slice::from(0..1)), path.view(), x.slice_axis(Axis(0), Slice::from(1..2))],
@@ -186,6 +248,8 @@ pub fn manifold(args: ManifoldArgs) -> Result<()> {
             z[[r * g + c, b]] = q[g - 1 - r];
         }
     }
+    let label = chosen_label(&model, &args.label, 0)?;
+    let z = decoder_input(&model, z, &vec![label.unwrap_or(0); g * g]);
     let (h, w) = image_size(&model);
     grid_scaled(&model.decode_mean(z), g, g, h, w, 2).save(&args.out)?;
     done(&args.out, &format!("a {g}×{g} manifold over latent dimensions {a} and {b}"))
@@ -236,7 +300,7 @@ pub fn latent(args: LatentArgs) -> Result<()> {
     let mut mus = Vec::new();
     let mut logvars = Vec::new();
     for chunk in idx.chunks(1000) {
-        let (mu, logvar) = model.encode_values(test_images(&test, chunk));
+        let (mu, logvar) = model.encode_values(test_rows(&model, &test, chunk));
         mus.push(mu);
         logvars.push(logvar);
     }

@@ -129,16 +129,23 @@ pub fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Writes samples.png (8×8 prior samples) and reconstructions.png (8 test images above their
-/// reconstructions).
+/// Writes samples.png (8×8 prior samples; for a conditional model a row of 8 per class) and
+/// reconstructions.png (8 test images above their reconstructions).
 pub fn write_pictures(model: &Vae, test: &Split, seed: u64, out: &Path) -> Result<()> {
     let (h, w) = (test.rows, test.cols);
-    let z = standard_normal(&[64, model.config.latent], &mut stream(seed, 0, 0, Purpose::Pictures));
-    image::grid(&model.decode_mean(z), 8, 8, h, w).save(&out.join("samples.png"))?;
+    let classes = model.config.classes;
+    let rows = if classes > 0 { classes } else { 8 };
+    let z = standard_normal(&[rows * 8, model.config.latent], &mut stream(seed, 0, 0, Purpose::Pictures));
+    let z = match classes {
+        0 => z,
+        c => vae::cvae::with_labels(&z, &(0..rows * 8).map(|i| i / 8).collect::<Vec<_>>(), c),
+    };
+    image::grid(&model.decode_mean(z), rows, 8, h, w).save(&out.join("samples.png"))?;
     let idx: Vec<usize> = (0..8.min(test.len())).collect();
-    let x = test.batch(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures));
+    let x = test.rows(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures), classes);
     let recon = model.reconstruct(x.clone());
-    let both = ndarray::concatenate(ndarray::Axis(0), &[x.view(), recon.view()]).expect("same widths");
+    let x = x.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..model.config.input_len()));
+    let both = ndarray::concatenate(ndarray::Axis(0), &[x, recon.view()]).expect("same widths");
     image::grid(&both, 2, idx.len(), h, w).save(&out.join("reconstructions.png"))?;
     Ok(())
 }

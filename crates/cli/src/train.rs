@@ -13,10 +13,10 @@ use vae::train::{train_step_objective, NonFinite, Terms, Totals};
 use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
 
 use crate::commands::{
-    check_number, ActivationKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind, OutputBias, Protocol,
-    Result, TrainArgs,
+    check_number, ActivationKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind, OutputBias,
+    Protocol, Result, TrainArgs,
 };
-use crate::data::{check_image_size, data_dir, prepare_data};
+use crate::data::{check_split, data_dir, prepare_data};
 use crate::eval::{describe, evaluate};
 use crate::progress::Progress;
 use crate::rundir::{default_out, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
@@ -37,8 +37,8 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The model configuration the flags describe, for images of `rows`×`cols`.
-fn config_from_args(a: &TrainArgs, p: &Protocol, rows: usize, cols: usize) -> Result<VaeConfig> {
+/// The model configuration the flags describe, for the images and labels of `train`.
+fn config_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<VaeConfig> {
     let base = match a.model {
         ModelKind::Mlp => VaeConfig { arch: Arch::Mlp { hidden: p.hidden.clone() }, ..VaeConfig::mlp_mnist() },
         ModelKind::Conv => VaeConfig::conv_mnist(),
@@ -51,7 +51,14 @@ fn config_from_args(a: &TrainArgs, p: &Protocol, rows: usize, cols: usize) -> Re
         ActivationKind::Relu => Activation::Relu,
         ActivationKind::Tanh => Activation::Tanh,
     };
-    let config = VaeConfig { input: [1, rows, cols], latent: p.latent, activation, likelihood, ..base };
+    // A conditional model has a class per label the training set uses.
+    let classes = match a.family {
+        FamilyKind::Vae => 0,
+        FamilyKind::Cvae if train.classes() >= 2 => train.classes(),
+        FamilyKind::Cvae => return Err("--family cvae needs a training set with at least two labels".into()),
+    };
+    let input = [1, train.rows, train.cols];
+    let config = VaeConfig { input, latent: p.latent, activation, likelihood, classes, ..base };
     config.validate()?;
     Ok(config)
 }
@@ -111,7 +118,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // A resumed run goes on to its planned epochs unless --epochs says otherwise.
     let epochs = if args.resume { args.epochs.unwrap_or(s.epochs) } else { protocol.epochs };
     let (train, test, mode) = prepare_data(&dir, &s)?;
-    check_image_size(&run.model, &train, &dir)?;
+    check_split(&run.model, &train, &dir)?;
+    check_split(&run.model, &test, &dir)?;
     if train.is_empty() || test.is_empty() {
         return Err(format!("{}: the training and test sets must not be empty", dir.display()).into());
     }
@@ -194,10 +202,10 @@ fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, 
         .into());
     }
     let probe = Dataset::load(dir)?; // fail early, before creating a folder
-    let config = config_from_args(args, protocol, probe.train.rows, probe.train.cols)?;
+    let config = config_from_args(args, protocol, &probe.train)?;
     let mut model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
     if protocol.output_bias == OutputBias::DataMean {
-        check_image_size(&model, &probe.train, dir)?;
+        check_split(&model, &probe.train, dir)?;
         init_output_bias(&mut model, &probe.train);
     }
     Ok(Run {
@@ -240,8 +248,8 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     let k = s.objective.k();
     for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
         let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
-        let x = ses.train.batch(idx, ses.mode, &mut rng);
-        // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
+        let x = ses.train.rows(idx, ses.mode, &mut rng, run.model.config.classes); // [x, y] for a cvae
+                                                                                   // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
         let eps = standard_normal(&[k * idx.len(), run.model.config.latent], &mut rng);
         let beta = kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps);
         let (model, opt) = (&mut run.model, run.opt.as_mut());

@@ -82,6 +82,9 @@ pub struct VaeConfig {
     pub activation: Activation,
     /// The decoder's likelihood.
     pub likelihood: Likelihood,
+    /// Classes C of a conditional VAE (its family is `cvae`): the one-hot label y joins the
+    /// encoder's input [x, y] and the decoder's input [z, y]. 0 for the plain VAE.
+    pub classes: usize,
 }
 
 impl VaeConfig {
@@ -93,6 +96,7 @@ impl VaeConfig {
             latent: 20,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
+            classes: 0,
         }
     }
 
@@ -119,6 +123,21 @@ impl VaeConfig {
         self.input.iter().product()
     }
 
+    /// The width of a row the model reads: D, and C more for a conditional model (the one-hot
+    /// label after the pixels).
+    pub fn row_len(&self) -> usize {
+        self.input_len() + self.classes
+    }
+
+    /// The family's name, as on the command line and in checkpoints: `vae` or `cvae`.
+    pub fn family(&self) -> &'static str {
+        if self.classes > 0 {
+            "cvae"
+        } else {
+            "vae"
+        }
+    }
+
     /// Checks sizes; for a conv model, also that the mirrored decoder gives back the input size.
     pub fn validate(&self) -> Result<(), Error> {
         if self.input.contains(&0) {
@@ -131,9 +150,6 @@ impl VaeConfig {
             if !(sigma > 0.0 && sigma.is_finite()) {
                 return Err(Error::config(format!("sigma must be a positive number, found {sigma}")));
             }
-        }
-        if self.parameter_count().is_none_or(|n| n > MAX_PARAMETERS) {
-            return Err(Error::config(format!("the model would have more than {MAX_PARAMETERS} parameters")));
         }
         match &self.arch {
             Arch::Mlp { hidden } => {
@@ -151,40 +167,51 @@ impl VaeConfig {
                 self.conv_shapes()?;
             }
         }
+        if self.parameter_count().is_none_or(|n| n > MAX_PARAMETERS) {
+            return Err(Error::config(format!("the model would have more than {MAX_PARAMETERS} parameters")));
+        }
         Ok(())
     }
 
-    /// The number of scalar parameters, or `None` if it overflows (an absurd configuration).
+    /// The number of scalar parameters, or `None` if it overflows (an absurd configuration) or
+    /// a conv stack does not fit its input.
     pub fn parameter_count(&self) -> Option<usize> {
-        let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
-        let (d, j) = (self.input.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?, self.latent);
-        match &self.arch {
+        let add = |a: usize, b: usize| a.checked_add(b);
+        let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o); // weight and bias
+        let d = self.input.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
+        let (j, y) = (self.latent, self.classes);
+        // The encoder's body ends in a width w that the two heads read (with y appended); the
+        // decoder's first layer reads [z, y].
+        let (body, w, decoder) = match &self.arch {
             Arch::Mlp { hidden } => {
-                let mut widths = vec![d];
+                let mut widths = vec![add(d, y)?];
                 widths.extend(hidden);
-                let mut total = 0usize;
-                for w in widths.windows(2) {
-                    total = total.checked_add(linear(w[0], w[1])?.checked_mul(2)?)?;
-                    // encoder and decoder
+                let mut enc = 0usize;
+                let mut dec = linear(*widths.last()?, d)?; // dec_out, last hidden → D
+                for p in widths.windows(2) {
+                    enc = add(enc, linear(p[0], p[1])?)?;
                 }
-                let last = *widths.last()?;
-                total = total.checked_add(linear(last, j)?.checked_mul(3)?)?; // mu, logvar, decoder input
-                Some(total)
+                let mut back: Vec<usize> = hidden.iter().rev().copied().collect();
+                back.insert(0, add(j, y)?);
+                for p in back.windows(2) {
+                    dec = add(dec, linear(p[0], p[1])?)?;
+                }
+                (enc, *widths.last()?, dec)
             }
             Arch::Conv { layers } => {
-                let mut total = 0usize;
-                let mut c = self.input[0];
-                for l in layers {
-                    let k = l.kernel.checked_mul(l.kernel)?;
-                    total = total.checked_add(c.checked_mul(l.channels)?.checked_mul(k)?.checked_mul(2)?)?;
-                    c = l.channels;
+                let shapes = self.conv_shapes().ok()?;
+                let mut enc = 0usize;
+                let mut dec = 0usize;
+                for (l, s) in layers.iter().zip(&shapes) {
+                    let weights = s[0].checked_mul(l.channels)?.checked_mul(l.kernel.checked_mul(l.kernel)?)?;
+                    enc = add(enc, add(weights, l.channels)?)?; // convolution: bias per output channel
+                    dec = add(dec, add(weights, s[0])?)?; // its mirror: bias per input channel
                 }
-                // The dense heads read the last feature map; bounded by its channels times the
-                // input area (stride ≥ 1 never enlarges it).
-                let flat = c.checked_mul(self.input[1])?.checked_mul(self.input[2])?;
-                total.checked_add(linear(flat, j)?.checked_mul(3)?)
+                let flat = shapes.last()?.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
+                (enc, add(flat, y)?, add(dec, linear(add(j, y)?, flat)?)?)
             }
-        }
+        };
+        add(add(body, linear(w, j)?.checked_mul(2)?)?, decoder) // + mu and logvar heads
     }
 
     /// For a conv model: the [C, H, W] after each encoder convolution, starting with the input.
@@ -241,6 +268,10 @@ impl VaeConfig {
         };
         m.insert("likelihood".into(), lik.into());
         m.insert("sigma".into(), sigma.to_string());
+        m.insert("family".into(), self.family().into());
+        if self.classes > 0 {
+            m.insert("classes".into(), self.classes.to_string());
+        }
         m
     }
 
@@ -297,7 +328,16 @@ impl VaeConfig {
             Some("tanh") => Activation::Tanh,
             Some(other) => return Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
         };
-        let config = Self { arch, input, latent, activation, likelihood };
+        // Files written before the conditional VAE hold no "family": they are plain VAEs.
+        let classes = match m.get("family").map(String::as_str) {
+            None | Some("vae") => 0,
+            Some("cvae") => match get("classes")?.parse::<usize>() {
+                Ok(c) if c >= 1 => c,
+                _ => return Err(Error::config("classes must be a whole number ≥ 1".into())),
+            },
+            Some(other) => return Err(Error::config(format!("unknown model family {other:?} (expected vae or cvae)"))),
+        };
+        let config = Self { arch, input, latent, activation, likelihood, classes };
         config.validate()?;
         Ok(config)
     }

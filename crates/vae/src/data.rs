@@ -80,6 +80,22 @@ pub fn parse_idx(raw: &[u8]) -> Result<Idx, String> {
     Ok(Idx { dims, data: r.to_vec() })
 }
 
+/// The bytes of an IDX file of unsigned bytes (uncompressed): magic 0x0000080N, the N
+/// dimensions as big-endian u32, then the data; [`parse_idx`] reads it back.
+///
+/// # Panics
+/// If `data` does not hold the product of `dims` bytes, or there are more than 255 dimensions.
+pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    assert_eq!(dims.iter().product::<usize>(), data.len(), "encode_idx: dimensions {dims:?} and {} bytes", data.len());
+    let ndim = u8::try_from(dims.len()).expect("at most 255 dimensions");
+    let mut out = vec![0, 0, 0x08, ndim];
+    for &d in dims {
+        out.extend(u32::try_from(d).expect("a dimension fits in 32 bits").to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
 /// One split of a data set: images as bytes and their labels.
 #[derive(Clone, Debug)]
 pub struct Split {
@@ -132,6 +148,27 @@ impl Split {
             }
         }
         Tensor::from_shape_vec(vec![indices.len(), d], out).expect("B·D values")
+    }
+
+    /// The rows a model with `classes` classes reads for images `indices`: the batch [B, D] of
+    /// [`Split::batch`], and for a conditional model (`classes` > 0) each image's one-hot label
+    /// after its pixels, [B, D + classes]. The labels take no random draws, so the pixels are
+    /// the same either way.
+    ///
+    /// # Panics
+    /// If a label is not below `classes` (check with [`Split::classes`] first).
+    pub fn rows(&self, indices: &[usize], binarize: Binarize, rng: &mut impl Rng, classes: usize) -> Tensor {
+        let x = self.batch(indices, binarize, rng);
+        if classes == 0 {
+            return x;
+        }
+        let labels: Vec<usize> = indices.iter().map(|&i| self.labels[i] as usize).collect();
+        crate::cvae::with_labels(&x, &labels, classes)
+    }
+
+    /// The number of classes the labels use: the largest label + 1 (0 if empty).
+    pub fn classes(&self) -> usize {
+        self.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0)
     }
 
     /// Each pixel's mean grey value over the split, in [0, 1] (D values; zeros if empty).

@@ -11,7 +11,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`config`] | architecture (`mlp`, `conv`), sizes, activation, likelihood (Bernoulli, Gaussian σ) |
+//! | [`config`] | architecture (`mlp`, `conv`), sizes, activation, likelihood (Bernoulli, Gaussian σ), classes |
+//! | [`cvae`] | the conditional VAE: one-hot labels after the pixels and after z |
 //! | [`objective`] | the K-sample ELBO and the importance-weighted bound (IWAE) |
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
@@ -57,6 +58,7 @@ pub mod book {
 
 pub mod checkpoint;
 pub mod config;
+pub mod cvae;
 pub mod data;
 pub mod error;
 pub mod model;

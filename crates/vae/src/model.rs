@@ -1,9 +1,12 @@
 //! The VAE: encoder q(z|x), reparameterization, decoder p(x|z), and the negative ELBO.
 //!
 //! Shape legend
-//! - N: batch, D = C·H·W: values per example, J: latent dimension
-//! - x [N, D] (a conv model views it as [N, C, H, W] inside), mu, logvar, eps, z [N, J],
-//!   out [N, D] (logits for Bernoulli, the mean for Gaussian), recon and kl [N], loss []
+//! - N: batch, D = C·H·W: values per example, J: latent dimension, Y: classes of a
+//!   conditional model (0 for the plain VAE)
+//! - x [N, D + Y] (a conv model views its first D values as [N, C, H, W] inside; a conditional
+//!   model's one-hot label y fills the last Y), mu, logvar, eps, z [N, J], the decoder's input
+//!   [N, J + Y] ([z, y]), out [N, D] (logits for Bernoulli, the mean for Gaussian), recon and
+//!   kl [N], loss []
 //!
 //! ```text
 //!  x ──encoder──► mu, logvar ──► z = mu + exp(½·logvar) ⊙ eps ──decoder──► out
@@ -95,7 +98,7 @@ impl Vae {
         let (encoder, enc_width) = match &config.arch {
             Arch::Mlp { hidden } => {
                 let mut layers = Vec::new();
-                let mut width = d;
+                let mut width = d + config.classes; // [x, y]
                 for (i, &h) in hidden.iter().enumerate() {
                     layers.push(Linear::new(&mut params, &format!("enc_fc{}", i + 1), width, h, rng));
                     width = h;
@@ -113,15 +116,18 @@ impl Vae {
                         Conv2d::new(&mut params, &format!("enc_conv{}", i + 1), s[0], l.channels, l.kernel, geom, rng)
                     })
                     .collect();
-                (EncoderBody::Conv(convs), shapes.last().expect("non-empty").iter().product())
+                // The dense heads read the flattened features and the label: [h, y].
+                let flat: usize = shapes.last().expect("non-empty").iter().product();
+                (EncoderBody::Conv(convs), flat + config.classes)
             }
         };
         let enc_mu = Linear::new(&mut params, "enc_mu", enc_width, j, rng);
         let enc_logvar = Linear::new(&mut params, "enc_logvar", enc_width, j, rng);
+        let dec_width = j + config.classes; // [z, y]
         let decoder = match &config.arch {
             Arch::Mlp { hidden } => {
                 let mut layers = Vec::new();
-                let mut width = j;
+                let mut width = dec_width;
                 for (i, &h) in hidden.iter().rev().enumerate() {
                     layers.push(Linear::new(&mut params, &format!("dec_fc{}", i + 1), width, h, rng));
                     width = h;
@@ -132,7 +138,7 @@ impl Vae {
             Arch::Conv { layers } => {
                 let shapes = config.conv_shapes()?;
                 let top = *shapes.last().expect("non-empty");
-                let fc = Linear::new(&mut params, "dec_fc1", j, top.iter().product(), rng);
+                let fc = Linear::new(&mut params, "dec_fc1", dec_width, top.iter().product(), rng);
                 // Mirror: the i-th deconvolution undoes the (L−i)-th convolution.
                 let deconvs = layers
                     .iter()
@@ -159,7 +165,26 @@ impl Vae {
         }
     }
 
-    /// q(z|x): x [N, D] → (mu, logvar), each [N, J].
+    /// The pixels of rows x [N, D + Y]: their first D values [N, D] (x itself when Y = 0).
+    pub fn pixels(&self, tape: &mut Tape, x: Var) -> Var {
+        if self.config.classes == 0 {
+            return x;
+        }
+        tape.slice(x, 1, 0, self.config.input_len())
+    }
+
+    /// `h` [N, W] with the one-hot labels of rows x [N, D + Y] appended: [h, y] [N, W + Y]
+    /// (`h` itself when Y = 0).
+    pub fn join_label(&self, tape: &mut Tape, h: Var, x: Var) -> Var {
+        if self.config.classes == 0 {
+            return h;
+        }
+        let y = tape.slice(x, 1, self.config.input_len(), self.config.classes);
+        tape.concat(&[h, y], 1)
+    }
+
+    /// q(z|x): x [N, D + Y] → (mu, logvar), each [N, J]. A conditional MLP reads [x, y] in its
+    /// first layer; a conditional conv model appends y to the flattened features.
     pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> (Var, Var) {
         let h = match &self.encoder {
             EncoderBody::Mlp(layers) => layers.iter().fold(x, |h, fc| {
@@ -169,18 +194,21 @@ impl Vae {
             EncoderBody::Conv(convs) => {
                 let n = tape.value(x).shape()[0];
                 let [c, hh, w] = self.config.input;
-                let img = tape.reshape(x, &[n, c, hh, w]);
+                let pixels = self.pixels(tape, x);
+                let img = tape.reshape(pixels, &[n, c, hh, w]);
                 let h = convs.iter().fold(img, |h, conv| {
                     let a = conv.forward(tape, p, h);
                     self.activate(tape, a)
                 });
-                tape.flatten(h) // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
+                let h = tape.flatten(h); // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
+                self.join_label(tape, h, x)
             }
         };
         (self.enc_mu.forward(tape, p, h), self.enc_logvar.forward(tape, p, h))
     }
 
-    /// The decoder: z [N, J] → out [N, D] (logits for Bernoulli, the mean for Gaussian).
+    /// The decoder: z [N, J] (or [z, y] [N, J + Y] for a conditional model) → out [N, D]
+    /// (logits for Bernoulli, the mean for Gaussian).
     pub fn decode(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
         match &self.decoder {
             DecoderBody::Mlp { hidden, out } => {
@@ -206,8 +234,9 @@ impl Vae {
         }
     }
 
-    /// −log p(x|z) per example [N], in nats, from the decoder output.
+    /// −log p(x|z) per example [N], in nats, from the decoder output and the rows x [N, D + Y].
     pub fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
+        let x = self.pixels(tape, x);
         match self.config.likelihood {
             Likelihood::Bernoulli => tape.bce_with_logits(out, x),
             Likelihood::Gaussian { sigma } => tape.gaussian_nll(out, x, sigma),
@@ -217,14 +246,15 @@ impl Vae {
     /// The whole forward pass and the negative ELBO with KL weight `beta`, for x [N, D] and
     /// noise eps [K·N, J]: K draws of z per example (row k·N + n: draw k of example n; K = 1
     /// for the plain VAE), the reconstruction term averaged over all K·N draws, the KL in
-    /// closed form per example.
+    /// closed form per example. A conditional model's decoder reads [z, y].
     pub fn elbo(&self, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, beta: f32) -> Elbo {
         let k = tape.value(eps).shape()[0] / tape.value(x).shape()[0].max(1);
         let (mu, logvar) = self.encode(tape, p, x);
         // K copies of each row (no op at all when K = 1).
         let (mu_rep, logvar_rep, x_rep) = (tile(tape, mu, k), tile(tape, logvar, k), tile(tape, x, k));
         let z = reparameterize(tape, mu_rep, logvar_rep, eps);
-        let out = self.decode(tape, p, z);
+        let z_y = self.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
+        let out = self.decode(tape, p, z_y);
         let recon = self.recon_nll(tape, out, x_rep);
         let kl = tape.kl_std_normal(mu, logvar);
         let recon_mean = tape.mean(recon);
@@ -234,7 +264,8 @@ impl Vae {
         Elbo { mu, logvar, z, out, recon, kl, recon_mean, kl_mean, loss }
     }
 
-    /// Decoder means for given latents z [N, J]: pixel probabilities σ(logits) for Bernoulli,
+    /// Decoder means for given decoder inputs z [N, J] ([z, y] [N, J + Y] for a conditional
+    /// model, see [`crate::cvae::with_labels`]): pixel probabilities σ(logits) for Bernoulli,
     /// the Gaussian mean otherwise. [N, D].
     pub fn decode_mean(&self, z: Tensor) -> Tensor {
         let mut tape = Tape::new();
@@ -248,9 +279,20 @@ impl Vae {
         tape.value(mean).clone()
     }
 
-    /// Decoded samples from the prior: z ~ N(0, I), then the decoder mean. [n, D].
-    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Tensor {
-        self.decode_mean(standard_normal(&[n, self.config.latent], rng))
+    /// Decoded samples from the prior: z ~ N(0, I), then the decoder mean. [n, D]. A
+    /// conditional model draws sample i of class `labels[i % labels.len()]` (the plain VAE
+    /// ignores `labels`).
+    ///
+    /// # Panics
+    /// If a conditional model gets no labels or a label ≥ Y.
+    pub fn sample(&self, n: usize, labels: &[usize], rng: &mut impl Rng) -> Tensor {
+        let z = standard_normal(&[n, self.config.latent], rng);
+        if self.config.classes == 0 {
+            return self.decode_mean(z);
+        }
+        assert!(!labels.is_empty(), "a conditional model samples given labels");
+        let labels: Vec<usize> = (0..n).map(|i| labels[i % labels.len()]).collect();
+        self.decode_mean(crate::cvae::with_labels(&z, &labels, self.config.classes))
     }
 
     /// Sets the bias of the decoder's last layer: one value per output pixel for an MLP (D
@@ -272,7 +314,7 @@ impl Vae {
         *slot = Tensor::from_shape_vec(slot.raw_dim(), values).expect("the bias's shape");
     }
 
-    /// The posterior's parameters for x [N, D]: (mu, logvar), each [N, J].
+    /// The posterior's parameters for x [N, D + Y]: (mu, logvar), each [N, J].
     pub fn encode_values(&self, x: Tensor) -> (Tensor, Tensor) {
         // A tape per `CHUNK_ROWS` rows: the 10,000 test images of `vae-cli latent` on one tape
         // spent most of their time faulting in fresh pages. Rows are independent, so the cut
@@ -296,9 +338,16 @@ impl Vae {
         (join(&mus), join(&logvars))
     }
 
-    /// Reconstructions of x [N, D]: the decoder mean at z = mu (no sampling). [N, D].
+    /// Reconstructions of x [N, D + Y]: the decoder mean at z = mu (no sampling), given the
+    /// same label for a conditional model. [N, D].
     pub fn reconstruct(&self, x: Tensor) -> Tensor {
-        let (mu, _) = self.encode_values(x);
-        self.decode_mean(mu)
+        let (mu, _) = self.encode_values(x.clone());
+        if self.config.classes == 0 {
+            return self.decode_mean(mu);
+        }
+        let d = self.config.input_len();
+        let y = x.slice_axis(Axis(1), Slice::from(d..));
+        let z_y = ndarray::concatenate(Axis(1), &[mu.view(), y]).expect("rows of the same count");
+        self.decode_mean(z_y)
     }
 }

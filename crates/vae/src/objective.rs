@@ -178,7 +178,7 @@ pub fn iw_bound(tape: &mut Tape, log_w: Var, k: usize) -> Var {
     tape.add(neg, ln_k)
 }
 
-/// log w for tiled inputs: x_rep [K·N, D], mu_rep and logvar_rep [K·N, J] (the posterior of
+/// log w for tiled inputs: x_rep [K·N, D + Y] (a conditional model's labels after the pixels), mu_rep and logvar_rep [K·N, J] (the posterior of
 /// each row's example) and eps [K·N, J].
 pub fn log_weights(
     model: &Vae,
@@ -190,7 +190,8 @@ pub fn log_weights(
     eps: Var,
 ) -> LogWeights {
     let z = reparameterize(tape, mu_rep, logvar_rep, eps);
-    let out = model.decode(tape, p, z);
+    let z_y = model.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
+    let out = model.decode(tape, p, z_y);
     let recon = model.recon_nll(tape, out, x_rep); // −log p(x|z)
     let log_pz = log_prior(tape, z);
     let log_qz = log_posterior(tape, logvar_rep, eps);

@@ -215,7 +215,7 @@ pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
     evaluate_batch_objective(model, x, Objective::default(), rng)
 }
 
-/// Forward pass only on x [N, D] with z sampled (not the mean): the per-example sums of the
+/// Forward pass only on x [N, D + Y] (a conditional model's labels after the pixels) with z sampled (not the mean): the per-example sums of the
 /// objective's terms (β = 1). The noise for all N rows (K·N for K samples) is drawn first; the
 /// rows then go through the model [`Objective::chunk_examples`] at a time ([`EVAL_ROWS`] for the
 /// plain VAE), and the sums run over the rows in order, so the result does not depend on that
@@ -268,14 +268,15 @@ pub fn evaluate_split<R: Rng>(
         .map(|&c| {
             let mut rng = rng_for(c as u64);
             let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
-            let x = split.batch(&idx, mode, &mut rng);
+            let x = split.rows(&idx, mode, &mut rng, model.config.classes);
             evaluate_batch_objective(model, x, objective, &mut rng)
         })
         .collect();
     parts.iter().fold(Totals::default(), |a, b| a.plus(b))
 }
 
-/// The importance-weighted estimate of log p(x) (Burda et al.) for each row of x [N, D]:
+/// The importance-weighted estimate of log p(x) (Burda et al.; log p(x|y) for a conditional
+/// model) for each row of x [N, D + Y]:
 ///
 ///   log p(x) ≥ L_K = log (1/K) Σ_k w_k,   w_k = p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
 ///

@@ -83,12 +83,25 @@ fn a_checkpoint_from_another_model_says_which_tensors_differ() {
 
 #[test]
 fn configurations_survive_their_metadata_form() {
-    for config in [VaeConfig::mlp_mnist(), VaeConfig::conv_mnist()] {
+    let cvae = |c: VaeConfig| VaeConfig { classes: 10, ..c };
+    for config in
+        [VaeConfig::mlp_mnist(), VaeConfig::conv_mnist(), cvae(VaeConfig::mlp_mnist()), cvae(VaeConfig::conv_mnist())]
+    {
         assert_eq!(VaeConfig::from_metadata(&config.to_metadata()).unwrap(), config);
+        // The configuration counts exactly the parameters the model builds.
+        let model = Vae::new(config.clone(), &mut StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(Some(model.params.num_scalars()), config.parameter_count(), "{config:?}");
     }
     let mut bad = VaeConfig::mlp_mnist().to_metadata();
     bad.remove("latent");
     assert!(VaeConfig::from_metadata(&bad).unwrap_err().to_string().contains("\"latent\""));
+    // Files from before the families hold no "family": plain VAEs.
+    let mut old = VaeConfig::mlp_mnist().to_metadata();
+    old.remove("family");
+    assert_eq!(VaeConfig::from_metadata(&old).unwrap(), VaeConfig::mlp_mnist());
+    let mut unknown = VaeConfig::mlp_mnist().to_metadata();
+    unknown.insert("family".into(), "gan".into());
+    assert!(VaeConfig::from_metadata(&unknown).unwrap_err().to_string().contains("unknown model family \"gan\""));
 }
 
 #[test]

@@ -102,3 +102,12 @@ fn dimensions_whose_product_overflows_are_an_error_not_a_panic() {
     let e = vae::data::parse_idx(&bytes).unwrap_err();
     assert!(e.contains("more than can be addressed"), "{e}");
 }
+
+#[test]
+fn an_encoded_idx_file_reads_back_as_written() {
+    let data: Vec<u8> = (0..24).map(|v| v * 10).collect();
+    let bytes = vae::data::encode_idx(&[2, 3, 4], &data);
+    assert_eq!(&bytes[..8], &[0, 0, 8, 3, 0, 0, 0, 2]);
+    let idx = vae::data::parse_idx(&bytes).unwrap();
+    assert_eq!((idx.dims, idx.data), (vec![2, 3, 4], data));
+}
