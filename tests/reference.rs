@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
-use vae::checkpoint::restore;
+use vae::checkpoint::{restore, restore_params};
 use vae::objective::{self, log_weights, tile, Objective};
 use vae::train::{train_step, train_step_objective};
+use vae::vqvae::{train_step as vq_train_step, VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, ConvSpec, Likelihood, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
 use vae_layers::optim::Adam;
@@ -180,6 +181,7 @@ fn check_case(path: &Path) -> bool {
     match fx.meta.get("objective").map(String::as_str) {
         None | Some("elbo") => check_elbo_case(&fx, &mut table),
         Some("iwae") => check_iwae_case(&fx, &mut table),
+        Some("vq") => check_vq_case(&fx, &mut table),
         Some(o) => panic!("{}: unknown objective {o}", path.display()),
     }
     print_table(path, &fx, &table);
@@ -288,6 +290,62 @@ fn check_iwae_case(fx: &Fixture, table: &mut Table) {
         table.scalar("adam_loss3", tape.scalar(l.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
     }
     compare_adam_params(fx, &model, table);
+}
+
+/// The VQ-VAE (MLP): sizes [N, D, hidden, L, Dc, Kc]; no noise, so the three Adam steps all
+/// see the same batch.
+fn check_vq_case(fx: &Fixture, table: &mut Table) {
+    let sizes: Vec<usize> = serde_json::from_str(&fx.meta["sizes"]).unwrap();
+    let &[_, d, hidden, codes, code_dim, codebook_size] = sizes.as_slice() else { panic!("sizes {sizes:?}") };
+    let beta: f32 = fx.meta["beta"].parse().unwrap();
+    let config = VqConfig {
+        arch: VqArch::Mlp { hidden: vec![hidden], codes },
+        input: [1, 1, d],
+        code_dim,
+        codebook_size,
+        activation: Activation::Relu,
+        likelihood: Likelihood::Bernoulli,
+    };
+    let mut model = VqVae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
+    let params: Vec<(String, Tensor)> =
+        fx.tensors.keys().filter_map(|k| k.strip_prefix("param.").map(|name| (name.to_string(), fx.f32(k)))).collect();
+    restore_params(&mut model.params, params).unwrap();
+    let x = fx.f32("input.x");
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let f = model.forward(&mut tape, &p, xv, beta);
+        table.compare("z_e", tape.value(f.z_e), fx.get("expect.z_e"), FORWARD);
+        let index = Tensor::from_shape_vec(vec![f.index.len()], f.index.iter().map(|&i| i as f32).collect()).unwrap();
+        table.compare("index", &index, fx.get("expect.index"), (0.0, 0.0));
+        table.compare("out", tape.value(f.out), fx.get("expect.out"), FORWARD);
+        table.scalar("recon", tape.scalar(f.recon) as f64, fx.get("expect.recon"), FORWARD);
+        table.scalar("codebook", tape.scalar(f.codebook) as f64, fx.get("expect.codebook"), FORWARD);
+        table.scalar("commit", tape.scalar(f.commit) as f64, fx.get("expect.commit"), FORWARD);
+        table.scalar("loss", tape.scalar(f.loss) as f64, fx.get("expect.loss"), FORWARD);
+        let grads = p.gradients(&tape, tape.backward(f.loss));
+        for (i, ((name, _), g)) in model.params.iter().zip(&grads).enumerate() {
+            let g = model.params.to_pytorch(ParamId(i), g);
+            table.compare(&format!("grad.{name}"), &g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
+        }
+    }
+    // Three Adam steps (lr 1e-2) of the training step itself; then the loss once more.
+    let mut adam = Adam::new(1e-2);
+    for i in 0..3 {
+        let terms = vq_train_step(&mut model, &mut adam, &x, beta, None).unwrap();
+        table.scalar(&format!("adam_loss{i}"), terms.loss, fx.get(&format!("expect.adam_loss{i}")), FORWARD);
+    }
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let f = model.forward(&mut tape, &p, xv, beta);
+        table.scalar("adam_loss3", tape.scalar(f.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
+    }
+    for (name, value) in model.params.iter_pytorch() {
+        table.compare(&format!("adam_param.{name}"), &value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
+    }
 }
 
 fn compare_adam_params(fx: &Fixture, model: &Vae, table: &mut Table) {

@@ -112,6 +112,15 @@ pub enum Op {
     },
     /// y = [x₀, x₁, …] joined along `axis`
     Concat(Vec<Var>, usize),
+    /// y = x with its axes reordered: axis i of y is axis `.1[i]` of x
+    Permute(Var, Vec<usize>),
+    /// y[m] = table[rows[m]]
+    GatherRows {
+        /// the table [K, D]
+        table: Var,
+        /// the row read for each output row
+        rows: Vec<usize>,
+    },
     // ---- convolutions (conv.rs)
     /// y = conv2d(x, w) + b
     Conv2d {
@@ -352,6 +361,8 @@ impl<'p> Tape<'p> {
                     g.add(*x, dx);
                 }
             }
+            Op::Permute(x, axes) => g.add(*x, Some(shape::permute_backward(axes, &dy))),
+            Op::GatherRows { table, rows } => g.add(*table, Some(shape::gather_rows_backward(v(table), rows, &dy))),
             Op::Conv2d { x, w, b, geom, cols } => {
                 let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, cols, &dy, need(x), need(w));
                 g.add(*x, dx);
@@ -409,6 +420,8 @@ impl Op {
             | Op::Reshape(x)
             | Op::Transpose(x)
             | Op::Slice { x, .. } => vec![*x],
+            Op::GatherRows { table, .. } => vec![*table],
+            Op::Permute(x, _) => vec![*x],
             Op::Concat(xs, _) => xs.clone(),
             Op::Conv2d { x, w, b, .. } | Op::ConvTranspose2d { x, w, b, .. } => {
                 let mut v = vec![*x, *w];

@@ -294,7 +294,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
 /// The message of a step whose loss or gradient was not finite, at (epoch, step, steps).
 fn diverged(nf: &NonFinite, (epoch, step, steps): (u64, usize, usize), out: &Path, lr: f32) -> String {
     let what = match &nf.param {
-        None => format!("the loss is {}", nf.terms.loss),
+        None => format!("the loss is {}", nf.loss),
         Some(p) => format!("the gradient of {p} is not finite"),
     };
     let kept = if out.join(CHECKPOINT).exists() {

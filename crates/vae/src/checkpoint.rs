@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use vae_autodiff::Tensor;
-use vae_layers::ParamId;
+use vae_layers::{ParamId, ParamStore};
 
 use crate::config::VaeConfig;
 use crate::error::Error;
@@ -186,34 +186,43 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Loaded, Error> {
 /// Puts `tensors` into `model`'s parameters by name; returns the extra (`optim.*`) tensors.
 /// The error lists every missing, unexpected or misshapen tensor.
 pub fn restore(mut model: Vae, tensors: Vec<(String, Tensor)>) -> Result<(Vae, Vec<(String, Tensor)>), String> {
+    let extra = restore_params(&mut model.params, tensors)?;
+    Ok((model, extra))
+}
+
+/// [`restore`] for the parameters of any model family.
+pub fn restore_params(
+    params: &mut ParamStore,
+    tensors: Vec<(String, Tensor)>,
+) -> Result<Vec<(String, Tensor)>, String> {
     let mut problems = Vec::new();
     let mut extra = Vec::new();
-    let mut seen = vec![false; model.params.len()];
+    let mut seen = vec![false; params.len()];
     for (name, t) in tensors {
         if let Some(rest) = name.strip_prefix(EXTRA_PREFIX) {
             extra.push((rest.to_string(), t));
             continue;
         }
-        match model.params.find(&name) {
+        match params.find(&name) {
             None => problems.push(format!("unexpected tensor {name} {:?}", t.shape())),
-            Some(id) if model.params.pytorch_shape(id) != t.shape() => problems.push(format!(
+            Some(id) if params.pytorch_shape(id) != t.shape() => problems.push(format!(
                 "tensor {name} has shape {:?}, the model expects {:?}",
                 t.shape(),
-                model.params.pytorch_shape(id)
+                params.pytorch_shape(id)
             )),
             Some(id) => {
                 seen[id.0] = true;
-                model.params.values_mut()[id.0] = model.params.from_pytorch(id, t);
+                params.values_mut()[id.0] = params.from_pytorch(id, t);
             }
         }
     }
-    for (i, (name, _)) in model.params.iter().enumerate() {
+    for (i, (name, _)) in params.iter().enumerate() {
         if !seen[i] {
-            problems.push(format!("missing tensor {name} {:?}", model.params.pytorch_shape(ParamId(i))));
+            problems.push(format!("missing tensor {name} {:?}", params.pytorch_shape(ParamId(i))));
         }
     }
     if problems.is_empty() {
-        Ok((model, extra))
+        Ok(extra)
     } else {
         Err(format!("does not match its model configuration: {}", problems.join("; ")))
     }

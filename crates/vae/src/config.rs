@@ -21,6 +21,31 @@ pub enum Likelihood {
     },
 }
 
+impl Likelihood {
+    /// Writes the `likelihood` and `sigma` entries of checkpoint metadata.
+    pub fn insert_metadata(self, m: &mut HashMap<String, String>) {
+        let (lik, sigma) = match self {
+            Likelihood::Bernoulli => ("bernoulli", 1.0),
+            Likelihood::Gaussian { sigma } => ("gaussian", sigma),
+        };
+        m.insert("likelihood".into(), lik.into());
+        m.insert("sigma".into(), sigma.to_string());
+    }
+
+    /// Reads what [`Likelihood::insert_metadata`] wrote.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
+        match m.get("likelihood").map(String::as_str) {
+            Some("bernoulli") => Ok(Likelihood::Bernoulli),
+            Some("gaussian") => match m.get("sigma").map(|s| s.parse::<f32>()) {
+                Some(Ok(sigma)) => Ok(Likelihood::Gaussian { sigma }),
+                _ => Err(Error::config("configuration entry \"sigma\" is missing or not a number".into())),
+            },
+            Some(other) => Err(Error::config(format!("unknown likelihood {other:?}"))),
+            None => Err(Error::config("the model configuration has no \"likelihood\" entry".into())),
+        }
+    }
+}
+
 /// The nonlinearity after every hidden layer of the encoder and the decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Activation {
@@ -32,6 +57,16 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Reads the `activation` entry of checkpoint metadata; files written before the activation
+    /// was a choice hold none: they are ReLU models.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
+        match m.get("activation").map(String::as_str) {
+            None | Some("relu") => Ok(Activation::Relu),
+            Some("tanh") => Ok(Activation::Tanh),
+            Some(other) => Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
+        }
+    }
+
     /// The name used on the command line and in checkpoint metadata.
     pub fn name(self) -> &'static str {
         match self {
@@ -262,12 +297,7 @@ impl VaeConfig {
         m.insert("input".into(), format!("{:?}", self.input));
         m.insert("latent".into(), self.latent.to_string());
         m.insert("activation".into(), self.activation.name().into());
-        let (lik, sigma) = match self.likelihood {
-            Likelihood::Bernoulli => ("bernoulli", 1.0),
-            Likelihood::Gaussian { sigma } => ("gaussian", sigma),
-        };
-        m.insert("likelihood".into(), lik.into());
-        m.insert("sigma".into(), sigma.to_string());
+        self.likelihood.insert_metadata(&mut m);
         m.insert("family".into(), self.family().into());
         if self.classes > 0 {
             m.insert("classes".into(), self.classes.to_string());
@@ -287,9 +317,6 @@ impl VaeConfig {
             v.as_array()
                 .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect::<Option<Vec<_>>>())
                 .ok_or_else(|| Error::config(format!("configuration entry {k:?} must be a list of whole numbers")))
-        };
-        let num = |k: &str| -> Result<f32, Error> {
-            get(k)?.parse::<f32>().map_err(|_| Error::config(format!("configuration entry {k:?} is not a number")))
         };
         let arch = match get("model")?.as_str() {
             "mlp" => Arch::Mlp { hidden: usizes(&parse_list("hidden")?, "hidden")? },
@@ -315,19 +342,10 @@ impl VaeConfig {
             .try_into()
             .map_err(|_| Error::config("input must be [C, H, W]".into()))?;
         let latent = get("latent")?.parse().map_err(|_| Error::config("latent must be a whole number".into()))?;
-        let likelihood = match get("likelihood")?.as_str() {
-            "bernoulli" => Likelihood::Bernoulli,
-            "gaussian" => Likelihood::Gaussian { sigma: num("sigma")? },
-            other => return Err(Error::config(format!("unknown likelihood {other:?}"))),
-        };
+        let likelihood = Likelihood::from_metadata(m)?;
         // Files written before β became a training setting also hold a "beta" entry; a model
         // does not depend on it, so it is not read here.
-        // Files written before the activation was a choice hold no key: they are ReLU models.
-        let activation = match m.get("activation").map(String::as_str) {
-            None | Some("relu") => Activation::Relu,
-            Some("tanh") => Activation::Tanh,
-            Some(other) => return Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
-        };
+        let activation = Activation::from_metadata(m)?;
         // Files written before the conditional VAE hold no "family": they are plain VAEs.
         let classes = match m.get("family").map(String::as_str) {
             None | Some("vae") => 0,

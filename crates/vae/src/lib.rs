@@ -16,6 +16,7 @@
 //! | [`objective`] | the K-sample ELBO and the importance-weighted bound (IWAE) |
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
+//! | [`vqvae`] | the VQ-VAE: nearest codebook rows, straight-through gradient, codebook and commitment terms |
 //! | [`checkpoint`] | safetensors files with the configuration in their metadata |
 //! | [`data`] | IDX (MNIST) files and batches |
 //!
@@ -64,6 +65,7 @@ pub mod error;
 pub mod model;
 pub mod objective;
 pub mod train;
+pub mod vqvae;
 
 pub use config::{Activation, Arch, ConvSpec, Likelihood, VaeConfig};
 pub use error::Error;

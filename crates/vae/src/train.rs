@@ -7,6 +7,7 @@ use rand::Rng;
 use rayon::prelude::*;
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::{clip_grad_norm, Optimizer};
+use vae_layers::{ParamStore, ParamVars};
 
 use crate::data::{Binarize, Split};
 use crate::model::{standard_normal, Vae};
@@ -30,8 +31,8 @@ pub struct Terms {
 /// left as they were.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NonFinite {
-    /// The loss terms of the failed step (possibly NaN).
-    pub terms: Terms,
+    /// The loss of the failed step (possibly NaN).
+    pub loss: f64,
     /// The first parameter whose gradient is not finite, if the loss itself was finite.
     pub param: Option<String>,
 }
@@ -39,8 +40,8 @@ pub struct NonFinite {
 impl std::fmt::Display for NonFinite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.param {
-            None => write!(f, "the loss is not finite ({})", self.terms.loss),
-            Some(p) => write!(f, "the gradient of {p} is not finite (loss {})", self.terms.loss),
+            None => write!(f, "the loss is not finite ({})", self.loss),
+            Some(p) => write!(f, "the gradient of {p} is not finite (loss {})", self.loss),
         }
     }
 }
@@ -69,12 +70,8 @@ pub fn train_step(
 /// One training step on a batch x [N, D] with noise eps [K·N, J] (row k·N + n: sample k of
 /// example n): forward, backward, optional clipping of the gradient's global norm, and the
 /// optimizer's update. `beta` weights the ELBO's KL term and is passed per step so that a KL
-/// warm-up can change it.
-///
-/// The batch loss is the mean over examples, so with chunks c of n_c examples,
-/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
-/// its weight n_c/N and the gradients are added. Chunks hold [`Objective::chunk_examples`]
-/// examples each.
+/// warm-up can change it. The batch runs through [`batch_gradients`] in chunks of
+/// [`Objective::chunk_examples`] examples.
 pub fn train_step_objective(
     model: &mut Vae,
     opt: &mut dyn Optimizer,
@@ -86,45 +83,76 @@ pub fn train_step_objective(
 ) -> Result<Terms, NonFinite> {
     let (n, k) = (x.shape()[0], objective.k());
     assert_eq!(eps.shape()[0], k * n, "train_step: eps needs K·N = {}·{n} rows, found {:?}", k, eps.shape());
-    let per_chunk = objective.chunk_examples();
-    let ranges: Vec<(usize, usize)> = (0..n).step_by(per_chunk).map(|s| (s, (s + per_chunk).min(n))).collect();
     let model_ref: &Vae = model;
-    let chunk_results: Vec<(Terms, Vec<Tensor>)> = ranges
+    let chunk_loss = |tape: &mut Tape, p: &ParamVars, start: usize, end: usize| {
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let epsv = tape.constant(sample_rows(&eps, k, start, end));
+        let l = objective::loss(model_ref, tape, p, xv, epsv, objective, beta);
+        let t = weighted_terms(tape, &l, objective, 1.0);
+        (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
+    };
+    let (sums, grads) = batch_gradients(&model.params, n, objective.chunk_examples(), chunk_loss);
+    update(&mut model.params, opt, grads, sums[0], clip)?;
+    Ok(Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] })
+}
+
+/// The gradient of any model's loss on a batch of `n` examples: the engine's loop that every
+/// family's training step runs through. The batch is cut into chunks of `per_chunk` examples;
+/// for each, on its own tape and core, `chunk_loss(tape, p, start, end)` builds the loss of
+/// examples `start..end` and reports its terms (the loss first) as per-example means. The
+/// batch loss is the mean over examples, so with chunks c of n_c examples,
+/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
+/// its weight n_c/N, and gradients and terms are added in chunk order (the cut depends only on
+/// n, so any thread count gives the same sums). Returns the batch's terms, in `chunk_loss`'s
+/// order, and one gradient per parameter.
+pub fn batch_gradients<F>(params: &ParamStore, n: usize, per_chunk: usize, chunk_loss: F) -> (Vec<f64>, Vec<Tensor>)
+where
+    F: Fn(&mut Tape, &ParamVars, usize, usize) -> (Var, Vec<f64>) + Sync,
+{
+    let ranges: Vec<(usize, usize)> = (0..n).step_by(per_chunk.max(1)).map(|s| (s, (s + per_chunk).min(n))).collect();
+    let chunk_results: Vec<(Vec<f64>, Vec<Tensor>)> = ranges
         .par_iter()
         .map(|&(start, end)| {
             let weight = (end - start) as f64 / n as f64;
             let mut tape = Tape::new();
-            let p = model_ref.params.on_tape(&mut tape);
-            let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
-            let epsv = tape.constant(sample_rows(&eps, k, start, end));
-            let l = objective::loss(model_ref, &mut tape, &p, xv, epsv, objective, beta);
-            let terms = weighted_terms(&tape, &l, objective, weight);
+            let p = params.on_tape(&mut tape);
+            let (loss, terms) = chunk_loss(&mut tape, &p, start, end);
             let seed = Tensor::from_elem(vec![], weight as f32);
-            (terms, p.gradients(&tape, tape.backward_from(l.loss, seed)))
+            let terms = terms.iter().map(|t| weight * t).collect();
+            (terms, p.gradients(&tape, tape.backward_from(loss, seed)))
         })
         .collect();
-    let mut terms = Terms::default();
+    let mut terms: Vec<f64> = Vec::new();
     let mut chunk_grads = Vec::with_capacity(chunk_results.len());
     for (t, g) in chunk_results {
-        terms.loss += t.loss;
-        terms.recon += t.recon;
-        terms.kl += t.kl;
-        terms.gain += t.gain;
+        terms.resize(t.len(), 0.0);
+        terms.iter_mut().zip(&t).for_each(|(sum, v)| *sum += v);
         chunk_grads.push(g);
     }
-    let mut grads = sum_in_chunk_order(chunk_grads);
-    if !terms.loss.is_finite() {
-        return Err(NonFinite { terms, param: None });
+    (terms, sum_in_chunk_order(chunk_grads))
+}
+
+/// The update of a step: refuses a non-finite `loss` or gradient (the parameters are then left
+/// as they were), clips the gradient's global norm if asked, and lets the optimizer step.
+pub fn update(
+    params: &mut ParamStore,
+    opt: &mut dyn Optimizer,
+    mut grads: Vec<Tensor>,
+    loss: f64,
+    clip: Option<f32>,
+) -> Result<(), NonFinite> {
+    if !loss.is_finite() {
+        return Err(NonFinite { loss, param: None });
     }
     if let Some(i) = grads.iter().position(|g| !all_finite(g)) {
-        let name = model.params.iter().nth(i).map(|(n, _)| n.to_string());
-        return Err(NonFinite { terms, param: name });
+        let name = params.iter().nth(i).map(|(n, _)| n.to_string());
+        return Err(NonFinite { loss, param: name });
     }
     if let Some(max_norm) = clip {
         clip_grad_norm(&mut grads, max_norm);
     }
-    opt.step(model.params.values_mut(), &grads);
-    Ok(terms)
+    opt.step(params.values_mut(), &grads);
+    Ok(())
 }
 
 /// A chunk's loss terms, each times the chunk's share `weight` of the batch.

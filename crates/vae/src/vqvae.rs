@@ -1,0 +1,563 @@
+//! The vector-quantized VAE (van den Oord, Vinyals & Kavukcuoglu 2017).
+//!
+//! The encoder maps x to a grid of L vectors z_e, each of width Dc; each is replaced by the
+//! nearest row of a learned codebook e [Kc, Dc], and the decoder reads the quantized grid:
+//!
+//! ```text
+//!  x ──encoder──► z_e [N·L, Dc] ──nearest row──► k [N·L] ──► e_k ──decoder──► out [N, D]
+//! ```
+//!
+//! The posterior is a point mass on the codes k, q(k|x) = 1 for the nearest ones, so with a
+//! uniform prior over Kc codes its KL is the constant L·ln Kc; what is trained is
+//!
+//!   loss = recon + ‖sg(z_e) − e_k‖² + β‖z_e − sg(e_k)‖²       (per example, β = 0.25),
+//!
+//! sg(·) stopping the gradient: the **codebook** term moves the chosen codes toward the
+//! encoder's outputs, the **commitment** term keeps the encoder close to its codes. The
+//! nearest-row choice has no gradient; the **straight-through** estimator lets the decoder's
+//! gradient pass it unchanged: the decoder reads z_q = z_e + sg(e_k − z_e), the value of e_k
+//! with the gradient of z_e.
+//!
+//! Shape legend
+//! - N batch, D = C·H·W pixels, L code vectors per image, Dc their width, Kc codebook rows
+//! - MLP: x [N, D] → hidden → z_e [N, L·Dc], viewed [N·L, Dc]
+//! - conv: x [N, C, H, W] → convolutions → [N, Dc, h, w], its pixels as rows [N·h·w, Dc]
+//!   (L = h·w); the decoder mirrors the convolutions
+//! - codebook e [Kc, Dc]; index [N·L]; recon, codebook, commit []
+
+use std::collections::HashMap;
+
+use ndarray::{Axis, Slice};
+use rand::Rng;
+use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
+use vae_layers::optim::Optimizer;
+use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamId, ParamStore, ParamVars};
+
+use crate::config::{Activation, Likelihood};
+use crate::error::Error;
+use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
+
+/// The commitment weight β of the paper.
+pub const DEFAULT_BETA: f32 = 0.25;
+
+/// The network shape of a VQ-VAE.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VqArch {
+    /// Dense layers: D → hidden → L·Dc; L·Dc → hidden reversed → D.
+    Mlp {
+        /// Hidden widths, from the input side.
+        hidden: Vec<usize>,
+        /// L, the code vectors per image.
+        codes: usize,
+    },
+    /// Convolutions (kernel 4, stride 2, padding 1, each halving the image) and a 1×1
+    /// convolution to Dc channels: a grid of h·w codes; the decoder mirrors them.
+    Conv {
+        /// Output channels of each halving convolution, from the input side.
+        channels: Vec<usize>,
+    },
+}
+
+/// A complete VQ-VAE description, stored in its checkpoints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VqConfig {
+    /// The architecture.
+    pub arch: VqArch,
+    /// Input shape [C, H, W].
+    pub input: [usize; 3],
+    /// Dc, the width of a code vector.
+    pub code_dim: usize,
+    /// Kc, the rows of the codebook.
+    pub codebook_size: usize,
+    /// The nonlinearity of the hidden layers.
+    pub activation: Activation,
+    /// The decoder's likelihood.
+    pub likelihood: Likelihood,
+}
+
+impl VqConfig {
+    /// The MNIST model: 28×28 → conv 32 → conv 64 (7×7) → 1×1 conv to Dc = 16: a 7×7 grid of
+    /// 49 codes from a codebook of 128; Bernoulli pixels.
+    pub fn conv_mnist() -> Self {
+        Self {
+            arch: VqArch::Conv { channels: vec![32, 64] },
+            input: [1, 28, 28],
+            code_dim: 16,
+            codebook_size: 128,
+            activation: Activation::Relu,
+            likelihood: Likelihood::Bernoulli,
+        }
+    }
+
+    /// D = C·H·W.
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// The code grid: (h, w) with L = h·w for a conv model, (1, L) for an MLP.
+    pub fn grid(&self) -> (usize, usize) {
+        match &self.arch {
+            VqArch::Mlp { codes, .. } => (1, *codes),
+            VqArch::Conv { channels } => {
+                let halve = |s: usize| channels.iter().fold(s, |s, _| s / 2);
+                (halve(self.input[1]), halve(self.input[2]))
+            }
+        }
+    }
+
+    /// L, code vectors per image.
+    pub fn codes(&self) -> usize {
+        let (h, w) = self.grid();
+        h * w
+    }
+
+    /// Checks sizes: every width at least 1; a conv model's halvings must divide the image.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.input.contains(&0) || self.code_dim == 0 || self.codebook_size < 2 {
+            return Err(Error::config(format!(
+                "a VQ-VAE needs a non-empty input, code_dim ≥ 1 and at least 2 codes (found input {:?}, code_dim {}, codebook {})",
+                self.input, self.code_dim, self.codebook_size
+            )));
+        }
+        match &self.arch {
+            VqArch::Mlp { hidden, codes } if hidden.contains(&0) || *codes == 0 => {
+                Err(Error::config(format!("hidden sizes {hidden:?} and codes {codes} must be at least 1")))
+            }
+            VqArch::Conv { channels } => {
+                let scale = 1usize.checked_shl(channels.len() as u32).unwrap_or(0);
+                if channels.is_empty() || channels.contains(&0) || scale == 0 {
+                    return Err(Error::config(
+                        "a conv VQ-VAE needs at least one convolution, each with ≥ 1 channel".into(),
+                    ));
+                }
+                if self.input[1] % scale != 0 || self.input[2] % scale != 0 {
+                    return Err(Error::config(format!(
+                        "{} halvings do not divide a {}×{} image evenly",
+                        channels.len(),
+                        self.input[1],
+                        self.input[2]
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The configuration as checkpoint metadata (family `vqvae`).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("family".into(), "vqvae".into());
+        match &self.arch {
+            VqArch::Mlp { hidden, codes } => {
+                m.insert("model".into(), "mlp".into());
+                m.insert("hidden".into(), format!("{hidden:?}"));
+                m.insert("codes".into(), codes.to_string());
+            }
+            VqArch::Conv { channels } => {
+                m.insert("model".into(), "conv".into());
+                m.insert("channels".into(), format!("{channels:?}"));
+            }
+        }
+        m.insert("input".into(), format!("{:?}", self.input));
+        m.insert("code_dim".into(), self.code_dim.to_string());
+        m.insert("codebook_size".into(), self.codebook_size.to_string());
+        m.insert("activation".into(), self.activation.name().into());
+        self.likelihood.insert_metadata(&mut m);
+        m
+    }
+
+    /// Reads a configuration written by [`VqConfig::to_metadata`].
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
+        let get =
+            |k: &str| m.get(k).ok_or_else(|| Error::config(format!("the VQ-VAE configuration has no {k:?} entry")));
+        let list = |k: &str| -> Result<Vec<usize>, Error> {
+            serde_json::from_str(get(k)?).map_err(|_| Error::config(format!("{k} must be a list of whole numbers")))
+        };
+        let whole = |k: &str| -> Result<usize, Error> {
+            get(k)?.parse().map_err(|_| Error::config(format!("{k} must be a whole number")))
+        };
+        let arch = match get("model")?.as_str() {
+            "mlp" => VqArch::Mlp { hidden: list("hidden")?, codes: whole("codes")? },
+            "conv" => VqArch::Conv { channels: list("channels")? },
+            other => return Err(Error::config(format!("unknown VQ-VAE model kind {other:?} (expected mlp or conv)"))),
+        };
+        let input: [usize; 3] =
+            list("input")?.try_into().map_err(|_| Error::config("input must be [C, H, W]".into()))?;
+        let (activation, likelihood) = (Activation::from_metadata(m)?, Likelihood::from_metadata(m)?);
+        let config = Self {
+            arch,
+            input,
+            code_dim: whole("code_dim")?,
+            codebook_size: whole("codebook_size")?,
+            activation,
+            likelihood,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The layers on either side of the codes.
+#[derive(Clone, Debug)]
+enum Body {
+    Mlp { encoder: Vec<Linear>, enc_out: Linear, decoder: Vec<Linear>, dec_out: Linear },
+    Conv { encoder: Vec<Conv2d>, enc_out: Conv2d, dec_in: Conv2d, decoder: Vec<ConvTranspose2d> },
+}
+
+/// A VQ-VAE: configuration, parameters (the codebook among them, `codebook.weight` [Kc, Dc])
+/// and layers.
+#[derive(Clone, Debug)]
+pub struct VqVae {
+    /// What the model is.
+    pub config: VqConfig,
+    /// Its trainable tensors, named as in PyTorch state dicts.
+    pub params: ParamStore,
+    /// The codebook's parameter.
+    pub codebook: ParamId,
+    body: Body,
+}
+
+/// The nodes and values of one forward pass.
+#[derive(Clone, Debug)]
+pub struct VqForward {
+    /// Encoder outputs as rows [N·L, Dc].
+    pub z_e: Var,
+    /// The nearest code of each row [N·L].
+    pub index: Vec<usize>,
+    /// The decoder's input, z_e + sg(e_k − z_e) [N·L, Dc] (the value of e_k).
+    pub z_q: Var,
+    /// Decoder output [N, D] (logits for Bernoulli).
+    pub out: Var,
+    /// −log p(x|z_q), summed over pixels, averaged over examples [].
+    pub recon: Var,
+    /// ‖sg(z_e) − e_k‖² summed per example, averaged over examples [].
+    pub codebook: Var,
+    /// ‖z_e − sg(e_k)‖² likewise [].
+    pub commit: Var,
+    /// recon + codebook + β·commit [].
+    pub loss: Var,
+}
+
+/// For each row of z_e [M, Dc], the index of the nearest row of `codebook` [Kc, Dc] in
+/// Euclidean distance (the first one on a tie). Computed as ‖e_k‖² − 2·z·e_k, the part of
+/// ‖z − e_k‖² that depends on k.
+pub fn nearest_codes(z_e: &Tensor, codebook: &Tensor) -> Vec<usize> {
+    let z = z_e.view().into_dimensionality::<ndarray::Ix2>().expect("z_e is [M, Dc]");
+    let e = codebook.view().into_dimensionality::<ndarray::Ix2>().expect("the codebook is [Kc, Dc]");
+    let e_sq: Vec<f32> = e.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let scores = z.dot(&e.t()); // [M, Kc]: z·e_k
+    scores
+        .rows()
+        .into_iter()
+        .map(|s| {
+            let mut best = (0, f32::INFINITY);
+            for (k, (&ze, &ee)) in s.iter().zip(&e_sq).enumerate() {
+                let d = ee - 2.0 * ze;
+                if d < best.1 {
+                    best = (k, d);
+                }
+            }
+            best.0
+        })
+        .collect()
+}
+
+/// Perplexity of code use, exp(−Σ_k p_k ln p_k) over the codes' frequencies p_k: Kc when all
+/// codes are used equally, 1 when only one is.
+pub fn perplexity(counts: &[u64]) -> f64 {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    let entropy: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / total).map(|p| -p * p.ln()).sum();
+    entropy.exp()
+}
+
+impl VqVae {
+    /// A new model; layers get PyTorch's default initialization and the codebook
+    /// uniform(−1/Kc, 1/Kc), the paper's authors' choice.
+    pub fn new(config: VqConfig, rng: &mut impl Rng) -> Result<Self, Error> {
+        config.validate()?;
+        let mut params = ParamStore::new();
+        let (d, dc, kc) = (config.input_len(), config.code_dim, config.codebook_size);
+        let body = match &config.arch {
+            VqArch::Mlp { hidden, codes } => {
+                let mut encoder = Vec::new();
+                let mut width = d;
+                for (i, &h) in hidden.iter().enumerate() {
+                    encoder.push(Linear::new(&mut params, &format!("enc_fc{}", i + 1), width, h, rng));
+                    width = h;
+                }
+                let enc_out = Linear::new(&mut params, "enc_out", width, codes * dc, rng);
+                let mut decoder = Vec::new();
+                let mut width = codes * dc;
+                for (i, &h) in hidden.iter().rev().enumerate() {
+                    decoder.push(Linear::new(&mut params, &format!("dec_fc{}", i + 1), width, h, rng));
+                    width = h;
+                }
+                let dec_out = Linear::new(&mut params, "dec_out", width, d, rng);
+                Body::Mlp { encoder, enc_out, decoder, dec_out }
+            }
+            VqArch::Conv { channels } => {
+                let halve = ConvGeom::new(2, 1);
+                let one = ConvGeom::new(1, 0);
+                let mut encoder = Vec::new();
+                let mut c = config.input[0];
+                for (i, &ch) in channels.iter().enumerate() {
+                    encoder.push(Conv2d::new(&mut params, &format!("enc_conv{}", i + 1), c, ch, 4, halve, rng));
+                    c = ch;
+                }
+                let enc_out = Conv2d::new(&mut params, "enc_out", c, dc, 1, one, rng);
+                let dec_in = Conv2d::new(&mut params, "dec_in", dc, c, 1, one, rng);
+                let mut decoder = Vec::new();
+                let widths: Vec<usize> = std::iter::once(config.input[0]).chain(channels.iter().copied()).collect();
+                for (i, w) in widths.windows(2).rev().enumerate() {
+                    let name = format!("dec_deconv{}", i + 1);
+                    decoder.push(ConvTranspose2d::new(&mut params, &name, w[1], w[0], 4, halve, rng));
+                }
+                Body::Conv { encoder, enc_out, dec_in, decoder }
+            }
+        };
+        let bound = 1.0 / kc as f32;
+        let table = Tensor::from_shape_simple_fn(vec![kc, dc], || rng.random_range(-bound..bound));
+        let codebook = params.add("codebook.weight", table);
+        Ok(Self { config, params, codebook, body })
+    }
+
+    fn activate(&self, tape: &mut Tape, a: Var) -> Var {
+        match self.config.activation {
+            Activation::Relu => tape.relu(a),
+            Activation::Tanh => tape.tanh(a),
+        }
+    }
+
+    /// The encoder: x [N, D] → z_e as rows [N·L, Dc].
+    pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> Var {
+        let n = tape.value(x).shape()[0];
+        let dc = self.config.code_dim;
+        match &self.body {
+            Body::Mlp { encoder, enc_out, .. } => {
+                let h = encoder.iter().fold(x, |h, fc| {
+                    let a = fc.forward(tape, p, h);
+                    self.activate(tape, a)
+                });
+                let z = enc_out.forward(tape, p, h);
+                tape.reshape(z, &[n * self.config.codes(), dc])
+            }
+            Body::Conv { encoder, enc_out, .. } => {
+                let [c, hh, w] = self.config.input;
+                let img = tape.reshape(x, &[n, c, hh, w]);
+                let h = encoder.iter().fold(img, |h, conv| {
+                    let a = conv.forward(tape, p, h);
+                    self.activate(tape, a)
+                });
+                let z = enc_out.forward(tape, p, h); // [N, Dc, h, w]
+                let z = tape.permute(z, &[0, 2, 3, 1]); // [N, h, w, Dc]: a code vector per pixel
+                tape.reshape(z, &[n * self.config.codes(), dc])
+            }
+        }
+    }
+
+    /// The decoder: quantized rows z_q [N·L, Dc] → out [N, D] (logits for Bernoulli).
+    pub fn decode(&self, tape: &mut Tape, p: &ParamVars, z_q: Var) -> Var {
+        let l = self.config.codes();
+        let n = tape.value(z_q).shape()[0] / l;
+        let dc = self.config.code_dim;
+        match &self.body {
+            Body::Mlp { decoder, dec_out, .. } => {
+                let z = tape.reshape(z_q, &[n, l * dc]);
+                let h = decoder.iter().fold(z, |h, fc| {
+                    let a = fc.forward(tape, p, h);
+                    self.activate(tape, a)
+                });
+                dec_out.forward(tape, p, h)
+            }
+            Body::Conv { dec_in, decoder, .. } => {
+                let (gh, gw) = self.config.grid();
+                let z = tape.reshape(z_q, &[n, gh, gw, dc]);
+                let z = tape.permute(z, &[0, 3, 1, 2]); // [N, Dc, h, w]
+                let a = dec_in.forward(tape, p, z);
+                let mut h = self.activate(tape, a);
+                for (i, deconv) in decoder.iter().enumerate() {
+                    h = deconv.forward(tape, p, h);
+                    if i + 1 < decoder.len() {
+                        h = self.activate(tape, h); // no activation on the logits
+                    }
+                }
+                tape.flatten(h)
+            }
+        }
+    }
+
+    /// −log p(x|z) per example [N] from the decoder output.
+    fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
+        match self.config.likelihood {
+            Likelihood::Bernoulli => tape.bce_with_logits(out, x),
+            Likelihood::Gaussian { sigma } => tape.gaussian_nll(out, x, sigma),
+        }
+    }
+
+    /// The whole forward pass and the loss recon + codebook + β·commit for x [N, D], each term
+    /// summed over an example and averaged over the batch.
+    pub fn forward(&self, tape: &mut Tape, p: &ParamVars, x: Var, beta: f32) -> VqForward {
+        let n = tape.value(x).shape()[0].max(1) as f32;
+        let z_e = self.encode(tape, p, x);
+        let index = nearest_codes(tape.value(z_e), self.params.get(self.codebook));
+        let e = tape.gather_rows(p.var(self.codebook), &index); // e_k [N·L, Dc]
+                                                                // Straight through: z_q = z_e + sg(e − z_e), the value of e, the gradient of z_e.
+        let e_minus_z = tape.sub(e, z_e);
+        let shift = tape.stop_gradient(e_minus_z);
+        let z_q = tape.add(z_e, shift);
+        let out = self.decode(tape, p, z_q);
+        let recon_n = self.recon_nll(tape, out, x);
+        let recon = tape.mean(recon_n);
+        let sq_sum_per_example = |tape: &mut Tape, a: Var, b: Var| {
+            let d = tape.sub(a, b);
+            let d2 = tape.square(d);
+            let s = tape.sum(d2);
+            tape.scale(s, 1.0 / n)
+        };
+        let z_e_const = tape.stop_gradient(z_e);
+        let codebook = sq_sum_per_example(tape, z_e_const, e); // moves the codes
+        let e_const = tape.stop_gradient(e);
+        let commit = sq_sum_per_example(tape, z_e, e_const); // moves the encoder
+        let weighted = tape.scale(commit, beta);
+        let recon_and_codebook = tape.add(recon, codebook);
+        let loss = tape.add(recon_and_codebook, weighted);
+        VqForward { z_e, index, z_q, out, recon, codebook, commit, loss }
+    }
+}
+
+/// The loss terms of a VQ-VAE in nats (recon) and squared distances (the others) per example.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VqTerms {
+    /// recon + codebook + β·commit
+    pub loss: f64,
+    /// −log p(x|z_q)
+    pub recon: f64,
+    /// ‖sg(z_e) − e_k‖²
+    pub codebook: f64,
+    /// ‖z_e − sg(e_k)‖²
+    pub commit: f64,
+}
+
+impl VqTerms {
+    fn from_values(v: &[f64]) -> Self {
+        Self { loss: v[0], recon: v[1], codebook: v[2], commit: v[3] }
+    }
+}
+
+/// One training step on x [N, D]: the batch through [`crate::train::batch_gradients`] in
+/// chunks of [`crate::train::CHUNK_ROWS`] examples, then the optimizer's update.
+pub fn train_step(
+    model: &mut VqVae,
+    opt: &mut dyn Optimizer,
+    x: &Tensor,
+    beta: f32,
+    clip: Option<f32>,
+) -> Result<VqTerms, NonFinite> {
+    let model_ref: &VqVae = model;
+    let chunk_loss = |tape: &mut Tape, p: &ParamVars, start: usize, end: usize| {
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let f = model_ref.forward(tape, p, xv, beta);
+        let values = [f.loss, f.recon, f.codebook, f.commit].map(|v| tape.scalar(v) as f64);
+        (f.loss, values.to_vec())
+    };
+    let (sums, grads) = batch_gradients(&model.params, x.shape()[0], CHUNK_ROWS, chunk_loss);
+    update(&mut model.params, opt, grads, sums[0], clip)?;
+    Ok(VqTerms::from_values(&sums))
+}
+
+/// Sums of a VQ-VAE's terms over examples, and how often each code was chosen.
+#[derive(Clone, Debug, Default)]
+pub struct VqTotals {
+    /// Σ over examples of recon, codebook and commit.
+    pub sums: [f64; 3],
+    /// Examples seen.
+    pub count: usize,
+    /// How many times each code was the nearest, [Kc].
+    pub code_counts: Vec<u64>,
+}
+
+impl VqTotals {
+    /// Per-example averages, with the loss recon + codebook + β·commit.
+    pub fn mean(&self, beta: f32) -> VqTerms {
+        let n = self.count.max(1) as f64;
+        let [recon, codebook, commit] = self.sums.map(|s| s / n);
+        VqTerms { loss: recon + codebook + beta as f64 * commit, recon, codebook, commit }
+    }
+
+    /// The sums of both, `self`'s first.
+    pub fn plus(&self, other: &VqTotals) -> VqTotals {
+        let mut code_counts = self.code_counts.clone();
+        code_counts.resize(other.code_counts.len().max(code_counts.len()), 0);
+        code_counts.iter_mut().zip(&other.code_counts).for_each(|(a, b)| *a += b);
+        let sums = [0, 1, 2].map(|i| self.sums[i] + other.sums[i]);
+        VqTotals { sums, count: self.count + other.count, code_counts }
+    }
+}
+
+/// The forward pass only, over x [N, D] in chunks of [`crate::train::EVAL_ROWS`] rows: the
+/// terms' sums and the codes' use.
+pub fn evaluate_batch(model: &VqVae, x: &Tensor) -> VqTotals {
+    let n = x.shape()[0];
+    let mut totals = VqTotals { code_counts: vec![0; model.config.codebook_size], ..Default::default() };
+    for start in (0..n).step_by(EVAL_ROWS) {
+        let end = (start + EVAL_ROWS).min(n);
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let f = model.forward(&mut tape, &p, xv, 1.0);
+        let rows = (end - start) as f64;
+        for (sum, v) in totals.sums.iter_mut().zip([f.recon, f.codebook, f.commit]) {
+            *sum += tape.scalar(v) as f64 * rows;
+        }
+        f.index.iter().for_each(|&k| totals.code_counts[k] += 1);
+        totals.count += end - start;
+    }
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::model::standard_normal;
+
+    /// The fast form ‖e_k‖² − 2·z·e_k picks what the definition, argmin_k ‖z − e_k‖², picks.
+    #[test]
+    fn nearest_codes_are_the_argmin_of_the_distance() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let (z, e) = (standard_normal(&[37, 5], &mut rng), standard_normal(&[11, 5], &mut rng));
+        let fast = nearest_codes(&z, &e);
+        for (m, &k) in fast.iter().enumerate() {
+            let dist = |j: usize| (0..5).map(|c| ((z[[m, c]] - e[[j, c]]) as f64).powi(2)).sum::<f64>();
+            let best = (0..11).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap();
+            assert!(dist(k) <= dist(best) + 1e-5, "row {m}: picked {k}, nearest {best}");
+        }
+    }
+
+    #[test]
+    fn perplexity_counts_the_codes_in_use() {
+        assert!((perplexity(&[5, 5, 5, 5]) - 4.0).abs() < 1e-12);
+        assert!((perplexity(&[9, 0, 0]) - 1.0).abs() < 1e-12);
+        assert!(perplexity(&[8, 1, 1]) < 2.0);
+    }
+
+    #[test]
+    fn a_conv_model_reads_a_grid_of_codes_and_gives_back_the_image_size() {
+        let config = VqConfig { codebook_size: 8, code_dim: 3, ..VqConfig::conv_mnist() };
+        assert_eq!((config.grid(), config.codes()), ((7, 7), 49));
+        let model = VqVae::new(config, &mut StdRng::seed_from_u64(2)).unwrap();
+        let x = Tensor::from_shape_fn(vec![2, 784], |i| ((i[0] + i[1]) % 3) as f32 / 2.0);
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x);
+        let f = model.forward(&mut tape, &p, xv, DEFAULT_BETA);
+        assert_eq!(tape.value(f.z_e).shape(), &[98, 3]);
+        assert_eq!(tape.value(f.out).shape(), &[2, 784]);
+        assert!(tape.scalar(f.loss).is_finite());
+        let meta = model.config.to_metadata();
+        assert_eq!(VqConfig::from_metadata(&meta).unwrap(), model.config);
+    }
+}
