@@ -236,3 +236,55 @@ fn a_conditional_model_trains_draws_each_class_and_writes_idx() {
         "--label is for conditional models",
     );
 }
+
+#[test]
+fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
+    let vq = ["--family", "vqvae", "--code-dim", "4", "--codebook-size", "16"];
+    let (whole, split) = (scratch("vq-whole"), scratch("vq-split"));
+    ok(&small_run(&whole, "2", &vq));
+    ok(&small_run(&split, "1", &vq));
+    ok(&run(&["train", "--resume", "--out", split.to_str().unwrap(), "--epochs", "2"]));
+    let text = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    let header = "epoch,train_loss,train_recon,train_codebook,train_commit,test_loss,test_recon,test_codebook,test_commit,test_perplexity,seconds";
+    assert_eq!(text(&whole).lines().next().unwrap(), header);
+    // Every column but the seconds agrees after the resume.
+    let strip = |t: String| t.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(text(&whole)), strip(text(&split)));
+
+    let m = whole.join("model.safetensors");
+    let m = m.to_str().unwrap();
+    let o = run(&["eval", "--checkpoint", m, "--test-limit", "200", "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["family"], "vqvae");
+    let perplexity = v["perplexity"].as_f64().unwrap();
+    assert!((1.0..=16.0).contains(&perplexity), "perplexity {perplexity}");
+    assert_clean_error(&run(&["eval", "--checkpoint", m, "--iw-samples", "10"]), "need a Gaussian latent");
+    assert_clean_error(&run(&["latent", "--checkpoint", m]), "holds a VQ-VAE");
+    let file = |name: &str| whole.join(name).to_str().unwrap().to_string();
+    ok(&run(&["sample", "--checkpoint", m, "-n", "4", "--out", &file("s.png")]));
+    ok(&run(&["reconstruct", "--checkpoint", m, "-n", "4", "--out", &file("r.png")]));
+
+    let prior_dir = file("prior");
+    let args = ["prior", "--checkpoint", m, "--epochs", "4", "--hidden", "32", "--train-limit", "1000"];
+    ok(&run(&[&args[..], &["--test-limit", "200", "--out", &prior_dir]].concat()));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("prior/prior.json")).unwrap()).unwrap();
+    let (recon, prior_nll, uniform) = (
+        summary["test_recon"].as_f64().unwrap(),
+        summary["test_prior_nll"].as_f64().unwrap(),
+        summary["uniform_prior_nll"].as_f64().unwrap(),
+    );
+    // L = 4 places of 16 codes: the uniform prior costs 4·ln 16 nats; the learned one less.
+    assert!((uniform - 4.0 * 16f64.ln()).abs() < 1e-9);
+    assert!(prior_nll < uniform, "learned prior {prior_nll} vs uniform {uniform}");
+    assert!((summary["nll_bound"].as_f64().unwrap() - (recon + prior_nll)).abs() < 1e-9);
+    for png in ["prior_samples.png", "uniform_samples.png", "code_use.png"] {
+        assert!(whole.join("prior").join(png).is_file(), "{png}");
+    }
+    // A plain VAE is not a VQ-VAE.
+    let plain = scratch("vq-plain");
+    ok(&small_run(&plain, "1", &[]));
+    let p = plain.join("model.safetensors");
+    assert_clean_error(&run(&["prior", "--checkpoint", p.to_str().unwrap()]), "not a VQ-VAE");
+}

@@ -33,6 +33,8 @@ enum Command {
     Latent(LatentArgs),
     /// Plot the training curves of a run from its metrics.csv.
     Plot(PlotArgs),
+    /// Train the autoregressive prior over a VQ-VAE's codes; report −log p(x) bounds; draw samples.
+    Prior(PriorArgs),
 }
 
 /// Flags shared by the picture commands: the model and the data.
@@ -168,6 +170,47 @@ pub enum FamilyKind {
     /// The conditional VAE: the one-hot label y joins the encoder's input [x, y] and the
     /// decoder's [z, y] (labels from the IDX label files); `sample --label 7` draws sevens.
     Cvae,
+    /// The VQ-VAE: a grid of code vectors, each snapped to the nearest of --codebook-size
+    /// learned rows (with --model conv, 7×7 codes for MNIST; with mlp, --latent-dim codes).
+    Vqvae,
+}
+
+/// Flags of `vae-cli prior`.
+#[derive(Args, Debug, Clone)]
+pub struct PriorArgs {
+    /// A model.safetensors of a VQ-VAE (`vae-cli train --family vqvae`).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Folder for prior.safetensors, prior.json and the pictures [default: the checkpoint's].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Hidden widths of the masked MLP, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "512,512", value_parser = clap::value_parser!(u64).range(1..))]
+    pub hidden: Vec<u64>,
+    /// Epochs over the training codes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Code grids per step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Seed of initialization, shuffling and samples.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
 }
 
 /// Network shape.
@@ -287,6 +330,19 @@ pub struct TrainArgs {
     /// Initial bias of the decoder's output layer [default: default].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
+    /// VQ-VAE: rows of the codebook (Kc).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=65_536))]
+    pub codebook_size: u64,
+    /// VQ-VAE: width of a code vector (Dc).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub code_dim: u64,
+    /// VQ-VAE: weight β of the commitment term ‖z_e − sg(e)‖².
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub commitment: f32,
+    /// VQ-VAE: leave codes that no test image used where they are (by default each epoch moves
+    /// them onto encoder outputs of random training images).
+    #[arg(long)]
+    pub keep_dead_codes: bool,
     /// Training objective.
     #[arg(long, value_enum, default_value_t = ObjectiveKind::Elbo)]
     pub objective: ObjectiveKind,
@@ -449,6 +505,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Manifold(args) => crate::pictures::manifold(args),
         Command::Latent(args) => crate::pictures::latent(args),
         Command::Plot(args) => crate::pictures::plot(args),
+        Command::Prior(args) => {
+            init_threads(args.threads)?;
+            check_number("lr", args.lr, 0.0, false)?;
+            crate::prior::run(args)
+        }
     }
 }
 

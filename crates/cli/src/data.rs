@@ -25,8 +25,8 @@ pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
 
 /// Checks that the images of `split` (read from `dir`) have the size the model takes and, for
 /// a conditional model, that every label is one of its classes.
-pub fn check_split(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Result<()> {
-    let [_, rows, cols] = model.config.input;
+pub fn check_split(model: &dyn vae::Family, split: &vae::data::Split, dir: &Path) -> Result<()> {
+    let [_, rows, cols] = model.input();
     if (split.rows, split.cols) != (rows, cols) {
         return Err(format!(
             "the model takes {rows}×{cols} images but {} holds {}×{} images",
@@ -36,7 +36,7 @@ pub fn check_split(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Re
         )
         .into());
     }
-    let classes = model.config.classes;
+    let classes = model.classes();
     if classes > 0 && split.classes() > classes {
         return Err(format!(
             "the model knows {classes} classes (labels 0 to {}) but {} holds the label {}",
@@ -50,7 +50,7 @@ pub fn check_split(model: &vae::Vae, split: &vae::data::Split, dir: &Path) -> Re
 }
 
 /// The test split of the data folder (`--data` or the default), checked against the model.
-pub fn load_test(data: &Option<PathBuf>, model: &vae::Vae) -> Result<(vae::data::Split, PathBuf)> {
+pub fn load_test(data: &Option<PathBuf>, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
     let dir = data_dir(data);
     let test = vae::data::Dataset::load(&dir)?.test;
     check_split(model, &test, &dir)?;

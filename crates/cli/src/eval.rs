@@ -4,9 +4,10 @@
 use rayon::prelude::*;
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
+use vae::family::{evaluate_split, StepSettings};
 use vae::objective::Objective;
-use vae::train::{active_units, evaluate_split, iw_log_likelihood, Terms, ACTIVE_UNIT_THRESHOLD};
-use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
+use vae::train::{active_units, iw_log_likelihood, Terms, ACTIVE_UNIT_THRESHOLD};
+use vae::{Activation, Arch, Family, Likelihood, VaeConfig};
 
 use crate::commands::{EvalArgs, Result};
 use crate::data::{binarize, load_test, Part};
@@ -24,14 +25,22 @@ const IW_ROWS: usize = 200;
 
 /// `vae-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    let model = checkpoint::load(&args.checkpoint)?.model;
-    let (mut test, dir) = load_test(&args.data, &model)?;
+    let family = checkpoint::load_family(&args.checkpoint)?.model;
+    let (mut test, dir) = load_test(&args.data, family.as_ref())?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
     }
     let (test, mode) = binarize(test, args.binarize, args.seed, Part::Test);
-    // The negative ELBO itself (β = 1), whatever β the model was trained with.
-    let terms = evaluate(&model, &test, mode, (Objective::default(), 1.0), args.seed, 0);
+    // The negative ELBO itself (β = 1), whatever β the model was trained with; a VQ-VAE's
+    // loss with the paper's commitment weight.
+    let beta = if family.as_vae().is_some() { 1.0 } else { vae::vqvae::DEFAULT_BETA };
+    let knobs = StepSettings { objective: Objective::default(), beta, clip: None };
+    let result = evaluate(family.as_ref(), &test, mode, &knobs, args.seed, 0);
+    let Some(model) = family.as_vae() else {
+        return report_vq(&args, family.as_ref(), &result, &knobs, test.len(), &dir);
+    };
+    let terms =
+        Terms { loss: family.loss(&result.means, &knobs), recon: result.means[0], kl: result.means[1], gain: 0.0 };
     let active = args.active_units.then(|| {
         let idx: Vec<usize> = (0..test.len()).collect();
         let x = test.rows(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test), model.config.classes);
@@ -73,7 +82,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         println!("{obj}");
     } else {
-        println!("model      {}", describe(&model.config));
+        println!("model      {}", describe(family.as_ref()));
         println!("test set   {} images from {}", test.len(), dir.display());
         // A conditional model's bound is that of log p(x|y), the label given.
         let (bound, of) = if model.config.classes > 0 { ("conditional ", "(x|y)") } else { ("", "(x)") };
@@ -93,24 +102,86 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The objective's loss per image over a split (recon + β·kl, the negative ELBO at β = 1; or
-/// −L_K for the IWAE), with z sampled from q(z|x): chunk c of the split draws from the stream
-/// (seed, epoch, c, test), so the numbers are the same on any number of threads.
+/// What a test pass gives: the family's term means and its statistics.
+pub struct Evaluation {
+    /// Per-image means of the family's terms.
+    pub means: Vec<f64>,
+    /// The statistics of the pass (the VQ-VAE's perplexity).
+    pub statistics: Vec<(&'static str, f64)>,
+    /// The counts they were computed from (the VQ-VAE's uses of each code).
+    pub counts: Vec<u64>,
+}
+
+/// The family's terms per image over a split (the negative ELBO's recon and kl, and the IWAE's
+/// gain, with z sampled from q(z|x); or the VQ-VAE's terms): chunk c of the split draws from
+/// the stream (seed, epoch, c, test), so the numbers are the same on any number of threads.
 pub fn evaluate(
-    model: &Vae,
+    model: &dyn Family,
     split: &Split,
     mode: Binarize,
-    (objective, beta): (Objective, f32),
+    knobs: &StepSettings,
     seed: u64,
     epoch: u64,
-) -> Terms {
-    let totals = evaluate_split(model, split, mode, objective, |c| stream(seed, epoch, c, Purpose::Test));
-    totals.mean(beta)
+) -> Evaluation {
+    let sums = evaluate_split(model, split, mode, knobs, |c| stream(seed, epoch, c, Purpose::Test));
+    Evaluation { means: sums.means(), statistics: model.statistics(&sums.counts), counts: sums.counts }
+}
+
+/// `vae-cli eval` of a VQ-VAE: its terms and the perplexity of its codes on the test set. The
+/// importance-weighted bound and active units belong to Gaussian latents.
+fn report_vq(
+    args: &EvalArgs,
+    model: &dyn Family,
+    r: &Evaluation,
+    knobs: &StepSettings,
+    n: usize,
+    dir: &std::path::Path,
+) -> Result<()> {
+    if args.iw_samples.is_some() || args.active_units {
+        return Err("--iw-samples and --active-units need a Gaussian latent; this checkpoint holds a VQ-VAE (its bound on −log p(x) comes from its prior: vae-cli prior)".into());
+    }
+    let loss = model.loss(&r.means, knobs);
+    if args.json {
+        let mut obj = serde_json::json!({ "family": model.name(), "test_loss": loss });
+        for (name, v) in model.terms().iter().zip(&r.means) {
+            obj[*name] = serde_json::json!(v);
+        }
+        for (name, v) in &r.statistics {
+            obj[*name] = serde_json::json!(v);
+        }
+        println!("{obj}");
+    } else {
+        println!("model      {}", describe(model));
+        println!("test set   {n} images from {}", dir.display());
+        println!("test loss  {loss:.4} per image (recon + codebook + {}·commit)", knobs.beta);
+        for (name, v) in model.terms().iter().zip(&r.means) {
+            println!("  {name:<8} {v:.4}");
+        }
+        for (name, v) in &r.statistics {
+            println!(
+                "{name:<10} {v:.2} of {} codes",
+                model.metadata().get("codebook_size").map_or("?", String::as_str)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
-/// conditional model's begins `cvae, 10 classes,`).
-pub fn describe(c: &VaeConfig) -> String {
+/// conditional model's begins `cvae, 10 classes,`, a VQ-VAE's `vqvae`).
+pub fn describe(model: &dyn Family) -> String {
+    let Some(vae) = model.as_vae() else {
+        let m = model.metadata();
+        let get = |k: &str| m.get(k).map_or("?", String::as_str).to_string();
+        return format!(
+            "vqvae {} {}, codebook {}×{}",
+            get("model"),
+            get("input").replace(", ", "×").trim_matches(['[', ']']),
+            get("codebook_size"),
+            get("code_dim")
+        );
+    };
+    let c = &vae.config;
     let body = describe_body(c);
     match c.classes {
         0 => body,

@@ -17,6 +17,7 @@ pub mod font;
 pub mod image;
 pub mod pictures;
 pub mod plot;
+pub mod prior;
 pub mod progress;
 pub mod rundir;
 pub mod settings;

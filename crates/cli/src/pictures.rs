@@ -7,8 +7,7 @@ use std::path::Path;
 use ndarray::{Axis, Slice};
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
-use vae::model::standard_normal;
-use vae::Vae;
+use vae::{Family, Vae};
 use vae_autodiff::Tensor;
 
 use crate::commands::{
@@ -20,7 +19,7 @@ use crate::plot::{padded_range, Chart, TEXT};
 use crate::rundir::METRICS_HEADER;
 use crate::streams::{stream, Purpose};
 
-/// The model of a checkpoint.
+/// The Gaussian-latent model of a checkpoint (the latent commands need mu and a continuous z).
 fn load_model(args: &ModelArgs) -> Result<Vae> {
     Ok(checkpoint::load(&args.checkpoint)?.model)
 }
@@ -62,8 +61,8 @@ fn decoder_input(model: &Vae, z: Tensor, labels: &[usize]) -> Tensor {
 
 /// `--label`, checked: a class of a conditional model (`default` when not given), or `None`
 /// for a model without classes, which refuses the flag.
-fn chosen_label(model: &Vae, args: &LabelArgs, default: usize) -> Result<Option<usize>> {
-    match (model.config.classes, args.label) {
+fn chosen_label(model: &dyn Family, args: &LabelArgs, default: usize) -> Result<Option<usize>> {
+    match (model.classes(), args.label) {
         (0, None) => Ok(None),
         (0, Some(_)) => {
             Err("--label is for conditional models (trained with --family cvae); this one has no classes".into())
@@ -89,14 +88,14 @@ fn check_index(flag: &str, i: usize, test: &Split) -> Result<()> {
     }
 }
 
-/// `vae-cli sample`: decoder means of z ~ N(0, I), in a square-ish grid; a conditional model
+/// `vae-cli sample`: decoded samples from the prior, in a square-ish grid; a conditional model
 /// draws the class of `--label`, or one row per class. `--idx` also writes the images as IDX.
 pub fn sample(args: SampleArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
+    let model = checkpoint::load_family(&args.model.checkpoint)?.model;
     let n = args.count as usize;
-    let label = chosen_label(&model, &args.label, 0)?;
+    let label = chosen_label(model.as_ref(), &args.label, 0)?;
     // Rows and columns of the grid, and each image's class.
-    let classes = model.config.classes;
+    let classes = model.classes();
     let (rows, cols, labels): (usize, usize, Vec<usize>) = match (classes, args.label.label) {
         (c, None) if c > 0 => {
             let cols = n.div_ceil(c);
@@ -107,9 +106,8 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             (n.div_ceil(cols), cols, vec![label.unwrap_or(0); n])
         }
     };
-    let z = standard_normal(&[labels.len(), model.config.latent], &mut stream(args.seed, 0, 0, Purpose::Pictures));
-    let images = model.decode_mean(decoder_input(&model, z, &labels));
-    let (h, w) = image_size(&model);
+    let images = model.sample(labels.len(), &labels, &mut stream(args.seed, 0, 0, Purpose::Pictures));
+    let [_, h, w] = model.input();
     grid(&images, rows, cols, h, w).save(&args.out)?;
     if let Some(path) = &args.idx {
         let bytes: Vec<u8> = images.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
@@ -122,6 +120,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         );
     }
     let what = match (classes, label) {
+        (0, _) if model.as_vae().is_none() => format!("{n} samples of uniformly drawn codes (no learned prior)"),
         (0, _) => format!("{n} samples from the prior"),
         (_, Some(l)) if args.label.label.is_some() => format!("{n} samples of class {l}"),
         (c, _) => format!("{} samples, a row for each of {c} classes", labels.len()),
@@ -130,16 +129,16 @@ pub fn sample(args: SampleArgs) -> Result<()> {
 }
 
 /// `vae-cli reconstruct`: the first n test images above their reconstructions (decoder mean at
-/// z = mu).
+/// z = mu, or at the nearest codes).
 pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let test = load_test(&args.model, &model)?;
+    let model = checkpoint::load_family(&args.model.checkpoint)?.model;
+    let test = crate::data::load_test(&args.model.data, model.as_ref())?.0;
     let n = (args.count as usize).min(test.len());
     let idx: Vec<usize> = (0..n).collect();
-    let rows_in = test_rows(&model, &test, &idx);
+    let rows_in = test.rows(&idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes());
     let recon = model.reconstruct(rows_in.clone());
-    let x = pixels(&model, &rows_in);
-    let (h, w) = image_size(&model);
+    let x = rows_in.slice_axis(Axis(1), Slice::from(..test.pixels())).to_owned();
+    let (h, w) = (test.rows, test.cols);
     // Rows of at most 16: originals, then their reconstructions, then the next originals, …
     let cols = n.min(16);
     let mut rows = Vec::new();
@@ -168,7 +167,7 @@ pub fn interpolate(args: InterpolateArgs) -> Result<()> {
     let test = load_test(&args.model, &model)?;
     check_index("from", args.from, &test)?;
     check_index("to", args.to, &test)?;
-    let label = chosen_label(&model, &args.label, test.labels[args.from] as usize)?;
+    let label = chosen_label(&model as &dyn Family, &args.label, test.labels[args.from] as usize)?;
     let rows_in = test_rows(&model, &test, &[args.from, args.to]);
     let (mu, _) = model.encode_values(rows_in.clone());
     let x = pixels(&model, &rows_in);
@@ -248,7 +247,7 @@ pub fn manifold(args: ManifoldArgs) -> Result<()> {
             z[[r * g + c, b]] = q[g - 1 - r];
         }
     }
-    let label = chosen_label(&model, &args.label, 0)?;
+    let label = chosen_label(&model as &dyn Family, &args.label, 0)?;
     let z = decoder_input(&model, z, &vec![label.unwrap_or(0); g * g]);
     let (h, w) = image_size(&model);
     grid_scaled(&model.decode_mean(z), g, g, h, w, 2).save(&args.out)?;
@@ -356,20 +355,30 @@ pub fn latent(args: LatentArgs) -> Result<()> {
     done(&args.out, &format!("the latent means of {} test images", test.len()))
 }
 
-/// `vae-cli plot`: the loss (train and test) and its two terms per epoch, from metrics.csv.
+/// `vae-cli plot`: the loss (train and test) and its terms per epoch, from metrics.csv (any
+/// family's: the columns are read from its header).
 pub fn plot(args: PlotArgs) -> Result<()> {
     let path = args.run.join("metrics.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut lines = text.lines();
-    if lines.next() != Some(METRICS_HEADER) {
-        return Err(format!("{}: expected the header {METRICS_HEADER}", path.display()).into());
-    }
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col_of = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(0), Some(train_loss), Some(test_loss)) = (col_of("epoch"), col_of("train_loss"), col_of("test_loss"))
+    else {
+        return Err(format!(
+            "{}: expected a header with epoch, train_loss and test_loss (such as {METRICS_HEADER})",
+            path.display()
+        )
+        .into());
+    };
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (i, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: Option<Vec<f64>> = l.split(',').map(|v| v.parse().ok()).collect();
         match row {
-            Some(r) if r.len() == 8 => rows.push(r),
-            _ => return Err(format!("{}: line {} is not 8 numbers: {l:?}", path.display(), i + 2).into()),
+            Some(r) if r.len() == header.len() => rows.push(r),
+            _ => {
+                return Err(format!("{}: line {} is not {} numbers: {l:?}", path.display(), i + 2, header.len()).into())
+            }
         }
     }
     if rows.is_empty() {
@@ -380,30 +389,30 @@ pub fn plot(args: PlotArgs) -> Result<()> {
         if rows.len() == 1 { (rows[0][0] - 1.0, rows[0][0] + 1.0) } else { padded_range(rows.iter().map(|r| r[0])) };
     let (width, height) = (1400, 620);
     let mut canvas = Canvas::new(width, height, [255, 255, 255]);
-    let (blue, orange, green, red) = (PALETTE[0], PALETTE[1], PALETTE[2], PALETTE[3]);
+    let (blue, orange) = (PALETTE[0], PALETTE[1]);
 
-    let loss_range = padded_range(rows.iter().flat_map(|r| [r[1], r[4]]));
-    let left = Chart::draw(
-        &mut canvas,
-        (0, 40, 700, height as i64 - 40),
-        xr,
-        loss_range,
-        "LOSS = RECON + BETA KL",
-        "EPOCH",
-        "NATS",
-    );
-    left.line(&mut canvas, &col(1), blue);
-    left.line(&mut canvas, &col(4), orange);
+    let loss_range = padded_range(rows.iter().flat_map(|r| [r[train_loss], r[test_loss]]));
+    let left = Chart::draw(&mut canvas, (0, 40, 700, height as i64 - 40), xr, loss_range, "LOSS", "EPOCH", "VALUE");
+    left.line(&mut canvas, &col(train_loss), blue);
+    left.line(&mut canvas, &col(test_loss), orange);
     left.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange)]);
 
-    let term_range = padded_range(rows.iter().flat_map(|r| [r[2], r[3], r[5], r[6]]));
-    let right =
-        Chart::draw(&mut canvas, (700, 40, 700, height as i64 - 40), xr, term_range, "RECON AND KL", "EPOCH", "NATS");
-    right.line(&mut canvas, &col(2), blue);
-    right.line(&mut canvas, &col(5), orange);
-    right.line(&mut canvas, &col(3), green);
-    right.line(&mut canvas, &col(6), red);
-    right.legend(&mut canvas, &[("TRAIN RECON", blue), ("TEST RECON", orange), ("TRAIN KL", green), ("TEST KL", red)]);
+    // Every other train_/test_ column is a term of the loss: the right chart.
+    let terms: Vec<(usize, String)> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| ![0, train_loss, test_loss].contains(i) && (h.starts_with("train_") || h.starts_with("test_")))
+        .filter(|(_, h)| !h.ends_with("perplexity"))
+        .map(|(i, h)| (i, h.replace('_', " ").to_uppercase()))
+        .collect();
+    let term_range = padded_range(rows.iter().flat_map(|r| terms.iter().map(|(c, _)| r[*c]).collect::<Vec<_>>()));
+    let right = Chart::draw(&mut canvas, (700, 40, 700, height as i64 - 40), xr, term_range, "TERMS", "EPOCH", "VALUE");
+    for (k, (c, _)) in terms.iter().enumerate() {
+        right.line(&mut canvas, &col(*c), PALETTE[k % PALETTE.len()]);
+    }
+    let entries: Vec<(&str, _)> =
+        terms.iter().enumerate().map(|(k, (_, name))| (name.as_str(), PALETTE[k % PALETTE.len()])).collect();
+    right.legend(&mut canvas, &entries);
 
     let title = format!("TRAINING CURVES: {}", args.run.display());
     draw_text(&mut canvas, (width as i64 - text_width(&title, TEXT) as i64) / 2, 10, &title, TEXT, [0, 0, 0]);

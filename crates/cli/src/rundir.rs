@@ -6,24 +6,37 @@ use std::path::{Path, PathBuf};
 
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
-use vae::model::standard_normal;
+use vae::family::Sums;
 use vae::objective::Objective;
-use vae::train::Totals;
-use vae::Vae;
+use vae::Family;
 use vae_layers::optim::Optimizer;
 
-use crate::commands::{Protocol, Result, TrainArgs};
+use crate::commands::{FamilyKind, Protocol, Result, TrainArgs};
 use crate::image;
 use crate::settings::{enum_name, Settings};
 use crate::streams::{stream, Purpose};
 
-/// Header of `metrics.csv`.
+/// Header of the plain VAE's `metrics.csv` (every Gaussian family's: the conditional VAE's too).
 pub const METRICS_HEADER: &str = "epoch,train_loss,train_recon,train_kl,test_loss,test_recon,test_kl,seconds";
+
+/// The header of a family's `metrics.csv`: the epoch, the loss and each shown term on the
+/// training and the test set, the test pass's statistics, the seconds. For the plain VAE this
+/// is [`METRICS_HEADER`].
+pub fn metrics_header(model: &dyn Family) -> String {
+    let mut cols = vec!["epoch".to_string()];
+    for part in ["train", "test"] {
+        cols.push(format!("{part}_loss"));
+        cols.extend(model.shown().iter().map(|t| format!("{part}_{t}")));
+    }
+    cols.extend(model.statistics(&[]).iter().map(|(name, _)| format!("test_{name}")));
+    cols.push("seconds".into());
+    cols.join(",")
+}
 
 /// A run in progress: model, optimizer, settings and finished epochs.
 pub struct Run {
     /// The model being trained.
-    pub model: Vae,
+    pub model: Box<dyn Family>,
     /// Its optimizer, with its state.
     pub opt: Box<dyn Optimizer>,
     /// The run's settings.
@@ -35,7 +48,7 @@ pub struct Run {
     /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
     pub step_in_epoch: usize,
     /// Loss sums of those steps.
-    pub partial: Totals,
+    pub partial: Sums,
     /// Seconds spent on those steps.
     pub partial_seconds: f64,
 }
@@ -49,21 +62,22 @@ impl Run {
     /// Saves the model alone, then the full checkpoint (model, optimizer state, settings,
     /// metrics), each atomically.
     pub fn save(&self, out: &Path) -> Result<()> {
-        checkpoint::save(&out.join(MODEL), &self.model, &[], &HashMap::new())?;
+        checkpoint::save(&out.join(MODEL), self.model.as_ref(), &[], &HashMap::new())?;
         let (steps, state) = self.opt.state();
-        let state = checkpoint::optimizer_state_to_file(&self.model, state);
+        let state = checkpoint::optimizer_state_to_file(self.model.params(), state);
         let mut meta = self.settings.to_metadata();
         meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
         meta.insert("train.optimizer_steps".into(), steps.to_string());
         meta.insert("train.metrics".into(), self.metrics.join("\n"));
         // `{:?}` prints the shortest decimal that parses back to the same f64.
         meta.insert("train.step_in_epoch".into(), self.step_in_epoch.to_string());
-        meta.insert("train.partial_recon".into(), format!("{:?}", self.partial.recon));
-        meta.insert("train.partial_kl".into(), format!("{:?}", self.partial.kl));
-        meta.insert("train.partial_gain".into(), format!("{:?}", self.partial.gain));
+        // The sums of the family's terms: train.partial_recon, train.partial_kl, … .
+        for (name, sum) in self.model.terms().iter().zip(&self.partial.terms) {
+            meta.insert(format!("train.partial_{name}"), format!("{sum:?}"));
+        }
         meta.insert("train.partial_count".into(), self.partial.count.to_string());
         meta.insert("train.partial_seconds".into(), format!("{:?}", self.partial_seconds));
-        checkpoint::save(&out.join(CHECKPOINT), &self.model, &state, &meta)?;
+        checkpoint::save(&out.join(CHECKPOINT), self.model.as_ref(), &state, &meta)?;
         Ok(())
     }
 
@@ -77,7 +91,7 @@ impl Run {
             )
             .into());
         }
-        let loaded = checkpoint::load(&path)?;
+        let loaded = checkpoint::load_family(&path)?;
         let bad = |m: String| format!("{}: {m}", path.display());
         let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
         let num = |k: &str| -> std::result::Result<u64, String> {
@@ -85,28 +99,29 @@ impl Run {
         };
         let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
         let mut opt = settings.optimizer();
-        let state = checkpoint::optimizer_state_from_file(&loaded.model, loaded.extra);
-        opt.load_state(steps, state, loaded.model.params.values()).map_err(bad)?;
+        let state = checkpoint::optimizer_state_from_file(loaded.model.params(), loaded.extra);
+        opt.load_state(steps, state, loaded.model.params().values()).map_err(bad)?;
         let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
         let float = |k: &str| -> std::result::Result<f64, String> {
             loaded.metadata.get(k).map_or(Ok(0.0), |v| v.parse().map_err(|_| bad(format!("malformed {k}"))))
         };
-        let partial = Totals {
-            recon: float("train.partial_recon")?,
-            kl: float("train.partial_kl")?,
-            gain: float("train.partial_gain")?,
-            count: float("train.partial_count")? as usize,
-        };
+        let terms: std::result::Result<Vec<f64>, String> =
+            loaded.model.terms().iter().map(|name| float(&format!("train.partial_{name}"))).collect();
+        let partial = Sums { terms: terms?, count: float("train.partial_count")? as usize, counts: vec![] };
         let step_in_epoch = float("train.step_in_epoch")? as usize;
         let partial_seconds = float("train.partial_seconds")?;
         Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics, step_in_epoch, partial, partial_seconds })
     }
 }
 
-/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (with `-<objective>-k<K>`
+/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (`<family>-` before it for
+/// any family but the plain VAE; with `-<objective>-k<K>`
 /// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
 pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
     let mut base = format!("{}-z{}-seed{}", enum_name(a.model), p.latent, a.seed);
+    if a.family != FamilyKind::Vae {
+        base = format!("{}-{base}", enum_name(a.family));
+    }
     if objective != Objective::default() {
         base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));
     }
@@ -118,8 +133,8 @@ pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf
 }
 
 /// Writes metrics.csv from the rows of the finished epochs.
-pub fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
-    let mut text = String::from(METRICS_HEADER);
+pub fn write_metrics(out: &Path, header: &str, rows: &[String]) -> Result<()> {
+    let mut text = String::from(header);
     text.push('\n');
     for r in rows {
         text.push_str(r);
@@ -131,20 +146,17 @@ pub fn write_metrics(out: &Path, rows: &[String]) -> Result<()> {
 
 /// Writes samples.png (8×8 prior samples; for a conditional model a row of 8 per class) and
 /// reconstructions.png (8 test images above their reconstructions).
-pub fn write_pictures(model: &Vae, test: &Split, seed: u64, out: &Path) -> Result<()> {
+pub fn write_pictures(model: &dyn Family, test: &Split, seed: u64, out: &Path) -> Result<()> {
     let (h, w) = (test.rows, test.cols);
-    let classes = model.config.classes;
+    let classes = model.classes();
     let rows = if classes > 0 { classes } else { 8 };
-    let z = standard_normal(&[rows * 8, model.config.latent], &mut stream(seed, 0, 0, Purpose::Pictures));
-    let z = match classes {
-        0 => z,
-        c => vae::cvae::with_labels(&z, &(0..rows * 8).map(|i| i / 8).collect::<Vec<_>>(), c),
-    };
-    image::grid(&model.decode_mean(z), rows, 8, h, w).save(&out.join("samples.png"))?;
+    let labels: Vec<usize> = (0..rows * 8).map(|i| i / 8).collect();
+    let samples = model.sample(rows * 8, &labels, &mut stream(seed, 0, 0, Purpose::Pictures));
+    image::grid(&samples, rows, 8, h, w).save(&out.join("samples.png"))?;
     let idx: Vec<usize> = (0..8.min(test.len())).collect();
     let x = test.rows(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures), classes);
     let recon = model.reconstruct(x.clone());
-    let x = x.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..model.config.input_len()));
+    let x = x.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..test.pixels()));
     let both = ndarray::concatenate(ndarray::Axis(0), &[x, recon.view()]).expect("same widths");
     image::grid(&both, 2, idx.len(), h, w).save(&out.join("reconstructions.png"))?;
     Ok(())

@@ -37,6 +37,10 @@ pub struct Settings {
     pub objective: Objective,
     /// The KL weight β of the ELBO objective.
     pub beta: f32,
+    /// The VQ-VAE's commitment weight β.
+    pub commitment: f32,
+    /// Whether the VQ-VAE moves codes unused in an epoch's test pass onto encoder outputs.
+    pub restart_codes: bool,
     /// The learning-rate schedule.
     pub lr_schedule: LrScheduleKind,
     /// Adam's ε.
@@ -71,6 +75,8 @@ impl Settings {
             test_limit: a.test_limit.map(|n| n as usize),
             objective,
             beta: a.beta,
+            commitment: a.commitment,
+            restart_codes: !a.keep_dead_codes,
             lr_schedule: p.lr_schedule,
             adam_eps: p.adam_eps,
             epochs: p.epochs,
@@ -94,6 +100,8 @@ impl Settings {
             ("train.objective".into(), self.objective.name().into()),
             ("train.k".into(), self.objective.k().to_string()),
             ("train.beta".into(), self.beta.to_string()),
+            ("train.commitment".into(), self.commitment.to_string()),
+            ("train.restart_codes".into(), self.restart_codes.to_string()),
             ("train.lr_schedule".into(), enum_name(self.lr_schedule)),
             ("train.adam_eps".into(), self.adam_eps.to_string()),
             ("train.epochs".into(), self.epochs.to_string()),
@@ -121,6 +129,8 @@ impl Settings {
             objective: Objective::parse(&or("objective", "elbo"), k)?,
             // Older files kept β among the model's keys.
             beta: parse("beta", &or("beta", m.get("beta").map_or("1", String::as_str)))?,
+            commitment: parse("commitment", &or("commitment", "0.25"))?,
+            restart_codes: parse("restart_codes", &or("restart_codes", "false"))?,
             lr_schedule: LrScheduleKind::from_str(&or("lr_schedule", "constant"), false)?,
             adam_eps: parse("adam_eps", &or("adam_eps", "1e-8"))?,
             epochs: parse("epochs", &or("epochs", "10"))?,

@@ -22,6 +22,8 @@ pub enum Purpose {
     Binarize = 5,
     /// The fixed latents of the sample pictures.
     Pictures = 6,
+    /// A family's housekeeping after an epoch (the VQ-VAE's restarted codes).
+    Housekeeping = 7,
 }
 
 /// SplitMix64's finalizer: spreads nearby integers over all 64 bits.

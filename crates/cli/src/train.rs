@@ -6,11 +6,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use vae::data::{Binarize, Dataset, Split};
-use vae::model::standard_normal;
-use vae::train::{train_step_objective, NonFinite, Terms, Totals};
-use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
+use vae::family::{StepSettings, Sums};
+use vae::train::NonFinite;
+use vae::vqvae::{VqArch, VqConfig, VqVae};
+use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
 use crate::commands::{
     check_number, ActivationKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind, OutputBias,
@@ -19,7 +20,7 @@ use crate::commands::{
 use crate::data::{check_split, data_dir, prepare_data};
 use crate::eval::{describe, evaluate};
 use crate::progress::Progress;
-use crate::rundir::{default_out, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
+use crate::rundir::{default_out, metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
 use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
 
@@ -37,12 +38,8 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The model configuration the flags describe, for the images and labels of `train`.
-fn config_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<VaeConfig> {
-    let base = match a.model {
-        ModelKind::Mlp => VaeConfig { arch: Arch::Mlp { hidden: p.hidden.clone() }, ..VaeConfig::mlp_mnist() },
-        ModelKind::Conv => VaeConfig::conv_mnist(),
-    };
+/// The model the flags describe, for the images and labels of `train`, initialized from `seed`.
+fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn Family>> {
     let likelihood = match a.likelihood {
         LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
         LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: a.sigma },
@@ -51,16 +48,29 @@ fn config_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<VaeCon
         ActivationKind::Relu => Activation::Relu,
         ActivationKind::Tanh => Activation::Tanh,
     };
+    let input = [1, train.rows, train.cols];
+    let rng = &mut stream(a.seed, 0, 0, Purpose::Init);
+    if a.family == FamilyKind::Vqvae {
+        let arch = match a.model {
+            ModelKind::Mlp => VqArch::Mlp { hidden: p.hidden.clone(), codes: p.latent },
+            ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
+        };
+        let (code_dim, codebook_size) = (a.code_dim as usize, a.codebook_size as usize);
+        let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood };
+        return Ok(Box::new(VqVae::new(config, rng)?));
+    }
+    let base = match a.model {
+        ModelKind::Mlp => VaeConfig { arch: Arch::Mlp { hidden: p.hidden.clone() }, ..VaeConfig::mlp_mnist() },
+        ModelKind::Conv => VaeConfig::conv_mnist(),
+    };
     // A conditional model has a class per label the training set uses.
     let classes = match a.family {
-        FamilyKind::Vae => 0,
         FamilyKind::Cvae if train.classes() >= 2 => train.classes(),
         FamilyKind::Cvae => return Err("--family cvae needs a training set with at least two labels".into()),
+        _ => 0,
     };
-    let input = [1, train.rows, train.cols];
     let config = VaeConfig { input, latent: p.latent, activation, likelihood, classes, ..base };
-    config.validate()?;
-    Ok(config)
+    Ok(Box::new(Vae::new(config, rng)?))
 }
 
 /// The learning rate of `epoch` (0-based): `lr` throughout, or Burda et al.'s schedule, whose
@@ -81,9 +91,9 @@ pub fn lr_at(schedule: LrScheduleKind, lr: f32, epoch: u64, epochs: u64) -> f32 
 
 /// Sets the decoder's output bias to the logit of each pixel's mean over `train` (clipped to
 /// [0.001, 0.999]), as Burda et al. initialize it; for a Gaussian decoder, to the mean itself.
-fn init_output_bias(model: &mut Vae, train: &Split) {
+fn init_output_bias(model: &mut dyn Family, likelihood: Likelihood, train: &Split) -> Result<()> {
     let mean = train.pixel_mean();
-    let bias: Vec<f32> = match model.config.likelihood {
+    let bias: Vec<f32> = match likelihood {
         Likelihood::Bernoulli => mean
             .iter()
             .map(|&m| {
@@ -93,7 +103,11 @@ fn init_output_bias(model: &mut Vae, train: &Split) {
             .collect(),
         Likelihood::Gaussian { .. } => mean,
     };
-    model.set_output_bias(&bias);
+    if model.set_output_bias(&bias) {
+        Ok(())
+    } else {
+        Err(format!("--output-bias data-mean is not available for the {} family", model.name()).into())
+    }
 }
 
 /// The KL weight at a step: a linear ramp from 0 to β over `warmup` epochs, then β.
@@ -118,26 +132,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // A resumed run goes on to its planned epochs unless --epochs says otherwise.
     let epochs = if args.resume { args.epochs.unwrap_or(s.epochs) } else { protocol.epochs };
     let (train, test, mode) = prepare_data(&dir, &s)?;
-    check_split(&run.model, &train, &dir)?;
-    check_split(&run.model, &test, &dir)?;
+    check_split(run.model.as_ref(), &train, &dir)?;
+    check_split(run.model.as_ref(), &test, &dir)?;
     if train.is_empty() || test.is_empty() {
         return Err(format!("{}: the training and test sets must not be empty", dir.display()).into());
     }
     let session =
         Session { train: &train, test: &test, mode, out: &out, steps: train.len().div_ceil(s.batch_size), epochs };
+    let objective = match run.model.as_vae() {
+        Some(_) => format!("objective {} K={}", s.objective.name(), s.objective.k()),
+        None => format!("commitment β={}", s.commitment),
+    };
     println!(
-        "training {} ({} parameters, objective {} K={}) on {} images from {}; {} steps per epoch; run folder {}",
-        describe(&run.model.config),
-        run.model.params.num_scalars(),
-        s.objective.name(),
-        s.objective.k(),
+        "training {} ({} parameters, {objective}) on {} images from {}; {} steps per epoch; run folder {}",
+        describe(run.model.as_ref()),
+        run.model.params().num_scalars(),
         train.len(),
         dir.display(),
         session.steps,
         out.display()
     );
     install_interrupt_handler();
-    write_metrics(&out, &run.metrics)?;
+    write_metrics(&out, &metrics_header(run.model.as_ref()), &run.metrics)?;
     for epoch in run.epochs_done..epochs {
         let interrupted = train_epoch(&mut run, &session, epoch)?;
         if interrupted || (STOP.load(Ordering::SeqCst) && epoch + 1 < epochs) {
@@ -171,6 +187,12 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.objective == ObjectiveKind::Iwae && (args.beta != 1.0 || args.kl_warmup != 0.0) {
         return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());
     }
+    check_number("commitment", args.commitment, 0.0, true)?;
+    if args.family == FamilyKind::Vqvae
+        && (args.objective != ObjectiveKind::Elbo || args.k != 1 || args.beta != 1.0 || args.kl_warmup != 0.0)
+    {
+        return Err("--family vqvae has no KL term and no sampled z: it takes no --objective, --k, --beta or --kl-warmup (its weight is --commitment)".into());
+    }
     Ok(())
 }
 
@@ -202,11 +224,14 @@ fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, 
         .into());
     }
     let probe = Dataset::load(dir)?; // fail early, before creating a folder
-    let config = config_from_args(args, protocol, &probe.train)?;
-    let mut model = Vae::new(config, &mut stream(args.seed, 0, 0, Purpose::Init))?;
+    let mut model = model_from_args(args, protocol, &probe.train)?;
     if protocol.output_bias == OutputBias::DataMean {
-        check_split(&model, &probe.train, dir)?;
-        init_output_bias(&mut model, &probe.train);
+        check_split(model.as_ref(), &probe.train, dir)?;
+        let likelihood = match args.likelihood {
+            LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
+            LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: args.sigma },
+        };
+        init_output_bias(model.as_mut(), likelihood, &probe.train)?;
     }
     Ok(Run {
         model,
@@ -215,7 +240,7 @@ fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, 
         epochs_done: 0,
         metrics: vec![],
         step_in_epoch: 0,
-        partial: Totals::default(),
+        partial: Sums::default(),
         partial_seconds: 0.0,
     })
 }
@@ -241,24 +266,26 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     let bar = Progress::new(ses.steps as u64, format!("epoch {}/{}", epoch + 1, ses.epochs));
     // After an interruption, the epoch continues where it stopped, with its sums so far.
     let first_step = std::mem::take(&mut run.step_in_epoch);
-    let mut totals = std::mem::take(&mut run.partial);
+    let mut totals: Sums = std::mem::take(&mut run.partial);
     let seconds_before = std::mem::take(&mut run.partial_seconds);
     bar.skip(first_step as u64);
     run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.schedule_epochs));
-    let k = s.objective.k();
+    let model_classes = run.model.classes();
     for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
         let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
-        let x = ses.train.rows(idx, ses.mode, &mut rng, run.model.config.classes); // [x, y] for a cvae
-                                                                                   // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
-        let eps = standard_normal(&[k * idx.len(), run.model.config.latent], &mut rng);
-        let beta = kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps);
-        let (model, opt) = (&mut run.model, run.opt.as_mut());
-        let terms = train_step_objective(model, opt, &x, eps, s.objective, beta, s.clip_norm).map_err(|nf| {
+        let x = ses.train.rows(idx, ses.mode, &mut rng, model_classes); // [x, y] for a cvae
+        let knobs = step_settings(&s, run.model.as_ref(), kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps));
+        let means = run.model.train_step(run.opt.as_mut(), &x, &knobs, &mut rng).map_err(|nf| {
             bar.finish();
             diverged(&nf, (epoch, step, ses.steps), ses.out, run.opt.lr())
         })?;
-        totals.add(&terms, idx.len());
-        bar.step(|| format!("loss {}", show(&totals.mean(s.beta))));
+        totals.add_means(&means, idx.len());
+        bar.step(|| {
+            format!(
+                "loss {}",
+                show(run.model.as_ref(), &totals.means(), &step_settings(&s, run.model.as_ref(), s.beta))
+            )
+        });
         if STOP.load(Ordering::SeqCst) && step + 1 < ses.steps {
             bar.finish();
             run.step_in_epoch = step + 1;
@@ -269,26 +296,60 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
         }
     }
     bar.finish();
-    let train_terms = totals.mean(s.beta);
-    let test_terms = evaluate(&run.model, ses.test, ses.mode, (s.objective, s.beta), s.seed, epoch);
+    let model = run.model.as_ref();
+    let knobs = step_settings(&s, model, s.beta);
+    let train_means = totals.means();
+    let test = evaluate(model, ses.test, ses.mode, &knobs, s.seed, epoch);
     let seconds = seconds_before + t0.elapsed().as_secs_f64();
-    let (tr, te) = (&train_terms, &test_terms);
-    run.metrics.push(format!(
-        "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{seconds:.2}",
-        epoch + 1,
-        tr.loss,
-        tr.recon,
-        tr.kl,
-        te.loss,
-        te.recon,
-        te.kl
-    ));
+    // epoch, then the loss and the shown terms of train and test, the test statistics, seconds.
+    let mut row = vec![(epoch + 1).to_string()];
+    for means in [&train_means, &test.means] {
+        row.push(format!("{:.4}", model.loss(means, &knobs)));
+        row.extend(shown_values(model, means).iter().map(|v| format!("{v:.4}")));
+    }
+    row.extend(test.statistics.iter().map(|(_, v)| format!("{v:.4}")));
+    row.push(format!("{seconds:.2}"));
+    run.metrics.push(row.join(","));
     run.epochs_done = epoch + 1;
-    write_pictures(&run.model, ses.test, s.seed, ses.out)?;
-    write_metrics(ses.out, &run.metrics)?;
+    let mut note = None;
+    if s.restart_codes {
+        // A batch of training images for the family's housekeeping (the VQ-VAE's dead codes).
+        let mut rng = stream(s.seed, epoch, 0, Purpose::Housekeeping);
+        let idx: Vec<usize> = (0..ses.train.len()).collect();
+        let idx: Vec<usize> = idx.choose_multiple(&mut rng, 256.min(idx.len())).copied().collect();
+        let x = ses.train.rows(&idx, ses.mode, &mut rng, model_classes);
+        note = run.model.after_epoch(&test.counts, &x, &mut rng);
+    }
+    let model = run.model.as_ref();
+    write_pictures(model, ses.test, s.seed, ses.out)?;
+    write_metrics(ses.out, &metrics_header(model), &run.metrics)?;
     run.save(ses.out)?;
-    println!("epoch {:>3}/{}  train {}  test {}  {seconds:.1}s", epoch + 1, ses.epochs, show(tr), show(te));
+    let stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
+    println!(
+        "epoch {:>3}/{}  train {}  test {}{stats}  {seconds:.1}s",
+        epoch + 1,
+        ses.epochs,
+        show(model, &train_means, &knobs),
+        show(model, &test.means, &knobs)
+    );
+    if let Some(note) = note {
+        println!("           {note}");
+    }
     Ok(false)
+}
+
+/// The step's knobs from the run's settings: the objective, the clipping, and the weight of
+/// the second term (`beta`, the KL weight of this step, for the Gaussian families; the
+/// commitment weight for the VQ-VAE).
+fn step_settings(s: &Settings, model: &dyn Family, beta: f32) -> StepSettings {
+    let beta = if model.as_vae().is_some() { beta } else { s.commitment };
+    StepSettings { objective: s.objective, beta, clip: s.clip_norm }
+}
+
+/// The shown terms' values among a family's term means.
+fn shown_values(model: &dyn Family, means: &[f64]) -> Vec<f64> {
+    let at = |name: &&str| model.terms().iter().position(|t| t == name).map_or(0.0, |i| means[i]);
+    model.shown().iter().map(at).collect()
 }
 
 /// The message of a step whose loss or gradient was not finite, at (epoch, step, steps).
@@ -310,9 +371,11 @@ fn diverged(nf: &NonFinite, (epoch, step, steps): (u64, usize, usize), out: &Pat
     )
 }
 
-/// `loss (recon …, kl …)` with two decimals.
-fn show(t: &Terms) -> String {
-    format!("{:.2} (recon {:.2}, kl {:.2})", t.loss, t.recon, t.kl)
+/// `loss (recon …, kl …)` with two decimals: the loss and the family's shown terms.
+fn show(model: &dyn Family, means: &[f64], s: &StepSettings) -> String {
+    let terms: Vec<String> =
+        model.shown().iter().zip(shown_values(model, means)).map(|(name, v)| format!("{name} {v:.2}")).collect();
+    format!("{:.2} ({})", model.loss(means, s), terms.join(", "))
 }
 
 #[cfg(test)]
@@ -351,7 +414,7 @@ mod tests {
         let config =
             VaeConfig { arch: Arch::Mlp { hidden: vec![3] }, input: [1, 1, 2], latent: 1, ..VaeConfig::mlp_mnist() };
         let mut model = Vae::new(config, &mut StdRng::seed_from_u64(0)).unwrap();
-        init_output_bias(&mut model, &train);
+        init_output_bias(&mut model, Likelihood::Bernoulli, &train).unwrap();
         let bias = model.params.get(model.params.find("dec_out.bias").unwrap());
         assert_eq!(bias[[0]], 0.0);
         assert!((bias[[1]] - (0.001f32 / 0.999).ln()).abs() < 1e-6);

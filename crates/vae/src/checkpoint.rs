@@ -19,6 +19,7 @@ use vae_layers::{ParamId, ParamStore};
 
 use crate::config::VaeConfig;
 use crate::error::Error;
+use crate::family::Family;
 use crate::model::Vae;
 
 /// The metadata key naming this file format.
@@ -115,16 +116,17 @@ pub fn decode(bytes: &[u8]) -> Result<Contents, Error> {
 /// Saves a model (and optional extra tensors and metadata) to `path`, atomically.
 pub fn save(
     path: &Path,
-    model: &Vae,
+    model: &dyn Family,
     extra: &[(String, Tensor)],
     extra_metadata: &HashMap<String, String>,
 ) -> Result<(), Error> {
     // Parameters in PyTorch's layout (a state dict); optimizer state as the optimizer holds it.
-    let state_dict: Vec<(String, Cow<Tensor>)> = model.params.iter_pytorch().map(|(n, t)| (n.to_string(), t)).collect();
+    let state_dict: Vec<(String, Cow<Tensor>)> =
+        model.params().iter_pytorch().map(|(n, t)| (n.to_string(), t)).collect();
     let mut tensors: Vec<(String, &Tensor)> = state_dict.iter().map(|(n, t)| (n.clone(), t.as_ref())).collect();
     tensors.extend(extra.iter().map(|(n, t)| (format!("{EXTRA_PREFIX}{n}"), t)));
     let mut metadata = extra_metadata.clone();
-    metadata.extend(model.config.to_metadata());
+    metadata.extend(model.metadata());
     metadata.insert(FORMAT_KEY.into(), FORMAT.into());
     write_atomic(path, &encode(&tensors, metadata)?)
 }
@@ -133,23 +135,23 @@ pub fn save(
 /// names them), in PyTorch's layout of their parameters, so that `optim.m.k` in a file has the
 /// shape of the parameter it belongs to. Names that do not end in a parameter index are left as
 /// they are.
-pub fn optimizer_state_to_file(model: &Vae, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-    convert_state(model, state, |id, t| model.params.to_pytorch(id, &t).into_owned())
+pub fn optimizer_state_to_file(params: &ParamStore, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    convert_state(params, state, |id, t| params.to_pytorch(id, &t).into_owned())
 }
 
 /// The inverse of [`optimizer_state_to_file`], for `Optimizer::load_state`.
-pub fn optimizer_state_from_file(model: &Vae, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-    convert_state(model, state, |id, t| model.params.from_pytorch(id, t))
+pub fn optimizer_state_from_file(params: &ParamStore, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    convert_state(params, state, |id, t| params.from_pytorch(id, t))
 }
 
 fn convert_state(
-    model: &Vae,
+    params: &ParamStore,
     state: Vec<(String, Tensor)>,
     f: impl Fn(ParamId, Tensor) -> Tensor,
 ) -> Vec<(String, Tensor)> {
     let param_of = |name: &str| {
         let k: usize = name.rsplit('.').next()?.parse().ok()?;
-        (k < model.params.len()).then_some(ParamId(k))
+        (k < params.len()).then_some(ParamId(k))
     };
     state
         .into_iter()
@@ -168,19 +170,50 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
 
 /// [`load`] from the bytes of a file.
 pub fn load_bytes(bytes: &[u8]) -> Result<Loaded, Error> {
-    let (tensors, metadata) = decode(bytes)?;
+    let (tensors, metadata) = decode_ours(bytes)?;
     let fail = Error::Checkpoint;
-    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
-        return Err(fail(format!(
-            "no model configuration in its metadata ({FORMAT_KEY:?} is {:?}, expected {FORMAT:?}); it was not written by vae-cli",
-            metadata.get(FORMAT_KEY)
-        )));
+    if metadata.get("family").map(String::as_str) == Some("vqvae") {
+        return Err(fail("it holds a VQ-VAE; this needs a model with a Gaussian latent (family vae or cvae)".into()));
     }
     let config = VaeConfig::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
     let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))
         .map_err(|e| fail(e.to_string()))?;
     let (model, extra) = restore(model, tensors).map_err(fail)?;
     Ok(Loaded { model, extra, metadata })
+}
+
+/// A checkpoint of any model family read back.
+pub struct LoadedFamily {
+    /// The model with its parameters restored.
+    pub model: Box<dyn Family>,
+    /// Tensors whose names start with [`EXTRA_PREFIX`] (the prefix removed).
+    pub extra: Vec<(String, Tensor)>,
+    /// Every metadata entry of the file.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Loads a checkpoint of any family (see [`crate::family::from_metadata`]), with the checks
+/// of [`load`].
+pub fn load_family(path: &Path) -> Result<LoadedFamily, Error> {
+    read_with(path, |bytes| {
+        let (tensors, metadata) = decode_ours(bytes)?;
+        let fail = |e: String| Error::Checkpoint(e);
+        let mut model = crate::family::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
+        let extra = restore_params(model.params_mut(), tensors).map_err(fail)?;
+        Ok(LoadedFamily { model, extra, metadata })
+    })
+}
+
+/// The tensors and metadata of a file, after checking that this engine wrote it.
+fn decode_ours(bytes: &[u8]) -> Result<Contents, Error> {
+    let (tensors, metadata) = decode(bytes)?;
+    if metadata.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
+        return Err(Error::Checkpoint(format!(
+            "no model configuration in its metadata ({FORMAT_KEY:?} is {:?}, expected {FORMAT:?}); it was not written by vae-cli",
+            metadata.get(FORMAT_KEY)
+        )));
+    }
+    Ok((tensors, metadata))
 }
 
 /// Puts `tensors` into `model`'s parameters by name; returns the extra (`optim.*`) tensors.

@@ -14,6 +14,7 @@
 //! | [`config`] | architecture (`mlp`, `conv`), sizes, activation, likelihood (Bernoulli, Gaussian σ), classes |
 //! | [`cvae`] | the conditional VAE: one-hot labels after the pixels and after z |
 //! | [`objective`] | the K-sample ELBO and the importance-weighted bound (IWAE) |
+//! | [`family`] | the [`Family`] interface every model family implements, and checkpoints' dispatch |
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
 //! | [`vqvae`] | the VQ-VAE: nearest codebook rows, straight-through gradient, codebook and commitment terms |
@@ -62,11 +63,14 @@ pub mod config;
 pub mod cvae;
 pub mod data;
 pub mod error;
+pub mod family;
 pub mod model;
 pub mod objective;
+pub mod prior;
 pub mod train;
 pub mod vqvae;
 
 pub use config::{Activation, Arch, ConvSpec, Likelihood, VaeConfig};
 pub use error::Error;
+pub use family::Family;
 pub use model::Vae;

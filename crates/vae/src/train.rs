@@ -10,6 +10,7 @@ use vae_layers::optim::{clip_grad_norm, Optimizer};
 use vae_layers::{ParamStore, ParamVars};
 
 use crate::data::{Binarize, Split};
+use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
 use crate::objective::{self, log_weights, sample_rows, Objective};
 
@@ -273,34 +274,19 @@ pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rn
     totals
 }
 
-/// Test images per chunk of [`evaluate_split`]: each chunk has its own random stream, so the
-/// result does not depend on the number of threads.
-pub const EVAL_CHUNK: usize = 500;
-
-/// The objective's per-example sums over a whole split, in parallel: chunk c of
-/// [`EVAL_CHUNK`] images draws its binarization (for [`Binarize::Dynamic`]) and its noise from
-/// `rng_for(c)`, goes through [`evaluate_batch_objective`], and the chunks' sums are added in
-/// chunk order, so any thread count gives the same numbers. `.mean(beta)` of the result is the
-/// loss per image.
-pub fn evaluate_split<R: Rng>(
+/// The objective's per-example sums over a whole split: [`crate::family::evaluate_split`]
+/// for a [`Vae`]. `.mean(beta)` of the result is the loss per image.
+pub fn evaluate_split(
     model: &Vae,
     split: &Split,
     mode: Binarize,
     objective: Objective,
-    rng_for: impl Fn(u64) -> R + Sync,
+    rng_for: impl Fn(u64) -> rand::rngs::StdRng + Sync,
 ) -> Totals {
-    let n = split.len();
-    let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
-    let parts: Vec<Totals> = chunks
-        .par_iter()
-        .map(|&c| {
-            let mut rng = rng_for(c as u64);
-            let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
-            let x = split.rows(&idx, mode, &mut rng, model.config.classes);
-            evaluate_batch_objective(model, x, objective, &mut rng)
-        })
-        .collect();
-    parts.iter().fold(Totals::default(), |a, b| a.plus(b))
+    let s = StepSettings { objective, beta: 1.0, clip: None };
+    let sums = crate::family::evaluate_split(model, split, mode, &s, rng_for);
+    let t = |i: usize| sums.terms.get(i).copied().unwrap_or(0.0);
+    Totals { recon: t(0), kl: t(1), gain: t(2), count: sums.count }
 }
 
 /// The importance-weighted estimate of log p(x) (Burda et al.; log p(x|y) for a conditional

@@ -146,10 +146,10 @@ fn optimizer_state_is_written_in_the_layout_of_its_parameter() {
     let m0 = vae_autodiff::gradcheck::random_tensor(model.params.values()[0].shape(), 3);
     let b0 = Tensor::zeros(model.params.values()[1].raw_dim());
     let state = vec![("m.0".to_string(), m0.clone()), ("m.1".to_string(), b0.clone())];
-    let file = optimizer_state_to_file(&model, state);
+    let file = optimizer_state_to_file(&model.params, state);
     assert_eq!(file[0].1.shape(), [400, 784]);
     assert_eq!(file[0].1[[5, 700]], m0[[700, 5]]);
     assert_eq!(file[1].1, b0);
-    let back = optimizer_state_from_file(&model, file);
+    let back = optimizer_state_from_file(&model.params, file);
     assert_eq!(back[0].1, m0);
 }

@@ -1,0 +1,303 @@
+//! Model families behind one interface: what training, evaluation, checkpoints, resume and the
+//! command line need of a model, whatever its latent variables are.
+//!
+//! | family | module | latent | loss terms (nats or squared distances per example) |
+//! |---|---|---|---|
+//! | `vae` | [`crate::model`] | z ~ N(mu, diag(exp(logvar))) | recon, kl |
+//! | `cvae` | [`crate::cvae`] (a [`Vae`] with classes) | z given the label y | recon, kl |
+//! | `vqvae` | [`crate::vqvae`] | the nearest codebook rows | recon, codebook, commit |
+//!
+//! A family is a type implementing [`Family`]; [`from_metadata`] names every family a
+//! checkpoint can hold. How to add one: docs/ARCHITECTURE.md, "How to add a model family".
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use vae_autodiff::Tensor;
+use vae_layers::optim::Optimizer;
+use vae_layers::ParamStore;
+
+use crate::data::{Binarize, Split};
+use crate::error::Error;
+use crate::model::{standard_normal, Vae};
+use crate::objective::Objective;
+use crate::train::{evaluate_batch_objective, train_step_objective, NonFinite};
+use crate::vqvae::{self, VqVae};
+use crate::VaeConfig;
+
+/// The knobs of a training step that are not part of the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepSettings {
+    /// The Gaussian families' objective (the K-sample ELBO or the IWAE bound).
+    pub objective: Objective,
+    /// The weight of the second term: the KL weight β of the ELBO, or the VQ-VAE's
+    /// commitment weight β.
+    pub beta: f32,
+    /// Clip the gradient's global norm to this, if set.
+    pub clip: Option<f32>,
+}
+
+/// A model family: its parameters, its metadata, its loss with named terms, a training step,
+/// a forward-only pass over a batch, and decoded pictures.
+///
+/// Terms are reported in the order of [`Family::terms`], as per-example means by
+/// [`Family::train_step`] and as sums over rows by [`Family::evaluate`]; [`Family::loss`]
+/// puts them together into the objective.
+pub trait Family: Send + Sync {
+    /// The family's name on the command line and in checkpoints (`vae`, `cvae`, `vqvae`).
+    fn name(&self) -> &'static str;
+    /// Its trainable tensors.
+    fn params(&self) -> &ParamStore;
+    /// The same, to update.
+    fn params_mut(&mut self) -> &mut ParamStore;
+    /// Everything needed to build the model again (checkpoint metadata, `family` included).
+    fn metadata(&self) -> HashMap<String, String>;
+    /// Input shape [C, H, W].
+    fn input(&self) -> [usize; 3];
+    /// Classes of a conditional model (its rows carry a one-hot label), else 0.
+    fn classes(&self) -> usize {
+        0
+    }
+    /// The names of the terms a step and an evaluation report.
+    fn terms(&self) -> &'static [&'static str];
+    /// The terms shown in metrics.csv and on screen (some may be internal, like the IWAE's gain).
+    fn shown(&self) -> &'static [&'static str] {
+        self.terms()
+    }
+    /// The objective from per-example means of the terms.
+    fn loss(&self, means: &[f64], s: &StepSettings) -> f64;
+    /// One optimization step on rows x [N, D + Y], drawing any noise from `rng`; returns the
+    /// terms' per-example means.
+    fn train_step(
+        &mut self,
+        opt: &mut dyn Optimizer,
+        x: &Tensor,
+        s: &StepSettings,
+        rng: &mut StdRng,
+    ) -> Result<Vec<f64>, NonFinite>;
+    /// The forward pass only over rows x, drawing any noise from `rng`: the terms' sums over
+    /// the rows, and statistics of the pass named by [`Family::statistics`] as counts to add up
+    /// across batches.
+    fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>);
+    /// Names of statistics computed from the added-up counts of [`Family::evaluate`] (the
+    /// VQ-VAE's perplexity of code use); none by default.
+    fn statistics(&self, _counts: &[u64]) -> Vec<(&'static str, f64)> {
+        vec![]
+    }
+    /// Housekeeping after an epoch, given the test pass's counts and a batch of training rows:
+    /// the VQ-VAE restarts its dead codes. Returns a line to report, if anything was done.
+    fn after_epoch(&mut self, _counts: &[u64], _x: &Tensor, _rng: &mut StdRng) -> Option<String> {
+        None
+    }
+    /// n decoded samples from the prior; a conditional model draws sample i of class
+    /// `labels[i % labels.len()]`. [n, D].
+    fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor;
+    /// Reconstructions of rows x: the decoder mean at the encoder's most likely latent. [N, D].
+    fn reconstruct(&self, x: Tensor) -> Tensor;
+    /// The Gaussian-latent VAE inside, for what only it has (latent means, the
+    /// importance-weighted bound, the manifold).
+    fn as_vae(&self) -> Option<&Vae> {
+        None
+    }
+    /// Sets the decoder's output bias from pixel values (see [`Vae::set_output_bias`]); false
+    /// if the family has no such option.
+    fn set_output_bias(&mut self, _bias: &[f32]) -> bool {
+        false
+    }
+}
+
+/// Sums of a family's terms over examples (in the order of [`Family::terms`]), the examples
+/// counted, and the added-up counts of [`Family::evaluate`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sums {
+    /// Σ over examples of each term.
+    pub terms: Vec<f64>,
+    /// Examples seen.
+    pub count: usize,
+    /// Counts for [`Family::statistics`].
+    pub counts: Vec<u64>,
+}
+
+impl Sums {
+    /// Adds the per-example means of `n` examples (as a step reports them).
+    pub fn add_means(&mut self, means: &[f64], n: usize) {
+        self.terms.resize(means.len(), 0.0);
+        self.terms.iter_mut().zip(means).for_each(|(s, m)| *s += m * n as f64);
+        self.count += n;
+    }
+
+    /// The sums of both, `self`'s first.
+    pub fn plus(&self, other: &Sums) -> Sums {
+        let add = |a: &[f64], b: &[f64]| {
+            (0..a.len().max(b.len())).map(|i| a.get(i).unwrap_or(&0.0) + b.get(i).unwrap_or(&0.0)).collect()
+        };
+        let counts = (0..self.counts.len().max(other.counts.len()))
+            .map(|i| self.counts.get(i).unwrap_or(&0) + other.counts.get(i).unwrap_or(&0))
+            .collect();
+        Sums { terms: add(&self.terms, &other.terms), count: self.count + other.count, counts }
+    }
+
+    /// Per-example means of the terms.
+    pub fn means(&self) -> Vec<f64> {
+        let n = self.count.max(1) as f64;
+        self.terms.iter().map(|s| s / n).collect()
+    }
+}
+
+/// Test images per chunk of [`evaluate_split`]: each chunk has its own random stream, so the
+/// result does not depend on the number of threads.
+pub const EVAL_CHUNK: usize = 500;
+
+/// A family's forward pass over a whole split, in parallel: chunk c of [`EVAL_CHUNK`] images
+/// draws its binarization (for [`Binarize::Dynamic`]) and its noise from `rng_for(c)`, goes
+/// through [`Family::evaluate`], and the chunks' sums are added in chunk order, so any thread
+/// count gives the same numbers.
+pub fn evaluate_split(
+    model: &dyn Family,
+    split: &Split,
+    mode: Binarize,
+    s: &StepSettings,
+    rng_for: impl Fn(u64) -> StdRng + Sync,
+) -> Sums {
+    let n = split.len();
+    let chunks: Vec<usize> = (0..n.div_ceil(EVAL_CHUNK)).collect();
+    let parts: Vec<Sums> = chunks
+        .par_iter()
+        .map(|&c| {
+            let mut rng = rng_for(c as u64);
+            let idx: Vec<usize> = (c * EVAL_CHUNK..((c + 1) * EVAL_CHUNK).min(n)).collect();
+            let x = split.rows(&idx, mode, &mut rng, model.classes());
+            let (terms, counts) = model.evaluate(x, s, &mut rng);
+            Sums { terms, count: idx.len(), counts }
+        })
+        .collect();
+    parts.iter().fold(Sums::default(), |a, b| a.plus(b))
+}
+
+/// The model a checkpoint's metadata describes (by its `family` entry; files without one are
+/// plain VAEs), with freshly initialized parameters for the caller to fill.
+pub fn from_metadata(m: &HashMap<String, String>) -> Result<Box<dyn Family>, Error> {
+    let seed = &mut <StdRng as rand::SeedableRng>::seed_from_u64(0);
+    match m.get("family").map(String::as_str) {
+        None | Some("vae") | Some("cvae") => Ok(Box::new(Vae::new(VaeConfig::from_metadata(m)?, seed)?)),
+        Some("vqvae") => Ok(Box::new(VqVae::new(vqvae::VqConfig::from_metadata(m)?, seed)?)),
+        Some(other) => Err(Error::config(format!("unknown model family {other:?} (expected vae, cvae or vqvae)"))),
+    }
+}
+
+impl Family for Vae {
+    fn name(&self) -> &'static str {
+        self.config.family()
+    }
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.params
+    }
+    fn metadata(&self) -> HashMap<String, String> {
+        self.config.to_metadata()
+    }
+    fn input(&self) -> [usize; 3] {
+        self.config.input
+    }
+    fn classes(&self) -> usize {
+        self.config.classes
+    }
+    /// The IWAE's gain (L_K above the average of its K sampled ELBO terms) is kept to give its
+    /// loss, recon + kl − gain, but not shown.
+    fn terms(&self) -> &'static [&'static str] {
+        &["recon", "kl", "gain"]
+    }
+    fn shown(&self) -> &'static [&'static str] {
+        &["recon", "kl"]
+    }
+    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
+        m[0] + s.beta as f64 * m[1] - m[2]
+    }
+    fn train_step(
+        &mut self,
+        opt: &mut dyn Optimizer,
+        x: &Tensor,
+        s: &StepSettings,
+        rng: &mut StdRng,
+    ) -> Result<Vec<f64>, NonFinite> {
+        // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
+        let eps = standard_normal(&[s.objective.k() * x.shape()[0], self.config.latent], rng);
+        let t = train_step_objective(self, opt, x, eps, s.objective, s.beta, s.clip)?;
+        Ok(vec![t.recon, t.kl, t.gain])
+    }
+    fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
+        let t = evaluate_batch_objective(self, x, s.objective, rng);
+        (vec![t.recon, t.kl, t.gain], vec![])
+    }
+    fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor {
+        Vae::sample(self, n, labels, rng)
+    }
+    fn reconstruct(&self, x: Tensor) -> Tensor {
+        Vae::reconstruct(self, x)
+    }
+    fn as_vae(&self) -> Option<&Vae> {
+        Some(self)
+    }
+    fn set_output_bias(&mut self, bias: &[f32]) -> bool {
+        Vae::set_output_bias(self, bias);
+        true
+    }
+}
+
+impl Family for VqVae {
+    fn name(&self) -> &'static str {
+        "vqvae"
+    }
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.params
+    }
+    fn metadata(&self) -> HashMap<String, String> {
+        self.config.to_metadata()
+    }
+    fn input(&self) -> [usize; 3] {
+        self.config.input
+    }
+    fn terms(&self) -> &'static [&'static str] {
+        &["recon", "codebook", "commit"]
+    }
+    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
+        m[0] + m[1] + s.beta as f64 * m[2]
+    }
+    fn train_step(
+        &mut self,
+        opt: &mut dyn Optimizer,
+        x: &Tensor,
+        s: &StepSettings,
+        _rng: &mut StdRng,
+    ) -> Result<Vec<f64>, NonFinite> {
+        let t = vqvae::train_step(self, opt, x, s.beta, s.clip)?;
+        Ok(vec![t.recon, t.codebook, t.commit])
+    }
+    fn evaluate(&self, x: Tensor, _s: &StepSettings, _rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
+        let t = vqvae::evaluate_batch(self, &x);
+        (t.sums.to_vec(), t.code_counts)
+    }
+    fn statistics(&self, counts: &[u64]) -> Vec<(&'static str, f64)> {
+        vec![("perplexity", vqvae::perplexity(counts))]
+    }
+    fn after_epoch(&mut self, counts: &[u64], x: &Tensor, rng: &mut StdRng) -> Option<String> {
+        let moved = self.restart_dead_codes(counts, x, rng);
+        (moved > 0).then(|| format!("restarted {moved} unused codes at encoder outputs"))
+    }
+    /// Without a learned prior: codes drawn uniformly and independently (what the second stage,
+    /// `vae-cli prior`, improves on).
+    fn sample(&self, n: usize, _labels: &[usize], rng: &mut StdRng) -> Tensor {
+        let codes: Vec<usize> =
+            (0..n * self.config.codes()).map(|_| rand::Rng::random_range(rng, 0..self.config.codebook_size)).collect();
+        self.decode_codes(&codes)
+    }
+    fn reconstruct(&self, x: Tensor) -> Tensor {
+        self.reconstruct(&x)
+    }
+}
