@@ -4,7 +4,16 @@ run, with the same number of threads; print epoch times, their ratio, both test 
 peak memories.
 
     python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv] [--rounds 1]
+    python3 benches/compare_pytorch.py --model burda [--objective elbo|iwae] [--k 50] [--epochs 1]
+    python3 benches/compare_pytorch.py --iw-eval 200 [--rounds 3]
     python3 benches/compare_pytorch.py --gemm
+
+--model burda is Burda et al.'s density-estimation model and protocol (784-200-200-50 tanh,
+dynamic binarization, batch 20, Adam with eps 1e-4, output bias at the logit of the pixel
+means), trained on the K-sample ELBO or the IWAE bound; its test pass evaluates the same
+objective. --iw-eval N times the importance-weighted estimate of -log p(x) with K = 5000
+samples on the first N test images of an untrained Burda model (the work does not depend on
+the weights), per image.
 
 With --gemm it compares single-threaded sgemm at the MLP's shapes instead: PyTorch's torch.mm
 (its BLAS) against matrixmultiply through `cargo bench -- gemm/`, in GFLOP/s.
@@ -24,6 +33,8 @@ its median and range.
 import argparse
 import csv
 import gzip
+import json
+import math
 import os
 import resource
 import statistics
@@ -116,12 +127,148 @@ def run_pytorch(args):
     return rows
 
 
+def burda_pytorch_model(train):
+    """Burda et al.'s model in PyTorch, its output bias at the logit of the pixel means."""
+    import torch
+    import torch.nn as nn
+
+    class Burda(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh())
+            self.enc_mu, self.enc_logvar = nn.Linear(200, 50), nn.Linear(200, 50)
+            self.dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(), nn.Linear(200, 784))
+            m = train.mean(0).clamp(1e-3, 1 - 1e-3)
+            with torch.no_grad():
+                self.dec[-1].bias.copy_(torch.log(m / (1 - m)))
+
+        def log_weights(self, x, k):
+            """log w [k, N] = log p(x|z) + log p(z) - log q(z|x) for k draws of z per row."""
+            h = self.enc(x)
+            mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+            eps = torch.randn(k, *mu.shape)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            logits = self.dec(z)
+            log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, x.expand(k, *x.shape), reduction="none").sum(-1)
+            half_ln_2pi = 0.5 * math.log(2 * math.pi)
+            log_pz = (-0.5 * z.pow(2) - half_ln_2pi).sum(-1)
+            log_qz = (-0.5 * eps.pow(2) - 0.5 * logvar - half_ln_2pi).sum(-1)
+            return log_px + log_pz - log_qz
+
+    return Burda()
+
+
+def burda_loss(model, x, objective, k):
+    import torch
+
+    log_w = model.log_weights(x, k)
+    if objective == "iwae":
+        return -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+    return -log_w.mean()
+
+
+def run_pytorch_burda(args):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    train = torch.tensor(read_idx("train-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+    test = torch.tensor(read_idx("t10k-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+    model = burda_pytorch_model(train)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    rows = []
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        for idx in torch.randperm(len(train)).split(20):
+            x = torch.bernoulli(train[idx])
+            loss = burda_loss(model, x, args.objective, args.k)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        train_seconds = time.perf_counter() - t0
+        total = 0.0
+        with torch.no_grad():
+            for x in test.split(500):
+                total += burda_loss(model, torch.bernoulli(x), args.objective, args.k).item() * len(x)
+        rows.append((time.perf_counter() - t0, total / len(test)))
+        print(f"  pytorch  epoch {epoch + 1}: {rows[-1][0]:6.2f} s ({train_seconds:.2f} s training), "
+              f"test loss {rows[-1][1]:.2f}", flush=True)
+    return rows
+
+
+def iw_eval_pytorch(args):
+    """Seconds per test image of -log p(x) with K = 5000, samples decoded 1000 at a time."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    train = torch.tensor(read_idx("train-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+    test = torch.tensor(read_idx("t10k-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255.0
+    model = burda_pytorch_model(train)
+    t0 = time.perf_counter()
+    total = 0.0
+    with torch.no_grad():
+        for x in test[: args.iw_eval]:
+            x = torch.bernoulli(x).unsqueeze(0)
+            log_w = torch.cat([model.log_weights(x, 1000) for _ in range(5)])
+            total += -(torch.logsumexp(log_w, 0) - math.log(5000)).item()
+    seconds = (time.perf_counter() - t0) / args.iw_eval
+    print(f"  pytorch  {seconds * 1000:.2f} ms per image, -log p(x) {total / args.iw_eval:.2f} (untrained)")
+    return seconds
+
+
+def iw_eval_ours(args):
+    """Seconds per test image of vae-cli eval --iw-samples 5000 on an untrained Burda model
+    (a one-step run), the single-sample pass it also makes subtracted."""
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "vae-cli"], cwd=ROOT, check=True)
+    cli = os.path.join(ROOT, "target", "release", "vae-cli")
+    out = tempfile.mkdtemp(prefix="vae-compare-")
+    run = os.path.join(out, "run")
+    subprocess.run([cli, "train", "--preset", "burda", "--epochs", "1", "--train-limit", "20", "--test-limit", "20",
+                    "--out", run], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    base = [cli, "eval", "--checkpoint", os.path.join(run, "model.safetensors"), "--binarize", "dynamic",
+            "--test-limit", str(args.iw_eval), "--threads", str(args.threads), "--json"]
+    t0 = time.perf_counter()
+    result = subprocess.run(base + ["--iw-samples", "5000"], cwd=ROOT, check=True, capture_output=True, text=True)
+    seconds = (time.perf_counter() - t0) / args.iw_eval
+    nll = json.loads(result.stdout)["nll"]
+    print(f"  vae-cli  {seconds * 1000:.2f} ms per image, -log p(x) {nll:.2f} (untrained)")
+    return seconds
+
+
+def compare_iw_eval(args):
+    print(f"importance-weighted -log p(x), K = 5000, Burda model, {args.iw_eval} test images, "
+          f"{args.threads} threads, {args.rounds} round(s)")
+    ratios = []
+    for r in range(args.rounds):
+        ours = iw_eval_ours(args)
+        theirs = iw_eval_pytorch(args)
+        if theirs is None:
+            print("PyTorch is not installed here (`import torch` failed): no comparison in this run.")
+            return 0
+        ratios.append(ours / theirs)
+        print(f"round {r + 1}: ratio vae-cli / PyTorch {ratios[-1]:.2f}", flush=True)
+    if len(ratios) > 1:
+        print(f"ratio over {len(ratios)} rounds: median {statistics.median(ratios):.2f}, "
+              f"range {min(ratios):.2f}–{max(ratios):.2f}")
+    return 0
+
+
 def run_ours(args):
     """Trains with vae-cli; returns its (seconds, test loss) per epoch and its peak memory in kB."""
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "vae-cli"], cwd=ROOT, check=True)
     out = tempfile.mkdtemp(prefix="vae-compare-")
-    cmd = [os.path.join(ROOT, "target", "release", "vae-cli"), "train", "--model", args.model,
+    cmd = [os.path.join(ROOT, "target", "release", "vae-cli"), "train",
            "--epochs", str(args.epochs), "--threads", str(args.threads), "--out", os.path.join(out, "run")]
+    if args.model == "burda":
+        cmd += ["--preset", "burda", "--objective", args.objective, "--k", str(args.k)]
+    else:
+        cmd += ["--model", args.model]
     child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
@@ -216,14 +363,21 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "conv", "burda"], default="mlp")
+    p.add_argument("--objective", choices=["elbo", "iwae"], default="elbo", help="--model burda: the objective")
+    p.add_argument("--k", type=int, default=1, help="--model burda: samples per example")
+    p.add_argument("--iw-eval", type=int, metavar="N",
+                   help="time -log p(x) with K = 5000 on N test images instead of training")
     p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     p.add_argument("--gemm", action="store_true", help="compare single-threaded sgemm instead of training")
     args = p.parse_args()
     print(f"machine: {machine()}")
     if args.gemm:
         return compare_gemm()
-    print(f"{args.model} model, {args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
+    if args.iw_eval:
+        return compare_iw_eval(args)
+    what = f"{args.objective} k={args.k} " if args.model == "burda" else ""
+    print(f"{args.model} model, {what}{args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
     mean = lambda rows: sum(r[0] for r in rows) / len(rows)
     ratios, peaks = [], []
     for r in range(args.rounds):
@@ -232,7 +386,7 @@ def main():
         ours, peak = run_ours(args)
         peaks.append(peak)
         print(f"vae-cli: {mean(ours):.2f} s per epoch, final test loss {ours[-1][1]:.2f}")
-        theirs = run_pytorch(args)
+        theirs = run_pytorch_burda(args) if args.model == "burda" else run_pytorch(args)
         if theirs is None:
             print(f"vae-cli peak memory: {peak / 1024:.0f} MiB")
             print("PyTorch is not installed here (`import torch` failed): no comparison in this run. "

@@ -182,8 +182,9 @@ impl Prior {
         let (l, kc) = (self.config.places, self.config.codebook_size);
         let n = codes.len() / l;
         let logits = self.logits(tape, p, codes);
-        let lse = tape.log_sum_exp(logits, 1); // [N·L]
-                                               // logits[r, k_r] for every row r: a gather from the flattened logits.
+        // logsumexp per row [N·L], then logits[r, k_r] for every row r, gathered from the
+        // flattened logits.
+        let lse = tape.log_sum_exp(logits, 1);
         let flat = tape.reshape(logits, &[n * l * kc, 1]);
         let picked: Vec<usize> = codes.iter().enumerate().map(|(r, &k)| r * kc + k).collect();
         let chosen = tape.gather_rows(flat, &picked);

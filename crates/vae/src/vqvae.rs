@@ -401,8 +401,8 @@ impl VqVae {
         let n = tape.value(x).shape()[0].max(1) as f32;
         let z_e = self.encode(tape, p, x);
         let index = nearest_codes(tape.value(z_e), self.params.get(self.codebook));
-        let e = tape.gather_rows(p.var(self.codebook), &index); // e_k [N·L, Dc]
-                                                                // Straight through: z_q = z_e + sg(e − z_e), the value of e, the gradient of z_e.
+        // e_k [N·L, Dc], then straight through: z_q = z_e + sg(e − z_e), e's value, z_e's gradient.
+        let e = tape.gather_rows(p.var(self.codebook), &index);
         let e_minus_z = tape.sub(e, z_e);
         let shift = tape.stop_gradient(e_minus_z);
         let z_q = tape.add(z_e, shift);

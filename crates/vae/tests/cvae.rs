@@ -63,3 +63,24 @@ fn samples_drawn_for_a_class_look_like_that_class() {
         assert!(hits >= 45, "class {c}: {hits} of 50 samples nearest to its prototype");
     }
 }
+
+/// A conditional conv model: the label joins the dense parts (the heads read [h, y], the
+/// decoder's dense layer [z, y]), so the same z decodes differently under different labels.
+#[test]
+fn a_conditional_conv_model_reads_the_label_in_its_dense_layers() {
+    let mut config = VaeConfig { classes: 3, ..VaeConfig::conv_mnist() };
+    config.input = [1, 8, 8];
+    let model = Vae::new(config, &mut StdRng::seed_from_u64(6)).unwrap();
+    let shapes: Vec<_> = ["enc_mu.weight", "dec_fc1.weight"]
+        .iter()
+        .map(|n| model.params.pytorch_shape(model.params.find(n).unwrap()))
+        .collect();
+    assert_eq!(shapes, vec![vec![20, 64 * 2 * 2 + 3], vec![64 * 2 * 2, 20 + 3]]);
+    let z = vae::model::standard_normal(&[1, 20], &mut StdRng::seed_from_u64(7));
+    let (a, b) = (model.decode_mean(with_labels(&z, &[0], 3)), model.decode_mean(with_labels(&z, &[2], 3)));
+    assert_ne!(a, b);
+    let x = common::stripes(4, 1);
+    let x8 = ndarray::Array2::from_shape_fn((4, 64), |(n, i)| x[[n, i % 16]]).into_dyn();
+    let totals = evaluate_batch(&model, with_labels(&x8, &[0, 1, 2, 0], 3), &mut StdRng::seed_from_u64(8));
+    assert!(totals.mean(1.0).loss.is_finite());
+}
