@@ -173,7 +173,7 @@ fn code_histogram(counts: &[u64], path: &Path) -> Result<()> {
         padded_range(share.iter().copied().chain([0.0])),
         &title,
         "CODES, MOST USED FIRST",
-        "PERCENT OF PLACES",
+        "PERCENT",
     );
     for (k, &s) in share.iter().enumerate() {
         chart.line(&mut canvas, &[(k as f64 + 0.5, 0.0), (k as f64 + 0.5, s)], PALETTE[0]);
