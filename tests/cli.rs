@@ -217,12 +217,19 @@ fn a_conditional_model_trains_draws_each_class_and_writes_idx() {
     assert_eq!(idx.dims, vec![9, 28, 28]);
     assert!(idx.data.iter().any(|&v| v > 128), "the sevens are blank");
     let picture = file("p.png");
-    for args in [vec!["manifold", "--grid", "3", "--label", "3"], vec!["interpolate", "--from", "0", "--to", "1"]] {
+    let every_picture = [
+        vec!["manifold", "--grid", "3", "--label", "3"],
+        vec!["interpolate", "--from", "0", "--to", "1"],
+        vec!["reconstruct", "-n", "4"],
+        vec!["latent"],
+    ];
+    for args in every_picture {
         let mut full = args.clone();
         full.extend(["--checkpoint", m, "--out", &picture]);
         ok(&run(&full));
     }
     assert_clean_error(&run(&["sample", "--checkpoint", m, "--label", "10", "--out", &file("x.png")]), "--label 10");
+    ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &picture]));
     let o = run(&["eval", "--checkpoint", m, "--test-limit", "100", "--json"]);
     ok(&o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -264,6 +271,13 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     let file = |name: &str| whole.join(name).to_str().unwrap().to_string();
     ok(&run(&["sample", "--checkpoint", m, "-n", "4", "--out", &file("s.png")]));
     ok(&run(&["reconstruct", "--checkpoint", m, "-n", "4", "--out", &file("r.png")]));
+    ok(&run(&["plot", "--run", whole.to_str().unwrap(), "--out", &file("c.png")]));
+    assert_eq!(png_size(&whole.join("c.png")), (1400, 620));
+    for latent_only in [vec!["manifold"], vec!["interpolate", "--from", "0", "--to", "1"]] {
+        let mut full = latent_only.clone();
+        full.extend(["--checkpoint", m, "--out", "x.png"]);
+        assert_clean_error(&run(&full), "holds a VQ-VAE");
+    }
 
     let prior_dir = file("prior");
     let args = ["prior", "--checkpoint", m, "--epochs", "4", "--hidden", "32", "--train-limit", "1000"];

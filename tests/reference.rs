@@ -305,6 +305,7 @@ fn check_vq_case(fx: &Fixture, table: &mut Table) {
         codebook_size,
         activation: Activation::Relu,
         likelihood: Likelihood::Bernoulli,
+        ema_decay: None,
     };
     let mut model = VqVae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
     let params: Vec<(String, Tensor)> =

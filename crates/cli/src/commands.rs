@@ -339,6 +339,10 @@ pub struct TrainArgs {
     /// VQ-VAE: weight β of the commitment term ‖z_e − sg(e)‖².
     #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
     pub commitment: f32,
+    /// VQ-VAE: learn the codebook by exponential moving averages with this decay (the paper
+    /// uses 0.99) instead of by the gradient of the codebook term.
+    #[arg(long, value_name = "DECAY")]
+    pub codebook_ema: Option<f32>,
     /// VQ-VAE: leave codes that no test image used where they are (by default each epoch moves
     /// them onto encoder outputs of random training images).
     #[arg(long)]

@@ -56,7 +56,8 @@ fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn
             ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
         };
         let (code_dim, codebook_size) = (a.code_dim as usize, a.codebook_size as usize);
-        let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood };
+        let ema_decay = a.codebook_ema;
+        let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood, ema_decay };
         return Ok(Box::new(VqVae::new(config, rng)?));
     }
     let base = match a.model {
@@ -188,6 +189,9 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());
     }
     check_number("commitment", args.commitment, 0.0, true)?;
+    if args.codebook_ema.is_some() && args.family != FamilyKind::Vqvae {
+        return Err("--codebook-ema is for --family vqvae".into());
+    }
     if args.family == FamilyKind::Vqvae
         && (args.objective != ObjectiveKind::Elbo || args.k != 1 || args.beta != 1.0 || args.kl_warmup != 0.0)
     {

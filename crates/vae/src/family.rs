@@ -266,8 +266,10 @@ impl Family for VqVae {
     fn terms(&self) -> &'static [&'static str] {
         &["recon", "codebook", "commit"]
     }
+    /// recon + codebook + β·commit; an EMA codebook's term is reported but not trained.
     fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        m[0] + m[1] + s.beta as f64 * m[2]
+        let codebook = if self.ema.is_some() { 0.0 } else { m[1] };
+        m[0] + codebook + s.beta as f64 * m[2]
     }
     fn train_step(
         &mut self,

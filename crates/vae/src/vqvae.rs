@@ -73,6 +73,9 @@ pub struct VqConfig {
     pub activation: Activation,
     /// The decoder's likelihood.
     pub likelihood: Likelihood,
+    /// Learn the codebook by exponential moving averages with this decay γ (the paper's
+    /// appendix) instead of by the gradient of the codebook term; `None`: by gradient.
+    pub ema_decay: Option<f32>,
 }
 
 impl VqConfig {
@@ -86,6 +89,7 @@ impl VqConfig {
             codebook_size: 128,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
+            ema_decay: None,
         }
     }
 
@@ -118,6 +122,11 @@ impl VqConfig {
                 "a VQ-VAE needs a non-empty input, code_dim ≥ 1 and at least 2 codes (found input {:?}, code_dim {}, codebook {})",
                 self.input, self.code_dim, self.codebook_size
             )));
+        }
+        if let Some(g) = self.ema_decay {
+            if !(g > 0.0 && g < 1.0) {
+                return Err(Error::config(format!("the EMA decay must lie strictly between 0 and 1, found {g}")));
+            }
         }
         match &self.arch {
             VqArch::Mlp { hidden, codes } if hidden.contains(&0) || *codes == 0 => {
@@ -164,6 +173,9 @@ impl VqConfig {
         m.insert("codebook_size".into(), self.codebook_size.to_string());
         m.insert("activation".into(), self.activation.name().into());
         self.likelihood.insert_metadata(&mut m);
+        if let Some(g) = self.ema_decay {
+            m.insert("ema_decay".into(), g.to_string());
+        }
         m
     }
 
@@ -192,6 +204,10 @@ impl VqConfig {
             codebook_size: whole("codebook_size")?,
             activation,
             likelihood,
+            ema_decay: match m.get("ema_decay") {
+                None => None,
+                Some(v) => Some(v.parse().map_err(|_| Error::config("ema_decay is not a number".into()))?),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -215,6 +231,10 @@ pub struct VqVae {
     pub params: ParamStore,
     /// The codebook's parameter.
     pub codebook: ParamId,
+    /// With an EMA codebook: the moving averages N_k [Kc] (`codebook.ema_count`) and m_k
+    /// [Kc, Dc] (`codebook.ema_sum`), kept with the parameters so that checkpoints hold them
+    /// (like buffers in a PyTorch state dict); they never get a gradient.
+    pub ema: Option<(ParamId, ParamId)>,
     body: Body,
 }
 
@@ -318,8 +338,15 @@ impl VqVae {
         };
         let bound = 1.0 / kc as f32;
         let table = Tensor::from_shape_simple_fn(vec![kc, dc], || rng.random_range(-bound..bound));
+        // EMA state as if each code had been chosen once at its own value: N = 1, m = e, so a
+        // code no batch chooses keeps e = m/N where it is.
+        let ema = config.ema_decay.map(|_| {
+            let count = params.add("codebook.ema_count", Tensor::ones(vec![kc]));
+            let sum = params.add("codebook.ema_sum", table.clone());
+            (count, sum)
+        });
         let codebook = params.add("codebook.weight", table);
-        Ok(Self { config, params, codebook, body })
+        Ok(Self { config, params, codebook, ema, body })
     }
 
     fn activate(&self, tape: &mut Tape, a: Var) -> Var {
@@ -402,7 +429,12 @@ impl VqVae {
         let z_e = self.encode(tape, p, x);
         let index = nearest_codes(tape.value(z_e), self.params.get(self.codebook));
         // e_k [N·L, Dc], then straight through: z_q = z_e + sg(e − z_e), e's value, z_e's gradient.
-        let e = tape.gather_rows(p.var(self.codebook), &index);
+        // An EMA codebook is read as a constant: moving averages update it, not the gradient.
+        let table = match self.ema {
+            None => p.var(self.codebook),
+            Some(_) => tape.constant(self.params.get(self.codebook).clone()),
+        };
+        let e = tape.gather_rows(table, &index);
         let e_minus_z = tape.sub(e, z_e);
         let shift = tape.stop_gradient(e_minus_z);
         let z_q = tape.add(z_e, shift);
@@ -420,7 +452,9 @@ impl VqVae {
         let e_const = tape.stop_gradient(e);
         let commit = sq_sum_per_example(tape, z_e, e_const); // moves the encoder
         let weighted = tape.scale(commit, beta);
-        let recon_and_codebook = tape.add(recon, codebook);
+        // With an EMA codebook the codebook term has no trainable input; it is left out of the
+        // loss (and still reported).
+        let recon_and_codebook = if self.ema.is_some() { recon } else { tape.add(recon, codebook) };
         let loss = tape.add(recon_and_codebook, weighted);
         VqForward { z_e, index, z_q, out, recon, codebook, commit, loss }
     }
@@ -481,10 +515,15 @@ impl VqVae {
         let z_e = self.encode(&mut tape, &p, xv);
         let z_e = tape.value(z_e).clone();
         drop(tape);
-        let table = &mut self.params.values_mut()[self.codebook.0];
         for &k in &dead {
             let m = rng.random_range(0..z_e.shape()[0]);
-            table.index_axis_mut(Axis(0), k).assign(&z_e.index_axis(Axis(0), m));
+            let row = z_e.index_axis(Axis(0), m);
+            self.params.values_mut()[self.codebook.0].index_axis_mut(Axis(0), k).assign(&row);
+            // An EMA code restarts as if chosen once there: N_k = 1, m_k = e_k.
+            if let Some((count, sum)) = self.ema {
+                self.params.values_mut()[count.0][[k]] = 1.0;
+                self.params.values_mut()[sum.0].index_axis_mut(Axis(0), k).assign(&row);
+            }
         }
         dead.len()
     }
@@ -524,15 +563,63 @@ pub fn train_step(
     clip: Option<f32>,
 ) -> Result<VqTerms, NonFinite> {
     let model_ref: &VqVae = model;
+    // An EMA codebook needs each chunk's encoder outputs and codes after the step.
+    let chosen = std::sync::Mutex::new(Vec::new());
     let chunk_loss = |tape: &mut Tape, p: &ParamVars, start: usize, end: usize| {
         let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
         let f = model_ref.forward(tape, p, xv, beta);
+        if model_ref.ema.is_some() {
+            let z_e = tape.value(f.z_e).clone();
+            chosen.lock().expect("no chunk panicked").push((start, z_e, f.index.clone()));
+        }
         let values = [f.loss, f.recon, f.codebook, f.commit].map(|v| tape.scalar(v) as f64);
         (f.loss, values.to_vec())
     };
     let (sums, grads) = batch_gradients(&model.params, x.shape()[0], CHUNK_ROWS, chunk_loss);
     update(&mut model.params, opt, grads, sums[0], clip)?;
+    let mut chosen = chosen.into_inner().expect("no chunk panicked");
+    chosen.sort_by_key(|c| c.0); // chunk order, whatever order the threads finished in
+    model.ema_update(&chosen);
     Ok(VqTerms::from_values(&sums))
+}
+
+impl VqVae {
+    /// The EMA codebook update (van den Oord et al., appendix A.1) for a batch's encoder outputs
+    /// and codes, given per chunk: with n_k the rows that chose code k and s_k the sum of their
+    /// z_e,
+    ///
+    ///   N_k ← γ·N_k + (1 − γ)·n_k,   m_k ← γ·m_k + (1 − γ)·s_k,   e_k = m_k / N̂_k,
+    ///
+    /// N̂_k = (N_k + ε)/(Σ N + Kc·ε)·Σ N with ε = 1e-5 (Laplace smoothing, so no code divides by
+    /// zero). Each code moves toward the mean of the outputs that chose it. A no-op without EMA.
+    fn ema_update(&mut self, chosen: &[(usize, Tensor, Vec<usize>)]) {
+        let (Some(gamma), Some((count_id, sum_id))) = (self.config.ema_decay, self.ema) else { return };
+        let (kc, dc) = (self.config.codebook_size, self.config.code_dim);
+        let (mut n, mut s) = (vec![0f64; kc], vec![0f64; kc * dc]);
+        for (_, z_e, index) in chosen {
+            for (row, &k) in z_e.outer_iter().zip(index) {
+                n[k] += 1.0;
+                s[k * dc..(k + 1) * dc].iter_mut().zip(row.iter()).for_each(|(a, &v)| *a += v as f64);
+            }
+        }
+        let g = gamma as f64;
+        let values = self.params.values_mut();
+        let counts = values[count_id.0].as_slice_mut().expect("contiguous");
+        counts.iter_mut().zip(&n).for_each(|(c, &nk)| *c = (g * *c as f64 + (1.0 - g) * nk) as f32);
+        let counts: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+        let sums = values[sum_id.0].as_slice_mut().expect("contiguous");
+        sums.iter_mut().zip(&s).for_each(|(m, &sk)| *m = (g * *m as f64 + (1.0 - g) * sk) as f32);
+        let sums: Vec<f32> = sums.to_vec();
+        const EPS: f64 = 1e-5;
+        let total: f64 = counts.iter().sum();
+        let table = values[self.codebook.0].as_slice_mut().expect("contiguous");
+        for k in 0..kc {
+            let smoothed = (counts[k] + EPS) / (total + kc as f64 * EPS) * total;
+            for d in 0..dc {
+                table[k * dc + d] = (sums[k * dc + d] as f64 / smoothed) as f32;
+            }
+        }
+    }
 }
 
 /// Sums of a VQ-VAE's terms over examples, and how often each code was chosen.
@@ -603,6 +690,91 @@ mod tests {
             let dist = |j: usize| (0..5).map(|c| ((z[[m, c]] - e[[j, c]]) as f64).powi(2)).sum::<f64>();
             let best = (0..11).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap();
             assert!(dist(k) <= dist(best) + 1e-5, "row {m}: picked {k}, nearest {best}");
+        }
+    }
+
+    /// A 6-5-(2 codes of width `code_dim`) MLP with a codebook of 4.
+    fn small_mlp(code_dim: usize, ema_decay: Option<f32>) -> VqConfig {
+        VqConfig {
+            arch: VqArch::Mlp { hidden: vec![5], codes: 2 },
+            input: [1, 1, 6],
+            code_dim,
+            codebook_size: 4,
+            activation: Activation::Relu,
+            likelihood: Likelihood::Bernoulli,
+            ema_decay,
+        }
+    }
+
+    /// One step of an EMA codebook against the definition, computed here in f64 from the
+    /// step's own encoder outputs and codes.
+    #[test]
+    fn the_ema_codebook_moves_as_its_definition_says() {
+        let config = small_mlp(2, Some(0.9));
+        let mut model = VqVae::new(config, &mut StdRng::seed_from_u64(4)).unwrap();
+        // Codes spread over the encoder's range, so that several are chosen.
+        let x = Tensor::from_shape_fn(vec![8, 6], |i| ((i[0] * 5 + i[1] * 3) % 7) as f32 / 6.0);
+        let (z_e, e0) = {
+            let mut tape = Tape::new();
+            let p = model.params.on_tape(&mut tape);
+            let xv = tape.constant(x.clone());
+            let z = model.encode(&mut tape, &p, xv);
+            let z = tape.value(z).clone();
+            let table = Tensor::from_shape_fn(vec![4, 2], |i| z[[(i[0] * 3) % 16, i[1]]]);
+            (z, table)
+        };
+        let (count, sum) = model.ema.unwrap();
+        model.params.values_mut()[model.codebook.0] = e0.clone();
+        model.params.values_mut()[sum.0] = e0.clone();
+        let chosen = nearest_codes(&z_e, &e0);
+        let mut adam = vae_layers::optim::Adam::new(1e-2);
+        train_step(&mut model, &mut adam, &x, DEFAULT_BETA, None).unwrap();
+        let n: Vec<f64> = (0..4).map(|k| chosen.iter().filter(|&&c| c == k).count() as f64).collect();
+        let counts: Vec<f64> = n.iter().map(|&nk| 0.9 + 0.1 * nk).collect();
+        let total: f64 = counts.iter().sum();
+        for k in 0..4 {
+            assert!((model.params.get(count)[[k]] as f64 - counts[k]).abs() < 1e-6);
+            let smoothed = (counts[k] + 1e-5) / (total + 4e-5) * total;
+            for d in 0..2 {
+                let s: f64 = (0..16).filter(|&r| chosen[r] == k).map(|r| z_e[[r, d]] as f64).sum();
+                let m = 0.9 * e0[[k, d]] as f64 + 0.1 * s;
+                let e = model.params.get(model.codebook)[[k, d]] as f64;
+                assert!((e - m / smoothed).abs() < 1e-5, "code {k}: {e} vs {}", m / smoothed);
+            }
+        }
+        assert!(n.iter().filter(|&&nk| nk > 0.0).count() >= 2, "the test should move several codes: {n:?}");
+    }
+
+    /// The codebook's gradient comes from the codebook term alone: the reconstruction and the
+    /// commitment term give it none (the straight-through copy and sg(e)), and the codebook
+    /// term gives the encoder none (sg(z_e)).
+    #[test]
+    fn the_codebook_gets_its_gradient_only_from_its_own_term() {
+        let config = small_mlp(3, None);
+        let model = VqVae::new(config, &mut StdRng::seed_from_u64(5)).unwrap();
+        let x = Tensor::from_shape_fn(vec![3, 6], |i| ((i[0] + 2 * i[1]) % 5) as f32 / 4.0);
+        let grads_of = |pick: &dyn Fn(&mut Tape, &VqForward) -> Var| {
+            let mut tape = Tape::new();
+            let p = model.params.on_tape(&mut tape);
+            let xv = tape.constant(x.clone());
+            let f = model.forward(&mut tape, &p, xv, DEFAULT_BETA);
+            let target = pick(&mut tape, &f);
+            p.gradients(&tape, tape.backward(target))
+        };
+        let all = grads_of(&|_, f| f.loss);
+        let codebook_term = grads_of(&|_, f| f.codebook);
+        let rest = grads_of(&|t, f| {
+            let w = t.scale(f.commit, DEFAULT_BETA);
+            t.add(f.recon, w)
+        });
+        let k = model.codebook.0;
+        assert!(all[k].iter().any(|&g| g != 0.0), "the codebook gets a gradient");
+        assert_eq!(all[k], codebook_term[k]);
+        assert!(rest[k].iter().all(|&g| g == 0.0));
+        for (i, g) in codebook_term.iter().enumerate() {
+            if i != k {
+                assert!(g.iter().all(|&v| v == 0.0), "the codebook term reaches parameter {i}");
+            }
         }
     }
 
