@@ -12,11 +12,11 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 #[command(name = "vae-cli", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
     /// Train a VAE (defaults: PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs).
     Train(TrainArgs),
     /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set.
@@ -232,7 +232,8 @@ pub enum LikelihoodKind {
 }
 
 /// Optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OptimizerKind {
     /// Adam, PyTorch's form (β 0.9, 0.999; ε 1e-8).
     Adam,
@@ -243,7 +244,8 @@ pub enum OptimizerKind {
 }
 
 /// Pixel binarization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum BinarizeKind {
     /// Grey values in [0, 1] as they are.
     None,
@@ -263,7 +265,8 @@ pub enum ActivationKind {
 }
 
 /// Training objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ObjectiveKind {
     /// The negative ELBO: reconstruction averaged over --k samples of z, KL in closed form.
     Elbo,
@@ -272,7 +275,8 @@ pub enum ObjectiveKind {
 }
 
 /// Learning-rate schedule over the run's epochs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LrScheduleKind {
     /// --lr throughout.
     Constant,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 use vae::objective::Objective;
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
@@ -13,7 +13,9 @@ use crate::commands::{BinarizeKind, LrScheduleKind, ObjectiveKind, OptimizerKind
 pub const DEFAULT_LR: f32 = 1e-3;
 
 /// The training settings a run keeps in its checkpoint, so that `--resume` continues with them.
-#[derive(Clone, Debug, PartialEq)]
+/// serde writes each field as one `train.<field>` metadata entry and reads them back; fields
+/// added after the first checkpoints were written default to the values those runs used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Seed of every random stream.
     pub seed: u64,
@@ -33,22 +35,56 @@ pub struct Settings {
     pub train_limit: Option<usize>,
     /// Test images used (the first N), if limited.
     pub test_limit: Option<usize>,
-    /// What a step minimizes, with its K.
-    pub objective: Objective,
+    /// What a step minimizes (with `k`, see [`Settings::objective`]).
+    #[serde(default = "default_objective")]
+    pub objective: ObjectiveKind,
+    /// Samples of z per example.
+    #[serde(default = "one")]
+    pub k: usize,
     /// The KL weight β of the ELBO objective.
+    #[serde(default = "one_f32")]
     pub beta: f32,
     /// The VQ-VAE's commitment weight β.
+    #[serde(default = "default_commitment")]
     pub commitment: f32,
     /// Whether the VQ-VAE moves codes unused in an epoch's test pass onto encoder outputs.
+    #[serde(default)]
     pub restart_codes: bool,
     /// The learning-rate schedule.
+    #[serde(default = "default_schedule")]
     pub lr_schedule: LrScheduleKind,
     /// Adam's ε.
+    #[serde(default = "default_adam_eps")]
     pub adam_eps: f32,
     /// The run's planned epochs.
+    #[serde(default = "default_epochs")]
     pub epochs: u64,
-    /// The epochs the learning-rate schedule spans (usually `epochs`).
+    /// The epochs the learning-rate schedule spans (usually `epochs`; older files: `epochs`).
     pub schedule_epochs: u64,
+}
+
+// The values of runs written before each setting existed: the plain protocol (the one-sample
+// ELBO, a constant rate, Adam's ε 1e-8, 10 epochs planned).
+fn default_objective() -> ObjectiveKind {
+    ObjectiveKind::Elbo
+}
+fn one() -> usize {
+    1
+}
+fn one_f32() -> f32 {
+    1.0
+}
+fn default_commitment() -> f32 {
+    vae::vqvae::DEFAULT_BETA
+}
+fn default_schedule() -> LrScheduleKind {
+    LrScheduleKind::Constant
+}
+fn default_adam_eps() -> f32 {
+    1e-8
+}
+fn default_epochs() -> u64 {
+    10
 }
 
 /// The command-line name of a value of a flag's enum.
@@ -59,10 +95,6 @@ pub fn enum_name<T: clap::ValueEnum>(v: T) -> String {
 impl Settings {
     /// The settings of a new run, from its flags.
     pub fn from_args(a: &TrainArgs, p: &Protocol) -> Self {
-        let objective = match a.objective {
-            ObjectiveKind::Elbo => Objective::Elbo { k: a.k as usize },
-            ObjectiveKind::Iwae => Objective::Iwae { k: a.k as usize },
-        };
         Self {
             seed: a.seed,
             batch_size: p.batch_size,
@@ -73,7 +105,8 @@ impl Settings {
             clip_norm: a.clip_norm,
             train_limit: a.train_limit.map(|n| n as usize),
             test_limit: a.test_limit.map(|n| n as usize),
-            objective,
+            objective: a.objective,
+            k: a.k as usize,
             beta: a.beta,
             commitment: a.commitment,
             restart_codes: !a.keep_dead_codes,
@@ -84,67 +117,60 @@ impl Settings {
         }
     }
 
-    /// The settings as `train.*` metadata entries.
+    /// What a step minimizes, with its K.
+    pub fn objective(&self) -> Objective {
+        match self.objective {
+            ObjectiveKind::Elbo => Objective::Elbo { k: self.k },
+            ObjectiveKind::Iwae => Objective::Iwae { k: self.k },
+        }
+    }
+
+    /// The settings as `train.*` metadata entries: each field's JSON value, strings without
+    /// their quotes and `None` as an empty string (as the first checkpoints wrote them).
     pub fn to_metadata(&self) -> HashMap<String, String> {
-        let opt = |v: Option<String>| v.unwrap_or_default();
-        HashMap::from([
-            ("train.seed".into(), self.seed.to_string()),
-            ("train.batch_size".into(), self.batch_size.to_string()),
-            ("train.lr".into(), self.lr.to_string()),
-            ("train.optimizer".into(), enum_name(self.optimizer)),
-            ("train.binarize".into(), enum_name(self.binarize)),
-            ("train.kl_warmup".into(), self.kl_warmup.to_string()),
-            ("train.clip_norm".into(), opt(self.clip_norm.map(|v| v.to_string()))),
-            ("train.train_limit".into(), opt(self.train_limit.map(|v| v.to_string()))),
-            ("train.test_limit".into(), opt(self.test_limit.map(|v| v.to_string()))),
-            ("train.objective".into(), self.objective.name().into()),
-            ("train.k".into(), self.objective.k().to_string()),
-            ("train.beta".into(), self.beta.to_string()),
-            ("train.commitment".into(), self.commitment.to_string()),
-            ("train.restart_codes".into(), self.restart_codes.to_string()),
-            ("train.lr_schedule".into(), enum_name(self.lr_schedule)),
-            ("train.adam_eps".into(), self.adam_eps.to_string()),
-            ("train.epochs".into(), self.epochs.to_string()),
-            ("train.schedule_epochs".into(), self.schedule_epochs.to_string()),
-        ])
+        // Through text: serde_json writes an f32 as its shortest decimal form ("0.001"), where
+        // `to_value` would widen it to f64 first ("0.0010000000474974513").
+        let text = serde_json::to_string(self).expect("a struct of numbers and names serializes");
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&text) else {
+            unreachable!("a struct serializes to an object")
+        };
+        fields
+            .into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (format!("train.{k}"), text)
+            })
+            .collect()
     }
 
     /// Reads the entries [`Settings::to_metadata`] wrote; older files lack some, which then
     /// take the values those files were trained with.
     pub fn from_metadata(m: &HashMap<String, String>) -> std::result::Result<Self, String> {
-        let get = |k: &str| m.get(&format!("train.{k}")).ok_or(format!("the checkpoint has no training setting {k:?}"));
-        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
-            v.parse().map_err(|_| format!("training setting {k:?} = {v:?} is malformed"))
+        let mut fields = serde_json::Map::new();
+        for (key, text) in m {
+            let Some(name) = key.strip_prefix("train.") else { continue };
+            let value = match text.as_str() {
+                "" => serde_json::Value::Null,
+                t => serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_string())),
+            };
+            fields.insert(name.to_string(), value);
         }
-        let optional = |k: &str| -> std::result::Result<Option<String>, String> {
-            let v = get(k)?;
-            Ok((!v.is_empty()).then(|| v.clone()))
-        };
-        let value_enum = |k: &str| -> std::result::Result<String, String> { get(k).cloned() };
-        // Keys added with the IWAE objective; checkpoints written before them hold the plain
-        // protocol (the one-sample ELBO, a constant rate, Adam's ε 1e-8, 10 epochs planned).
-        let or = |k: &str, default: &str| m.get(&format!("train.{k}")).cloned().unwrap_or_else(|| default.to_string());
-        let k: usize = parse("k", &or("k", "1"))?;
-        Ok(Self {
-            objective: Objective::parse(&or("objective", "elbo"), k)?,
-            // Older files kept β among the model's keys.
-            beta: parse("beta", &or("beta", m.get("beta").map_or("1", String::as_str)))?,
-            commitment: parse("commitment", &or("commitment", "0.25"))?,
-            restart_codes: parse("restart_codes", &or("restart_codes", "false"))?,
-            lr_schedule: LrScheduleKind::from_str(&or("lr_schedule", "constant"), false)?,
-            adam_eps: parse("adam_eps", &or("adam_eps", "1e-8"))?,
-            epochs: parse("epochs", &or("epochs", "10"))?,
-            schedule_epochs: parse("schedule_epochs", &or("schedule_epochs", &or("epochs", "10")))?,
-            seed: parse("seed", get("seed")?)?,
-            batch_size: parse("batch_size", get("batch_size")?)?,
-            lr: parse("lr", get("lr")?)?,
-            optimizer: OptimizerKind::from_str(&value_enum("optimizer")?, false)?,
-            binarize: BinarizeKind::from_str(&value_enum("binarize")?, false)?,
-            kl_warmup: parse("kl_warmup", get("kl_warmup")?)?,
-            clip_norm: optional("clip_norm")?.map(|v| parse("clip_norm", &v)).transpose()?,
-            train_limit: optional("train_limit")?.map(|v| parse("train_limit", &v)).transpose()?,
-            test_limit: optional("test_limit")?.map(|v| parse("test_limit", &v)).transpose()?,
-        })
+        // Older files kept β among the model's keys, and planned no schedule of their own.
+        if !fields.contains_key("beta") {
+            if let Some(beta) = m.get("beta").and_then(|b| serde_json::from_str(b).ok()) {
+                fields.insert("beta".into(), beta);
+            }
+        }
+        if !fields.contains_key("schedule_epochs") {
+            let epochs = fields.get("epochs").cloned().unwrap_or(serde_json::json!(default_epochs()));
+            fields.insert("schedule_epochs".into(), epochs);
+        }
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("the checkpoint's training settings are unreadable: {e}"))
     }
 
     /// A fresh optimizer as the settings describe it.
@@ -157,6 +183,73 @@ impl Settings {
             }
             OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, 0.9)),
             OptimizerKind::Adagrad => Box::new(Adagrad::new(self.lr)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = crate::commands::Cli::try_parse_from([&["vae-cli", "train"], args].concat()).unwrap();
+        let crate::commands::Cli { command: crate::commands::Command::Train(a) } = cli else { unreachable!() };
+        Settings::from_args(&a, &a.protocol())
+    }
+
+    #[test]
+    fn settings_survive_their_metadata_form() {
+        for args in [
+            vec![],
+            vec!["--preset", "burda", "--objective", "iwae", "--k", "5", "--clip-norm", "100"],
+            vec!["--family", "vqvae", "--keep-dead-codes", "--lr", "3e-4", "--train-limit", "123"],
+        ] {
+            let s = settings(&args);
+            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap(), s, "{args:?}");
+        }
+    }
+
+    /// A checkpoint of the first format (before the IWAE objective): no objective, k, beta,
+    /// schedule, ε or epochs among its `train.*` keys, β among the model's.
+    #[test]
+    fn the_first_checkpoints_settings_still_read() {
+        let m: HashMap<String, String> = [
+            ("train.seed", "1"),
+            ("train.batch_size", "128"),
+            ("train.lr", "0.001"),
+            ("train.optimizer", "adam"),
+            ("train.binarize", "none"),
+            ("train.kl_warmup", "0"),
+            ("train.clip_norm", ""),
+            ("train.train_limit", ""),
+            ("train.test_limit", "500"),
+            ("train.metrics", "1,2,3\n4,5,6"),
+            ("beta", "0.5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = Settings::from_metadata(&m).unwrap();
+        assert_eq!((s.objective(), s.beta, s.epochs, s.schedule_epochs), (Objective::Elbo { k: 1 }, 0.5, 10, 10));
+        assert_eq!((s.lr, s.clip_norm, s.test_limit, s.adam_eps), (1e-3, None, Some(500), 1e-8));
+        let mut bad = m.clone();
+        bad.insert("train.lr".into(), "fast".into());
+        assert!(Settings::from_metadata(&bad).unwrap_err().contains("training settings"));
+    }
+
+    /// Rates and weights go through JSON numbers (f64) on their way back to f32: every f32's
+    /// shortest decimal form comes back as the same f32.
+    #[test]
+    fn f32_values_come_back_bit_for_bit() {
+        let mut s = settings(&[]);
+        let mut x: u32 = 0x3a83_126f; // 1e-3, then a scramble of bit patterns
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+            let v = f32::from_bits(x & 0x7f7f_ffff); // finite, positive
+            s.lr = v;
+            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap().lr.to_bits(), v.to_bits(), "{v:e}");
         }
     }
 }

@@ -126,7 +126,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let protocol = args.protocol();
     let fresh = Settings::from_args(&args, &protocol);
     let dir = data_dir(&args.data);
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args, &protocol, fresh.objective));
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args, &protocol, fresh.objective()));
     let mut run = if args.resume { resume(&args, &out)? } else { start(&args, &protocol, fresh, &dir, &out)? };
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the output folder {}: {e}", out.display()))?;
     let s = run.settings.clone();
@@ -141,7 +141,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let session =
         Session { train: &train, test: &test, mode, out: &out, steps: train.len().div_ceil(s.batch_size), epochs };
     let objective = match run.model.as_vae() {
-        Some(_) => format!("objective {} K={}", s.objective.name(), s.objective.k()),
+        Some(_) => format!("objective {} K={}", s.objective().name(), s.k),
         None => format!("commitment β={}", s.commitment),
     };
     println!(
@@ -347,7 +347,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
 /// commitment weight for the VQ-VAE).
 fn step_settings(s: &Settings, model: &dyn Family, beta: f32) -> StepSettings {
     let beta = if model.as_vae().is_some() { beta } else { s.commitment };
-    StepSettings { objective: s.objective, beta, clip: s.clip_norm }
+    StepSettings { objective: s.objective(), beta, clip: s.clip_norm }
 }
 
 /// The shown terms' values among a family's term means.
