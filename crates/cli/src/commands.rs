@@ -35,6 +35,8 @@ pub(crate) enum Command {
     Plot(PlotArgs),
     /// Train the autoregressive prior over a VQ-VAE's codes; report −log p(x) bounds; draw samples.
     Prior(PriorArgs),
+    /// Explore a model's latent space in the browser: scatter, sliders, interpolation.
+    Serve(ServeArgs),
 }
 
 /// Flags shared by the picture commands: the model and the data.
@@ -173,6 +175,20 @@ pub enum FamilyKind {
     /// The VQ-VAE: a grid of code vectors, each snapped to the nearest of --codebook-size
     /// learned rows (with --model conv, 7×7 codes for MNIST; with mlp, --latent-dim codes).
     Vqvae,
+}
+
+/// Flags of `vae-cli serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The checkpoint (a VAE or conditional VAE) and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 /// Flags of `vae-cli prior`.
@@ -513,6 +529,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Manifold(args) => crate::pictures::manifold(args),
         Command::Latent(args) => crate::pictures::latent(args),
         Command::Plot(args) => crate::pictures::plot(args),
+        Command::Serve(args) => crate::serve::run(args),
         Command::Prior(args) => {
             init_threads(args.threads)?;
             check_number("lr", args.lr, 0.0, false)?;

@@ -54,17 +54,23 @@ impl Canvas {
         }
     }
 
-    /// Encodes the canvas as PNG and writes it atomically.
-    pub fn save(&self, path: &Path) -> Result<(), vae::Error> {
+    /// The canvas as the bytes of a PNG file (8-bit RGB).
+    pub fn encode_png(&self) -> Result<Vec<u8>, png::EncodingError> {
         let mut bytes = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut bytes, self.width as u32, self.height as u32);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
-            let io = |e: png::EncodingError| vae::Error::io("encode a PNG for", path, std::io::Error::other(e));
-            let mut writer = enc.write_header().map_err(io)?;
-            writer.write_image_data(&self.rgb).map_err(io)?;
+            let mut writer = enc.write_header()?;
+            writer.write_image_data(&self.rgb)?;
         }
+        Ok(bytes)
+    }
+
+    /// Encodes the canvas as PNG and writes it atomically.
+    pub fn save(&self, path: &Path) -> Result<(), vae::Error> {
+        let bytes =
+            self.encode_png().map_err(|e| vae::Error::io("encode a PNG for", path, std::io::Error::other(e)))?;
         vae::checkpoint::write_atomic(path, &bytes)
     }
 }

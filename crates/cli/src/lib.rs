@@ -20,6 +20,7 @@ pub mod plot;
 pub mod prior;
 pub mod progress;
 pub mod rundir;
+pub mod serve;
 pub mod settings;
 pub mod streams;
 pub mod train;

@@ -21,7 +21,12 @@ use crate::streams::{stream, Purpose};
 
 /// The Gaussian-latent model of a checkpoint (the latent commands need mu and a continuous z).
 fn load_model(args: &ModelArgs) -> Result<Vae> {
-    Ok(checkpoint::load(&args.checkpoint)?.model)
+    load_gaussian(&args.checkpoint)
+}
+
+/// The Gaussian-latent model (family vae or cvae) of a checkpoint file.
+pub fn load_gaussian(path: &Path) -> Result<Vae> {
+    Ok(checkpoint::load(path)?.model)
 }
 
 /// The test split, checked against the model's image size.
