@@ -296,6 +296,22 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     for png in ["prior_samples.png", "uniform_samples.png", "code_use.png"] {
         assert!(whole.join("prior").join(png).is_file(), "{png}");
     }
+    let prior_file = whole.join("prior/prior.safetensors");
+    let p = prior_file.to_str().unwrap();
+    ok(&run(&[
+        "sample",
+        "--checkpoint",
+        m,
+        "--prior",
+        p,
+        "-n",
+        "4",
+        "--out",
+        &file("ps.png"),
+        "--idx",
+        &file("ps.idx"),
+    ]));
+    assert_eq!(vae::data::read_idx(&whole.join("ps.idx")).unwrap().dims, vec![4, 28, 28]);
     // A plain VAE is not a VQ-VAE.
     let plain = scratch("vq-plain");
     ok(&small_run(&plain, "1", &[]));

@@ -80,6 +80,10 @@ pub struct SampleArgs {
     /// [n, H, W]) that other tools can read.
     #[arg(long, value_name = "FILE")]
     pub idx: Option<PathBuf>,
+    /// VQ-VAE only: draw the codes from this learned prior (`vae-cli prior` writes
+    /// prior.safetensors) instead of uniformly.
+    #[arg(long, value_name = "FILE")]
+    pub prior: Option<PathBuf>,
 }
 
 /// Flags of `vae-cli reconstruct`.

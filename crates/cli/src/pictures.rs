@@ -111,7 +111,15 @@ pub fn sample(args: SampleArgs) -> Result<()> {
             (n.div_ceil(cols), cols, vec![label.unwrap_or(0); n])
         }
     };
-    let images = model.sample(labels.len(), &labels, &mut stream(args.seed, 0, 0, Purpose::Pictures));
+    let rng = &mut stream(args.seed, 0, 0, Purpose::Pictures);
+    let images = match &args.prior {
+        None => model.sample(labels.len(), &labels, rng),
+        Some(path) => {
+            let vq = crate::prior::load_vq(&args.model.checkpoint)?;
+            let prior = crate::prior::load_prior(path, &vq)?;
+            vq.decode_codes(&prior.sample(labels.len(), rng))
+        }
+    };
     let [_, h, w] = model.input();
     grid(&images, rows, cols, h, w).save(&args.out)?;
     if let Some(path) = &args.idx {
@@ -125,7 +133,10 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         );
     }
     let what = match (classes, label) {
-        (0, _) if model.as_vae().is_none() => format!("{n} samples of uniformly drawn codes (no learned prior)"),
+        (0, _) if args.prior.is_some() => format!("{n} samples through the learned prior"),
+        (0, _) if model.as_vae().is_none() => {
+            format!("{n} samples of uniformly drawn codes (no learned prior: see --prior)")
+        }
         (0, _) => format!("{n} samples from the prior"),
         (_, Some(l)) if args.label.label.is_some() => format!("{n} samples of class {l}"),
         (c, _) => format!("{} samples, a row for each of {c} classes", labels.len()),
