@@ -17,11 +17,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Train a VAE (defaults: PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs).
+    /// Train a model: a VAE by default (PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs); --family cvae or vqvae for the others.
     Train(TrainArgs),
-    /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set.
+    /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set; a VQ-VAE's terms and code use.
     Eval(EvalArgs),
-    /// Draw a grid of samples from the prior, decoded.
+    /// Draw a grid of samples from the prior, decoded (a row per class for a conditional model).
     Sample(SampleArgs),
     /// Draw test images above their reconstructions.
     Reconstruct(ReconstructArgs),
