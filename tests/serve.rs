@@ -143,6 +143,10 @@ fn the_explorer_serves_its_api_and_page_to_a_real_browser() {
     assert_eq!((info["latent"].as_u64(), info["projection"].as_str()), (Some(4), Some("pca")));
     let latent: serde_json::Value = serde_json::from_slice(&get(port, "/api/latent").1).unwrap();
     assert_eq!(latent["points"].as_array().unwrap().len(), 10_000); // the whole test set
+    let full: serde_json::Value = serde_json::from_slice(&get(port, "/api/latent?means=1").1).unwrap();
+    let mean_3 = full["means"][3].clone();
+    let alone: serde_json::Value = serde_json::from_slice(&get(port, "/api/mean?i=3").1).unwrap();
+    assert_eq!(mean_3, alone["z"]);
     assert_eq!(get(port, "/api/curves").0, 200);
     assert_eq!(get(port, "/").0, 200);
 

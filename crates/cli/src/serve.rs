@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /` | the page |
 //! | `GET /api/info` | JSON: latent size J, classes, the 2-D projection of the scatter (axes, center), image size, whether training curves exist |
-//! | `GET /api/latent` | JSON: the test set's latent means, projected to 2-D (`points`), and their `labels` |
+//! | `GET /api/latent[?means=1]` | JSON: the test set's latent means, projected to 2-D (`points`), their `labels`, and with `means=1` the means themselves |
 //! | `GET /api/mean?i=N` | JSON: the latent mean `z` of test image N |
 //! | `GET /api/decode?z=0.1,-2.0[&label=3]` | PNG: the decoder mean at z (for a conditional model, of class `label`), 8× enlarged |
 //! | `GET /api/curves` | JSON: the run's metrics.csv (`header`, `rows`), if it sits beside the checkpoint |
@@ -108,7 +108,8 @@ impl Explorer {
         }))
     }
 
-    fn latent(&self) -> Answer {
+    /// The projected means and labels; with `means=1` also the means themselves [N, J].
+    fn latent(&self, query: &[(String, String)]) -> Answer {
         let points: Vec<[f64; 2]> = self
             .mu
             .outer_iter()
@@ -117,7 +118,12 @@ impl Explorer {
                 [(u * 1e4).round() / 1e4, (v * 1e4).round() / 1e4]
             })
             .collect();
-        json(serde_json::json!({ "points": points, "labels": self.labels }))
+        let mut answer = serde_json::json!({ "points": points, "labels": self.labels });
+        if param(query, "means") == Some("1") {
+            let means: Vec<Vec<f32>> = self.mu.outer_iter().map(|m| m.iter().copied().collect()).collect();
+            answer["means"] = serde_json::json!(means);
+        }
+        json(answer)
     }
 
     fn mean(&self, query: &[(String, String)]) -> Answer {
@@ -186,7 +192,7 @@ impl Explorer {
         match path {
             "/" | "/index.html" => (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()),
             "/api/info" => self.info(),
-            "/api/latent" => self.latent(),
+            "/api/latent" => self.latent(&query),
             "/api/mean" => self.mean(&query),
             "/api/decode" => self.decode(&query),
             "/api/curves" => self.curves(),
