@@ -178,7 +178,8 @@ fn the_explorer_serves_its_api_and_page_to_a_real_browser() {
 
 /// WebDriver over chromedriver: a session of headless Chromium on the explorer's page.
 struct Browser {
-    driver: Child,
+    /// chromedriver, stopped when the browser is dropped.
+    _driver: Reaped,
     port: u16,
     session: String,
 }
@@ -195,12 +196,15 @@ impl Browser {
             return None;
         }
         let port = free_port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Reaped from here on: a failed assertion below leaves no chromedriver behind.
+        let driver = Reaped(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
@@ -214,7 +218,7 @@ impl Browser {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(status, 200, "new session: {v}");
         let session = v["value"]["sessionId"].as_str().unwrap().to_string();
-        Some(Browser { driver, port, session })
+        Some(Browser { _driver: driver, port, session })
     }
 
     fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
@@ -241,10 +245,9 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session (closing Chromium); dropping `_driver` then stops chromedriver.
     fn drop(&mut self) {
         let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
