@@ -7,9 +7,14 @@
 //!
 //! ```sh
 //! cargo run --release --example step_timer -- conv 100    # or: mlp 300
+//! cargo run --release --example step_timer -- burda 1000   # Burda et al.'s model, batch 20, K = 1
+//! cargo run --release --example step_timer -- burda-iwae50 100   # the same, IWAE with K = 50
 //! ```
 //!
-//! It trains a fresh model on the first 20 batches of MNIST, cycling, after 5 warm-up steps.
+//! It trains a fresh model on the first 20 batches of MNIST (of 128 images, or of 20 for the
+//! Burda model, binarized once), cycling, after 5 warm-up steps, with Adam. The steps run on
+//! the calling thread, so each parallel loop hands its work to rayon's pool; with
+//! `INSIDE_POOL=1` they run on a worker of the pool instead, as `vae-cli train` runs them.
 
 use std::path::Path;
 use std::time::Instant;
@@ -18,7 +23,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use vae::data::{Binarize, Dataset};
 use vae::model::standard_normal;
-use vae::train::train_step;
+use vae::objective::Objective;
+use vae::train::train_step_objective;
 use vae::{Vae, VaeConfig};
 use vae_layers::optim::Adam;
 
@@ -35,29 +41,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "mlp".into());
     let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100);
-    let config = match which.as_str() {
-        "mlp" => VaeConfig::mlp_mnist(),
-        "conv" => VaeConfig::conv_mnist(),
-        other => return Err(format!("unknown model {other:?}: use mlp or conv").into()),
+    let (config, batch, objective, binarize) = match which.as_str() {
+        "mlp" => (VaeConfig::mlp_mnist(), 128, Objective::default(), Binarize::None),
+        "conv" => (VaeConfig::conv_mnist(), 128, Objective::default(), Binarize::None),
+        "burda" => (VaeConfig::burda_mnist(), 20, Objective::default(), Binarize::Dynamic),
+        "burda-iwae50" => (VaeConfig::burda_mnist(), 20, Objective::Iwae { k: 50 }, Binarize::Dynamic),
+        other => return Err(format!("unknown model {other:?}: use mlp, conv, burda or burda-iwae50").into()),
     };
+    let (latent, k) = (config.latent, objective.k());
     let data = Dataset::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist"))?;
     let mut rng = StdRng::seed_from_u64(1);
     let mut model = Vae::new(config, &mut rng)?;
     let mut adam = Adam::new(1e-3);
     let batches: Vec<_> = (0..20)
-        .map(|b| data.train.batch(&(b * 128..(b + 1) * 128).collect::<Vec<_>>(), Binarize::None, &mut rng))
+        .map(|b| data.train.batch(&(b * batch..(b + 1) * batch).collect::<Vec<_>>(), binarize, &mut rng))
         .collect();
     let mut step = |i: usize| {
-        let eps = standard_normal(&[128, 20], &mut rng);
-        train_step(&mut model, &mut adam, &batches[i % batches.len()], eps, 1.0, None).map(|_| ())
+        let eps = standard_normal(&[k * batch, latent], &mut rng);
+        let x = &batches[i % batches.len()];
+        train_step_objective(&mut model, &mut adam, x, eps, objective, 1.0, None).map(|_| ())
     };
-    for i in 0..5 {
-        step(i).map_err(|e| format!("{e:?}"))?;
-    }
+    let inside = std::env::var("INSIDE_POOL").is_ok();
+    let pool = rayon::ThreadPoolBuilder::new().build()?;
+    let mut run = |n: usize| -> Result<(), String> {
+        let mut go = || (0..n).try_for_each(|i| step(i).map_err(|e| format!("{e:?}")));
+        if inside { pool.install(go) } else { go() }
+    };
+    run(5)?;
     let (t0, c0) = (Instant::now(), cpu_seconds());
-    for i in 0..steps {
-        step(i).map_err(|e| format!("{e:?}"))?;
-    }
+    run(steps)?;
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     println!(
         "{which}: {:.2} ms per step (wall), {:.2} ms of CPU per step, over {steps} steps",
