@@ -41,8 +41,21 @@ pub fn exp(x: f32) -> f32 {
         .mul_add(r, 1.666_666_5e-1)
         .mul_add(r, 0.5);
     let er = p.mul_add(r2, r) + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    er * two_n
+    er * pow2(n)
+}
+
+/// 2ⁿ for an integral n in [−126, 127], built in the exponent bits.
+///
+/// The biased exponent n + 127 is an integer in [1, 254]. Adding 2²³ to it puts it in the low
+/// mantissa bits of an f32 exactly (at that size the unit in the last place is 1), and a shift
+/// by 23 moves it into the exponent field while the bits of 2²³ leave the word. This is the
+/// float → integer conversion done in float arithmetic: Rust's `n as i32` saturates (NaN to 0,
+/// large values to the bounds), which the compiler cannot map onto the vector instruction, so
+/// it converted one value at a time and took a third of the time of every eˣ in a loop.
+#[inline(always)]
+pub fn pow2(n: f32) -> f32 {
+    const MAGIC: f32 = 8_388_608.0 + 127.0; // 2²³ + the exponent bias
+    f32::from_bits((n + MAGIC).to_bits() << 23)
 }
 
 /// ln x for a positive, normal, finite x (the only arguments it is given here: 1 + u with

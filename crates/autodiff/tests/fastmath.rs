@@ -79,3 +79,11 @@ fn tanh_is_within_a_few_ulp_everywhere() {
     assert_eq!((tanh(100.0), tanh(-100.0), tanh(0.0)), (1.0, -1.0, 0.0));
     assert!(tanh(-0.0).is_sign_negative());
 }
+
+#[test]
+fn pow2_is_exact_over_the_exponent_range() {
+    use vae_autodiff::fastmath::pow2;
+    for n in -126..=127 {
+        assert_eq!(pow2(n as f32), 2f32.powi(n), "2^{n}");
+    }
+}
