@@ -65,7 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = rayon::ThreadPoolBuilder::new().build()?;
     let mut run = |n: usize| -> Result<(), String> {
         let mut go = || (0..n).try_for_each(|i| step(i).map_err(|e| format!("{e:?}")));
-        if inside { pool.install(go) } else { go() }
+        if inside {
+            pool.install(go)
+        } else {
+            go()
+        }
     };
     run(5)?;
     let (t0, c0) = (Instant::now(), cpu_seconds());
