@@ -234,6 +234,23 @@ fn a_conditional_model_trains_draws_each_class_and_writes_idx() {
     ok(&o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["family"], "cvae");
+    // Label consistency: 3 samples per class, each counted once in the confusion table.
+    let o = run(&["eval", "--checkpoint", m, "--test-limit", "100", "--label-consistency", "3", "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shares: Vec<f64> =
+        v["label_consistency_per_class"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect();
+    assert_eq!(shares.len(), 10);
+    let confusion = v["label_confusion"].as_array().unwrap();
+    for (y, row) in confusion.iter().enumerate() {
+        let row: Vec<u64> = row.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+        assert_eq!(row.iter().sum::<u64>(), 3, "class {y}: {row:?}");
+        assert_eq!(shares[y], row[y] as f64 / 3.0, "class {y}");
+    }
+    let mean = v["label_consistency"].as_f64().unwrap();
+    assert!((mean - shares.iter().sum::<f64>() / 10.0).abs() < 1e-12);
+    // The judge: the nearest training image labels most real test digits right.
+    assert!(v["nearest_neighbour_test_accuracy"].as_f64().unwrap() > 0.9, "{v}");
     // An unconditional model refuses --label.
     let plain = scratch("cvae-plain");
     ok(&small_run(&plain, "1", &[]));
@@ -241,6 +258,10 @@ fn a_conditional_model_trains_draws_each_class_and_writes_idx() {
     assert_clean_error(
         &run(&["sample", "--checkpoint", p.to_str().unwrap(), "--label", "3", "--out", &file("x.png")]),
         "--label is for conditional models",
+    );
+    assert_clean_error(
+        &run(&["eval", "--checkpoint", p.to_str().unwrap(), "--label-consistency"]),
+        "--label-consistency is for conditional models",
     );
 }
 

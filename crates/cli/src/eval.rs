@@ -10,6 +10,7 @@ use vae::train::{active_units, iw_log_likelihood, Terms, ACTIVE_UNIT_THRESHOLD};
 use vae::{Activation, Arch, Family, Likelihood, VaeConfig};
 
 use crate::commands::{EvalArgs, Result};
+use crate::consistency::{label_consistency, Consistency};
 use crate::data::{binarize, load_test, Part};
 use crate::progress::Progress;
 use crate::streams::{stream, Purpose};
@@ -26,6 +27,9 @@ const IW_ROWS: usize = 200;
 /// `vae-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let family = checkpoint::load_family(&args.checkpoint)?.model;
+    if args.label_consistency.is_some() && family.classes() == 0 {
+        return Err("--label-consistency is for conditional models (vae-cli train --family cvae); this checkpoint's samples have no class to keep".into());
+    }
     let (mut test, dir) = load_test(&args.data, family.as_ref())?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
@@ -68,6 +72,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (k, total / test.len() as f64)
     });
 
+    let consistency = match args.label_consistency {
+        Some(n) => {
+            let data = vae::data::Dataset::load(&dir)?;
+            Some(label_consistency(model, &data.train, &data.test, n as usize, args.seed))
+        }
+        None => None,
+    };
+
     if args.json {
         let family = model.config.family();
         let mut obj =
@@ -79,6 +91,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some((count, variances)) = &active {
             obj["active_units"] = serde_json::json!(count);
             obj["latent_variances"] = serde_json::json!(variances);
+        }
+        if let Some(c) = &consistency {
+            obj["label_consistency"] = serde_json::json!(c.mean());
+            obj["label_consistency_per_class"] = serde_json::json!(c.per_class);
+            obj["label_confusion"] = serde_json::json!(c.confusion);
+            obj["nearest_neighbour_test_accuracy"] = serde_json::json!(c.classifier_accuracy.0);
         }
         println!("{obj}");
     } else {
@@ -98,8 +116,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "active units  {count} of {j} (variance of the posterior mean across test images above {ACTIVE_UNIT_THRESHOLD})"
             );
         }
+        if let Some(c) = &consistency {
+            print_consistency(c);
+        }
     }
     Ok(())
+}
+
+/// The text report of `--label-consistency`: the mean, then a row of shares per class.
+fn print_consistency(c: &Consistency) {
+    let (accuracy, checked) = c.classifier_accuracy;
+    println!(
+        "label consistency  {:.3}: the share of samples of class y whose nearest training image is a y, mean over classes ({} samples per class; that classifier labels {:.1}% of the first {checked} test images right)",
+        c.mean(),
+        c.per_class_samples,
+        100.0 * accuracy
+    );
+    let cells = |f: &dyn Fn(usize) -> String| (0..c.per_class.len()).map(f).collect::<Vec<_>>().join(" ");
+    println!("  class  {}", cells(&|y| format!("{y:>5}")));
+    println!("  share  {}", cells(&|y| format!("{:>5.2}", c.per_class[y])));
 }
 
 /// What a test pass gives: the family's term means and its statistics.
@@ -137,7 +172,7 @@ fn report_vq(
     n: usize,
     dir: &std::path::Path,
 ) -> Result<()> {
-    if args.iw_samples.is_some() || args.active_units {
+    if args.iw_samples.is_some() || args.active_units || args.label_consistency.is_some() {
         return Err("--iw-samples and --active-units need a Gaussian latent; this checkpoint holds a VQ-VAE (its bound on −log p(x) comes from its prior: vae-cli prior)".into());
     }
     let loss = model.loss(&r.means, knobs);

@@ -11,6 +11,7 @@
 //! examples can draw with it too.
 
 pub mod commands;
+pub mod consistency;
 pub mod data;
 pub mod eval;
 pub mod font;
