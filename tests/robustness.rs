@@ -52,6 +52,82 @@ fn ctrl_c_saves_mid_epoch_and_resume_gives_the_uninterrupted_numbers() {
 }
 
 #[test]
+fn the_prior_saves_on_ctrl_c_resumes_exactly_and_refuses_another_models_checkpoint() {
+    // A small VQ-VAE (4 places of 16 codes), then its prior in batches of 8 over 60,000 grids:
+    // 7,500 steps per epoch (about 0.2 s here), so that the interrupt lands inside one of the 3.
+    let vq = scratch("prior-vq");
+    let mut args = train_args(&vq, "2000", "32", "1");
+    args.extend(["--family", "vqvae", "--code-dim", "4", "--codebook-size", "16"].map(String::from));
+    let o = output(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = vq.join("model.safetensors").to_str().unwrap().to_string();
+    let prior_args = |out: &Path| -> Vec<String> {
+        let a = ["prior", "--checkpoint", &m, "--hidden", "32", "--batch-size", "8", "--test-limit", "500"];
+        a.iter()
+            .map(|s| s.to_string())
+            .chain(["--epochs", "3", "--out", out.to_str().unwrap()].map(String::from))
+            .collect()
+    };
+    let (whole, split) = (scratch("prior-whole"), scratch("prior-split"));
+    let o = output(&prior_args(&whole));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let child = spawn(&prior_args(&split));
+    let t0 = std::time::Instant::now();
+    while !split.join("prior_metrics.csv").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the prior's training did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && stdout.contains("interrupted"), "no clean interruption: {stdout}");
+    println!("{}", stdout.lines().last().unwrap_or(""));
+    assert!(!split.join("prior.safetensors").exists(), "an interrupted prior wrote its final file");
+    let mut resume = prior_args(&split);
+    resume.push("--resume".into());
+    let o = output(&resume);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Every column but the seconds, and the summary, as if never interrupted.
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let strip = |t: String| t.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(read(&whole, "prior_metrics.csv")).len(), 4);
+    assert_eq!(strip(read(&whole, "prior_metrics.csv")), strip(read(&split, "prior_metrics.csv")));
+    assert_eq!(read(&whole, "prior.json"), read(&split, "prior.json"));
+
+    // A second start in the same folder is refused; so is a prior of another VQ-VAE.
+    assert_clean_error(&output(&prior_args(&split)), "already holds a prior's training");
+    let other = scratch("prior-other-vq");
+    let mut args = train_args(&other, "2000", "32", "1");
+    args.extend(["--family", "vqvae", "--code-dim", "4", "--codebook-size", "16", "--seed", "2"].map(String::from));
+    assert!(output(&args).status.success());
+    let p = split.join("prior.safetensors");
+    let sample = |model: &Path| {
+        let model = model.join("model.safetensors");
+        let out = other.join("s.png");
+        output(
+            &[
+                "sample",
+                "--checkpoint",
+                model.to_str().unwrap(),
+                "--prior",
+                p.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .map(String::from),
+        )
+    };
+    assert!(sample(&vq).status.success());
+    assert_clean_error(&sample(&other), "trained on the codes of another VQ-VAE");
+    let mut resume_other = prior_args(&split);
+    resume_other[2] = other.join("model.safetensors").to_str().unwrap().to_string();
+    resume_other.push("--resume".into());
+    assert_clean_error(&output(&resume_other), "trained on the codes of another VQ-VAE");
+}
+
+#[test]
 fn killing_training_at_any_moment_leaves_loadable_checkpoints() {
     // Tiny epochs (10 steps) so that checkpoints are written often and kills land during writes.
     let mut delays_ms = 37u64;

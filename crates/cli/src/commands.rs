@@ -195,6 +195,9 @@ pub struct ServeArgs {
     pub host: String,
 }
 
+/// Epochs of `vae-cli prior` when --epochs is not given.
+pub const DEFAULT_PRIOR_EPOCHS: u64 = 10;
+
 /// Flags of `vae-cli prior`.
 #[derive(Args, Debug, Clone)]
 pub struct PriorArgs {
@@ -204,15 +207,21 @@ pub struct PriorArgs {
     /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Folder for prior.safetensors, prior.json and the pictures [default: the checkpoint's].
+    /// Folder for prior.safetensors, prior_checkpoint.safetensors (the resumable state: prior,
+    /// Adam's moments, progress), prior.json, prior_metrics.csv and the pictures [default: the
+    /// checkpoint's].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Continue the prior's training in the output folder from prior_checkpoint.safetensors,
+    /// with its saved settings (Ctrl-C saves one mid-epoch; --epochs may extend the run).
+    #[arg(long)]
+    pub resume: bool,
     /// Hidden widths of the masked MLP, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "512,512", value_parser = clap::value_parser!(u64).range(1..))]
     pub hidden: Vec<u64>,
-    /// Epochs over the training codes.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub epochs: u64,
+    /// Epochs over the training codes (in total, when resuming) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
     /// Code grids per step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,

@@ -1,21 +1,24 @@
 //! `vae-cli prior`: the VQ-VAE's second stage. Encodes the training and test images to their
 //! codes, trains the autoregressive prior (`vae::prior`) on them, reports its negative
 //! log-likelihood and the bound it gives on −log p(x), and draws pictures: samples through the
-//! prior beside samples of uniform random codes, and the codes' use.
+//! prior beside samples of uniform random codes, and the codes' use. A checkpoint after every
+//! epoch and on Ctrl-C (`prior_run.rs`) lets `--resume` continue an interrupted training.
 
 use std::path::Path;
 
 use rand::seq::SliceRandom;
 use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
-use vae::prior::{train_step, Prior, PriorConfig};
+use vae::prior::train_step;
 use vae::vqvae::{perplexity, VqVae};
-use vae_layers::optim::Adam;
 
-use crate::commands::{PriorArgs, Result};
+use crate::commands::{PriorArgs, Result, DEFAULT_PRIOR_EPOCHS as DEFAULT_EPOCHS};
 use crate::data::{check_split, data_dir};
 use crate::image::{grid, Canvas, PALETTE};
+use crate::interrupt;
 use crate::plot::{padded_range, Chart};
+pub use crate::prior_run::load_prior;
+use crate::prior_run::{save_prior, PriorRun, PRIOR, PRIOR_CHECKPOINT};
 use crate::progress::Progress;
 use crate::streams::{stream, Purpose};
 
@@ -36,16 +39,6 @@ pub fn load_vq(path: &Path) -> Result<VqVae> {
     Ok(model)
 }
 
-/// The prior of a file written by `vae-cli prior`, over the codes of `model`.
-pub fn load_prior(path: &Path, model: &VqVae) -> Result<Prior> {
-    let (tensors, metadata) = checkpoint::read_tensors(path)?;
-    let config = PriorConfig::from_metadata(&metadata).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut prior = Prior::new(config, model.params.get(model.codebook).clone(), &mut stream(0, 0, 0, Purpose::Init))
-        .map_err(|e| format!("{}: {e} (was it trained for this VQ-VAE?)", path.display()))?;
-    checkpoint::restore_params(&mut prior.params, tensors).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(prior)
-}
-
 /// The codes of every image of a split (grey values), image after image.
 fn codes_of(model: &VqVae, split: &Split) -> Vec<usize> {
     let idx: Vec<usize> = (0..split.len()).collect();
@@ -57,101 +50,175 @@ fn codes_of(model: &VqVae, split: &Split) -> Vec<usize> {
     codes
 }
 
+/// The header of prior_metrics.csv.
+const METRICS_HEADER: &str = "epoch,train_nll,test_nll,seconds";
+
 /// `vae-cli prior`.
 pub fn run(args: PriorArgs) -> Result<()> {
     let model = load_vq(&args.checkpoint)?;
+    let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let mut run = if args.resume {
+        let run = PriorRun::resume(&out, &model)?;
+        println!(
+            "resuming the prior in {} at epoch {} step {} (its saved settings apply)",
+            out.display(),
+            run.epochs_done + 1,
+            run.step_in_epoch + 1
+        );
+        run
+    } else {
+        if out.join(PRIOR_CHECKPOINT).exists() {
+            return Err(format!(
+                "{} already holds a prior's training; continue it with --resume, or choose another --out",
+                out.display()
+            )
+            .into());
+        }
+        PriorRun::start(&args, &model, args.epochs.unwrap_or(DEFAULT_EPOCHS))?
+    };
+    // A resumed run goes on to its planned epochs unless --epochs says otherwise.
+    let epochs = args.epochs.unwrap_or(run.settings.epochs);
+    run.settings.epochs = epochs;
+
     let dir = data_dir(&args.data);
     let data = Dataset::load(&dir)?;
     check_split(&model, &data.train, &dir)?;
     let (mut train, mut test) = (data.train, data.test);
-    if let Some(n) = args.train_limit {
+    if let Some(n) = run.settings.train_limit {
         train = train.truncated(n as usize);
     }
-    if let Some(n) = args.test_limit {
+    if let Some(n) = run.settings.test_limit {
         test = test.truncated(n as usize);
     }
-    let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let (l, kc) = (model.config.codes(), model.config.codebook_size);
     println!("encoding {} training and {} test images to {l} codes each", train.len(), test.len());
-    let (train_codes, test_codes) = (codes_of(&model, &train), codes_of(&model, &test));
-
-    let config = PriorConfig {
-        places: l,
-        codebook_size: kc,
-        code_dim: model.config.code_dim,
-        hidden: args.hidden.iter().map(|&h| h as usize).collect(),
-    };
-    let mut prior =
-        Prior::new(config, model.params.get(model.codebook).clone(), &mut stream(args.seed, 0, 0, Purpose::Init))?;
-    let mut adam = Adam::new(args.lr);
-    let batch = args.batch_size as usize;
+    let codes = Codes { train: codes_of(&model, &train), test: codes_of(&model, &test), places: l };
     println!(
-        "training a masked autoregressive prior ({} parameters) over {l} places × {kc} codes for {} epochs",
-        prior.params.num_scalars(),
-        args.epochs
+        "training a masked autoregressive prior ({} parameters) over {l} places × {kc} codes for {epochs} epochs; checkpoint {}",
+        run.prior.params.num_scalars(),
+        out.join(PRIOR_CHECKPOINT).display()
     );
-    for epoch in 0..args.epochs {
-        let t0 = std::time::Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut stream(args.seed, epoch, 0, Purpose::Shuffle));
-        let steps = order.len().div_ceil(batch);
-        let bar = Progress::new(steps as u64, format!("prior epoch {}/{}", epoch + 1, args.epochs));
-        let (mut sum, mut count) = (0.0, 0);
-        for idx in order.chunks(batch) {
-            let codes: Vec<usize> = idx.iter().flat_map(|&i| train_codes[i * l..(i + 1) * l].iter().copied()).collect();
-            let nll =
-                train_step(&mut prior, &mut adam, &codes).map_err(|e| format!("training the prior diverged: {e}"))?;
-            sum += nll * idx.len() as f64;
-            count += idx.len();
-            bar.step(|| format!("nll {:.2}", sum / count as f64));
+    interrupt::install();
+    write_prior_metrics(&out, &run.metrics)?;
+    for epoch in run.epochs_done..epochs {
+        let interrupted = train_epoch(&mut run, &codes, epoch, &out)?;
+        if interrupted || (interrupt::requested() && epoch + 1 < epochs) {
+            let at = if interrupted {
+                format!("at epoch {} step {}; checkpoint saved", epoch + 1, run.step_in_epoch)
+            } else {
+                format!("after epoch {}", epoch + 1)
+            };
+            println!(
+                "interrupted {at}. Continue with: vae-cli prior --checkpoint {} --out {} --resume",
+                args.checkpoint.display(),
+                out.display()
+            );
+            return Ok(());
         }
-        bar.finish();
-        let test_nll = prior.nll_value(&test_codes);
-        println!(
-            "prior epoch {:>3}/{}  train nll {:.2}  test nll {test_nll:.2} nats per image  {:.1}s",
-            epoch + 1,
-            args.epochs,
-            sum / count.max(1) as f64,
-            t0.elapsed().as_secs_f64()
-        );
     }
+    report(&model, &run, &test, &codes.test, &out)
+}
 
+/// The code grids of the training and test images, L places each.
+struct Codes {
+    train: Vec<usize>,
+    test: Vec<usize>,
+    places: usize,
+}
+
+/// One epoch of the prior (or the rest of an interrupted one), its test NLL, the metrics and
+/// the checkpoint. Returns whether Ctrl-C stopped it part-way (checkpoint saved).
+fn train_epoch(run: &mut PriorRun, codes: &Codes, epoch: u64, out: &Path) -> Result<bool> {
+    let t0 = std::time::Instant::now();
+    let (s, l) = (run.settings.clone(), codes.places);
+    let mut order: Vec<usize> = (0..codes.train.len() / l).collect();
+    order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
+    let steps = order.len().div_ceil(s.batch_size);
+    let bar = Progress::new(steps as u64, format!("prior epoch {}/{}", epoch + 1, s.epochs));
+    let first_step = run.step_in_epoch;
+    bar.skip(first_step as u64);
+    let (mut sum, mut count) = run.partial;
+    for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
+        let grids: Vec<usize> = idx.iter().flat_map(|&i| codes.train[i * l..(i + 1) * l].iter().copied()).collect();
+        let nll = train_step(&mut run.prior, &mut run.adam, &grids).map_err(|e| {
+            bar.finish();
+            format!(
+                "training the prior diverged at epoch {} step {}: {e}; the checkpoint of the last finished epoch in {} is intact",
+                epoch + 1,
+                step + 1,
+                out.display()
+            )
+        })?;
+        sum += nll * idx.len() as f64;
+        count += idx.len();
+        bar.step(|| format!("nll {:.2}", sum / count as f64));
+        if interrupt::requested() && step + 1 < steps {
+            bar.finish();
+            run.step_in_epoch = step + 1;
+            run.partial = (sum, count);
+            run.partial_seconds += t0.elapsed().as_secs_f64();
+            run.save(out)?;
+            return Ok(true);
+        }
+    }
+    bar.finish();
+    let test_nll = run.prior.nll_value(&codes.test);
+    let (train_nll, seconds) = (sum / count.max(1) as f64, run.partial_seconds + t0.elapsed().as_secs_f64());
+    run.metrics.push(format!("{},{train_nll:.4},{test_nll:.4},{seconds:.2}", epoch + 1));
+    (run.epochs_done, run.step_in_epoch, run.partial, run.partial_seconds) = (epoch + 1, 0, (0.0, 0), 0.0);
+    run.save(out)?;
+    write_prior_metrics(out, &run.metrics)?;
+    println!(
+        "prior epoch {:>3}/{}  train nll {train_nll:.2}  test nll {test_nll:.2} nats per image  {seconds:.1}s",
+        epoch + 1,
+        s.epochs
+    );
+    Ok(false)
+}
+
+/// Writes prior_metrics.csv from the rows of the finished epochs.
+fn write_prior_metrics(out: &Path, rows: &[String]) -> Result<()> {
+    let text: String =
+        std::iter::once(METRICS_HEADER).chain(rows.iter().map(String::as_str)).map(|r| format!("{r}\n")).collect();
+    checkpoint::write_atomic(&out.join("prior_metrics.csv"), text.as_bytes())?;
+    Ok(())
+}
+
+/// After training: the bound on −log p(x) it gives, prior.safetensors, prior.json and the
+/// pictures.
+fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out: &Path) -> Result<()> {
+    let (prior, (l, kc)) = (&run.prior, (model.config.codes(), model.config.codebook_size));
     // The bound: p(x) = Σ_k p(x|k) p(k) ≥ p(x|k*) p(k*) for the encoder's codes k*, so
     // −log p(x) ≤ −log p(x|k*) − log p(k*): the VQ-VAE's recon plus the prior's NLL.
     let x_test =
         test.batch(&(0..test.len()).collect::<Vec<_>>(), Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures));
-    let totals = vae::vqvae::evaluate_batch(&model, &x_test);
+    let totals = vae::vqvae::evaluate_batch(model, &x_test);
     let recon = totals.mean(0.0).recon;
-    let prior_nll = prior.nll_value(&test_codes);
+    let prior_nll = prior.nll_value(test_codes);
     let uniform_nll = l as f64 * (kc as f64).ln();
     let bound = recon + prior_nll;
     let ppl = perplexity(&totals.code_counts);
     println!("test: recon −log p(x|k*) {recon:.2}, prior −log p(k*) {prior_nll:.2} (uniform codes: {uniform_nll:.2}) nats per image");
     println!("−log p(x) ≤ {bound:.2} nats per image with the learned prior ({:.2} with uniform codes); codes in use: perplexity {ppl:.1} of {kc}", recon + uniform_nll);
 
-    let mut meta = prior.config.to_metadata();
-    meta.insert(checkpoint::FORMAT_KEY.into(), "vae-engine-prior/1".into());
-    let tensors: Vec<(String, std::borrow::Cow<vae_autodiff::Tensor>)> =
-        prior.params.iter_pytorch().map(|(n, t)| (n.to_string(), t)).collect();
-    let refs: Vec<(String, &vae_autodiff::Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.as_ref())).collect();
-    checkpoint::write_atomic(&out.join("prior.safetensors"), &checkpoint::encode(&refs, meta)?)?;
+    save_prior(&out.join(PRIOR), prior)?;
     let summary = serde_json::json!({
         "test_recon": recon, "test_prior_nll": prior_nll, "uniform_prior_nll": uniform_nll,
         "nll_bound": bound, "uniform_nll_bound": recon + uniform_nll, "perplexity": ppl,
-        "codebook_size": kc, "places": l, "epochs": args.epochs,
+        "codebook_size": kc, "places": l, "epochs": run.epochs_done,
     });
     checkpoint::write_atomic(&out.join("prior.json"), format!("{summary}\n").as_bytes())?;
 
     // Pictures: 64 samples through the prior beside 64 of uniform codes; the codes' use.
     let [_, h, w] = model.config.input;
-    let mut rng = stream(args.seed, 0, 0, Purpose::Pictures);
+    let mut rng = stream(run.settings.seed, 0, 0, Purpose::Pictures);
     grid(&model.decode_codes(&prior.sample(64, &mut rng)), 8, 8, h, w).save(&out.join("prior_samples.png"))?;
     let uniform: Vec<usize> = (0..64 * l).map(|_| rand::Rng::random_range(&mut rng, 0..kc)).collect();
     grid(&model.decode_codes(&uniform), 8, 8, h, w).save(&out.join("uniform_samples.png"))?;
     code_histogram(&totals.code_counts, &out.join("code_use.png"))?;
     println!(
-        "wrote prior.safetensors, prior.json, prior_samples.png, uniform_samples.png and code_use.png to {}",
+        "wrote {PRIOR}, {PRIOR_CHECKPOINT}, prior.json, prior_metrics.csv, prior_samples.png, uniform_samples.png and code_use.png to {}",
         out.display()
     );
     Ok(())

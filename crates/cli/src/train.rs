@@ -1,9 +1,8 @@
 //! `vae-cli train`: the training loop, with its per-epoch evaluation, the learning-rate schedule
-//! and Ctrl-C. The run folder and resume are in `rundir.rs`, the settings a run keeps in
+//! and Ctrl-C (`interrupt.rs`). The run folder and resume are in `rundir.rs`, the settings a run keeps in
 //! `settings.rs`, the random streams in `streams.rs`, the data in `data.rs`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -19,24 +18,11 @@ use crate::commands::{
 };
 use crate::data::{check_split, data_dir, prepare_data};
 use crate::eval::{describe, evaluate};
+use crate::interrupt;
 use crate::progress::Progress;
 use crate::rundir::{default_out, metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
 use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
-
-/// Set by Ctrl-C: the training loop saves a checkpoint after the current step and stops.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// The first Ctrl-C asks training to stop after the current step; a second one exits at once
-/// (files are written atomically, so nothing is left half-written either way).
-fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
-    });
-}
 
 /// The model the flags describe, for the images and labels of `train`, initialized from `seed`.
 fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn Family>> {
@@ -144,20 +130,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(_) => format!("objective {} K={}", s.objective().name(), s.k),
         None => format!("commitment β={}", s.commitment),
     };
+    let buffers = run.model.buffer_scalars();
+    let sizes = match buffers {
+        0 => format!("{} parameters", run.model.params().num_scalars()),
+        b => format!("{} parameters and {b} buffer values", run.model.params().num_scalars() - b),
+    };
     println!(
-        "training {} ({} parameters, {objective}) on {} images from {}; {} steps per epoch; run folder {}",
+        "training {} ({sizes}, {objective}) on {} images from {}; {} steps per epoch; run folder {}",
         describe(run.model.as_ref()),
-        run.model.params().num_scalars(),
         train.len(),
         dir.display(),
         session.steps,
         out.display()
     );
-    install_interrupt_handler();
+    interrupt::install();
     write_metrics(&out, &metrics_header(run.model.as_ref()), &run.metrics)?;
     for epoch in run.epochs_done..epochs {
         let interrupted = train_epoch(&mut run, &session, epoch)?;
-        if interrupted || (STOP.load(Ordering::SeqCst) && epoch + 1 < epochs) {
+        if interrupted || (interrupt::requested() && epoch + 1 < epochs) {
             let at = if interrupted {
                 format!("at epoch {} step {} of {}; checkpoint saved", epoch + 1, run.step_in_epoch, session.steps)
             } else {
@@ -290,7 +280,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
                 show(run.model.as_ref(), &totals.means(), &step_settings(&s, run.model.as_ref(), s.beta))
             )
         });
-        if STOP.load(Ordering::SeqCst) && step + 1 < ses.steps {
+        if interrupt::requested() && step + 1 < ses.steps {
             bar.finish();
             run.step_in_epoch = step + 1;
             run.partial = totals;

@@ -59,6 +59,11 @@ pub trait Family: Send + Sync {
     fn classes(&self) -> usize {
         0
     }
+    /// How many scalars of [`Family::params`] are running statistics rather than parameters
+    /// (the EMA codebook's moving averages, like buffers in a PyTorch state dict); 0 for most.
+    fn buffer_scalars(&self) -> usize {
+        0
+    }
     /// The names of the terms a step and an evaluation report.
     fn terms(&self) -> &'static [&'static str];
     /// The terms shown in metrics.csv and on screen (some may be internal, like the IWAE's gain).
@@ -259,6 +264,9 @@ impl Family for VqVae {
     }
     fn metadata(&self) -> HashMap<String, String> {
         self.config.to_metadata()
+    }
+    fn buffer_scalars(&self) -> usize {
+        self.ema.map_or(0, |(count, sum)| self.params.get(count).len() + self.params.get(sum).len())
     }
     fn input(&self) -> [usize; 3] {
         self.config.input

@@ -156,6 +156,18 @@ impl Prior {
         Ok(Self { config, params, layers, masks, codebook })
     }
 
+    /// A fingerprint of the codebook the prior reads: FNV-1a over its values' bits, in hex.
+    /// Prior files record it, so that a prior is never used with another VQ-VAE's codes.
+    pub fn codebook_fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in self.codebook.iter() {
+            for byte in v.to_bits().to_le_bytes() {
+                h = (h ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{h:016x}")
+    }
+
     /// The logits of every place given the codes [N·L]: [N·L, Kc]. Row j of an image depends
     /// only on that image's codes before place j.
     pub fn logits(&self, tape: &mut Tape, p: &ParamVars, codes: &[usize]) -> Var {
@@ -265,6 +277,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let config = PriorConfig { places: 5, codebook_size: 4, code_dim: 3, hidden: vec![16, 12] };
         Prior::new(config, standard_normal(&[4, 3], &mut rng), &mut rng).unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_tells_codebooks_apart() {
+        let a = small();
+        let mut b = small();
+        assert_eq!(a.codebook_fingerprint(), b.codebook_fingerprint());
+        b.codebook[[2, 1]] += 1e-6; // one value, in its last bits
+        assert_ne!(a.codebook_fingerprint(), b.codebook_fingerprint());
+        assert_eq!(a.codebook_fingerprint().len(), 16);
     }
 
     /// `small()` with every parameter random (a new prior's output layer is zero).

@@ -706,6 +706,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_the_ema_averages_count_as_buffers() {
+        use crate::family::Family;
+        let plain = VqVae::new(small_mlp(2, None), &mut StdRng::seed_from_u64(4)).unwrap();
+        let ema = VqVae::new(small_mlp(2, Some(0.9)), &mut StdRng::seed_from_u64(4)).unwrap();
+        assert_eq!(plain.buffer_scalars(), 0);
+        // N_k [4] and m_k [4, 2]; the codebook [4, 2] they set is a parameter in both.
+        assert_eq!(ema.buffer_scalars(), 4 + 4 * 2);
+        assert_eq!(ema.params.num_scalars() - ema.buffer_scalars(), plain.params.num_scalars());
+    }
+
     /// One step of an EMA codebook against the definition, computed here in f64 from the
     /// step's own encoder outputs and codes.
     #[test]

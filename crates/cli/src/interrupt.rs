@@ -1,0 +1,23 @@
+//! Ctrl-C for long work (`train`, `prior`): the first press asks the loop to save a checkpoint
+//! after the current step and stop; a second one exits at once (files are written atomically,
+//! so nothing is left half-written either way).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the handler (once per process; later calls change nothing).
+pub fn install() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+    });
+}
+
+/// Whether Ctrl-C was pressed.
+pub fn requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}

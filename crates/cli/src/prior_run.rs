@@ -1,0 +1,238 @@
+//! The prior's training in progress, as `prior_checkpoint.safetensors` keeps it: the prior, the
+//! state of its Adam, the settings it was started with and how far it got (epochs, and steps of
+//! an interrupted epoch). `vae-cli prior --resume` reads it back and continues with exactly the
+//! numbers of an uninterrupted run; the codebook's fingerprint ties it to its VQ-VAE.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use vae::checkpoint;
+use vae::prior::{Prior, PriorConfig};
+use vae::vqvae::VqVae;
+use vae_autodiff::Tensor;
+use vae_layers::optim::{Adam, Optimizer};
+
+use crate::commands::{PriorArgs, Result};
+use crate::streams::{stream, Purpose};
+
+/// The trained prior, for `vae-cli sample --prior`.
+pub const PRIOR: &str = "prior.safetensors";
+/// The resumable state of its training.
+pub const PRIOR_CHECKPOINT: &str = "prior_checkpoint.safetensors";
+/// The format entry of a prior file.
+const PRIOR_FORMAT: &str = "vae-engine-prior/1";
+/// The format entry of a prior checkpoint.
+const CHECKPOINT_FORMAT: &str = "vae-engine-prior-checkpoint/1";
+/// The metadata entry holding the codebook's fingerprint.
+const FINGERPRINT: &str = "codebook_fingerprint";
+
+/// The settings a prior's training keeps, so that `--resume` continues with them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriorSettings {
+    /// Epochs planned.
+    pub epochs: u64,
+    /// Code grids per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Seed of initialization, shuffling and samples.
+    pub seed: u64,
+    /// Training and test images used (all when `None`).
+    pub train_limit: Option<u64>,
+    /// See `train_limit`.
+    pub test_limit: Option<u64>,
+}
+
+/// A prior's training: the model, its optimizer, settings, finished epochs and the partial
+/// sums of an interrupted one.
+pub struct PriorRun {
+    /// The prior being trained.
+    pub prior: Prior,
+    /// Its optimizer, with its state.
+    pub adam: Adam,
+    /// The run's settings.
+    pub settings: PriorSettings,
+    /// Epochs finished.
+    pub epochs_done: u64,
+    /// prior_metrics.csv rows of the finished epochs (no header).
+    pub metrics: Vec<String>,
+    /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
+    pub step_in_epoch: usize,
+    /// Σ nll·n over those steps, and Σ n.
+    pub partial: (f64, usize),
+    /// Seconds spent on those steps.
+    pub partial_seconds: f64,
+}
+
+impl PriorRun {
+    /// A new run over the codes of `model`, as the flags say.
+    pub fn start(args: &PriorArgs, model: &VqVae, epochs: u64) -> Result<Self> {
+        let config = PriorConfig {
+            places: model.config.codes(),
+            codebook_size: model.config.codebook_size,
+            code_dim: model.config.code_dim,
+            hidden: args.hidden.iter().map(|&h| h as usize).collect(),
+        };
+        let codebook = model.params.get(model.codebook).clone();
+        let prior = Prior::new(config, codebook, &mut stream(args.seed, 0, 0, Purpose::Init))?;
+        let settings = PriorSettings {
+            epochs,
+            batch_size: args.batch_size as usize,
+            lr: args.lr,
+            seed: args.seed,
+            train_limit: args.train_limit,
+            test_limit: args.test_limit,
+        };
+        Ok(Self {
+            prior,
+            adam: Adam::new(args.lr),
+            settings,
+            epochs_done: 0,
+            metrics: vec![],
+            step_in_epoch: 0,
+            partial: (0.0, 0),
+            partial_seconds: 0.0,
+        })
+    }
+
+    /// Writes the checkpoint into `out`, atomically.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let s = &self.settings;
+        let limit = |l: Option<u64>| l.map_or(String::new(), |n| n.to_string());
+        let mut meta = prior_metadata(&self.prior, CHECKPOINT_FORMAT);
+        let (steps, state) = self.adam.state();
+        for (k, v) in [
+            ("prior.epochs", s.epochs.to_string()),
+            ("prior.batch_size", s.batch_size.to_string()),
+            ("prior.lr", format!("{:?}", s.lr)),
+            ("prior.seed", s.seed.to_string()),
+            ("prior.train_limit", limit(s.train_limit)),
+            ("prior.test_limit", limit(s.test_limit)),
+            ("prior.epochs_done", self.epochs_done.to_string()),
+            ("prior.optimizer_steps", steps.to_string()),
+            ("prior.metrics", self.metrics.join("\n")),
+            ("prior.step_in_epoch", self.step_in_epoch.to_string()),
+            // `{:?}` prints the shortest decimal that parses back to the same f64.
+            ("prior.partial_sum", format!("{:?}", self.partial.0)),
+            ("prior.partial_count", self.partial.1.to_string()),
+            ("prior.partial_seconds", format!("{:?}", self.partial_seconds)),
+        ] {
+            meta.insert(k.into(), v);
+        }
+        let state = checkpoint::optimizer_state_to_file(&self.prior.params, state);
+        let extra: Vec<(String, Tensor)> =
+            state.into_iter().map(|(n, t)| (format!("{}{n}", checkpoint::EXTRA_PREFIX), t)).collect();
+        write_prior(&out.join(PRIOR_CHECKPOINT), &self.prior, meta, &extra)
+    }
+
+    /// The run whose checkpoint is in `out`, for the codes of `model`.
+    pub fn resume(out: &Path, model: &VqVae) -> Result<Self> {
+        let path = out.join(PRIOR_CHECKPOINT);
+        if !path.is_file() {
+            return Err(format!(
+                "--resume: there is no {PRIOR_CHECKPOINT} in {} to resume; start without --resume",
+                out.display()
+            )
+            .into());
+        }
+        let (prior, extra, m) = read_prior(&path, model, &[CHECKPOINT_FORMAT])?;
+        let bad = |what: &str| format!("{}: missing or malformed {what}", path.display());
+        let get = |k: &str| m.get(k).ok_or_else(|| bad(k));
+        let num = |k: &str| -> std::result::Result<u64, String> { get(k)?.parse().map_err(|_| bad(k)) };
+        let float = |k: &str| -> std::result::Result<f64, String> { get(k)?.parse().map_err(|_| bad(k)) };
+        let limit = |k: &str| -> std::result::Result<Option<u64>, String> {
+            match get(k)?.as_str() {
+                "" => Ok(None),
+                v => v.parse().map(Some).map_err(|_| bad(k)),
+            }
+        };
+        let settings = PriorSettings {
+            epochs: num("prior.epochs")?,
+            batch_size: num("prior.batch_size")? as usize,
+            lr: float("prior.lr")? as f32,
+            seed: num("prior.seed")?,
+            train_limit: limit("prior.train_limit")?,
+            test_limit: limit("prior.test_limit")?,
+        };
+        let mut adam = Adam::new(settings.lr);
+        let state = checkpoint::optimizer_state_from_file(&prior.params, extra);
+        adam.load_state(num("prior.optimizer_steps")?, state, prior.params.values())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let metrics = get("prior.metrics")?.lines().map(String::from).collect();
+        Ok(Self {
+            prior,
+            adam,
+            settings,
+            epochs_done: num("prior.epochs_done")?,
+            metrics,
+            step_in_epoch: num("prior.step_in_epoch")? as usize,
+            partial: (float("prior.partial_sum")?, num("prior.partial_count")? as usize),
+            partial_seconds: float("prior.partial_seconds")?,
+        })
+    }
+}
+
+/// The prior's configuration, its codebook's fingerprint and a format entry.
+fn prior_metadata(prior: &Prior, format: &str) -> HashMap<String, String> {
+    let mut meta = prior.config.to_metadata();
+    meta.insert(checkpoint::FORMAT_KEY.into(), format.into());
+    meta.insert(FINGERPRINT.into(), prior.codebook_fingerprint());
+    meta
+}
+
+/// Writes the prior's parameters (PyTorch's layout) and `extra` tensors to `path`, atomically.
+fn write_prior(path: &Path, prior: &Prior, meta: HashMap<String, String>, extra: &[(String, Tensor)]) -> Result<()> {
+    let params: Vec<(String, std::borrow::Cow<Tensor>)> =
+        prior.params.iter_pytorch().map(|(n, t)| (n.to_string(), t)).collect();
+    let mut refs: Vec<(String, &Tensor)> = params.iter().map(|(n, t)| (n.clone(), t.as_ref())).collect();
+    refs.extend(extra.iter().map(|(n, t)| (n.clone(), t)));
+    checkpoint::write_atomic(path, &checkpoint::encode(&refs, meta)?)?;
+    Ok(())
+}
+
+/// Writes the trained prior alone to `path` (what `vae-cli sample --prior` reads).
+pub fn save_prior(path: &Path, prior: &Prior) -> Result<()> {
+    write_prior(path, prior, prior_metadata(prior, PRIOR_FORMAT), &[])
+}
+
+/// The prior of a file written by `vae-cli prior` (the prior alone or its checkpoint), over the
+/// codes of `model`; refuses a prior trained on another VQ-VAE's codebook.
+pub fn load_prior(path: &Path, model: &VqVae) -> Result<Prior> {
+    Ok(read_prior(path, model, &[PRIOR_FORMAT, CHECKPOINT_FORMAT])?.0)
+}
+
+/// What a prior file holds: the prior, its extra (optimizer) tensors, its metadata.
+type PriorFile = (Prior, Vec<(String, Tensor)>, HashMap<String, String>);
+
+/// The prior in `path`, its extra (optimizer) tensors and its metadata, after checking that
+/// its format entry is one of `formats` and that it was trained on `model`'s codebook.
+fn read_prior(path: &Path, model: &VqVae, formats: &[&str]) -> Result<PriorFile> {
+    let (tensors, metadata) = checkpoint::read_tensors(path)?;
+    let found = metadata.get(checkpoint::FORMAT_KEY).map_or("", String::as_str);
+    if !formats.contains(&found) {
+        return Err(format!(
+            "{}: not what vae-cli prior writes here (its format entry is {found:?}, expected {})",
+            path.display(),
+            formats.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(" or ")
+        )
+        .into());
+    }
+    let config = PriorConfig::from_metadata(&metadata).map_err(|e| format!("{}: {e}", path.display()))?;
+    let codebook = model.params.get(model.codebook).clone();
+    let mut prior = Prior::new(config, codebook, &mut stream(0, 0, 0, Purpose::Init))
+        .map_err(|e| format!("{}: {e} (was it trained for this VQ-VAE?)", path.display()))?;
+    // Files written before the fingerprint existed have none and are taken on trust.
+    if let Some(f) = metadata.get(FINGERPRINT) {
+        if *f != prior.codebook_fingerprint() {
+            return Err(format!(
+                "{}: this prior was trained on the codes of another VQ-VAE (its codebook fingerprint is {f}, this model's {}); train one for this model with vae-cli prior",
+                path.display(),
+                prior.codebook_fingerprint()
+            )
+            .into());
+        }
+    }
+    let extra =
+        checkpoint::restore_params(&mut prior.params, tensors).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((prior, extra, metadata))
+}
