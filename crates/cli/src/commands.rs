@@ -19,7 +19,7 @@ pub struct Cli {
 pub(crate) enum Command {
     /// Train a model: a VAE by default (PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs); --family cvae or vqvae for the others.
     Train(TrainArgs),
-    /// Report the negative ELBO (and optionally −log p(x) by importance sampling) on the test set; a VQ-VAE's terms and code use.
+    /// Report the negative ELBO on the test set (and optionally −log p(x) by importance sampling, active units, a conditional model's label consistency); a VQ-VAE's terms and code use.
     Eval(EvalArgs),
     /// Draw a grid of samples from the prior, decoded (a row per class for a conditional model).
     Sample(SampleArgs),

@@ -211,7 +211,7 @@ fn read_prior(path: &Path, model: &VqVae, formats: &[&str]) -> Result<PriorFile>
     let found = metadata.get(checkpoint::FORMAT_KEY).map_or("", String::as_str);
     if !formats.contains(&found) {
         return Err(format!(
-            "{}: not what vae-cli prior writes here (its format entry is {found:?}, expected {})",
+            "{}: not a file of vae-cli prior (its format entry is {found:?}, expected {})",
             path.display(),
             formats.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(" or ")
         )
