@@ -116,7 +116,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         None => model.sample(labels.len(), &labels, rng),
         Some(path) => {
             let vq = crate::prior::load_vq(&args.model.checkpoint)?;
-            let prior = crate::prior::load_prior(path, &vq)?;
+            let prior = crate::prior_run::load_prior(path, &vq)?;
             vq.decode_codes(&prior.sample(labels.len(), rng))
         }
     };

@@ -17,7 +17,6 @@ use crate::data::{check_split, data_dir};
 use crate::image::{grid, Canvas, PALETTE};
 use crate::interrupt;
 use crate::plot::{padded_range, Chart};
-pub use crate::prior_run::load_prior;
 use crate::prior_run::{save_prior, PriorRun, PRIOR, PRIOR_CHECKPOINT};
 use crate::progress::Progress;
 use crate::streams::{stream, Purpose};
