@@ -314,8 +314,8 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     assert!((uniform - 4.0 * 16f64.ln()).abs() < 1e-9);
     assert!(prior_nll < uniform, "learned prior {prior_nll} vs uniform {uniform}");
     assert!((summary["nll_bound"].as_f64().unwrap() - (recon + prior_nll)).abs() < 1e-9);
-    for png in ["prior_samples.png", "uniform_samples.png", "code_use.png"] {
-        assert!(whole.join("prior").join(png).is_file(), "{png}");
+    for file in ["prior_samples.png", "uniform_samples.png", "code_use.png", "prior_curves.png", "prior_metrics.csv"] {
+        assert!(whole.join("prior").join(file).is_file(), "{file}");
     }
     let prior_file = whole.join("prior/prior.safetensors");
     let p = prior_file.to_str().unwrap();

@@ -216,10 +216,43 @@ fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out
     let uniform: Vec<usize> = (0..64 * l).map(|_| rand::Rng::random_range(&mut rng, 0..kc)).collect();
     grid(&model.decode_codes(&uniform), 8, 8, h, w).save(&out.join("uniform_samples.png"))?;
     code_histogram(&totals.code_counts, &out.join("code_use.png"))?;
+    prior_curves(&run.metrics, uniform_nll, &out.join("prior_curves.png"))?;
     println!(
-        "wrote {PRIOR}, {PRIOR_CHECKPOINT}, prior.json, prior_metrics.csv, prior_samples.png, uniform_samples.png and code_use.png to {}",
+        "wrote {PRIOR}, {PRIOR_CHECKPOINT}, prior.json, prior_metrics.csv, prior_samples.png, uniform_samples.png, code_use.png and prior_curves.png to {}",
         out.display()
     );
+    Ok(())
+}
+
+/// The prior's training curves from its prior_metrics.csv rows (epoch, train, test, seconds):
+/// train and test NLL per epoch, under the uniform prior's L·ln Kc for scale.
+fn prior_curves(rows: &[String], uniform_nll: f64, path: &Path) -> Result<()> {
+    let points: Vec<[f64; 3]> = rows
+        .iter()
+        .filter_map(|r| {
+            let v: Vec<f64> = r.split(',').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 4).then(|| [v[0], v[1], v[2]])
+        })
+        .collect();
+    let x_range = match points.len() {
+        0 => return Ok(()),
+        1 => (points[0][0] - 1.0, points[0][0] + 1.0),
+        _ => padded_range(points.iter().map(|p| p[0])),
+    };
+    let y_range = padded_range(points.iter().flat_map(|p| [p[1], p[2]]).chain([uniform_nll]));
+    let mut canvas = Canvas::new(900, 500, [255, 255, 255]);
+    let title = "PRIOR TRAINING: NEGATIVE LOG-LIKELIHOOD OF THE CODES PER IMAGE";
+    let chart = Chart::draw(&mut canvas, (0, 0, 900, 500), x_range, y_range, title, "EPOCH", "NATS");
+    let (blue, orange, grey) = (PALETTE[0], PALETTE[1], PALETTE[7]);
+    let (first, last) = match points.len() {
+        1 => x_range,
+        n => (points[0][0], points[n - 1][0]),
+    };
+    chart.line(&mut canvas, &[(first, uniform_nll), (last, uniform_nll)], grey);
+    chart.line(&mut canvas, &points.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>(), blue);
+    chart.line(&mut canvas, &points.iter().map(|p| (p[0], p[2])).collect::<Vec<_>>(), orange);
+    chart.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange), ("UNIFORM CODES", grey)]);
+    canvas.save(path)?;
     Ok(())
 }
 
