@@ -50,6 +50,7 @@ pub mod matmul;
 pub mod reduce;
 pub mod shape;
 mod tape;
+pub mod thin_gemm;
 
 pub use conv::ConvGeom;
 pub use tape::{Gradients, Op, Tape, Tensor, Var};

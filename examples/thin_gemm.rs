@@ -1,0 +1,80 @@
+//! Times the thin-operand GEMM (`vae_autodiff::thin_gemm`) against matrixmultiply (ndarray's
+//! `dot`) at the shapes our models multiply, and checks that the two agree bit for bit.
+//!
+//! RAYON_NUM_THREADS=1 cargo run --release --example thin_gemm
+//!
+//! Each line: M×K·K×N, the best of 5 timings of each (µs per product, GFLOP/s), their ratio.
+//! "aᵀ" marks a left operand that is the transpose of a row-major array (a weight gradient's
+//! xᵀ, which keeps to matrixmultiply in training when it has 128 rows or more).
+
+use std::time::Instant;
+
+use ndarray::Array2;
+use vae_autodiff::thin_gemm::{product, THIN_ROWS};
+
+fn main() {
+    if product(Array2::<f32>::ones((1, 1)).view(), Array2::ones((1, 1)).view()).is_none() {
+        println!("this CPU has no AVX-512F: every product goes to matrixmultiply, there is nothing to compare");
+        return;
+    }
+    // (M, K, N, a transposed): the Burda model's layers at 20 rows (VAE, k = 1), at 100 (IWAE,
+    // k = 5), the default MLP's at 64 and 127, and weight gradients.
+    let shapes = [
+        (20, 200, 784, false),
+        (20, 200, 200, false),
+        (20, 200, 100, false),
+        (20, 50, 200, false),
+        (20, 784, 200, false),
+        (64, 400, 784, false),
+        (100, 200, 784, false),
+        (100, 200, 200, false),
+        (127, 400, 784, false),
+        (50, 20, 200, true),
+        (100, 20, 200, true),
+    ];
+    println!(
+        "in training, left operands of fewer than {THIN_ROWS} rows take the thin kernel ({} when their rows are strided)",
+        vae_autodiff::thin_gemm::THIN_ROWS_STRIDED + 1
+    );
+    for &(m, k, n, transposed) in &shapes {
+        let pattern = |i: usize, j: usize| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.3;
+        let stored = if transposed {
+            Array2::from_shape_fn((k, m), |(i, j)| pattern(j, i))
+        } else {
+            Array2::from_shape_fn((m, k), |(i, j)| pattern(i, j))
+        };
+        let a = if transposed { stored.t() } else { stored.view() };
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7);
+        let ours = product(a, b.view()).expect("a thin product");
+        let theirs = a.dot(&b);
+        let same = ours.iter().zip(&theirs).all(|(x, y)| x.to_bits() == y.to_bits());
+        let reps = (2e8 / (2.0 * (m * k * n) as f64)) as usize + 1;
+        let best_of_5 = |f: &dyn Fn()| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..reps {
+                        f();
+                    }
+                    t.elapsed().as_secs_f64() / reps as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let t_theirs = best_of_5(&|| {
+            std::hint::black_box(a.dot(&b));
+        });
+        let t_ours = best_of_5(&|| {
+            std::hint::black_box(product(a, b.view()));
+        });
+        let gflops = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
+        println!(
+            "{m}×{k}·{k}×{n}{}: matrixmultiply {:.1} µs ({:.0} GFLOP/s), thin kernel {:.1} µs ({:.0} GFLOP/s), ratio {:.2}, same bits: {same}",
+            if transposed { " (aᵀ)" } else { "" },
+            t_theirs * 1e6,
+            gflops(t_theirs),
+            t_ours * 1e6,
+            gflops(t_ours),
+            t_ours / t_theirs
+        );
+    }
+}
