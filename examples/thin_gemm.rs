@@ -5,7 +5,8 @@
 //!
 //! Each line: M×K·K×N, the best of 5 timings of each (µs per product, GFLOP/s), their ratio.
 //! "aᵀ" marks a left operand that is the transpose of a row-major array (a weight gradient's
-//! xᵀ, which keeps to matrixmultiply in training when it has 128 rows or more).
+//! xᵀ); the kernel declines those above 64 rows. A second table times dy·Wᵀ, whose right
+//! operand the kernel first copies to rows (up to 24 rows of dy).
 
 use std::time::Instant;
 
@@ -45,7 +46,10 @@ fn main() {
         };
         let a = if transposed { stored.t() } else { stored.view() };
         let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7);
-        let ours = product(a, b.view()).expect("a thin product");
+        let Some(ours) = product(a, b.view()) else {
+            println!("{m}×{k}·{k}×{n}{}: declined, left to matrixmultiply", if transposed { " (aᵀ)" } else { "" });
+            continue;
+        };
         let theirs = a.dot(&b);
         let same = ours.iter().zip(&theirs).all(|(x, y)| x.to_bits() == y.to_bits());
         let reps = (2e8 / (2.0 * (m * k * n) as f64)) as usize + 1;
@@ -74,6 +78,44 @@ fn main() {
             gflops(t_theirs),
             t_ours * 1e6,
             gflops(t_ours),
+            t_ours / t_theirs
+        );
+    }
+    // dy·Wᵀ of a backward pass: W [in, out] row-major, so the right operand's columns are
+    // contiguous; the thin kernel copies it to rows first (up to THIN_ROWS_COPY rows of dy).
+    println!("dy·Wᵀ (the right operand a transposed row-major W), copied to rows for the thin kernel:");
+    for &(m, out, inp) in &[(20, 784, 200), (20, 200, 200), (20, 50, 200), (32, 784, 200), (32, 200, 200)] {
+        let w = Array2::from_shape_fn((inp, out), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7);
+        let dy = Array2::from_shape_fn((m, out), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.3);
+        let reps = (2e8 / (2.0 * (m * out * inp) as f64)) as usize + 1;
+        let best_of_5 = |f: &dyn Fn()| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..reps {
+                        f();
+                    }
+                    t.elapsed().as_secs_f64() / reps as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let t_theirs = best_of_5(&|| {
+            std::hint::black_box(dy.dot(&w.t()));
+        });
+        // Row-major copy and thin kernel, as `product` does for up to THIN_ROWS_COPY rows.
+        let t_ours = best_of_5(&|| {
+            let wt = w.t().as_standard_layout().into_owned();
+            std::hint::black_box(product(dy.view(), wt.view()));
+        });
+        let same = product(dy.view(), w.t().as_standard_layout().view())
+            .expect("a thin product")
+            .iter()
+            .zip(&dy.dot(&w.t()))
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        println!(
+            "{m}×{out}·{out}×{inp}: matrixmultiply {:.1} µs, copy + thin kernel {:.1} µs, ratio {:.2}, same bits: {same}",
+            t_theirs * 1e6,
+            t_ours * 1e6,
             t_ours / t_theirs
         );
     }
