@@ -13,6 +13,19 @@ use std::time::Instant;
 use ndarray::Array2;
 use vae_autodiff::thin_gemm::{product, THIN_ROWS};
 
+/// The best of 5 timings of `reps` calls of `f`, in seconds per call.
+fn best_of_5(reps: usize, f: &dyn Fn()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn main() {
     if product(Array2::<f32>::ones((1, 1)).view(), Array2::ones((1, 1)).view()).is_none() {
         println!("this CPU has no AVX-512F: every product goes to matrixmultiply, there is nothing to compare");
@@ -53,21 +66,10 @@ fn main() {
         let theirs = a.dot(&b);
         let same = ours.iter().zip(&theirs).all(|(x, y)| x.to_bits() == y.to_bits());
         let reps = (2e8 / (2.0 * (m * k * n) as f64)) as usize + 1;
-        let best_of_5 = |f: &dyn Fn()| {
-            (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    for _ in 0..reps {
-                        f();
-                    }
-                    t.elapsed().as_secs_f64() / reps as f64
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
-        let t_theirs = best_of_5(&|| {
+        let t_theirs = best_of_5(reps, &|| {
             std::hint::black_box(a.dot(&b));
         });
-        let t_ours = best_of_5(&|| {
+        let t_ours = best_of_5(reps, &|| {
             std::hint::black_box(product(a, b.view()));
         });
         let gflops = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
@@ -88,22 +90,11 @@ fn main() {
         let w = Array2::from_shape_fn((inp, out), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7);
         let dy = Array2::from_shape_fn((m, out), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.3);
         let reps = (2e8 / (2.0 * (m * out * inp) as f64)) as usize + 1;
-        let best_of_5 = |f: &dyn Fn()| {
-            (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    for _ in 0..reps {
-                        f();
-                    }
-                    t.elapsed().as_secs_f64() / reps as f64
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
-        let t_theirs = best_of_5(&|| {
+        let t_theirs = best_of_5(reps, &|| {
             std::hint::black_box(dy.dot(&w.t()));
         });
         // Row-major copy and thin kernel, as `product` does for up to THIN_ROWS_COPY rows.
-        let t_ours = best_of_5(&|| {
+        let t_ours = best_of_5(reps, &|| {
             let wt = w.t().as_standard_layout().into_owned();
             std::hint::black_box(product(dy.view(), wt.view()));
         });
