@@ -30,7 +30,7 @@ pub struct Consistency {
     pub per_class_samples: usize,
     /// For each class y, the share of its samples whose nearest training image is a y.
     pub per_class: Vec<f64>,
-    /// confusion[y][c]: samples of class y labelled c.
+    /// `confusion[y][c]`: samples of class y labelled c.
     pub confusion: Vec<Vec<u64>>,
     /// The share of the first test images the classifier labels right (and how many).
     pub classifier_accuracy: (f64, usize),
