@@ -40,18 +40,18 @@ pub const THIN_ROWS: usize = 128;
 /// the kernel took 1.19 of matrixmultiply's time (0.75 at 50×20·20×200).
 pub const THIN_ROWS_STRIDED: usize = 64;
 
+/// A right operand whose columns (not rows) are contiguous, such as Wᵀ in the backward pass's
+/// dy·Wᵀ, is copied to rows first, which pays only up to this many rows of a: at
+/// 20×784·784×200 the copy and this kernel took 135 µs against matrixmultiply's 168, at
+/// 20×200·200×200 30 against 40; at 32 rows 200 against 177 (`examples/thin_gemm.rs`).
+pub const THIN_ROWS_COPY: usize = 24;
+
 /// Values of k per block: matrixmultiply's KC for f32, which fixes the order of the sums.
 const KC: usize = 256;
 /// Rows per tile.
 const MR: usize = 4;
 /// Columns per tile: four vectors of 16 floats.
 const NR: usize = 64;
-
-/// A right operand whose columns (not rows) are contiguous, such as Wᵀ in the backward pass's
-/// dy·Wᵀ, is copied to rows first, which pays only up to this many rows of a: at
-/// 20×784·784×200 the copy and this kernel took 135 µs against matrixmultiply's 168, at
-/// 20×200·200×200 30 against 40; at 32 rows 200 against 177 (`examples/thin_gemm.rs`).
-pub const THIN_ROWS_COPY: usize = 24;
 
 /// a·b by this kernel, or `None` where it does not apply or would not be faster (no AVX-512F,
 /// M ≥ [`THIN_ROWS`] or, for a with non-contiguous rows, M > [`THIN_ROWS_STRIDED`]; b's rows
