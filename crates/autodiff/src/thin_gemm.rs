@@ -101,7 +101,6 @@ fn has_avx512f() -> bool {
 /// stride `rsb`, contiguous rows) K × N values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_avx512(
     a: *const f32,
     sa: (usize, usize),
@@ -148,7 +147,6 @@ struct Block {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(
     a: *const f32,
     (rsa, csa): (usize, usize),
