@@ -172,7 +172,7 @@ fn report_vq(
     n: usize,
     dir: &std::path::Path,
 ) -> Result<()> {
-    if args.iw_samples.is_some() || args.active_units || args.label_consistency.is_some() {
+    if args.iw_samples.is_some() || args.active_units {
         return Err("--iw-samples and --active-units need a Gaussian latent; this checkpoint holds a VQ-VAE (its bound on −log p(x) comes from its prior: vae-cli prior)".into());
     }
     let loss = model.loss(&r.means, knobs);
