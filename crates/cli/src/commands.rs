@@ -508,9 +508,9 @@ pub struct EvalArgs {
     /// images with variance above 0.01 (Burda et al.).
     #[arg(long)]
     pub active_units: bool,
-    /// Conditional models only: draw N samples of every class from the prior and report the
-    /// share that look like their class, judged by their nearest training image (and that
-    /// judge's own accuracy on 1,000 test images).
+    /// Conditional models only: draw N samples of every class from the prior (500 when N is
+    /// left out) and report the share that look like their class, judged by their nearest
+    /// training image (and that judge's own accuracy on 1,000 test images).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "500", value_parser = clap::value_parser!(u64).range(1..))]
     pub label_consistency: Option<u64>,
     /// Print one JSON object instead of text.
