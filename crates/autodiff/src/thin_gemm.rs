@@ -32,8 +32,9 @@ use ndarray::{Array2, ArrayView2};
 
 /// Left operands with fewer rows than this take this kernel. From 128 rows on,
 /// matrixmultiply's 16-row tiles waste nothing and its packing pays off (at 128×400·400×784 it
-/// took 0.92 of this kernel's time); this kernel takes 0.88–0.99 of its time at 64–127 rows and
-/// 0.54–0.62 at 20 (`examples/thin_gemm.rs`, AMD EPYC, one thread).
+/// took 0.92 of this kernel's time, measured before this limit existed); this kernel takes
+/// 0.88–0.99 of its time at 64–127 rows and 0.54–0.62 at 20 (`examples/thin_gemm.rs`, AMD EPYC,
+/// one thread).
 pub const THIN_ROWS: usize = 128;
 /// A left operand whose rows are not contiguous (xᵀ in a weight gradient) takes this kernel
 /// only up to this many rows: its values then sit a whole row of x apart, and at 100×20·20×200

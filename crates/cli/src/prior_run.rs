@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use vae::checkpoint;
 use vae::prior::{Prior, PriorConfig};
 use vae::vqvae::VqVae;
@@ -13,6 +14,7 @@ use vae_autodiff::Tensor;
 use vae_layers::optim::{Adam, Optimizer};
 
 use crate::commands::{PriorArgs, Result};
+use crate::settings::{fields_from_metadata, fields_to_metadata};
 use crate::streams::{stream, Purpose};
 
 /// The trained prior, for `vae-cli sample --prior`.
@@ -23,11 +25,14 @@ pub const PRIOR_CHECKPOINT: &str = "prior_checkpoint.safetensors";
 const PRIOR_FORMAT: &str = "vae-engine-prior/1";
 /// The format entry of a prior checkpoint.
 const CHECKPOINT_FORMAT: &str = "vae-engine-prior-checkpoint/1";
+/// The prefix of the settings' metadata entries (and of the progress entries beside them).
+const SETTINGS_PREFIX: &str = "prior.";
 /// The metadata entry holding the codebook's fingerprint.
 const FINGERPRINT: &str = "codebook_fingerprint";
 
-/// The settings a prior's training keeps, so that `--resume` continues with them.
-#[derive(Clone, Debug, PartialEq)]
+/// The settings a prior's training keeps, so that `--resume` continues with them: one
+/// `prior.<field>` metadata entry each, written and read by serde as `train`'s settings are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PriorSettings {
     /// Epochs planned.
     pub epochs: u64,
@@ -97,17 +102,10 @@ impl PriorRun {
 
     /// Writes the checkpoint into `out`, atomically.
     pub fn save(&self, out: &Path) -> Result<()> {
-        let s = &self.settings;
-        let limit = |l: Option<u64>| l.map_or(String::new(), |n| n.to_string());
         let mut meta = prior_metadata(&self.prior, CHECKPOINT_FORMAT);
+        meta.extend(fields_to_metadata(&self.settings, SETTINGS_PREFIX));
         let (steps, state) = self.adam.state();
         for (k, v) in [
-            ("prior.epochs", s.epochs.to_string()),
-            ("prior.batch_size", s.batch_size.to_string()),
-            ("prior.lr", format!("{:?}", s.lr)),
-            ("prior.seed", s.seed.to_string()),
-            ("prior.train_limit", limit(s.train_limit)),
-            ("prior.test_limit", limit(s.test_limit)),
             ("prior.epochs_done", self.epochs_done.to_string()),
             ("prior.optimizer_steps", steps.to_string()),
             ("prior.metrics", self.metrics.join("\n")),
@@ -140,20 +138,9 @@ impl PriorRun {
         let get = |k: &str| m.get(k).ok_or_else(|| bad(k));
         let num = |k: &str| -> std::result::Result<u64, String> { get(k)?.parse().map_err(|_| bad(k)) };
         let float = |k: &str| -> std::result::Result<f64, String> { get(k)?.parse().map_err(|_| bad(k)) };
-        let limit = |k: &str| -> std::result::Result<Option<u64>, String> {
-            match get(k)?.as_str() {
-                "" => Ok(None),
-                v => v.parse().map(Some).map_err(|_| bad(k)),
-            }
-        };
-        let settings = PriorSettings {
-            epochs: num("prior.epochs")?,
-            batch_size: num("prior.batch_size")? as usize,
-            lr: float("prior.lr")? as f32,
-            seed: num("prior.seed")?,
-            train_limit: limit("prior.train_limit")?,
-            test_limit: limit("prior.test_limit")?,
-        };
+        let settings: PriorSettings =
+            serde_json::from_value(serde_json::Value::Object(fields_from_metadata(&m, SETTINGS_PREFIX)))
+                .map_err(|e| format!("{}: the prior's training settings are unreadable: {e}", path.display()))?;
         let mut adam = Adam::new(settings.lr);
         let state = checkpoint::optimizer_state_from_file(&prior.params, extra);
         adam.load_state(num("prior.optimizer_steps")?, state, prior.params.values())

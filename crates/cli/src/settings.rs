@@ -87,6 +87,43 @@ fn default_epochs() -> u64 {
     10
 }
 
+/// A struct of settings as metadata entries `<prefix><field>`: each field's JSON value, strings
+/// without their quotes and `None` as an empty string (as the first checkpoints wrote them).
+pub fn fields_to_metadata<T: Serialize>(value: &T, prefix: &str) -> HashMap<String, String> {
+    // Through text: serde_json writes an f32 as its shortest decimal form ("0.001"), where
+    // `to_value` would widen it to f64 first ("0.0010000000474974513").
+    let text = serde_json::to_string(value).expect("a struct of numbers and names serializes");
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&text) else {
+        unreachable!("a struct serializes to an object")
+    };
+    fields
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (format!("{prefix}{k}"), text)
+        })
+        .collect()
+}
+
+/// The entries [`fields_to_metadata`] wrote under `prefix`, as JSON values by field name, for
+/// `serde_json::from_value` (entries the struct does not name are ignored there).
+pub fn fields_from_metadata(m: &HashMap<String, String>, prefix: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    for (key, text) in m {
+        let Some(name) = key.strip_prefix(prefix) else { continue };
+        let value = match text.as_str() {
+            "" => serde_json::Value::Null,
+            t => serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_string())),
+        };
+        fields.insert(name.to_string(), value);
+    }
+    fields
+}
+
 /// The command-line name of a value of a flag's enum.
 pub fn enum_name<T: clap::ValueEnum>(v: T) -> String {
     v.to_possible_value().expect("no skipped variants").get_name().to_string()
@@ -125,40 +162,15 @@ impl Settings {
         }
     }
 
-    /// The settings as `train.*` metadata entries: each field's JSON value, strings without
-    /// their quotes and `None` as an empty string (as the first checkpoints wrote them).
+    /// The settings as `train.*` metadata entries (see [`fields_to_metadata`]).
     pub fn to_metadata(&self) -> HashMap<String, String> {
-        // Through text: serde_json writes an f32 as its shortest decimal form ("0.001"), where
-        // `to_value` would widen it to f64 first ("0.0010000000474974513").
-        let text = serde_json::to_string(self).expect("a struct of numbers and names serializes");
-        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&text) else {
-            unreachable!("a struct serializes to an object")
-        };
-        fields
-            .into_iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                };
-                (format!("train.{k}"), text)
-            })
-            .collect()
+        fields_to_metadata(self, "train.")
     }
 
     /// Reads the entries [`Settings::to_metadata`] wrote; older files lack some, which then
     /// take the values those files were trained with.
     pub fn from_metadata(m: &HashMap<String, String>) -> std::result::Result<Self, String> {
-        let mut fields = serde_json::Map::new();
-        for (key, text) in m {
-            let Some(name) = key.strip_prefix("train.") else { continue };
-            let value = match text.as_str() {
-                "" => serde_json::Value::Null,
-                t => serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_string())),
-            };
-            fields.insert(name.to_string(), value);
-        }
+        let mut fields = fields_from_metadata(m, "train.");
         // Older files kept β among the model's keys, and planned no schedule of their own.
         if !fields.contains_key("beta") {
             if let Some(beta) = m.get("beta").and_then(|b| serde_json::from_str(b).ok()) {
