@@ -3,14 +3,14 @@
 //! Shape legend (NCHW, PyTorch's layouts)
 //! - N: batch, C_in / C_out: channels, H, W: input height and width, K_h, K_w: kernel,
 //!   s: stride, p: padding (the same on both axes), H_o, W_o: output height and width
-//! - `conv2d`:           x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out]
+//! - `conv2d`:           x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b `[C_out]`
 //!   → y [N, C_out, H_o, W_o],  H_o = ⌊(H + 2p − K_h) / s⌋ + 1
-//! - `conv_transpose2d`: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out]
+//! - `conv_transpose2d`: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b `[C_out]`
 //!   → y [N, C_out, H_o, W_o],  H_o = (H − 1)·s − 2p + K_h
 //!
 //! im2col copies every receptive field of one image into a column of a matrix
 //! `cols` [C·K_h·K_w, H_o·W_o], so that the convolution becomes one GEMM:
-//! y_n = W [C_out, C_in·K_h·K_w] · cols_n. Images are taken in groups of [`GROUP`] whose
+//! y_n = W [C_out, C_in·K_h·K_w] · cols_n. Images are taken in groups of `GROUP` whose
 //! blocks sit side by side, one GEMM per group. col2im is its adjoint: it adds each column back onto
 //! the pixels it was read from. The transposed convolution is the same two pieces in the other
 //! order (GEMM with Wᵀ, then col2im), which is why it is the gradient of a convolution with
@@ -167,7 +167,7 @@ fn check_bias(op: &str, b: Option<&Tensor>, c_out: usize) {
 }
 
 impl Tape<'_> {
-    /// y = conv2d(x, w) + b: x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b [C_out].
+    /// y = conv2d(x, w) + b: x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b `[C_out]`.
     #[track_caller]
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
         let (mut y, cols) = conv2d_forward(self.value(x), self.value(w), geom);
@@ -178,7 +178,7 @@ impl Tape<'_> {
         self.push(y, Op::Conv2d { x, w, b, geom, cols })
     }
 
-    /// y = conv_transpose2d(x, w) + b: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b [C_out].
+    /// y = conv_transpose2d(x, w) + b: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b `[C_out]`.
     #[track_caller]
     pub fn conv_transpose2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
         let mut y = conv_transpose2d_forward(self.value(x), self.value(w), geom);
@@ -450,7 +450,7 @@ fn bias_backward(dy: &Tensor) -> Tensor {
 }
 
 /// Direct convolution, the reference for [`Tape::conv2d`]:
-/// y[n, o, i, j] = b[o] + Σ_{c, ki, kj} x[n, c, i·s + ki − p, j·s + kj − p] · w[o, c, ki, kj].
+/// `y[n, o, i, j] = b[o] + Σ_{c, ki, kj} x[n, c, i·s + ki − p, j·s + kj − p] · w[o, c, ki, kj]`.
 pub fn conv2d_naive(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geom: ConvGeom) -> Tensor {
     let ([n, c_in, h, wd], [c_out, _, kh, kw], g) = conv2d_geometry(x, w, geom);
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);

@@ -2,8 +2,8 @@
 //!
 //! Shape legend
 //! - N: batch, D: values per example (pixels: everything after the first axis), J: latent size
-//! - `bce_with_logits`, `gaussian_nll`: logits / mean [N, …], target [N, …] → y [N]
-//! - `kl_std_normal`: mu [N, J], logvar [N, J] → y [N]
+//! - `bce_with_logits`, `gaussian_nll`: logits / mean [N, …], target [N, …] → y `[N]`
+//! - `kl_std_normal`: mu [N, J], logvar [N, J] → y `[N]`
 //!
 //! Each is a composition of primitives whose gradient simplifies once written out; the tests
 //! check every fused op against the composition it replaces. Targets are data: they get no

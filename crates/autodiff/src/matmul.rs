@@ -6,7 +6,7 @@
 //!   weight in PyTorch's layout [out, in])
 //! - `y`: [M, N]
 //!
-//! The GEMM is ndarray's `dot` ([`product`]), which hands strided views straight to
+//! The GEMM is ndarray's `dot` (`product`), which hands strided views straight to
 //! matrixmultiply's packed SIMD kernels: a transposed operand is a view with swapped strides,
 //! never a copy. A left operand of fewer than 128 rows times a row-major right one takes our
 //! own AVX-512 kernel instead (`thin_gemm.rs`), which gives the same bits in about half the time

@@ -2,13 +2,13 @@
 //! gradient back the same way.
 //!
 //! Shape legend
-//! - `reshape`: x [any] → y [any with the same number of elements]; `flatten`: [N, …] → [N, D]
+//! - `reshape`: x `[any]` → y `[any with the same number of elements]`; `flatten`: [N, …] → [N, D]
 //! - `transpose`: x [M, N] → y [N, M]
 //! - `slice`: x [.., d_axis, ..] → y [.., len, ..]
 //! - `concat`: xᵢ [.., d_i, ..] → y [.., Σ d_i, ..] (all other axes equal)
-//! - `permute`: x [d₀, d₁, …] → y [d_axes[0], d_axes[1], …] (e.g. [N, C, H, W] → [N, H, W, C])
-//! - `gather_rows`: table [K, D], rows [M] (indices below K) → y [M, D]
-//! - `stop_gradient`: x [any] → y [same], a constant
+//! - `permute`: x [d₀, d₁, …] → y `[d_axes[0], d_axes[1], …]` (e.g. [N, C, H, W] → [N, H, W, C])
+//! - `gather_rows`: table [K, D], rows `[M]` (indices below K) → y [M, D]
+//! - `stop_gradient`: x `[any]` → y `[same]`, a constant
 
 use ndarray::{Axis, IxDyn, Slice};
 
@@ -95,7 +95,7 @@ impl Tape<'_> {
         self.push(y, Op::Permute(x, axes.to_vec()))
     }
 
-    /// y[m] = table[rows[m]]: the rows of a 2-D table picked by index, repeats allowed (an
+    /// `y[m] = table[rows[m]]`: the rows of a 2-D table picked by index, repeats allowed (an
     /// embedding lookup; the VQ-VAE reads its codebook this way).
     #[track_caller]
     pub fn gather_rows(&mut self, table: Var, rows: &[usize]) -> Var {

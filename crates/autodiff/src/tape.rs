@@ -114,7 +114,7 @@ pub enum Op {
     Concat(Vec<Var>, usize),
     /// y = x with its axes reordered: axis i of y is axis `.1[i]` of x
     Permute(Var, Vec<usize>),
-    /// y[m] = table[rows[m]]
+    /// `y[m] = table[rows[m]]`
     GatherRows {
         /// the table [K, D]
         table: Var,
@@ -128,7 +128,7 @@ pub enum Op {
         x: Var,
         /// weight [C_out, C_in, K_h, K_w]
         w: Var,
-        /// optional bias [C_out]
+        /// optional bias `[C_out]`
         b: Option<Var>,
         /// stride and padding
         geom: ConvGeom,
@@ -142,7 +142,7 @@ pub enum Op {
         x: Var,
         /// weight [C_in, C_out, K_h, K_w]
         w: Var,
-        /// optional bias [C_out]
+        /// optional bias `[C_out]`
         b: Option<Var>,
         /// stride and padding
         geom: ConvGeom,

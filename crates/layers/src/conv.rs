@@ -2,8 +2,8 @@
 //!
 //! Shape legend
 //! - N: batch, C_in / C_out: channels, K: kernel size (square), H, W: spatial sizes
-//! - `Conv2d`: x [N, C_in, H, W], W [C_out, C_in, K, K], b [C_out] → y [N, C_out, H_o, W_o]
-//! - `ConvTranspose2d`: x [N, C_in, H, W], W [C_in, C_out, K, K], b [C_out] → y [N, C_out, H_o, W_o]
+//! - `Conv2d`: x [N, C_in, H, W], W [C_out, C_in, K, K], b `[C_out]` → y [N, C_out, H_o, W_o]
+//! - `ConvTranspose2d`: x [N, C_in, H, W], W [C_in, C_out, K, K], b `[C_out]` → y [N, C_out, H_o, W_o]
 
 use rand::Rng;
 use vae_autodiff::{ConvGeom, Tape, Var};
@@ -16,7 +16,7 @@ use crate::params::{ParamId, ParamStore, ParamVars};
 pub struct Conv2d {
     /// W [C_out, C_in, K, K], named `<name>.weight`
     pub weight: ParamId,
-    /// b [C_out], named `<name>.bias`
+    /// b `[C_out]`, named `<name>.bias`
     pub bias: ParamId,
     /// Stride and padding.
     pub geom: ConvGeom,
@@ -50,7 +50,7 @@ impl Conv2d {
 pub struct ConvTranspose2d {
     /// W [C_in, C_out, K, K], named `<name>.weight`
     pub weight: ParamId,
-    /// b [C_out], named `<name>.bias`
+    /// b `[C_out]`, named `<name>.bias`
     pub bias: ParamId,
     /// Stride and padding.
     pub geom: ConvGeom,

@@ -2,7 +2,7 @@
 //!
 //! Shape legend
 //! - N: batch, I: input features, O: output features
-//! - x [N, I], W [I, O], b [O] → y [N, O]
+//! - x [N, I], W [I, O], b `[O]` → y [N, O]
 //!
 //! PyTorch keeps the same matrix as its transpose, [O, I], and computes x·Wᵀ. Here W is kept
 //! [I, O] so that row k of W is what input feature k adds to the output: when x is mostly zeros
@@ -21,7 +21,7 @@ use crate::params::{ParamId, ParamStore, ParamVars};
 pub struct Linear {
     /// W [I, O] (PyTorch's [O, I] transposed), named `<name>.weight`
     pub weight: ParamId,
-    /// b [O], named `<name>.bias`
+    /// b `[O]`, named `<name>.bias`
     pub bias: ParamId,
     /// I
     pub in_features: usize,

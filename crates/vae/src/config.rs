@@ -92,7 +92,7 @@ pub struct ConvSpec {
 /// The network shape.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Arch {
-    /// Dense layers: D → hidden[0] → … → (mu, logvar); J → … → hidden[0] → D.
+    /// Dense layers: D → `hidden[0]` → … → (mu, logvar); J → … → `hidden[0]` → D.
     Mlp {
         /// Hidden layer widths, from the input side.
         hidden: Vec<usize>,

@@ -12,12 +12,12 @@
 //! reads [x, y], its decoder [z, y]. This module holds what is particular to it: one-hot
 //! labels, and decoder inputs [z, y] for chosen classes.
 //!
-//! Shape legend: N rows, J latent dimension, Y classes; labels [N] in 0..Y.
+//! Shape legend: N rows, J latent dimension, Y classes; labels `[N]` in 0..Y.
 
 use ndarray::Axis;
 use vae_autodiff::Tensor;
 
-/// One-hot rows [N, Y]: row n has a 1 in column labels[n].
+/// One-hot rows [N, Y]: row n has a 1 in column `labels[n]`.
 ///
 /// # Panics
 /// If a label is not below `classes`.

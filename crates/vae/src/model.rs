@@ -6,7 +6,7 @@
 //! - x [N, D + Y] (a conv model views its first D values as [N, C, H, W] inside; a conditional
 //!   model's one-hot label y fills the last Y), mu, logvar, eps, z [N, J], the decoder's input
 //!   [N, J + Y] ([z, y]), out [N, D] (logits for Bernoulli, the mean for Gaussian), recon and
-//!   kl [N], loss []
+//!   kl `[N]`, loss `[]`
 //!
 //! ```text
 //!  x ──encoder──► mu, logvar ──► z = mu + exp(½·logvar) ⊙ eps ──decoder──► out
@@ -65,7 +65,7 @@ pub struct Elbo {
     pub out: Var,
     /// −log p(x|z) per draw [K·N].
     pub recon: Var,
-    /// KL(q(z|x) ‖ p(z)) per example [N].
+    /// KL(q(z|x) ‖ p(z)) per example `[N]`.
     pub kl: Var,
     /// Mean of `recon` over the batch and the draws [].
     pub recon_mean: Var,
@@ -234,7 +234,7 @@ impl Vae {
         }
     }
 
-    /// −log p(x|z) per example [N], in nats, from the decoder output and the rows x [N, D + Y].
+    /// −log p(x|z) per example `[N]`, in nats, from the decoder output and the rows x [N, D + Y].
     pub fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
         let x = self.pixels(tape, x);
         match self.config.likelihood {

@@ -141,7 +141,7 @@ pub fn tile(tape: &mut Tape, x: Var, k: usize) -> Var {
     tape.concat(&vec![x; k], 0)
 }
 
-/// log N(z; 0, I) per row of z [M, J]: −½‖z‖² − (J/2)·ln 2π. [M].
+/// log N(z; 0, I) per row of z [M, J]: −½‖z‖² − (J/2)·ln 2π. `[M]`.
 pub fn log_prior(tape: &mut Tape, z: Var) -> Var {
     let j = tape.value(z).shape()[1] as f32;
     let z2 = tape.square(z);
@@ -152,7 +152,7 @@ pub fn log_prior(tape: &mut Tape, z: Var) -> Var {
 }
 
 /// log N(z; mu, diag(exp(logvar))) per row, for z = mu + exp(½·logvar) ⊙ eps: since
-/// (z − mu)/σ = eps, it is −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π. logvar, eps [M, J] → [M].
+/// (z − mu)/σ = eps, it is −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π. logvar, eps [M, J] → `[M]`.
 ///
 /// As a function of (mu, logvar) with eps fixed this is the same function as the density
 /// evaluated at z(mu, logvar, eps), so its gradient is the same total derivative.

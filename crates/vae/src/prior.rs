@@ -8,7 +8,7 @@
 //! each factor a softmax over the Kc codes. One masked MLP gives all L factors in one pass:
 //! every hidden unit h gets a degree m(h) in 1..L−1 and may only see places ≤ m(h); output
 //! place j may only see units with m(h) < j. So the logits of place j depend on places before
-//! j alone, and −log p(k) = Σ_j −log softmax(logits_j)[k_j] is exact (no bound). Sampling runs
+//! j alone, and −log p(k) = Σ_j `−log softmax(logits_j)[k_j]` is exact (no bound). Sampling runs
 //! the network L times, drawing place j on pass j.
 //!
 //! Why this model: it is exact and cheap to evaluate (one pass), it is made of the engine's
@@ -189,7 +189,7 @@ impl Prior {
     }
 
     /// −log p(k) per image, averaged over the images of codes [N·L]: Σ_j of the cross-entropy
-    /// −log softmax(logits_j)[k_j] = logsumexp(logits_j) − logits_j[k_j]. [].
+    /// `−log softmax(logits_j)[k_j] = logsumexp(logits_j) − logits_j[k_j]`. `[]`.
     pub fn nll(&self, tape: &mut Tape, p: &ParamVars, codes: &[usize]) -> Var {
         let (l, kc) = (self.config.places, self.config.codebook_size);
         let n = codes.len() / l;

@@ -231,7 +231,7 @@ pub struct VqVae {
     pub params: ParamStore,
     /// The codebook's parameter.
     pub codebook: ParamId,
-    /// With an EMA codebook: the moving averages N_k [Kc] (`codebook.ema_count`) and m_k
+    /// With an EMA codebook: the moving averages N_k `[Kc]` (`codebook.ema_count`) and m_k
     /// [Kc, Dc] (`codebook.ema_sum`), kept with the parameters so that checkpoints hold them
     /// (like buffers in a PyTorch state dict); they never get a gradient.
     pub ema: Option<(ParamId, ParamId)>,
@@ -629,7 +629,7 @@ pub struct VqTotals {
     pub sums: [f64; 3],
     /// Examples seen.
     pub count: usize,
-    /// How many times each code was the nearest, [Kc].
+    /// How many times each code was the nearest, `[Kc]`.
     pub code_counts: Vec<u64>,
 }
 
