@@ -136,6 +136,12 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     assert_eq!(csv.lines().count(), 10_001);
     ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &png("c.png")]));
     assert_eq!(png_size(&out.join("c.png")), (1400, 620));
+    // Two runs (here the same one twice): their test losses on one chart.
+    let r = out.to_str().unwrap();
+    let both = run(&["plot", "--run", r, "--run", r, "--out", &png("both.png")]);
+    ok(&both);
+    assert!(String::from_utf8_lossy(&both.stdout).contains("training curves of 2 epochs"));
+    assert_eq!(png_size(&out.join("both.png")), (1000, 620));
 }
 
 #[test]
@@ -158,6 +164,11 @@ fn picture_commands_refuse_bad_arguments_in_one_line() {
         "not a readable safetensors checkpoint",
     );
     assert_clean_error(&run(&["plot", "--run", scratch("no-run").to_str().unwrap(), "--out", o]), "metrics.csv");
+    let no_run = scratch("no-run");
+    assert_clean_error(
+        &run(&["plot", "--run", out.to_str().unwrap(), "--run", no_run.to_str().unwrap(), "--out", o]),
+        "no-run/metrics.csv",
+    );
     assert!(!out.join("x.png").exists(), "a failed command left a picture behind");
 }
 

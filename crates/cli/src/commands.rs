@@ -31,7 +31,7 @@ pub(crate) enum Command {
     Manifold(ManifoldArgs),
     /// Scatter the test set's latent means, coloured by label.
     Latent(LatentArgs),
-    /// Plot the training curves of a run from its metrics.csv.
+    /// Plot the training curves of a run from its metrics.csv (several runs: their test losses on one chart); epochs on a logarithmic axis past 200.
     Plot(PlotArgs),
     /// Train the autoregressive prior over a VQ-VAE's codes; report −log p(x) bounds; draw samples.
     Prior(PriorArgs),
@@ -160,9 +160,10 @@ pub struct LatentArgs {
 /// Flags of `vae-cli plot`.
 #[derive(Args, Debug, Clone)]
 pub struct PlotArgs {
-    /// A run folder written by `vae-cli train` (it holds metrics.csv).
-    #[arg(long, value_name = "DIR")]
-    pub run: PathBuf,
+    /// A run folder written by `vae-cli train` (it holds metrics.csv). Give it more than once
+    /// to compare runs: their test losses on one chart, each named by its folder.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub run: Vec<PathBuf>,
     /// PNG file to write.
     #[arg(long, value_name = "FILE", default_value = "curves.png")]
     pub out: PathBuf,

@@ -19,6 +19,16 @@ pub fn nice_ticks(min: f64, max: f64, n: usize) -> Vec<f64> {
     (first..=last).map(|k| k as f64 * step).collect()
 }
 
+/// Tick positions on a logarithmic axis over [min, max] (both > 0): the powers of ten, labelled,
+/// and 2× and 5× each power, unlabelled gridlines between them.
+pub fn log_ticks(min: f64, max: f64) -> Vec<(f64, bool)> {
+    let (lo, hi) = (min.log10().floor() as i32, max.log10().ceil() as i32);
+    (lo..=hi)
+        .flat_map(|k| [(1.0, true), (2.0, false), (5.0, false)].map(|(m, labelled)| (m * 10f64.powi(k), labelled)))
+        .filter(|&(v, _)| v >= min && v <= max)
+        .collect()
+}
+
 /// A tick label without trailing zeros.
 pub fn format_tick(v: f64) -> String {
     let s = format!("{v:.3}");
@@ -30,6 +40,28 @@ pub fn format_tick(v: f64) -> String {
     }
 }
 
+/// How the x axis maps data to pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// Equal data steps, equal pixel steps.
+    Linear,
+    /// Equal ratios, equal pixel steps (x must be positive): for runs of thousands of epochs,
+    /// where the first ten matter as much as the last thousand.
+    Log,
+}
+
+impl Scale {
+    fn map(self, v: f64) -> f64 {
+        match self {
+            Scale::Linear => v,
+            Scale::Log => v.max(f64::MIN_POSITIVE).log10(),
+        }
+    }
+}
+
+/// Series longer than this are drawn as lines alone, without a dot on each point.
+const MAX_DOTTED_POINTS: usize = 100;
+
 /// A plotting area on a canvas mapping data coordinates to pixels.
 pub struct Chart {
     left: i64,
@@ -38,6 +70,7 @@ pub struct Chart {
     height: i64,
     x: (f64, f64),
     y: (f64, f64),
+    x_scale: Scale,
 }
 
 impl Chart {
@@ -45,8 +78,21 @@ impl Chart {
     /// (left, top, width, height) of `canvas` for data ranges `x` and `y`, and returns the chart.
     pub fn draw(
         canvas: &mut Canvas,
-        (left, top, width, height): (i64, i64, i64, i64),
+        area: (i64, i64, i64, i64),
         x: (f64, f64),
+        y: (f64, f64),
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+    ) -> Self {
+        Self::draw_scaled(canvas, area, (x, Scale::Linear), y, title, x_label, y_label)
+    }
+
+    /// [`Chart::draw`] with a choice of scale for the x axis.
+    pub fn draw_scaled(
+        canvas: &mut Canvas,
+        (left, top, width, height): (i64, i64, i64, i64),
+        (x, x_scale): ((f64, f64), Scale),
         y: (f64, f64),
         title: &str,
         x_label: &str,
@@ -55,19 +101,25 @@ impl Chart {
         // Room for tick labels on the left and bottom, and the title on top.
         let glyph_h = (GLYPH_H * TEXT) as i64;
         let (ml, mb, mt) = (80, 2 * glyph_h + 24, glyph_h + 14);
-        let chart = Self { left: left + ml, top: top + mt, width: width - ml - 10, height: height - mt - mb, x, y };
-        let (l, t, w, h) = (chart.left, chart.top, chart.width, chart.height);
+        let (l, t, w, h) = (left + ml, top + mt, width - ml - 10, height - mt - mb);
+        let chart = Self { left: l, top: t, width: w, height: h, x, y, x_scale };
         for v in nice_ticks(y.0, y.1, 5) {
             let (_, py) = chart.px(x.0, v);
             canvas.line((l, py), (l + w, py), GRID, 1);
             let label = format_tick(v);
             draw_text(canvas, l - 8 - text_width(&label, TEXT) as i64, py - glyph_h / 2, &label, TEXT, AXIS);
         }
-        for v in nice_ticks(x.0, x.1, 6) {
+        let x_ticks = match x_scale {
+            Scale::Linear => nice_ticks(x.0, x.1, 6).into_iter().map(|v| (v, true)).collect(),
+            Scale::Log => log_ticks(x.0, x.1),
+        };
+        for (v, labelled) in x_ticks {
             let (px, _) = chart.px(v, y.0);
             canvas.line((px, t), (px, t + h), GRID, 1);
-            let label = format_tick(v);
-            draw_text(canvas, px - text_width(&label, TEXT) as i64 / 2, t + h + 8, &label, TEXT, AXIS);
+            if labelled {
+                let label = format_tick(v);
+                draw_text(canvas, px - text_width(&label, TEXT) as i64 / 2, t + h + 8, &label, TEXT, AXIS);
+            }
         }
         canvas.line((l, t), (l, t + h), AXIS, 2);
         canvas.line((l, t + h), (l + w, t + h), AXIS, 2);
@@ -80,7 +132,8 @@ impl Chart {
 
     /// The pixel of data point (x, y).
     pub fn px(&self, x: f64, y: f64) -> (i64, i64) {
-        let fx = (x - self.x.0) / (self.x.1 - self.x.0).max(1e-12);
+        let scale = |v| self.x_scale.map(v);
+        let fx = (scale(x) - scale(self.x.0)) / (scale(self.x.1) - scale(self.x.0)).max(1e-12);
         let fy = (y - self.y.0) / (self.y.1 - self.y.0).max(1e-12);
         (
             self.left + (fx * self.width as f64).round() as i64,
@@ -88,14 +141,17 @@ impl Chart {
         )
     }
 
-    /// A polyline through the points, with a dot on each.
+    /// A polyline through the points, with a dot on each unless there are more than 100.
     pub fn line(&self, canvas: &mut Canvas, points: &[(f64, f64)], color: Rgb) {
         let px: Vec<_> = points.iter().map(|&(x, y)| self.px(x, y)).collect();
+        let dotted = px.len() <= MAX_DOTTED_POINTS;
         for pair in px.windows(2) {
-            canvas.line(pair[0], pair[1], color, 3);
+            canvas.line(pair[0], pair[1], color, if dotted { 3 } else { 2 });
         }
-        for &(x, y) in &px {
-            canvas.disc(x, y, 4, color);
+        if dotted {
+            for &(x, y) in &px {
+                canvas.disc(x, y, 4, color);
+            }
         }
     }
 
@@ -132,4 +188,32 @@ pub fn padded_range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     }
     let pad = ((hi - lo) * 0.05).max(1e-3);
     (lo - pad, hi + pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_label_the_powers_of_ten_inside_the_range() {
+        let ticks = log_ticks(0.8, 3936.0);
+        let labelled: Vec<f64> = ticks.iter().filter(|t| t.1).map(|t| t.0).collect();
+        assert_eq!(labelled, [1.0, 10.0, 100.0, 1000.0]);
+        let all: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+        assert_eq!(all[..4], [1.0, 2.0, 5.0, 10.0]);
+        assert_eq!(*all.last().unwrap(), 2000.0);
+    }
+
+    #[test]
+    fn a_log_axis_gives_each_decade_the_same_width() {
+        let mut canvas = Canvas::new(700, 400, [255, 255, 255]);
+        let area = (0, 0, 700, 400);
+        let chart = Chart::draw_scaled(&mut canvas, area, ((1.0, 1000.0), Scale::Log), (0.0, 1.0), "", "", "");
+        let x = |v: f64| chart.px(v, 0.0).0;
+        assert_eq!(x(1.0), chart.left);
+        assert_eq!(x(1000.0), chart.left + chart.width);
+        assert!((x(10.0) - x(1.0) - (x(1000.0) - x(100.0))).abs() <= 1);
+        let linear = Chart::draw(&mut canvas, area, (1.0, 1000.0), (0.0, 1.0), "", "", "");
+        assert!(linear.px(10.0, 0.0).0 < x(10.0), "a linear axis crowds the first decade");
+    }
 }
