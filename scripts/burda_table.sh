@@ -11,7 +11,7 @@
 # checkpoint is resumed (`--resume` continues the learning-rate schedule exactly), so run it
 # under nohup and simply run it again after an interruption. Two cells train at a time, one
 # core each (JOBS=1 for one). Results: runs/burda-<protocol>/<cell>/{metrics.csv,eval.json},
-# and the table in runs/burda-<protocol>/table.md.
+# and the table of every begun cell in runs/burda-<protocol>/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,16 +64,23 @@ paper() {
     vae-k50) echo 86.35 ;; iwae-k50) echo 84.78 ;;
   esac
 }
+# The table lists every cell of this protocol that has begun, whichever CELLS this call ran: a
+# finished one with its evaluation, an unfinished one with how far it got.
 {
   echo "| cell | epochs | Burda et al. −log p(x) | ours −log p(x) | active units | train time (s) |"
   echo "|---|---|---|---|---|---|"
-  for c in $cells; do
-    f=$root/$c/eval.json
-    [ -f "$f" ] || continue
-    nll=$(python3 -c "import json;print('%.2f' % json.load(open('$f'))['nll'])")
-    au=$(python3 -c "import json;print(json.load(open('$f'))['active_units'])")
-    secs=$(awk -F, 'NR > 1 { s += $8 } END { printf "%.0f", s }' "$root/$c/metrics.csv")
-    done_epochs=$(($(wc -l < "$root/$c/metrics.csv") - 1))
+  for c in vae-k1 iwae-k1 vae-k5 iwae-k5 vae-k50 iwae-k50; do
+    m=$root/$c/metrics.csv f=$root/$c/eval.json
+    [ -f "$m" ] || continue
+    secs=$(awk -F, 'NR > 1 { s += $8 } END { printf "%.0f", s }' "$m")
+    done_epochs=$(($(wc -l < "$m") - 1))
+    if [ -f "$f" ]; then
+      nll=$(python3 -c "import json;print('%.2f' % json.load(open('$f'))['nll'])")
+      au=$(python3 -c "import json;print(json.load(open('$f'))['active_units'])")
+    else
+      nll="(training: $done_epochs of $epochs epochs)" au="—"
+    fi
     echo "| $c | $done_epochs | $(paper "$c") | $nll | $au | $secs |"
   done
-} | tee "$root/table.md"
+} | tee "$root/table.md.tmp"
+mv "$root/table.md.tmp" "$root/table.md"
