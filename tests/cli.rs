@@ -136,6 +136,22 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     assert_eq!(csv.lines().count(), 10_001);
     ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &png("c.png")]));
     assert_eq!(png_size(&out.join("c.png")), (1400, 620));
+    // The latent units' activity, beside eval's JSON (which keeps standard output to itself).
+    let units = run(&[
+        "eval",
+        "--checkpoint",
+        m,
+        "--test-limit",
+        "500",
+        "--active-units",
+        "--units-png",
+        &png("u.png"),
+        "--json",
+    ]);
+    ok(&units);
+    let json: serde_json::Value = serde_json::from_slice(&units.stdout).expect("eval --json printed more than JSON");
+    assert_eq!(json["latent_variances"].as_array().map(Vec::len), Some(4));
+    assert_eq!(png_size(&out.join("u.png")), (900, 500));
     // Two runs (here the same one twice): their test losses on one chart.
     let r = out.to_str().unwrap();
     let both = run(&["plot", "--run", r, "--run", r, "--out", &png("both.png")]);
@@ -164,6 +180,7 @@ fn picture_commands_refuse_bad_arguments_in_one_line() {
         "not a readable safetensors checkpoint",
     );
     assert_clean_error(&run(&["plot", "--run", scratch("no-run").to_str().unwrap(), "--out", o]), "metrics.csv");
+    assert_clean_error(&run(&["eval", "--checkpoint", m, "--units-png", o]), "--active-units");
     let no_run = scratch("no-run");
     assert_clean_error(
         &run(&["plot", "--run", out.to_str().unwrap(), "--run", no_run.to_str().unwrap(), "--out", o]),

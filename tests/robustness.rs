@@ -205,3 +205,41 @@ fn data_of_the_wrong_image_size_is_refused_for_a_trained_model() {
         .collect();
     assert_clean_error(&output(&args), "the model takes 28×28 images");
 }
+
+/// Runs vae-cli with its standard output a pipe whose reading end is already closed, as in
+/// `vae-cli eval --json | head -c 10` once head has what it wants.
+fn with_closed_stdout(args: &[String]) -> Output {
+    let mut child = Command::new(common::bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_standard_output_stops_cleanly_without_a_panic() {
+    let out = scratch("closed-stdout");
+    let o = output(&train_args(&out, "1000", "100", "1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = out.join("model.safetensors").to_str().unwrap().to_string();
+
+    let o = with_closed_stdout(&["eval", "--checkpoint", &model, "--test-limit", "200", "--json"].map(String::from));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
+
+    // Long work stops as on Ctrl-C: a checkpoint after the first epoch, which resumes.
+    let piped = scratch("closed-stdout-train");
+    let o = with_closed_stdout(&train_args(&piped, "1000", "100", "3"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(metrics(&piped).len() < 3, "training went on although nobody reads its report");
+    let mut resume = train_args(&piped, "1000", "100", "3");
+    resume.push("--resume".into());
+    let o = output(&resume);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(metrics(&piped).len(), 3);
+}

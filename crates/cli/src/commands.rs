@@ -509,6 +509,10 @@ pub struct EvalArgs {
     /// images with variance above 0.01 (Burda et al.).
     #[arg(long)]
     pub active_units: bool,
+    /// With --active-units: also draw each unit's variance, most active first, on a
+    /// logarithmic axis with the 0.01 threshold, into this PNG.
+    #[arg(long, value_name = "FILE", requires = "active_units")]
+    pub units_png: Option<PathBuf>,
     /// Conditional models only: draw N samples of every class from the prior (500 when N is
     /// left out) and report the share that look like their class, judged by their nearest
     /// training image (and that judge's own accuracy on 1,000 test images).

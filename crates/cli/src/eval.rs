@@ -13,6 +13,7 @@ use crate::commands::{EvalArgs, Result};
 use crate::consistency::{label_consistency, Consistency};
 use crate::data::{binarize, load_test, Part};
 use crate::progress::Progress;
+use crate::say::say;
 use crate::streams::{stream, Purpose};
 
 /// Images per importance-sampling task.
@@ -50,6 +51,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let x = test.rows(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test), model.config.classes);
         active_units(&model.encode_values(x).0)
     });
+
+    if let (Some(path), Some((_, variances))) = (&args.units_png, &active) {
+        crate::pictures::units_chart(variances, ACTIVE_UNIT_THRESHOLD, path)?;
+        // On stderr, so that --json keeps standard output to the one JSON object.
+        eprintln!("wrote the activity of {} latent units to {}", variances.len(), path.display());
+    }
 
     let nll = args.iw_samples.map(|k| {
         let k = k as usize;
@@ -98,21 +105,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
             obj["label_confusion"] = serde_json::json!(c.confusion);
             obj["nearest_neighbour_test_accuracy"] = serde_json::json!(c.classifier_accuracy.0);
         }
-        println!("{obj}");
+        say!("{obj}");
     } else {
-        println!("model      {}", describe(family.as_ref()));
-        println!("test set   {} images from {}", test.len(), dir.display());
+        say!("model      {}", describe(family.as_ref()));
+        say!("test set   {} images from {}", test.len(), dir.display());
         // A conditional model's bound is that of log p(x|y), the label given.
         let (bound, of) = if model.config.classes > 0 { ("conditional ", "(x|y)") } else { ("", "(x)") };
-        println!("test loss  {:.4} nats per image ({bound}negative ELBO, z sampled)", terms.loss);
-        println!("  recon    {:.4}", terms.recon);
-        println!("  kl       {:.4}", terms.kl);
+        say!("test loss  {:.4} nats per image ({bound}negative ELBO, z sampled)", terms.loss);
+        say!("  recon    {:.4}", terms.recon);
+        say!("  kl       {:.4}", terms.kl);
         if let Some((k, nll)) = nll {
-            println!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k})");
+            say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k})");
         }
         if let Some((count, variances)) = &active {
             let j = variances.len();
-            println!(
+            say!(
                 "active units  {count} of {j} (variance of the posterior mean across test images above {ACTIVE_UNIT_THRESHOLD})"
             );
         }
@@ -126,15 +133,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// The text report of `--label-consistency`: the mean, then a row of shares per class.
 fn print_consistency(c: &Consistency) {
     let (accuracy, checked) = c.classifier_accuracy;
-    println!(
+    say!(
         "label consistency  {:.3}: the share of samples of class y whose nearest training image is a y, mean over classes ({} samples per class; that classifier labels {:.1}% of the first {checked} test images right)",
         c.mean(),
         c.per_class_samples,
         100.0 * accuracy
     );
     let cells = |f: &dyn Fn(usize) -> String| (0..c.per_class.len()).map(f).collect::<Vec<_>>().join(" ");
-    println!("  class  {}", cells(&|y| format!("{y:>5}")));
-    println!("  share  {}", cells(&|y| format!("{:>5.2}", c.per_class[y])));
+    say!("  class  {}", cells(&|y| format!("{y:>5}")));
+    say!("  share  {}", cells(&|y| format!("{:>5.2}", c.per_class[y])));
 }
 
 /// What a test pass gives: the family's term means and its statistics.
@@ -184,19 +191,16 @@ fn report_vq(
         for (name, v) in &r.statistics {
             obj[*name] = serde_json::json!(v);
         }
-        println!("{obj}");
+        say!("{obj}");
     } else {
-        println!("model      {}", describe(model));
-        println!("test set   {n} images from {}", dir.display());
-        println!("test loss  {loss:.4} per image (recon + codebook + {}·commit)", knobs.beta);
+        say!("model      {}", describe(model));
+        say!("test set   {n} images from {}", dir.display());
+        say!("test loss  {loss:.4} per image (recon + codebook + {}·commit)", knobs.beta);
         for (name, v) in model.terms().iter().zip(&r.means) {
-            println!("  {name:<8} {v:.4}");
+            say!("  {name:<8} {v:.4}");
         }
         for (name, v) in &r.statistics {
-            println!(
-                "{name:<10} {v:.2} of {} codes",
-                model.metadata().get("codebook_size").map_or("?", String::as_str)
-            );
+            say!("{name:<10} {v:.2} of {} codes", model.metadata().get("codebook_size").map_or("?", String::as_str));
         }
     }
     Ok(())

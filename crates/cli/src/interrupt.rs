@@ -1,6 +1,7 @@
 //! Ctrl-C for long work (`train`, `prior`): the first press asks the loop to save a checkpoint
 //! after the current step and stop; a second one exits at once (files are written atomically,
-//! so nothing is left half-written either way).
+//! so nothing is left half-written either way). A closed standard output asks for the same
+//! stop (`say.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,7 +18,12 @@ pub fn install() {
     });
 }
 
-/// Whether Ctrl-C was pressed.
+/// Asks for the same stop as a first Ctrl-C, silently (standard output was closed: `say`).
+pub fn request() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C was pressed (or a stop was requested).
 pub fn requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }

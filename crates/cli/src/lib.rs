@@ -23,6 +23,7 @@ pub mod prior;
 pub mod prior_run;
 pub mod progress;
 pub mod rundir;
+pub mod say;
 pub mod serve;
 pub mod settings;
 pub mod streams;

@@ -17,6 +17,7 @@ use crate::font::{draw_text, text_width};
 use crate::image::{grid, grid_scaled, Canvas, PALETTE};
 use crate::plot::{padded_range, Chart, Scale, TEXT};
 use crate::rundir::METRICS_HEADER;
+use crate::say::say;
 use crate::streams::{stream, Purpose};
 
 /// The Gaussian-latent model of a checkpoint (the latent commands need mu and a continuous z).
@@ -40,7 +41,7 @@ fn image_size(model: &Vae) -> (usize, usize) {
 }
 
 fn done(out: &Path, what: &str) -> Result<()> {
-    println!("wrote {what} to {}", out.display());
+    say!("wrote {what} to {}", out.display());
     Ok(())
 }
 
@@ -125,12 +126,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if let Some(path) = &args.idx {
         let bytes: Vec<u8> = images.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
         checkpoint::write_atomic(path, &vae::data::encode_idx(&[labels.len(), h, w], &bytes))?;
-        println!(
-            "wrote {} images as IDX ([{}, {h}, {w}], bytes 0–255) to {}",
-            labels.len(),
-            labels.len(),
-            path.display()
-        );
+        say!("wrote {} images as IDX ([{}, {h}, {w}], bytes 0–255) to {}", labels.len(), labels.len(), path.display());
     }
     let what = match (classes, label) {
         (0, _) if args.prior.is_some() => format!("{n} samples through the learned prior"),
@@ -366,7 +362,7 @@ pub fn latent(args: LatentArgs) -> Result<()> {
             text.push('\n');
         }
         checkpoint::write_atomic(csv, text.as_bytes())?;
-        println!("wrote label, mu and logvar of {} test images to {}", test.len(), csv.display());
+        say!("wrote label, mu and logvar of {} test images to {}", test.len(), csv.display());
     }
     done(&args.out, &format!("the latent means of {} test images", test.len()))
 }
@@ -386,6 +382,42 @@ fn epoch_axis(epochs: impl Iterator<Item = f64> + Clone) -> ((f64, f64), Scale) 
     } else {
         (padded_range(epochs), Scale::Linear)
     }
+}
+
+/// `eval --units-png`: each latent unit's activity, the variance of its posterior mean across
+/// the test images, sorted from the most active down, on a logarithmic axis, with Burda et al.'s
+/// threshold of 0.01 drawn across: the units above the line carry information about x, those
+/// below have collapsed onto the prior.
+pub fn units_chart(variances: &[f64], threshold: f64, out: &Path) -> Result<()> {
+    let mut sorted: Vec<f64> = variances.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let active = sorted.iter().filter(|&&v| v > threshold).count();
+    // Decades that hold every variance and the threshold; a zero variance sits on the floor.
+    let positive = sorted.iter().copied().filter(|&v| v > 0.0);
+    let lo = positive.clone().fold(threshold, f64::min);
+    let hi = positive.fold(threshold, f64::max);
+    let y = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
+    let (width, height) = (900, 500);
+    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
+    let title = format!("ACTIVE UNITS: {active} OF {}", sorted.len());
+    let x = (0.0, sorted.len() as f64 + 1.0);
+    let area = (0, 0, width as i64, height as i64);
+    let chart = Chart::draw_scaled(
+        &mut canvas,
+        area,
+        (x, Scale::Linear),
+        (y, Scale::Log),
+        &title,
+        "UNITS, MOST ACTIVE FIRST",
+        "VARIANCE",
+    );
+    chart.line(&mut canvas, &[(x.0, threshold), (x.1, threshold)], PALETTE[7]);
+    for (rank, &v) in sorted.iter().enumerate() {
+        let color = if v > threshold { PALETTE[0] } else { PALETTE[1] };
+        chart.scatter(&mut canvas, [(rank as f64 + 1.0, v.max(y.0))], color, 5);
+    }
+    chart.legend(&mut canvas, &[("ACTIVE", PALETTE[0]), ("INACTIVE", PALETTE[1]), ("THRESHOLD 0.01", PALETTE[7])]);
+    Ok(canvas.save(out)?)
 }
 
 /// A run's metrics.csv: its column names and one row of numbers per finished epoch.
@@ -459,8 +491,12 @@ fn plot_run(m: &Metrics, run: &Path, out: &Path) -> Result<()> {
     let (blue, orange) = (PALETTE[0], PALETTE[1]);
 
     let loss_range = padded_range(m.rows.iter().flat_map(|r| [r[m.train_loss], r[m.test_loss]]));
-    let left =
-        Chart::draw_scaled(&mut canvas, (0, 40, 700, height as i64 - 40), x, loss_range, "LOSS", "EPOCH", "VALUE");
+    // A half of the picture: its left edge, value range and title.
+    let panel = |canvas: &mut Canvas, left: i64, range, title| {
+        let area = (left, 40, 700, height as i64 - 40);
+        Chart::draw_scaled(canvas, area, x, (range, Scale::Linear), title, "EPOCH", "VALUE")
+    };
+    let left = panel(&mut canvas, 0, loss_range, "LOSS");
     left.line(&mut canvas, &m.column(m.train_loss), blue);
     left.line(&mut canvas, &m.column(m.test_loss), orange);
     left.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange)]);
@@ -477,8 +513,7 @@ fn plot_run(m: &Metrics, run: &Path, out: &Path) -> Result<()> {
         .map(|(i, h)| (i, h.replace('_', " ").to_uppercase()))
         .collect();
     let term_range = padded_range(m.rows.iter().flat_map(|r| terms.iter().map(|(c, _)| r[*c]).collect::<Vec<_>>()));
-    let right =
-        Chart::draw_scaled(&mut canvas, (700, 40, 700, height as i64 - 40), x, term_range, "TERMS", "EPOCH", "VALUE");
+    let right = panel(&mut canvas, 700, term_range, "TERMS");
     for (k, (c, _)) in terms.iter().enumerate() {
         right.line(&mut canvas, &m.column(*c), PALETTE[k % PALETTE.len()]);
     }
@@ -497,8 +532,15 @@ fn plot_runs(runs: &[Metrics], names: &[PathBuf], out: &Path) -> Result<()> {
     let y = padded_range(runs.iter().flat_map(|m| m.rows.iter().map(|r| r[m.test_loss])));
     let (width, height) = (1000, 620);
     let mut canvas = Canvas::new(width, height, [255, 255, 255]);
-    let chart =
-        Chart::draw_scaled(&mut canvas, (0, 0, width as i64, height as i64), x, y, "TEST LOSS", "EPOCH", "VALUE");
+    let chart = Chart::draw_scaled(
+        &mut canvas,
+        (0, 0, width as i64, height as i64),
+        x,
+        (y, Scale::Linear),
+        "TEST LOSS",
+        "EPOCH",
+        "VALUE",
+    );
     let labels: Vec<String> = names.iter().map(|p| run_label(p)).collect();
     for (k, m) in runs.iter().enumerate() {
         chart.line(&mut canvas, &m.column(m.test_loss), PALETTE[k % PALETTE.len()]);

@@ -29,6 +29,16 @@ pub fn log_ticks(min: f64, max: f64) -> Vec<(f64, bool)> {
         .collect()
 }
 
+/// A tick label on a logarithmic axis: as [`format_tick`] down to 0.001, below that as a power
+/// of ten (`1e-4`).
+pub fn format_log_tick(v: f64) -> String {
+    if v >= 1e-3 {
+        format_tick(v)
+    } else {
+        format!("1e{}", v.log10().round())
+    }
+}
+
 /// A tick label without trailing zeros.
 pub fn format_tick(v: f64) -> String {
     let s = format!("{v:.3}");
@@ -40,13 +50,14 @@ pub fn format_tick(v: f64) -> String {
     }
 }
 
-/// How the x axis maps data to pixels.
+/// How an axis maps data to pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
     /// Equal data steps, equal pixel steps.
     Linear,
-    /// Equal ratios, equal pixel steps (x must be positive): for runs of thousands of epochs,
-    /// where the first ten matter as much as the last thousand.
+    /// Equal ratios, equal pixel steps (the data must be positive): for runs of thousands of
+    /// epochs, where the first ten matter as much as the last thousand, or for variances that
+    /// span decades.
     Log,
 }
 
@@ -56,6 +67,20 @@ impl Scale {
             Scale::Linear => v,
             Scale::Log => v.max(f64::MIN_POSITIVE).log10(),
         }
+    }
+
+    /// Tick positions over `range`, about `n` of them on a linear axis, each with its label
+    /// (`None` for an unlabelled gridline).
+    fn ticks(self, (min, max): (f64, f64), n: usize) -> Vec<(f64, Option<String>)> {
+        match self {
+            Scale::Linear => nice_ticks(min, max, n).into_iter().map(|v| (v, Some(format_tick(v)))).collect(),
+            Scale::Log => log_ticks(min, max).into_iter().map(|(v, l)| (v, l.then(|| format_log_tick(v)))).collect(),
+        }
+    }
+
+    /// Where `v` falls in `range`, from 0 at its start to 1 at its end.
+    fn fraction(self, v: f64, (min, max): (f64, f64)) -> f64 {
+        (self.map(v) - self.map(min)) / (self.map(max) - self.map(min)).max(1e-12)
     }
 }
 
@@ -71,6 +96,7 @@ pub struct Chart {
     x: (f64, f64),
     y: (f64, f64),
     x_scale: Scale,
+    y_scale: Scale,
 }
 
 impl Chart {
@@ -85,15 +111,15 @@ impl Chart {
         x_label: &str,
         y_label: &str,
     ) -> Self {
-        Self::draw_scaled(canvas, area, (x, Scale::Linear), y, title, x_label, y_label)
+        Self::draw_scaled(canvas, area, (x, Scale::Linear), (y, Scale::Linear), title, x_label, y_label)
     }
 
-    /// [`Chart::draw`] with a choice of scale for the x axis.
+    /// [`Chart::draw`] with a choice of scale for each axis.
     pub fn draw_scaled(
         canvas: &mut Canvas,
         (left, top, width, height): (i64, i64, i64, i64),
         (x, x_scale): ((f64, f64), Scale),
-        y: (f64, f64),
+        (y, y_scale): ((f64, f64), Scale),
         title: &str,
         x_label: &str,
         y_label: &str,
@@ -102,22 +128,18 @@ impl Chart {
         let glyph_h = (GLYPH_H * TEXT) as i64;
         let (ml, mb, mt) = (80, 2 * glyph_h + 24, glyph_h + 14);
         let (l, t, w, h) = (left + ml, top + mt, width - ml - 10, height - mt - mb);
-        let chart = Self { left: l, top: t, width: w, height: h, x, y, x_scale };
-        for v in nice_ticks(y.0, y.1, 5) {
+        let chart = Self { left: l, top: t, width: w, height: h, x, y, x_scale, y_scale };
+        for (v, label) in y_scale.ticks(y, 5) {
             let (_, py) = chart.px(x.0, v);
             canvas.line((l, py), (l + w, py), GRID, 1);
-            let label = format_tick(v);
-            draw_text(canvas, l - 8 - text_width(&label, TEXT) as i64, py - glyph_h / 2, &label, TEXT, AXIS);
+            if let Some(label) = label {
+                draw_text(canvas, l - 8 - text_width(&label, TEXT) as i64, py - glyph_h / 2, &label, TEXT, AXIS);
+            }
         }
-        let x_ticks = match x_scale {
-            Scale::Linear => nice_ticks(x.0, x.1, 6).into_iter().map(|v| (v, true)).collect(),
-            Scale::Log => log_ticks(x.0, x.1),
-        };
-        for (v, labelled) in x_ticks {
+        for (v, label) in x_scale.ticks(x, 6) {
             let (px, _) = chart.px(v, y.0);
             canvas.line((px, t), (px, t + h), GRID, 1);
-            if labelled {
-                let label = format_tick(v);
+            if let Some(label) = label {
                 draw_text(canvas, px - text_width(&label, TEXT) as i64 / 2, t + h + 8, &label, TEXT, AXIS);
             }
         }
@@ -132,9 +154,8 @@ impl Chart {
 
     /// The pixel of data point (x, y).
     pub fn px(&self, x: f64, y: f64) -> (i64, i64) {
-        let scale = |v| self.x_scale.map(v);
-        let fx = (scale(x) - scale(self.x.0)) / (scale(self.x.1) - scale(self.x.0)).max(1e-12);
-        let fy = (y - self.y.0) / (self.y.1 - self.y.0).max(1e-12);
+        let fx = self.x_scale.fraction(x, self.x);
+        let fy = self.y_scale.fraction(y, self.y);
         (
             self.left + (fx * self.width as f64).round() as i64,
             self.top + self.height - (fy * self.height as f64).round() as i64,
@@ -208,12 +229,22 @@ mod tests {
     fn a_log_axis_gives_each_decade_the_same_width() {
         let mut canvas = Canvas::new(700, 400, [255, 255, 255]);
         let area = (0, 0, 700, 400);
-        let chart = Chart::draw_scaled(&mut canvas, area, ((1.0, 1000.0), Scale::Log), (0.0, 1.0), "", "", "");
+        let y = ((0.0, 1.0), Scale::Linear);
+        let chart = Chart::draw_scaled(&mut canvas, area, ((1.0, 1000.0), Scale::Log), y, "", "", "");
         let x = |v: f64| chart.px(v, 0.0).0;
         assert_eq!(x(1.0), chart.left);
         assert_eq!(x(1000.0), chart.left + chart.width);
         assert!((x(10.0) - x(1.0) - (x(1000.0) - x(100.0))).abs() <= 1);
         let linear = Chart::draw(&mut canvas, area, (1.0, 1000.0), (0.0, 1.0), "", "", "");
         assert!(linear.px(10.0, 0.0).0 < x(10.0), "a linear axis crowds the first decade");
+    }
+
+    #[test]
+    fn small_ticks_of_a_log_axis_are_powers_of_ten() {
+        assert_eq!(format_log_tick(0.01), "0.01");
+        assert_eq!(format_log_tick(0.001), "0.001");
+        assert_eq!(format_log_tick(1e-4), "1e-4");
+        assert_eq!(format_log_tick(1e-12), "1e-12");
+        assert_eq!(format_log_tick(1000.0), "1000");
     }
 }

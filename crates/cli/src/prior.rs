@@ -19,6 +19,7 @@ use crate::interrupt;
 use crate::plot::{padded_range, Chart};
 use crate::prior_run::{save_prior, PriorRun, PRIOR, PRIOR_CHECKPOINT};
 use crate::progress::Progress;
+use crate::say::say;
 use crate::streams::{stream, Purpose};
 
 /// The VQ-VAE of a checkpoint.
@@ -58,7 +59,7 @@ pub fn run(args: PriorArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
     let mut run = if args.resume {
         let run = PriorRun::resume(&out, &model)?;
-        println!(
+        say!(
             "resuming the prior in {} at epoch {} step {} (its saved settings apply)",
             out.display(),
             run.epochs_done + 1,
@@ -91,9 +92,9 @@ pub fn run(args: PriorArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let (l, kc) = (model.config.codes(), model.config.codebook_size);
-    println!("encoding {} training and {} test images to {l} codes each", train.len(), test.len());
+    say!("encoding {} training and {} test images to {l} codes each", train.len(), test.len());
     let codes = Codes { train: codes_of(&model, &train), test: codes_of(&model, &test), places: l };
-    println!(
+    say!(
         "training a masked autoregressive prior ({} parameters) over {l} places × {kc} codes for {epochs} epochs; checkpoint {}",
         run.prior.params.num_scalars(),
         out.join(PRIOR_CHECKPOINT).display()
@@ -108,7 +109,7 @@ pub fn run(args: PriorArgs) -> Result<()> {
             } else {
                 format!("after epoch {}", epoch + 1)
             };
-            println!(
+            say!(
                 "interrupted {at}. Continue with: vae-cli prior --checkpoint {} --out {} --resume",
                 args.checkpoint.display(),
                 out.display()
@@ -168,7 +169,7 @@ fn train_epoch(run: &mut PriorRun, codes: &Codes, epoch: u64, out: &Path) -> Res
     (run.epochs_done, run.step_in_epoch, run.partial, run.partial_seconds) = (epoch + 1, 0, (0.0, 0), 0.0);
     run.save(out)?;
     write_prior_metrics(out, &run.metrics)?;
-    println!(
+    say!(
         "prior epoch {:>3}/{}  train nll {train_nll:.2}  test nll {test_nll:.2} nats per image  {seconds:.1}s",
         epoch + 1,
         s.epochs
@@ -198,8 +199,8 @@ fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out
     let uniform_nll = l as f64 * (kc as f64).ln();
     let bound = recon + prior_nll;
     let ppl = perplexity(&totals.code_counts);
-    println!("test: recon −log p(x|k*) {recon:.2}, prior −log p(k*) {prior_nll:.2} (uniform codes: {uniform_nll:.2}) nats per image");
-    println!("−log p(x) ≤ {bound:.2} nats per image with the learned prior ({:.2} with uniform codes); codes in use: perplexity {ppl:.1} of {kc}", recon + uniform_nll);
+    say!("test: recon −log p(x|k*) {recon:.2}, prior −log p(k*) {prior_nll:.2} (uniform codes: {uniform_nll:.2}) nats per image");
+    say!("−log p(x) ≤ {bound:.2} nats per image with the learned prior ({:.2} with uniform codes); codes in use: perplexity {ppl:.1} of {kc}", recon + uniform_nll);
 
     save_prior(&out.join(PRIOR), prior)?;
     let summary = serde_json::json!({
@@ -217,7 +218,7 @@ fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out
     grid(&model.decode_codes(&uniform), 8, 8, h, w).save(&out.join("uniform_samples.png"))?;
     code_histogram(&totals.code_counts, &out.join("code_use.png"))?;
     prior_curves(&run.metrics, uniform_nll, &out.join("prior_curves.png"))?;
-    println!(
+    say!(
         "wrote {PRIOR}, {PRIOR_CHECKPOINT}, prior.json, prior_metrics.csv, prior_samples.png, uniform_samples.png, code_use.png and prior_curves.png to {}",
         out.display()
     );

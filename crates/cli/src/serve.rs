@@ -27,6 +27,7 @@ use vae_autodiff::Tensor;
 use crate::commands::{Result, ServeArgs};
 use crate::image::Canvas;
 use crate::pictures::top_two_axes;
+use crate::say::say;
 use crate::streams::{stream, Purpose};
 
 /// The page, with its script and style inline.
@@ -254,12 +255,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .map(|d| d.join("metrics.csv"))
         .filter(|p| p.is_file())
         .and_then(|p| std::fs::read_to_string(p).ok());
-    println!("encoding {} test images …", test.len());
+    say!("encoding {} test images …", test.len());
     let explorer = Arc::new(Explorer::new(model, &test, curves));
     let addr = format!("{}:{}", args.host, args.port);
     let server = Arc::new(Server::http(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
     let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
-    println!("serving the latent explorer of {} at http://{bound}/ (Ctrl-C stops)", args.model.checkpoint.display());
+    say!("serving the latent explorer of {} at http://{bound}/ (Ctrl-C stops)", args.model.checkpoint.display());
     let stop = Arc::new(AtomicBool::new(false));
     {
         let (server, stop) = (server.clone(), stop.clone());
@@ -283,6 +284,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     for w in workers {
         let _ = w.join();
     }
-    println!("stopped");
+    say!("stopped");
     Ok(())
 }

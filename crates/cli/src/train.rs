@@ -21,6 +21,7 @@ use crate::eval::{describe, evaluate};
 use crate::interrupt;
 use crate::progress::Progress;
 use crate::rundir::{default_out, metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
+use crate::say::say;
 use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
 
@@ -135,7 +136,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         0 => format!("{} parameters", run.model.params().num_scalars()),
         b => format!("{} parameters and {b} buffer values", run.model.params().num_scalars() - b),
     };
-    println!(
+    say!(
         "training {} ({sizes}, {objective}) on {} images from {}; {} steps per epoch; run folder {}",
         describe(run.model.as_ref()),
         train.len(),
@@ -153,11 +154,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             } else {
                 format!("after epoch {}", epoch + 1)
             };
-            println!("interrupted {at}. Continue with: vae-cli train --resume --out {}", out.display());
+            say!("interrupted {at}. Continue with: vae-cli train --resume --out {}", out.display());
             return Ok(());
         }
     }
-    println!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
+    say!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
     Ok(())
 }
 
@@ -193,14 +194,14 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
 /// The run in `out`, from its checkpoint; `--lr`, if given, replaces its learning rate.
 fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
     let mut run = Run::resume(out)?;
-    println!(
+    say!(
         "resuming {} at epoch {} step {} (its saved settings apply)",
         out.display(),
         run.epochs_done + 1,
         run.step_in_epoch + 1
     );
     if let Some(lr) = args.lr {
-        println!("learning rate {} (was {})", lr, run.settings.lr);
+        say!("learning rate {} (was {})", lr, run.settings.lr);
         run.settings.lr = lr;
         run.opt.set_lr(lr);
     }
@@ -319,7 +320,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     write_metrics(ses.out, &metrics_header(model), &run.metrics)?;
     run.save(ses.out)?;
     let stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
-    println!(
+    say!(
         "epoch {:>3}/{}  train {}  test {}{stats}  {seconds:.1}s",
         epoch + 1,
         ses.epochs,
@@ -327,7 +328,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
         show(model, &test.means, &knobs)
     );
     if let Some(note) = note {
-        println!("           {note}");
+        say!("           {note}");
     }
     Ok(false)
 }
