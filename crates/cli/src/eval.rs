@@ -93,6 +93,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             serde_json::json!({ "family": family, "test_loss": terms.loss, "recon": terms.recon, "kl": terms.kl });
         if let Some((k, nll)) = nll {
             obj["nll"] = serde_json::json!(nll);
+            obj["nll_bits_per_dim"] = serde_json::json!(bits_per_dim(nll, model));
             obj["iw_samples"] = serde_json::json!(k);
         }
         if let Some((count, variances)) = &active {
@@ -115,7 +116,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         say!("  recon    {:.4}", terms.recon);
         say!("  kl       {:.4}", terms.kl);
         if let Some((k, nll)) = nll {
-            say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k})");
+            let bpd = bits_per_dim(nll, model);
+            say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k}), {bpd:.4} bits per dimension");
         }
         if let Some((count, variances)) = &active {
             let j = variances.len();
@@ -128,6 +130,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Nats per image as bits per dimension, the unit of papers on natural images: divided by the
+/// number of pixels D and by ln 2 (book chapter 10).
+fn bits_per_dim(nats: f64, model: &vae::Vae) -> f64 {
+    let [c, h, w] = model.config.input;
+    nats / ((c * h * w) as f64 * std::f64::consts::LN_2)
 }
 
 /// The text report of `--label-consistency`: the mean, then a row of shares per class.
