@@ -159,7 +159,7 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     let r = out.to_str().unwrap();
     let both = run(&["plot", "--run", r, "--run", r, "--out", &png("both.png")]);
     ok(&both);
-    assert!(String::from_utf8_lossy(&both.stdout).contains("training curves of 2 epochs"));
+    assert!(String::from_utf8_lossy(&both.stdout).contains("the test losses of 2 runs"));
     assert_eq!(png_size(&out.join("both.png")), (1000, 620));
 }
 

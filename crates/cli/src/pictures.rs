@@ -479,8 +479,11 @@ pub fn plot(args: PlotArgs) -> Result<()> {
         [one] => plot_run(one, &args.run[0], &args.out)?,
         _ => plot_runs(&runs, &args.run, &args.out)?,
     }
-    let epochs: usize = runs.iter().map(|m| m.rows.len()).sum();
-    done(&args.out, &format!("training curves of {epochs} epochs"))
+    let what = match runs.as_slice() {
+        [one] => format!("training curves of {} epochs", one.rows.len()),
+        _ => format!("the test losses of {} runs", runs.len()),
+    };
+    done(&args.out, &what)
 }
 
 /// One run: the loss on the left, its terms on the right.
