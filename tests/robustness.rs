@@ -209,15 +209,33 @@ fn data_of_the_wrong_image_size_is_refused_for_a_trained_model() {
 /// Runs vae-cli with its standard output a pipe whose reading end is already closed, as in
 /// `vae-cli eval --json | head -c 10` once head has what it wants.
 fn with_closed_stdout(args: &[String]) -> Output {
-    let mut child = Command::new(common::bin())
+    let mut child = spawn_piped(args);
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the CLI with nobody reading its standard error (`2>&1 | head -0`).
+fn with_closed_stderr(args: &[String]) -> Output {
+    let mut child = spawn_piped(args);
+    drop(child.stderr.take());
+    child.wait_with_output().unwrap()
+}
+
+fn spawn_piped(args: &[String]) -> std::process::Child {
+    Command::new(common::bin())
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_standard_error_still_ends_with_the_error_code_not_a_panic() {
+    // A panic exits with 101; the one-line error path exits with 1, even with nobody to read it.
+    let o = with_closed_stderr(&["eval", "--checkpoint", "no/such/model.safetensors"].map(String::from));
+    assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]

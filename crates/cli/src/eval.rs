@@ -13,7 +13,7 @@ use crate::commands::{EvalArgs, Result};
 use crate::consistency::{label_consistency, Consistency};
 use crate::data::{binarize, load_test, Part};
 use crate::progress::Progress;
-use crate::say::say;
+use crate::say::{say, say_err};
 use crate::streams::{stream, Purpose};
 
 /// Images per importance-sampling task.
@@ -55,7 +55,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let (Some(path), Some((_, variances))) = (&args.units_png, &active) {
         crate::pictures::units_chart(variances, ACTIVE_UNIT_THRESHOLD, path)?;
         // On stderr, so that --json keeps standard output to the one JSON object.
-        eprintln!("wrote the activity of {} latent units to {}", variances.len(), path.display());
+        say_err!("wrote the activity of {} latent units to {}", variances.len(), path.display());
     }
 
     let nll = args.iw_samples.map(|k| {
@@ -69,7 +69,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 let idx: Vec<usize> = (g * IW_IMAGES..((g + 1) * IW_IMAGES).min(test.len())).collect();
                 let x = test.rows(&idx, mode, &mut rng, model.config.classes);
                 let chunk = (IW_ROWS / idx.len()).max(1);
-                let ll: f64 = iw_log_likelihood(&model, &x, k, chunk, &mut rng).iter().sum();
+                let ll: f64 = iw_log_likelihood(model, &x, k, chunk, &mut rng).iter().sum();
                 bar.step(String::new);
                 -ll
             })

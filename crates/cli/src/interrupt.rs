@@ -14,7 +14,7 @@ pub fn install() {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+        crate::say::say_err!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
     });
 }
 

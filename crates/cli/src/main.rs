@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     match vae_cli::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Never a panic, even with nobody reading standard error.
+            vae_cli::say::err_line(format_args!("error: {e}"));
             ExitCode::FAILURE
         }
     }
