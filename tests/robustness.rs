@@ -214,13 +214,15 @@ fn with_closed_stdout(args: &[String]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Runs the CLI with nobody reading its standard error (`2>&1 | head -0`).
+/// Runs vae-cli with its standard error a pipe whose reading end is already closed (its
+/// standard output still read).
 fn with_closed_stderr(args: &[String]) -> Output {
     let mut child = spawn_piped(args);
     drop(child.stderr.take());
     child.wait_with_output().unwrap()
 }
 
+/// Starts vae-cli with both outputs piped to the test.
 fn spawn_piped(args: &[String]) -> std::process::Child {
     Command::new(common::bin())
         .args(args)

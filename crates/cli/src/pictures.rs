@@ -475,13 +475,15 @@ impl Metrics {
 /// their test losses on one chart.
 pub fn plot(args: PlotArgs) -> Result<()> {
     let runs = args.run.iter().map(|r| Metrics::read(r)).collect::<Result<Vec<_>>>()?;
-    match runs.as_slice() {
-        [one] => plot_run(one, &args.run[0], &args.out)?,
-        _ => plot_runs(&runs, &args.run, &args.out)?,
-    }
     let what = match runs.as_slice() {
-        [one] => format!("training curves of {} epochs", one.rows.len()),
-        _ => format!("the test losses of {} runs", runs.len()),
+        [one] => {
+            plot_run(one, &args.run[0], &args.out)?;
+            format!("training curves of {} epochs", one.rows.len())
+        }
+        _ => {
+            plot_runs(&runs, &args.run, &args.out)?;
+            format!("the test losses of {} runs", runs.len())
+        }
     };
     done(&args.out, &what)
 }
