@@ -318,7 +318,7 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     assert_eq!(v["family"], "vqvae");
     let perplexity = v["perplexity"].as_f64().unwrap();
     assert!((1.0..=16.0).contains(&perplexity), "perplexity {perplexity}");
-    assert_clean_error(&run(&["eval", "--checkpoint", m, "--iw-samples", "10"]), "need a Gaussian latent");
+    assert_clean_error(&run(&["eval", "--checkpoint", m, "--iw-samples", "10"]), "needs a model with Gaussian latents");
     assert_clean_error(&run(&["latent", "--checkpoint", m]), "holds a VQ-VAE");
     let file = |name: &str| whole.join(name).to_str().unwrap().to_string();
     ok(&run(&["sample", "--checkpoint", m, "-n", "4", "--out", &file("s.png")]));

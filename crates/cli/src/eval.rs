@@ -5,9 +5,8 @@ use rayon::prelude::*;
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
 use vae::family::{evaluate_split, StepSettings};
-use vae::objective::Objective;
-use vae::train::{active_units, iw_log_likelihood, Terms, ACTIVE_UNIT_THRESHOLD};
-use vae::{Activation, Arch, Family, Likelihood, VaeConfig};
+use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
+use vae::Family;
 
 use crate::commands::{EvalArgs, Result};
 use crate::consistency::{label_consistency, Consistency};
@@ -27,38 +26,56 @@ const IW_ROWS: usize = 200;
 
 /// `vae-cli eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    let family = checkpoint::load_family(&args.checkpoint)?.model;
-    if args.label_consistency.is_some() && family.classes() == 0 {
-        return Err("--label-consistency is for conditional models (vae-cli train --family cvae); this checkpoint's samples have no class to keep".into());
-    }
-    let (mut test, dir) = load_test(&args.data, family.as_ref())?;
+    let model = checkpoint::load_family(&args.checkpoint)?.model;
+    let model = model.as_ref();
+    // What each flag needs of the model, asked before any work starts.
+    let weighted = match (args.iw_samples, model.importance_weighted()) {
+        (Some(_), None) => return Err(format!("--iw-samples needs a model with Gaussian latents; this checkpoint holds a {} (its bound on −log p(x) comes from its prior: vae-cli prior)", model.name()).into()),
+        (_, w) => w,
+    };
+    let layers = match (args.active_units, model.latent_layers()) {
+        (true, None) => {
+            return Err(format!(
+                "--active-units needs a model with Gaussian latents; this checkpoint holds a {}",
+                model.name()
+            )
+            .into())
+        }
+        (true, Some(l)) => Some(l),
+        (false, _) => None,
+    };
+    let conditional = match (args.label_consistency, model.as_vae()) {
+        (Some(_), Some(vae)) if vae.config.classes > 0 => Some(vae),
+        (Some(_), _) => return Err("--label-consistency is for conditional models (vae-cli train --family cvae); this checkpoint's samples have no class to keep".into()),
+        (None, _) => None,
+    };
+    let (mut test, dir) = load_test(&args.data, model)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
     }
     let (test, mode) = binarize(test, args.binarize, args.seed, Part::Test);
-    // The negative ELBO itself (β = 1), whatever β the model was trained with; a VQ-VAE's
-    // loss with the paper's commitment weight.
-    let beta = if family.as_vae().is_some() { 1.0 } else { vae::vqvae::DEFAULT_BETA };
-    let knobs = StepSettings { objective: Objective::default(), beta, clip: None };
-    let result = evaluate(family.as_ref(), &test, mode, &knobs, args.seed, 0);
-    let Some(model) = family.as_vae() else {
-        return report_vq(&args, family.as_ref(), &result, &knobs, test.len(), &dir);
-    };
-    let terms =
-        Terms { loss: family.loss(&result.means, &knobs), recon: result.means[0], kl: result.means[1], gain: 0.0 };
-    let active = args.active_units.then(|| {
-        let idx: Vec<usize> = (0..test.len()).collect();
-        let x = test.rows(&idx, mode, &mut stream(args.seed, 0, 0, Purpose::Test), model.config.classes);
-        active_units(&model.encode_values(x).0)
-    });
+    // The bound itself (β = 1), whatever β the model was trained with; a VQ-VAE's loss with
+    // the paper's commitment weight.
+    let knobs = StepSettings::bound();
+    let result = evaluate(model, &test, mode, &knobs, args.seed, 0);
+    let loss = model.loss(&result.means, &knobs);
 
-    if let (Some(path), Some((_, variances))) = (&args.units_png, &active) {
-        crate::pictures::units_chart(variances, ACTIVE_UNIT_THRESHOLD, path)?;
+    let active = layers.map(|l| {
+        let idx: Vec<usize> = (0..test.len()).collect();
+        let mut rng = stream(args.seed, 0, 0, Purpose::Test);
+        let x = test.rows(&idx, mode, &mut rng, model.classes());
+        let names = l.latent_layers();
+        let means = l.posterior_means(x, &mut rng);
+        names.into_iter().zip(means.iter().map(active_units)).map(|((name, _), a)| (name, a)).collect::<Vec<_>>()
+    });
+    if let (Some(path), Some(active)) = (&args.units_png, &active) {
+        let variances: Vec<f64> = active.iter().flat_map(|(_, (_, v))| v.iter().copied()).collect();
+        crate::pictures::units_chart(&variances, ACTIVE_UNIT_THRESHOLD, path)?;
         // On stderr, so that --json keeps standard output to the one JSON object.
         say_err!("wrote the activity of {} latent units to {}", variances.len(), path.display());
     }
 
-    let nll = args.iw_samples.map(|k| {
+    let nll = args.iw_samples.zip(weighted).map(|(k, weighted)| {
         let k = k as usize;
         let groups: Vec<usize> = (0..test.len().div_ceil(IW_IMAGES)).collect();
         let bar = Progress::new(groups.len() as u64, format!("−log p(x), K={k}"));
@@ -67,9 +84,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .map(|&g| {
                 let mut rng = stream(args.seed, 0, g as u64, Purpose::Test);
                 let idx: Vec<usize> = (g * IW_IMAGES..((g + 1) * IW_IMAGES).min(test.len())).collect();
-                let x = test.rows(&idx, mode, &mut rng, model.config.classes);
+                let x = test.rows(&idx, mode, &mut rng, model.classes());
                 let chunk = (IW_ROWS / idx.len()).max(1);
-                let ll: f64 = iw_log_likelihood(model, &x, k, chunk, &mut rng).iter().sum();
+                let ll: f64 = iw_log_likelihood(weighted, &x, k, chunk, &mut rng).iter().sum();
                 bar.step(String::new);
                 -ll
             })
@@ -79,26 +96,44 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (k, total / test.len() as f64)
     });
 
-    let consistency = match args.label_consistency {
-        Some(n) => {
+    let consistency = match conditional {
+        Some(vae) => {
             let data = vae::data::Dataset::load(&dir)?;
-            Some(label_consistency(model, &data.train, &data.test, n as usize, args.seed))
+            Some(label_consistency(
+                vae,
+                &data.train,
+                &data.test,
+                args.label_consistency.unwrap_or(500) as usize,
+                args.seed,
+            ))
         }
         None => None,
     };
 
+    let shown: Vec<(&str, f64)> =
+        model.shown().iter().map(|&name| (name, vae::family::term(model.terms(), &result.means, name))).collect();
     if args.json {
-        let family = model.config.family();
-        let mut obj =
-            serde_json::json!({ "family": family, "test_loss": terms.loss, "recon": terms.recon, "kl": terms.kl });
+        let mut obj = serde_json::json!({ "family": model.name(), "test_loss": loss });
+        for (name, v) in shown.iter().copied().chain(result.statistics.iter().copied()) {
+            obj[name] = serde_json::json!(v);
+        }
         if let Some((k, nll)) = nll {
             obj["nll"] = serde_json::json!(nll);
             obj["nll_bits_per_dim"] = serde_json::json!(bits_per_dim(nll, model));
             obj["iw_samples"] = serde_json::json!(k);
         }
-        if let Some((count, variances)) = &active {
-            obj["active_units"] = serde_json::json!(count);
+        if let Some(active) = &active {
+            let total: usize = active.iter().map(|(_, (count, _))| count).sum();
+            let variances: Vec<f64> = active.iter().flat_map(|(_, (_, v))| v.iter().copied()).collect();
+            obj["active_units"] = serde_json::json!(total);
             obj["latent_variances"] = serde_json::json!(variances);
+            if active.len() > 1 {
+                let per_layer: Vec<_> = active
+                    .iter()
+                    .map(|(name, (count, v))| serde_json::json!({ "layer": name, "active_units": count, "units": v.len(), "latent_variances": v }))
+                    .collect();
+                obj["layers"] = serde_json::json!(per_layer);
+            }
         }
         if let Some(c) = &consistency {
             obj["label_consistency"] = serde_json::json!(c.mean());
@@ -108,22 +143,29 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         say!("{obj}");
     } else {
-        say!("model      {}", describe(family.as_ref()));
+        say!("model      {}", describe(model));
         say!("test set   {} images from {}", test.len(), dir.display());
+        say!("test loss  {loss:.4} {}", model.loss_name(&knobs));
+        for (name, v) in &shown {
+            say!("  {name:<8} {v:.4}");
+        }
+        for (name, v) in &result.statistics {
+            say!("{name:<10} {v:.2}");
+        }
         // A conditional model's bound is that of log p(x|y), the label given.
-        let (bound, of) = if model.config.classes > 0 { ("conditional ", "(x|y)") } else { ("", "(x)") };
-        say!("test loss  {:.4} nats per image ({bound}negative ELBO, z sampled)", terms.loss);
-        say!("  recon    {:.4}", terms.recon);
-        say!("  kl       {:.4}", terms.kl);
+        let of = if model.classes() > 0 { "(x|y)" } else { "(x)" };
         if let Some((k, nll)) = nll {
             let bpd = bits_per_dim(nll, model);
             say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k}), {bpd:.4} bits per dimension");
         }
-        if let Some((count, variances)) = &active {
-            let j = variances.len();
-            say!(
-                "active units  {count} of {j} (variance of the posterior mean across test images above {ACTIVE_UNIT_THRESHOLD})"
-            );
+        if let Some(active) = &active {
+            for (name, (count, variances)) in active {
+                let j = variances.len();
+                let layer = if active.len() > 1 { format!(" of {name}") } else { String::new() };
+                say!(
+                    "active units{layer}  {count} of {j} (variance of the posterior mean across test images above {ACTIVE_UNIT_THRESHOLD})"
+                );
+            }
         }
         if let Some(c) = &consistency {
             print_consistency(c);
@@ -134,8 +176,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 /// Nats per image as bits per dimension, the unit of papers on natural images: divided by the
 /// number of pixels D and by ln 2 (book chapter 10).
-fn bits_per_dim(nats: f64, model: &vae::Vae) -> f64 {
-    let [c, h, w] = model.config.input;
+fn bits_per_dim(nats: f64, model: &dyn Family) -> f64 {
+    let [c, h, w] = model.input();
     nats / ((c * h * w) as f64 * std::f64::consts::LN_2)
 }
 
@@ -178,90 +220,7 @@ pub fn evaluate(
     Evaluation { means: sums.means(), statistics: model.statistics(&sums.counts), counts: sums.counts }
 }
 
-/// `vae-cli eval` of a VQ-VAE: its terms and the perplexity of its codes on the test set. The
-/// importance-weighted bound and active units belong to Gaussian latents.
-fn report_vq(
-    args: &EvalArgs,
-    model: &dyn Family,
-    r: &Evaluation,
-    knobs: &StepSettings,
-    n: usize,
-    dir: &std::path::Path,
-) -> Result<()> {
-    if args.iw_samples.is_some() || args.active_units {
-        return Err("--iw-samples and --active-units need a Gaussian latent; this checkpoint holds a VQ-VAE (its bound on −log p(x) comes from its prior: vae-cli prior)".into());
-    }
-    let loss = model.loss(&r.means, knobs);
-    if args.json {
-        let mut obj = serde_json::json!({ "family": model.name(), "test_loss": loss });
-        for (name, v) in model.terms().iter().zip(&r.means) {
-            obj[*name] = serde_json::json!(v);
-        }
-        for (name, v) in &r.statistics {
-            obj[*name] = serde_json::json!(v);
-        }
-        say!("{obj}");
-    } else {
-        say!("model      {}", describe(model));
-        say!("test set   {n} images from {}", dir.display());
-        say!("test loss  {loss:.4} per image (recon + codebook + {}·commit)", knobs.beta);
-        for (name, v) in model.terms().iter().zip(&r.means) {
-            say!("  {name:<8} {v:.4}");
-        }
-        for (name, v) in &r.statistics {
-            say!("{name:<10} {v:.2} of {} codes", model.metadata().get("codebook_size").map_or("?", String::as_str));
-        }
-    }
-    Ok(())
-}
-
-/// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
-/// conditional model's begins `cvae, 10 classes,`, a VQ-VAE's `vqvae`).
+/// The model's one-line description ([`Family::describe`]), such as `mlp 784-400-20 bernoulli`.
 pub fn describe(model: &dyn Family) -> String {
-    let Some(vae) = model.as_vae() else {
-        let m = model.metadata();
-        let get = |k: &str| m.get(k).map_or("?", String::as_str).to_string();
-        return format!(
-            "vqvae {} {}, codebook {}×{}",
-            get("model"),
-            get("input").replace(", ", "×").trim_matches(['[', ']']),
-            get("codebook_size"),
-            get("code_dim")
-        );
-    };
-    let c = &vae.config;
-    let body = describe_body(c);
-    match c.classes {
-        0 => body,
-        y => format!("cvae, {y} classes, {body}"),
-    }
-}
-
-fn describe_body(c: &VaeConfig) -> String {
-    let mut lik = match c.likelihood {
-        Likelihood::Bernoulli => "bernoulli".to_string(),
-        Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
-    };
-    if c.activation != Activation::Relu {
-        lik = format!("{} {lik}", c.activation.name());
-    }
-    match &c.arch {
-        Arch::Mlp { hidden } => {
-            let sizes: Vec<String> = std::iter::once(c.input_len())
-                .chain(hidden.iter().copied())
-                .chain([c.latent])
-                .map(|s| s.to_string())
-                .collect();
-            format!("mlp {} {lik}", sizes.join("-"))
-        }
-        Arch::Conv { layers } => {
-            let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
-            format!(
-                "conv {}→{}→z{} {lik}",
-                c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"),
-                ch.join("→"),
-                c.latent
-            )
-        }
-    }
+    model.describe()
 }

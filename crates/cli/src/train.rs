@@ -127,10 +127,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let session =
         Session { train: &train, test: &test, mode, out: &out, steps: train.len().div_ceil(s.batch_size), epochs };
-    let objective = match run.model.as_vae() {
-        Some(_) => format!("objective {} K={}", s.objective().name(), s.k),
-        None => format!("commitment β={}", s.commitment),
-    };
+    let objective = run.model.describe_knobs(&step_settings(&s, s.beta));
     let buffers = run.model.buffer_scalars();
     let sizes = match buffers {
         0 => format!("{} parameters", run.model.params().num_scalars()),
@@ -269,18 +266,13 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
         let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
         let x = ses.train.rows(idx, ses.mode, &mut rng, model_classes); // [x, y] for a cvae
-        let knobs = step_settings(&s, run.model.as_ref(), kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps));
+        let knobs = step_settings(&s, kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps));
         let means = run.model.train_step(run.opt.as_mut(), &x, &knobs, &mut rng).map_err(|nf| {
             bar.finish();
             diverged(&nf, (epoch, step, ses.steps), ses.out, run.opt.lr())
         })?;
         totals.add_means(&means, idx.len());
-        bar.step(|| {
-            format!(
-                "loss {}",
-                show(run.model.as_ref(), &totals.means(), &step_settings(&s, run.model.as_ref(), s.beta))
-            )
-        });
+        bar.step(|| format!("loss {}", show(run.model.as_ref(), &totals.means(), &step_settings(&s, s.beta))));
         if interrupt::requested() && step + 1 < ses.steps {
             bar.finish();
             run.step_in_epoch = step + 1;
@@ -292,7 +284,7 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     }
     bar.finish();
     let model = run.model.as_ref();
-    let knobs = step_settings(&s, model, s.beta);
+    let knobs = step_settings(&s, s.beta);
     let train_means = totals.means();
     let test = evaluate(model, ses.test, ses.mode, &knobs, s.seed, epoch);
     let seconds = seconds_before + t0.elapsed().as_secs_f64();
@@ -333,12 +325,10 @@ fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
     Ok(false)
 }
 
-/// The step's knobs from the run's settings: the objective, the clipping, and the weight of
-/// the second term (`beta`, the KL weight of this step, for the Gaussian families; the
-/// commitment weight for the VQ-VAE).
-fn step_settings(s: &Settings, model: &dyn Family, beta: f32) -> StepSettings {
-    let beta = if model.as_vae().is_some() { beta } else { s.commitment };
-    StepSettings { objective: s.objective(), beta, clip: s.clip_norm }
+/// The step's knobs from the run's settings: the objective, the clipping, the commitment
+/// weight, and `kl_weight`, the KL weight of this step (β, or less during a warm-up).
+fn step_settings(s: &Settings, kl_weight: f32) -> StepSettings {
+    StepSettings { objective: s.objective(), kl_weight, commitment: s.commitment, clip: s.clip_norm }
 }
 
 /// The shown terms' values among a family's term means.

@@ -67,6 +67,14 @@ impl Activation {
         }
     }
 
+    /// The nonlinearity applied to a pre-activation a.
+    pub fn apply(self, tape: &mut vae_autodiff::Tape, a: vae_autodiff::Var) -> vae_autodiff::Var {
+        match self {
+            Activation::Relu => tape.relu(a),
+            Activation::Tanh => tape.tanh(a),
+        }
+    }
+
     /// The name used on the command line and in checkpoint metadata.
     pub fn name(self) -> &'static str {
         match self {
@@ -280,6 +288,45 @@ impl VaeConfig {
             shapes.push([l.channels, ho, wo]);
         }
         Ok(shapes)
+    }
+
+    /// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
+    /// conditional model's begins `cvae, 10 classes,`).
+    pub fn describe(&self) -> String {
+        match self.classes {
+            0 => self.describe_body(),
+            y => format!("cvae, {y} classes, {}", self.describe_body()),
+        }
+    }
+
+    fn describe_body(&self) -> String {
+        let c = self;
+        let mut lik = match c.likelihood {
+            Likelihood::Bernoulli => "bernoulli".to_string(),
+            Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+        };
+        if c.activation != Activation::Relu {
+            lik = format!("{} {lik}", c.activation.name());
+        }
+        match &c.arch {
+            Arch::Mlp { hidden } => {
+                let sizes: Vec<String> = std::iter::once(c.input_len())
+                    .chain(hidden.iter().copied())
+                    .chain([c.latent])
+                    .map(|s| s.to_string())
+                    .collect();
+                format!("mlp {} {lik}", sizes.join("-"))
+            }
+            Arch::Conv { layers } => {
+                let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
+                format!(
+                    "conv {}→{}→z{} {lik}",
+                    c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"),
+                    ch.join("→"),
+                    c.latent
+                )
+            }
+        }
     }
 
     /// The configuration as string metadata (for safetensors checkpoints).

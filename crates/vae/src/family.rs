@@ -21,21 +21,52 @@ use vae_layers::ParamStore;
 use crate::data::{Binarize, Split};
 use crate::error::Error;
 use crate::model::{standard_normal, Vae};
-use crate::objective::Objective;
+use crate::objective::{ImportanceWeighted, Objective};
 use crate::train::{evaluate_batch_objective, train_step_objective, NonFinite};
 use crate::vqvae::{self, VqVae};
 use crate::VaeConfig;
 
-/// The knobs of a training step that are not part of the model.
+/// The knobs of a training step that are not part of the model; each family reads the ones
+/// its loss has.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepSettings {
     /// The Gaussian families' objective (the K-sample ELBO or the IWAE bound).
     pub objective: Objective,
-    /// The weight of the second term: the KL weight β of the ELBO, or the VQ-VAE's
-    /// commitment weight β.
-    pub beta: f32,
+    /// The KL weight β of the ELBO (1 for the bound itself).
+    pub kl_weight: f32,
+    /// The VQ-VAE's commitment weight β.
+    pub commitment: f32,
     /// Clip the gradient's global norm to this, if set.
     pub clip: Option<f32>,
+}
+
+impl StepSettings {
+    /// The bound itself for every family: the one-sample ELBO at β = 1, the VQ-VAE's
+    /// commitment weight at the paper's 0.25, no clipping.
+    pub fn bound() -> Self {
+        StepSettings { objective: Objective::default(), kl_weight: 1.0, commitment: vqvae::DEFAULT_BETA, clip: None }
+    }
+}
+
+/// The value of the term called `name` among per-example means listed in the order of
+/// `names` (a family's [`Family::terms`]).
+///
+/// # Panics
+/// If no term has that name: a family's loss names only its own terms.
+#[track_caller]
+pub fn term(names: &[&str], means: &[f64], name: &str) -> f64 {
+    let i = names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("no loss term {name:?} among {names:?}"));
+    means[i]
+}
+
+/// A model whose latents are Gaussian layers, whose posterior means can be read: what the
+/// active units (and the latent pictures) need.
+pub trait LatentLayers {
+    /// Each stochastic layer's name and width, from the data side (`z`; or `h1`, `h2`, …).
+    fn latent_layers(&self) -> Vec<(String, usize)>;
+    /// E_q[h_l | x] for each layer l and each row of x [N, ·], estimated where it has no closed
+    /// form from draws of `rng`; one [N, J_l] per layer.
+    fn posterior_means(&self, x: Tensor, rng: &mut StdRng) -> Vec<Tensor>;
 }
 
 /// A model family: its parameters, its metadata, its loss with named terms, a training step,
@@ -100,11 +131,28 @@ pub trait Family: Send + Sync {
     fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor;
     /// Reconstructions of rows x: the decoder mean at the encoder's most likely latent. [N, D].
     fn reconstruct(&self, x: Tensor) -> Tensor;
-    /// The Gaussian-latent VAE inside, for what only it has (latent means, the
-    /// importance-weighted bound, the manifold).
+    /// The single-layer Gaussian VAE inside, for the pictures and the explorer that decode
+    /// points of its one latent space (a conditional model's with a label).
     fn as_vae(&self) -> Option<&Vae> {
         None
     }
+    /// The model's log weights, if its latents are Gaussian: what the importance-weighted
+    /// bound (`eval --iw-samples`) needs.
+    fn importance_weighted(&self) -> Option<&dyn ImportanceWeighted> {
+        None
+    }
+    /// The model's Gaussian latent layers, if it has them: what active units need.
+    fn latent_layers(&self) -> Option<&dyn LatentLayers> {
+        None
+    }
+    /// The one line `vae-cli` prints for the model, such as `mlp 784-400-20 bernoulli`.
+    fn describe(&self) -> String;
+    /// What [`Family::loss`] is, with its unit, for reports: `nats per image (negative ELBO, z
+    /// sampled)`.
+    fn loss_name(&self, s: &StepSettings) -> String;
+    /// The knobs of [`StepSettings`] this family's steps read, as one phrase for the start of
+    /// a run: `objective iwae K=5`.
+    fn describe_knobs(&self, s: &StepSettings) -> String;
     /// Sets the decoder's output bias from pixel values (see [`Vae::set_output_bias`]); false
     /// if the family has no such option.
     fn set_output_bias(&mut self, _bias: &[f32]) -> bool {
@@ -219,7 +267,8 @@ impl Family for Vae {
         &["recon", "kl"]
     }
     fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        m[0] + s.beta as f64 * m[1] - m[2]
+        let t = |name| term(self.terms(), m, name);
+        t("recon") + s.kl_weight as f64 * t("kl") - t("gain")
     }
     fn train_step(
         &mut self,
@@ -230,7 +279,7 @@ impl Family for Vae {
     ) -> Result<Vec<f64>, NonFinite> {
         // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
         let eps = standard_normal(&[s.objective.k() * x.shape()[0], self.config.latent], rng);
-        let t = train_step_objective(self, opt, x, eps, s.objective, s.beta, s.clip)?;
+        let t = train_step_objective(self, opt, x, eps, s.objective, s.kl_weight, s.clip)?;
         Ok(vec![t.recon, t.kl, t.gain])
     }
     fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
@@ -245,6 +294,21 @@ impl Family for Vae {
     }
     fn as_vae(&self) -> Option<&Vae> {
         Some(self)
+    }
+    fn importance_weighted(&self) -> Option<&dyn ImportanceWeighted> {
+        Some(self)
+    }
+    fn latent_layers(&self) -> Option<&dyn LatentLayers> {
+        Some(self)
+    }
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+    fn loss_name(&self, s: &StepSettings) -> String {
+        gaussian_loss_name(self.config.classes > 0, s)
+    }
+    fn describe_knobs(&self, s: &StepSettings) -> String {
+        gaussian_knobs(s)
     }
     fn set_output_bias(&mut self, bias: &[f32]) -> bool {
         Vae::set_output_bias(self, bias);
@@ -276,8 +340,9 @@ impl Family for VqVae {
     }
     /// recon + codebook + β·commit; an EMA codebook's term is reported but not trained.
     fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        let codebook = if self.ema.is_some() { 0.0 } else { m[1] };
-        m[0] + codebook + s.beta as f64 * m[2]
+        let t = |name| term(self.terms(), m, name);
+        let codebook = if self.ema.is_some() { 0.0 } else { t("codebook") };
+        t("recon") + codebook + s.commitment as f64 * t("commit")
     }
     fn train_step(
         &mut self,
@@ -286,7 +351,7 @@ impl Family for VqVae {
         s: &StepSettings,
         _rng: &mut StdRng,
     ) -> Result<Vec<f64>, NonFinite> {
-        let t = vqvae::train_step(self, opt, x, s.beta, s.clip)?;
+        let t = vqvae::train_step(self, opt, x, s.commitment, s.clip)?;
         Ok(vec![t.recon, t.codebook, t.commit])
     }
     fn evaluate(&self, x: Tensor, _s: &StepSettings, _rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
@@ -309,5 +374,40 @@ impl Family for VqVae {
     }
     fn reconstruct(&self, x: Tensor) -> Tensor {
         self.reconstruct(&x)
+    }
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+    fn loss_name(&self, s: &StepSettings) -> String {
+        format!("per image (recon + codebook + {}·commit)", s.commitment)
+    }
+    fn describe_knobs(&self, s: &StepSettings) -> String {
+        format!("commitment β={}", s.commitment)
+    }
+}
+
+/// [`Family::loss_name`] of a model with Gaussian latents (of a conditional one when
+/// `conditional`: the bound on log p(x|y)).
+pub fn gaussian_loss_name(conditional: bool, s: &StepSettings) -> String {
+    let bound = match s.objective {
+        Objective::Elbo { .. } => "negative ELBO",
+        Objective::Iwae { .. } => "negative importance-weighted bound",
+    };
+    let of = if conditional { "conditional " } else { "" };
+    format!("nats per image ({of}{bound}, z sampled)")
+}
+
+/// [`Family::describe_knobs`] of a model with Gaussian latents: the objective and K.
+pub fn gaussian_knobs(s: &StepSettings) -> String {
+    format!("objective {} K={}", s.objective.name(), s.objective.k())
+}
+
+impl LatentLayers for Vae {
+    fn latent_layers(&self) -> Vec<(String, usize)> {
+        vec![("z".into(), self.config.latent)]
+    }
+    /// mu(x), the encoder's mean: exact, no draws.
+    fn posterior_means(&self, x: Tensor, _rng: &mut StdRng) -> Vec<Tensor> {
+        vec![self.encode_values(x).0]
     }
 }

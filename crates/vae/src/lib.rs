@@ -66,6 +66,7 @@ pub mod error;
 pub mod family;
 pub mod model;
 pub mod objective;
+pub mod parts;
 pub mod prior;
 pub mod train;
 pub mod vqvae;

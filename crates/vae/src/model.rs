@@ -21,9 +21,10 @@ use rand_distr::{Distribution, StandardNormal};
 use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
 use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 
-use crate::config::{Activation, Arch, Likelihood, VaeConfig};
+use crate::config::{Arch, VaeConfig};
 use crate::error::Error;
 use crate::objective::tile;
+use crate::parts::Gaussian;
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
@@ -78,10 +79,7 @@ pub struct Elbo {
 /// z = mu + exp(½·logvar) ⊙ eps: the sample is a differentiable function of (mu, logvar), and
 /// the randomness sits in eps ~ N(0, I), a constant of the tape.
 pub fn reparameterize(tape: &mut Tape, mu: Var, logvar: Var, eps: Var) -> Var {
-    let half_logvar = tape.scale(logvar, 0.5);
-    let std = tape.exp(half_logvar); // σ = exp(½·logvar)
-    let noise = tape.mul(std, eps);
-    tape.add(mu, noise)
+    Gaussian { mu, logvar }.sample(tape, eps)
 }
 
 /// A tensor of independent N(0, 1) values.
@@ -159,10 +157,7 @@ impl Vae {
 
     /// The hidden layers' nonlinearity, applied to a pre-activation.
     fn activate(&self, tape: &mut Tape, a: Var) -> Var {
-        match self.config.activation {
-            Activation::Relu => tape.relu(a),
-            Activation::Tanh => tape.tanh(a),
-        }
+        self.config.activation.apply(tape, a)
     }
 
     /// The pixels of rows x [N, D + Y]: their first D values [N, D] (x itself when Y = 0).
@@ -237,10 +232,7 @@ impl Vae {
     /// −log p(x|z) per example `[N]`, in nats, from the decoder output and the rows x [N, D + Y].
     pub fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
         let x = self.pixels(tape, x);
-        match self.config.likelihood {
-            Likelihood::Bernoulli => tape.bce_with_logits(out, x),
-            Likelihood::Gaussian { sigma } => tape.gaussian_nll(out, x, sigma),
-        }
+        self.config.likelihood.neg_log_prob(tape, out, x)
     }
 
     /// The whole forward pass and the negative ELBO with KL weight `beta`, for x [N, D] and
@@ -272,10 +264,7 @@ impl Vae {
         let p = self.params.on_tape(&mut tape);
         let z = tape.constant(z);
         let out = self.decode(&mut tape, &p, z);
-        let mean = match self.config.likelihood {
-            Likelihood::Bernoulli => tape.sigmoid(out),
-            Likelihood::Gaussian { .. } => out,
-        };
+        let mean = self.config.likelihood.mean(&mut tape, out);
         tape.value(mean).clone()
     }
 

@@ -29,11 +29,12 @@
 //! [`log_weights`] on constants, K = 5000 samples a chunk at a time, and the same
 //! [`iw_bound`] over them: one formula, with and without gradients.
 
-use vae_autodiff::loss::HALF_LN_2PI;
 use vae_autodiff::{Tape, Tensor, Var};
-use vae_layers::ParamVars;
+use vae_layers::{ParamStore, ParamVars};
 
 use crate::model::{reparameterize, Vae};
+use crate::parts::gaussian::log_prob_of_own_sample;
+use crate::parts::standard_normal_log_prob;
 
 /// What a training step minimizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,30 +142,19 @@ pub fn tile(tape: &mut Tape, x: Var, k: usize) -> Var {
     tape.concat(&vec![x; k], 0)
 }
 
-/// log N(z; 0, I) per row of z [M, J]: −½‖z‖² − (J/2)·ln 2π. `[M]`.
+/// log N(z; 0, I) per row of z [M, J] (the prior part, [`crate::parts::prior`]). `[M]`.
 pub fn log_prior(tape: &mut Tape, z: Var) -> Var {
-    let j = tape.value(z).shape()[1] as f32;
-    let z2 = tape.square(z);
-    let sum_z2 = tape.sum_axis(z2, 1);
-    let half = tape.scale(sum_z2, -0.5);
-    let norm = tape.constant(Tensor::from_elem(vec![], -j * HALF_LN_2PI));
-    tape.add(half, norm)
+    standard_normal_log_prob(tape, z)
 }
 
 /// log N(z; mu, diag(exp(logvar))) per row, for z = mu + exp(½·logvar) ⊙ eps: since
-/// (z − mu)/σ = eps, it is −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π. logvar, eps [M, J] → `[M]`.
+/// (z − mu)/σ = eps, it is −½‖eps‖² − ½ Σ_j logvar_j − (J/2)·ln 2π. logvar, eps [M, J] → `[M]`
+/// (the Gaussian part, [`crate::parts::gaussian::log_prob_of_own_sample`]).
 ///
 /// As a function of (mu, logvar) with eps fixed this is the same function as the density
 /// evaluated at z(mu, logvar, eps), so its gradient is the same total derivative.
 pub fn log_posterior(tape: &mut Tape, logvar: Var, eps: Var) -> Var {
-    let j = tape.value(eps).shape()[1] as f32;
-    let eps2 = tape.square(eps);
-    let sum_eps2 = tape.sum_axis(eps2, 1);
-    let sum_logvar = tape.sum_axis(logvar, 1);
-    let both = tape.add(sum_eps2, sum_logvar);
-    let half = tape.scale(both, -0.5);
-    let norm = tape.constant(Tensor::from_elem(vec![], -j * HALF_LN_2PI));
-    tape.add(half, norm)
+    log_prob_of_own_sample(tape, logvar, eps)
 }
 
 /// −L_K = −(1/N) Σ_n [ logsumexp_k log w_kn − ln K ] for log_w [K·N] in the layout above. [].
@@ -201,23 +191,98 @@ pub fn log_weights(
 }
 
 /// The objective's loss for x [N, D] and noise eps [K·N, J], with KL weight `beta` (used by
-/// the ELBO; the IWAE bound is defined for β = 1 only and ignores it).
+/// the ELBO; the IWAE bound is defined for β = 1 only and ignores it). The plain VAE's ELBO
+/// keeps its KL in closed form ([`Vae::elbo`]); its IWAE is [`weighted_loss`].
 pub fn loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, objective: Objective, beta: f32) -> Loss {
     match objective {
         Objective::Elbo { .. } => {
             let e = model.elbo(tape, p, x, eps, beta);
             Loss { loss: e.loss, recon_mean: e.recon_mean, kl_mean: e.kl_mean }
         }
-        Objective::Iwae { k } => {
-            let (mu, logvar) = model.encode(tape, p, x);
-            let (x_rep, mu_rep, logvar_rep) = (tile(tape, x, k), tile(tape, mu, k), tile(tape, logvar, k));
-            let w = log_weights(model, tape, p, x_rep, mu_rep, logvar_rep, eps);
-            let recon_mean = tape.mean(w.recon);
-            let log_ratio = tape.sub(w.log_qz, w.log_pz);
-            let kl_mean = tape.mean(log_ratio);
-            let loss = iw_bound(tape, w.log_w, k);
-            Loss { loss, recon_mean, kl_mean }
+        Objective::Iwae { .. } => weighted_loss(model, tape, p, x, eps, objective, beta),
+    }
+}
+
+/// What the objectives need of a model whose latents are Gaussian, however many layers deep:
+/// its log weights. A model computes, for K samples of each example,
+///
+/// ```text
+///   log w = log p(x, h) − log q(h|x) = −recon − (log q(h|x) − log p(h))
+/// ```
+///
+/// in two steps: what depends on x alone ([`ImportanceWeighted::encode_once`], run once per
+/// example), then the K samples given those values tiled K times. The K-sample ELBO, the IWAE
+/// bound ([`weighted_loss`]) and the evaluation's −log p(x)
+/// ([`crate::train::iw_log_likelihood`]) are written once over these.
+pub trait ImportanceWeighted: Sync {
+    /// The model's trainable tensors.
+    fn param_store(&self) -> &ParamStore;
+    /// Standard-normal noise values per sample: Σ_l J_l, the units of every stochastic layer.
+    fn noise_width(&self) -> usize;
+    /// The nodes that depend on the rows x [N, ·] alone (the first recognition layer's mu and
+    /// logvar), each [N, ·].
+    fn encode_once(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> Vec<Var>;
+    /// The log weights of K·N samples (row k·N + n: sample k of example n) from x_rep
+    /// [K·N, ·], the values of [`ImportanceWeighted::encode_once`] tiled the same way, and
+    /// eps [K·N, noise_width].
+    fn log_weights_given(&self, tape: &mut Tape, p: &ParamVars, x_rep: Var, once_rep: &[Var], eps: Var) -> Weights;
+}
+
+/// A sample's log weight and the two terms it is reported by, each [K·N].
+#[derive(Clone, Copy, Debug)]
+pub struct Weights {
+    /// −log p(x|h), the reconstruction term.
+    pub recon: Var,
+    /// log q(h|x) − log p(h): the sampled KL term.
+    pub log_ratio: Var,
+    /// log w = −recon − log_ratio.
+    pub log_w: Var,
+}
+
+/// Any [`ImportanceWeighted`] model's loss for rows x [N, ·] and noise eps [K·N, W]: the IWAE
+/// bound −L_K, or the K-sample ELBO with a sampled KL term, recon + β·(log q − log p) averaged
+/// over the K·N samples (at β = 1, −(1/KN) Σ log w).
+pub fn weighted_loss<M: ImportanceWeighted + ?Sized>(
+    model: &M,
+    tape: &mut Tape,
+    p: &ParamVars,
+    x: Var,
+    eps: Var,
+    objective: Objective,
+    beta: f32,
+) -> Loss {
+    let k = objective.k();
+    let once = model.encode_once(tape, p, x);
+    let x_rep = tile(tape, x, k);
+    let once_rep: Vec<Var> = once.iter().map(|&v| tile(tape, v, k)).collect();
+    let w = model.log_weights_given(tape, p, x_rep, &once_rep, eps);
+    let recon_mean = tape.mean(w.recon);
+    let kl_mean = tape.mean(w.log_ratio);
+    let loss = match objective {
+        Objective::Iwae { k } => iw_bound(tape, w.log_w, k),
+        Objective::Elbo { .. } => {
+            let weighted_kl = tape.scale(kl_mean, beta);
+            tape.add(recon_mean, weighted_kl)
         }
+    };
+    Loss { loss, recon_mean, kl_mean }
+}
+
+impl ImportanceWeighted for Vae {
+    fn param_store(&self) -> &ParamStore {
+        &self.params
+    }
+    fn noise_width(&self) -> usize {
+        self.config.latent
+    }
+    fn encode_once(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> Vec<Var> {
+        let (mu, logvar) = self.encode(tape, p, x);
+        vec![mu, logvar]
+    }
+    fn log_weights_given(&self, tape: &mut Tape, p: &ParamVars, x_rep: Var, once_rep: &[Var], eps: Var) -> Weights {
+        let w = log_weights(self, tape, p, x_rep, once_rep[0], once_rep[1], eps);
+        let log_ratio = tape.sub(w.log_qz, w.log_pz);
+        Weights { recon: w.recon, log_ratio, log_w: w.log_w }
     }
 }
 

@@ -12,7 +12,7 @@ use vae_layers::{ParamStore, ParamVars};
 use crate::data::{Binarize, Split};
 use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
-use crate::objective::{self, log_weights, sample_rows, Objective};
+use crate::objective::{self, sample_rows, ImportanceWeighted, Objective};
 
 /// Loss terms in nats per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -95,6 +95,55 @@ pub fn train_step_objective(
     let (sums, grads) = batch_gradients(&model.params, n, objective.chunk_examples(), chunk_loss);
     update(&mut model.params, opt, grads, sums[0], clip)?;
     Ok(Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] })
+}
+
+/// The gradient of any [`ImportanceWeighted`] model's objective on a batch x [N, ·] with noise
+/// eps [K·N, W] (row k·N + n: sample k of example n), through [`batch_gradients`] in chunks
+/// of [`Objective::chunk_examples`] examples: the batch's terms and one gradient per
+/// parameter, for [`update`] to apply. `beta` weights the ELBO's sampled KL term.
+pub fn weighted_gradients<M: ImportanceWeighted + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    eps: &Tensor,
+    objective: Objective,
+    beta: f32,
+) -> (Terms, Vec<Tensor>) {
+    let (n, k) = (x.shape()[0], objective.k());
+    assert_eq!(eps.shape()[0], k * n, "weighted_gradients: eps needs K·N = {k}·{n} rows, found {:?}", eps.shape());
+    let chunk_loss = |tape: &mut Tape, p: &ParamVars, start: usize, end: usize| {
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let epsv = tape.constant(sample_rows(eps, k, start, end));
+        let l = objective::weighted_loss(model, tape, p, xv, epsv, objective, beta);
+        let t = weighted_terms(tape, &l, objective, 1.0);
+        (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
+    };
+    let (sums, grads) = batch_gradients(model.param_store(), n, objective.chunk_examples(), chunk_loss);
+    (Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] }, grads)
+}
+
+/// Any [`ImportanceWeighted`] model's test pass on x [N, ·]: the objective's per-example sums
+/// (β = 1), noise for all K·N samples drawn first, then [`Objective::chunk_examples`] examples
+/// per tape, so the result does not depend on that cut.
+pub fn evaluate_weighted<M: ImportanceWeighted + ?Sized>(
+    model: &M,
+    x: Tensor,
+    objective: Objective,
+    rng: &mut impl Rng,
+) -> Totals {
+    let (n, k) = (x.shape()[0], objective.k());
+    let eps = standard_normal(&[k * n, model.noise_width()], rng);
+    let mut totals = Totals::default();
+    let per_chunk = objective.chunk_examples();
+    for start in (0..n).step_by(per_chunk) {
+        let end = (start + per_chunk).min(n);
+        let mut tape = Tape::new();
+        let p = model.param_store().on_tape(&mut tape);
+        let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+        let epsv = tape.constant(sample_rows(&eps, k, start, end));
+        let l = objective::weighted_loss(model, &mut tape, &p, xv, epsv, objective, 1.0);
+        totals.add(&weighted_terms(&tape, &l, objective, 1.0), end - start);
+    }
+    totals
 }
 
 /// The gradient of any model's loss on a batch of `n` examples: the engine's loop that every
@@ -283,7 +332,7 @@ pub fn evaluate_split(
     objective: Objective,
     rng_for: impl Fn(u64) -> rand::rngs::StdRng + Sync,
 ) -> Totals {
-    let s = StepSettings { objective, beta: 1.0, clip: None };
+    let s = StepSettings { objective, ..StepSettings::bound() };
     let sums = crate::family::evaluate_split(model, split, mode, &s, rng_for);
     let t = |i: usize| sums.terms.get(i).copied().unwrap_or(0.0);
     Totals { recon: t(0), kl: t(1), gain: t(2), count: sums.count }
@@ -298,10 +347,24 @@ pub fn evaluate_split(
 /// encoder runs once, the K samples are decoded `chunk` at a time so that K = 5000 fits in
 /// memory, and the bound is the same [`objective::iw_bound`] over all K. K = 1 gives an
 /// unbiased estimate of the ELBO itself.
-pub fn iw_log_likelihood(model: &Vae, x: &Tensor, k: usize, chunk: usize, rng: &mut impl Rng) -> Vec<f64> {
+pub fn iw_log_likelihood<M: ImportanceWeighted + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    k: usize,
+    chunk: usize,
+    rng: &mut impl Rng,
+) -> Vec<f64> {
     assert!(k >= 1, "iw_log_likelihood: K must be at least 1");
-    let (n, j) = (x.shape()[0], model.config.latent);
-    let (mu, logvar) = model.encode_values(x.clone());
+    let (n, width) = (x.shape()[0], model.noise_width());
+    let params = model.param_store();
+    // What depends on x alone (the first layer's mu and logvar), once.
+    let once: Vec<Tensor> = {
+        let mut tape = Tape::new();
+        let p = params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let vars = model.encode_once(&mut tape, &p, xv);
+        vars.iter().map(|&v| tape.value(v).clone()).collect()
+    };
     let mut log_w = Vec::with_capacity(k * n); // row k·N + n, as the objective lays it out
     let chunk = chunk.max(1);
     let mut done = 0;
@@ -312,10 +375,11 @@ pub fn iw_log_likelihood(model: &Vae, x: &Tensor, k: usize, chunk: usize, rng: &
             ndarray::concatenate(Axis(0), &views).expect("same shapes")
         };
         let mut tape = Tape::new();
-        let p = model.params.on_tape(&mut tape);
-        let (xv, muv, lvv) = (tape.constant(tile(x)), tape.constant(tile(&mu)), tape.constant(tile(&logvar)));
-        let epsv = tape.constant(standard_normal(&[s * n, j], rng));
-        let w = log_weights(model, &mut tape, &p, xv, muv, lvv, epsv);
+        let p = params.on_tape(&mut tape);
+        let xv = tape.constant(tile(x));
+        let once_rep: Vec<Var> = once.iter().map(|t| tape.constant(tile(t))).collect();
+        let epsv = tape.constant(standard_normal(&[s * n, width], rng));
+        let w = model.log_weights_given(&mut tape, &p, xv, &once_rep, epsv);
         log_w.extend(tape.value(w.log_w).iter().copied());
         done += s;
     }

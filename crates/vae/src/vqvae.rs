@@ -153,6 +153,16 @@ impl VqConfig {
         }
     }
 
+    /// A one-line description such as `vqvae conv 1×28×28, codebook 128×16`.
+    pub fn describe(&self) -> String {
+        let kind = match self.arch {
+            VqArch::Mlp { .. } => "mlp",
+            VqArch::Conv { .. } => "conv",
+        };
+        let input: Vec<String> = self.input.iter().map(|s| s.to_string()).collect();
+        format!("vqvae {kind} {}, codebook {}×{}", input.join("×"), self.codebook_size, self.code_dim)
+    }
+
     /// The configuration as checkpoint metadata (family `vqvae`).
     pub fn to_metadata(&self) -> HashMap<String, String> {
         let mut m = HashMap::new();

@@ -1,0 +1,22 @@
+//! The parts a model is built from, each named as in the math and each in its own file.
+//!
+//! | part | file | what it is |
+//! |---|---|---|
+//! | [`Mlp`] | `mlp.rs` | a network body: dense layers, each followed by the nonlinearity |
+//! | [`Gaussian`], [`GaussianLayer`] | `gaussian.rs` | a diagonal Gaussian on the tape (sample, log-density); a net that outputs one (a stochastic layer) |
+//! | [`crate::Likelihood`] | `likelihood.rs` | p(x\|h): Bernoulli on logits or Gaussian with fixed σ, as a negative log-density and a mean |
+//! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
+//!
+//! A learned conditional prior such as p(h1|h2) is a [`GaussianLayer`] reading h2; the
+//! VQ-VAE's codebook and its autoregressive code prior are parts of their own
+//! ([`crate::vqvae`], [`crate::prior`]). A model composes parts into its log weights
+//! ([`crate::objective::ImportanceWeighted`]); the objectives read only those.
+
+pub mod gaussian;
+pub mod likelihood;
+pub mod mlp;
+pub mod prior;
+
+pub use gaussian::{Gaussian, GaussianLayer};
+pub use mlp::Mlp;
+pub use prior::standard_normal_log_prob;
