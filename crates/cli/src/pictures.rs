@@ -130,10 +130,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     }
     let what = match (classes, label) {
         (0, _) if args.prior.is_some() => format!("{n} samples through the learned prior"),
-        (0, _) if model.as_vae().is_none() => {
-            format!("{n} samples of uniformly drawn codes (no learned prior: see --prior)")
-        }
-        (0, _) => format!("{n} samples from the prior"),
+        (0, _) => format!("{n} samples from {}", model.sample_source()),
         (_, Some(l)) if args.label.label.is_some() => format!("{n} samples of class {l}"),
         (c, _) => format!("{} samples, a row for each of {c} classes", labels.len()),
     };

@@ -172,8 +172,13 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
 pub fn load_bytes(bytes: &[u8]) -> Result<Loaded, Error> {
     let (tensors, metadata) = decode_ours(bytes)?;
     let fail = Error::Checkpoint;
-    if metadata.get("family").map(String::as_str) == Some("vqvae") {
-        return Err(fail("it holds a VQ-VAE; this needs a model with a Gaussian latent (family vae or cvae)".into()));
+    match metadata.get("family").map(String::as_str) {
+        None | Some("vae") | Some("cvae") => {}
+        Some(other) => {
+            return Err(fail(format!(
+                "it holds a model of family {other}; this command decodes points of one Gaussian latent space and needs a vae or cvae"
+            )))
+        }
     }
     let config = VaeConfig::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
     let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))

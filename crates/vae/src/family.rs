@@ -126,6 +126,10 @@ pub trait Family: Send + Sync {
     fn after_epoch(&mut self, _counts: &[u64], _x: &Tensor, _rng: &mut StdRng) -> Option<String> {
         None
     }
+    /// What [`Family::sample`] draws from, for reports: `the prior`.
+    fn sample_source(&self) -> &'static str {
+        "the prior"
+    }
     /// n decoded samples from the prior; a conditional model draws sample i of class
     /// `labels[i % labels.len()]`. [n, D].
     fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor;
@@ -383,6 +387,9 @@ impl Family for VqVae {
     }
     fn describe_knobs(&self, s: &StepSettings) -> String {
         format!("commitment β={}", s.commitment)
+    }
+    fn sample_source(&self) -> &'static str {
+        "uniformly drawn codes (no learned prior: see --prior)"
     }
 }
 
