@@ -262,17 +262,14 @@ impl Family for Vae {
     fn classes(&self) -> usize {
         self.config.classes
     }
-    /// The IWAE's gain (L_K above the average of its K sampled ELBO terms) is kept to give its
-    /// loss, recon + kl − gain, but not shown.
     fn terms(&self) -> &'static [&'static str] {
-        &["recon", "kl", "gain"]
+        GAUSSIAN_TERMS
     }
     fn shown(&self) -> &'static [&'static str] {
-        &["recon", "kl"]
+        &GAUSSIAN_TERMS[..2]
     }
     fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        let t = |name| term(self.terms(), m, name);
-        t("recon") + s.kl_weight as f64 * t("kl") - t("gain")
+        gaussian_loss(m, s)
     }
     fn train_step(
         &mut self,
@@ -391,6 +388,18 @@ impl Family for VqVae {
     fn sample_source(&self) -> &'static str {
         "uniformly drawn codes (no learned prior: see --prior)"
     }
+}
+
+/// The loss terms of every model with Gaussian latents: −log p(x|z) (`recon`), the KL term
+/// (`kl`), and the IWAE's `gain`, how far L_K lies above the average of its K sampled ELBO
+/// terms, kept to give its loss but not shown.
+pub const GAUSSIAN_TERMS: &[&str] = &["recon", "kl", "gain"];
+
+/// [`Family::loss`] of a model with Gaussian latents from the means of [`GAUSSIAN_TERMS`]:
+/// recon + β·kl − gain (the ELBO's gain is 0; the IWAE's β is 1).
+pub fn gaussian_loss(means: &[f64], s: &StepSettings) -> f64 {
+    let t = |name| term(GAUSSIAN_TERMS, means, name);
+    t("recon") + s.kl_weight as f64 * t("kl") - t("gain")
 }
 
 /// [`Family::loss_name`] of a model with Gaussian latents (of a conditional one when
