@@ -73,26 +73,21 @@ fn a_run_can_stop_part_way_through_the_full_schedule() {
     assert_eq!(ckpt.metadata["train.epochs"], "1");
 }
 
+/// `vae-cli eval --json` of a model: −log p(x) with K = 50 and the active units over the first
+/// 100 test images, dynamically binarized.
+fn eval_json(model: &Path) -> serde_json::Value {
+    let m = model.to_str().unwrap();
+    let flags = ["--iw-samples", "50", "--active-units", "--binarize", "dynamic", "--test-limit", "100", "--json"];
+    let o = run(&[&["eval", "--checkpoint", m][..], &flags].concat());
+    ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[test]
 fn eval_reports_the_bound_and_the_active_units_as_json() {
     let out = scratch("burda-eval");
     ok(&run(&burda_args(&out, "1", "1")));
-    let model = out.join("model.safetensors");
-    let o = run(&[
-        "eval",
-        "--checkpoint",
-        model.to_str().unwrap(),
-        "--iw-samples",
-        "50",
-        "--active-units",
-        "--binarize",
-        "dynamic",
-        "--test-limit",
-        "100",
-        "--json",
-    ]);
-    ok(&o);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = eval_json(&out.join("model.safetensors"));
     let (nll, elbo) = (v["nll"].as_f64().unwrap(), v["test_loss"].as_f64().unwrap());
     assert!(nll > 0.0 && nll < elbo, "−log p(x) {nll} should lie below the negative ELBO {elbo}");
     let active = v["active_units"].as_u64().unwrap();
@@ -108,4 +103,51 @@ fn iwae_refuses_a_kl_weight() {
     let mut args = burda_args(&out, "3", "1");
     args.extend(["--beta".to_string(), "0.5".to_string()]);
     assert_clean_error(&run(&args), "takes no --beta");
+}
+
+/// Burda et al.'s two-stochastic-layer model (`--preset burda2`) with small layers: trains with
+/// both objectives, resumes exactly from a checkpoint taken after its first epoch (of a schedule
+/// planned over two), and `eval`
+/// reports −log p(x) below the negative ELBO and the active units of each layer.
+#[test]
+fn the_two_layer_model_trains_resumes_exactly_and_reports_each_layer() {
+    let args = |out: &Path, objective: &str, epochs: &str| -> Vec<String> {
+        ["train", "--preset", "burda2", "--objective", objective, "--k", "3"]
+            .iter()
+            .chain(&["--hidden", "24,16", "--latent-dim", "7", "--upper-hidden", "9", "--upper-latent", "5"])
+            .chain(&["--train-limit", "600", "--test-limit", "100", "--epochs", epochs, "--schedule-epochs", "2"])
+            .chain(&["--out", out.to_str().unwrap()])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let (whole, split, elbo) = (scratch("burda2-whole"), scratch("burda2-split"), scratch("burda2-elbo"));
+    ok(&run(&args(&whole, "iwae", "2")));
+    ok(&run(&args(&split, "iwae", "1")));
+    ok(&run(&["train", "--resume", "--epochs", "2", "--out", split.to_str().unwrap()]));
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 2);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra[..7], rb[..7], "after --resume the two-layer model's metrics differ");
+    }
+    ok(&run(&args(&elbo, "elbo", "1")));
+    let e = metrics(&elbo);
+    // The K-sample ELBO's loss is recon + kl (no gain); the IWAE's lies below them.
+    assert!((e[0][4] - (e[0][5] + e[0][6])).abs() < 1e-3, "ELBO loss is not recon + kl: {:?}", e[0]);
+    assert!(a[1][4] <= a[1][5] + a[1][6] + 1e-3, "IWAE loss above recon + kl: {:?}", a[1]);
+
+    let model = whole.join("model.safetensors");
+    let v = eval_json(&model);
+    assert_eq!(v["family"], "hvae");
+    let (nll, elbo) = (v["nll"].as_f64().unwrap(), v["test_loss"].as_f64().unwrap());
+    assert!(nll > 0.0 && nll < elbo, "−log p(x) {nll} should lie below the negative ELBO {elbo}");
+    let layers = v["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["layer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["h1", "h2"]);
+    let units: Vec<u64> = layers.iter().map(|l| l["units"].as_u64().unwrap()).collect();
+    assert_eq!(units, [7, 5]);
+    let per_layer: u64 = layers.iter().map(|l| l["active_units"].as_u64().unwrap()).sum();
+    assert_eq!(v["active_units"].as_u64().unwrap(), per_layer);
+    assert_eq!(v["latent_variances"].as_array().unwrap().len(), 12);
+    // The pictures that decode points of one latent space say what they need.
+    assert_clean_error(&run(&["latent", "--checkpoint", model.to_str().unwrap()]), "needs a vae or cvae");
 }

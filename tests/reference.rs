@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use vae::checkpoint::{restore, restore_params};
-use vae::objective::{self, log_weights, tile, Objective};
-use vae::train::{train_step, train_step_objective};
+use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
+use vae::objective::{self, log_weights, tile, ImportanceWeighted, Objective};
+use vae::parts::Gaussian;
+use vae::train::{train_step, train_step_objective, update, weighted_gradients};
 use vae::vqvae::{train_step as vq_train_step, VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, ConvSpec, Likelihood, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
@@ -180,6 +182,8 @@ fn check_case(path: &Path) -> bool {
     let mut table = Table { rows: Vec::new() };
     match fx.meta.get("objective").map(String::as_str) {
         None | Some("elbo") => check_elbo_case(&fx, &mut table),
+        // A chain of stochastic layers lists them (metadata `layers`).
+        Some("iwae") if fx.meta.contains_key("layers") => check_chain_case(&fx, &mut table),
         Some("iwae") => check_iwae_case(&fx, &mut table),
         Some("vq") => check_vq_case(&fx, &mut table),
         Some(o) => panic!("{}: unknown objective {o}", path.display()),
@@ -290,6 +294,104 @@ fn check_iwae_case(fx: &Fixture, table: &mut Table) {
         table.scalar("adam_loss3", tape.scalar(l.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
     }
     compare_adam_params(fx, &model, table);
+}
+
+/// A chain of stochastic layers (`hvae`) with the IWAE objective: metadata `layers` =
+/// [[hidden widths], latent] per layer; eps [K, N, Σ J_l] read as [K·N, Σ J_l].
+fn check_chain_case(fx: &Fixture, table: &mut Table) {
+    let k: usize = fx.meta["k"].parse().unwrap();
+    let objective = Objective::Iwae { k };
+    let layers: Vec<(Vec<usize>, usize)> = serde_json::from_str(&fx.meta["layers"]).unwrap();
+    let x = fx.f32("input.x");
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let activation = match fx.meta["activation"].as_str() {
+        "tanh" => Activation::Tanh,
+        "relu" => Activation::Relu,
+        a => panic!("unknown activation {a}"),
+    };
+    let config = HvaeConfig {
+        input: [1, 1, d],
+        layers: layers.iter().map(|(hidden, latent)| LayerSpec { hidden: hidden.clone(), latent: *latent }).collect(),
+        activation,
+        likelihood: Likelihood::Bernoulli,
+    };
+    let mut model = Hvae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
+    let params: Vec<(String, Tensor)> =
+        fx.tensors.keys().filter_map(|k| k.strip_prefix("param.").map(|name| (name.to_string(), fx.f32(k)))).collect();
+    restore_params(&mut model.params, params).unwrap();
+    let eps = |i: usize| {
+        let e = fx.f32(&format!("input.eps{i}"));
+        let w = e.shape()[2];
+        e.into_shape_with_order((k * n, w)).unwrap().into_dyn()
+    };
+
+    // Forward and backward with eps0, through the model's own pass.
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let epsv = tape.constant(eps(0));
+        let once = model.encode_once(&mut tape, &p, xv);
+        let x_rep = tile(&mut tape, xv, k);
+        let q1 = Gaussian { mu: tile(&mut tape, once[0], k), logvar: tile(&mut tape, once[1], k) };
+        let pass = model.pass(&mut tape, &p, x_rep, q1, epsv);
+        let loss = objective::iw_bound(&mut tape, pass.weights.log_w, k);
+        let elbo_loss = {
+            let m = tape.mean(pass.weights.log_w);
+            tape.scale(m, -1.0)
+        };
+        table.compare("mu", tape.value(once[0]), fx.get("expect.mu"), FORWARD);
+        table.compare("logvar", tape.value(once[1]), fx.get("expect.logvar"), FORWARD);
+        for l in 0..layers.len() {
+            let name = |what: &str| format!("{what}{}", l + 1);
+            table.compare(&name("h"), tape.value(pass.h[l]), fx.get(&format!("expect.{}", name("h"))), FORWARD);
+            table.compare(
+                &name("log_q"),
+                tape.value(pass.log_q[l]),
+                fx.get(&format!("expect.{}", name("log_q"))),
+                FORWARD,
+            );
+            table.compare(
+                &name("log_p"),
+                tape.value(pass.log_p[l]),
+                fx.get(&format!("expect.{}", name("log_p"))),
+                FORWARD,
+            );
+        }
+        table.compare("out", tape.value(pass.out), fx.get("expect.out"), FORWARD);
+        table.compare("log_w", tape.value(pass.weights.log_w), fx.get("expect.log_w"), FORWARD);
+        table.scalar("loss", tape.scalar(loss) as f64, fx.get("expect.loss"), FORWARD);
+        table.scalar("elbo_loss", tape.scalar(elbo_loss) as f64, fx.get("expect.elbo_loss"), FORWARD);
+        // The objectives written once over log weights give the same numbers.
+        let l = objective::weighted_loss(&model, &mut tape, &p, xv, epsv, objective, 1.0);
+        table.scalar("weighted_loss iwae", tape.scalar(l.loss) as f64, fx.get("expect.loss"), FORWARD);
+        let e = objective::weighted_loss(&model, &mut tape, &p, xv, epsv, Objective::Elbo { k }, 1.0);
+        table.scalar("weighted_loss elbo", tape.scalar(e.loss) as f64, fx.get("expect.elbo_loss"), FORWARD);
+        let grads = p.gradients(&tape, tape.backward(loss));
+        for (i, ((name, _), g)) in model.params.iter().zip(&grads).enumerate() {
+            let g = model.params.to_pytorch(ParamId(i), g);
+            table.compare(&format!("grad.{name}"), &g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
+        }
+    }
+
+    // Three Adam steps (lr 1e-2) of the family's own training step, step i with eps i.
+    let mut adam = Adam::new(1e-2);
+    for i in 0..3 {
+        let (terms, grads) = weighted_gradients(&model, &x, &eps(i), objective, 1.0);
+        update(&mut model.params, &mut adam, grads, terms.loss, None).unwrap();
+        table.scalar(&format!("adam_loss{i}"), terms.loss, fx.get(&format!("expect.adam_loss{i}")), FORWARD);
+    }
+    {
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let epsv = tape.constant(eps(3));
+        let l = objective::weighted_loss(&model, &mut tape, &p, xv, epsv, objective, 1.0);
+        table.scalar("adam_loss3", tape.scalar(l.loss) as f64, fx.get("expect.adam_loss3"), FORWARD);
+    }
+    for (name, value) in model.params.iter_pytorch() {
+        table.compare(&format!("adam_param.{name}"), &value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
+    }
 }
 
 /// The VQ-VAE (MLP): sizes [N, D, hidden, L, Dc, Kc]; no noise, so the three Adam steps all

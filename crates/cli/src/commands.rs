@@ -180,6 +180,11 @@ pub enum FamilyKind {
     /// The VQ-VAE: a grid of code vectors, each snapped to the nearest of --codebook-size
     /// learned rows (with --model conv, 7×7 codes for MNIST; with mlp, --latent-dim codes).
     Vqvae,
+    /// A VAE with a chain of Gaussian stochastic layers (Burda et al.'s two-layer model with
+    /// --preset burda2): q(h1|x) through --hidden to --latent-dim units, then each layer of
+    /// --upper-latent through --upper-hidden; p(hl|hl+1) learned Gaussians, p(x|h1), p(hL) =
+    /// N(0, I). MLP only.
+    Hvae,
 }
 
 /// Flags of `vae-cli serve`.
@@ -332,6 +337,9 @@ pub enum Preset {
     /// --latent-dim 50 --activation tanh --binarize dynamic --batch-size 20 --lr-schedule burda
     /// --adam-eps 1e-4 --output-bias data-mean --epochs 3280.
     Burda,
+    /// Their two-stochastic-layer model, same protocol: --family hvae --hidden 200,200
+    /// --latent-dim 100 --upper-hidden 100,100 --upper-latent 50, and the rest as burda.
+    Burda2,
 }
 
 /// Flags of `vae-cli train`.
@@ -340,18 +348,26 @@ pub struct TrainArgs {
     /// Set a whole published protocol at once (the flags below override its pieces).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
-    /// Model family.
-    #[arg(long, value_enum, default_value_t = FamilyKind::Vae)]
-    pub family: FamilyKind,
+    /// Model family [default: vae; hvae with --preset burda2].
+    #[arg(long, value_enum)]
+    pub family: Option<FamilyKind>,
     /// Architecture.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     pub model: ModelKind,
     /// Hidden layer widths of the MLP, comma-separated, e.g. 512,256 [default: 400].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub hidden: Option<Vec<u64>>,
-    /// Latent dimension J [default: 20].
+    /// Latent dimension J (of h1, the lowest layer, for --family hvae) [default: 20].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub latent_dim: Option<u64>,
+    /// --family hvae: units of each stochastic layer above h1, comma-separated (h2, h3, …)
+    /// [default: none; 50 with --preset burda2].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub upper_latent: Option<Vec<u64>>,
+    /// --family hvae: hidden widths of the nets between consecutive stochastic layers
+    /// (q(hl|hl−1) and, reversed, p(hl−1|hl)), comma-separated [default: 100,100].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub upper_hidden: Option<Vec<u64>>,
     /// Nonlinearity of the hidden layers [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<ActivationKind>,
@@ -448,10 +464,16 @@ pub struct TrainArgs {
 /// The protocol flags of `train` with the preset and the defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Protocol {
+    /// The model family.
+    pub family: FamilyKind,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
-    /// Latent dimension J.
+    /// Latent dimension J (of h1 for a chain).
     pub latent: usize,
+    /// A chain's units of h2, h3, … (empty for the other families).
+    pub upper_latent: Vec<usize>,
+    /// A chain's hidden widths between consecutive stochastic layers.
+    pub upper_hidden: Vec<usize>,
     /// Hidden-layer nonlinearity.
     pub activation: ActivationKind,
     /// Initial output bias.
@@ -471,17 +493,29 @@ pub struct Protocol {
 impl TrainArgs {
     /// Each protocol flag: its own value if given, else the preset's, else the default.
     pub fn protocol(&self) -> Protocol {
-        let burda = self.preset == Some(Preset::Burda);
+        // Both of Burda et al.'s models share the protocol; the two-layer one has its own sizes.
+        let burda = matches!(self.preset, Some(Preset::Burda | Preset::Burda2));
+        let two_layer = self.preset == Some(Preset::Burda2);
         fn pick<T>(burda: bool, given: Option<T>, preset: T, default: T) -> T {
             given.unwrap_or(if burda { preset } else { default })
         }
+        let widths = |v: &Option<Vec<u64>>| v.as_ref().map(|v| v.iter().map(|&w| w as usize).collect::<Vec<_>>());
         Protocol {
+            family: pick(two_layer, self.family, FamilyKind::Hvae, FamilyKind::Vae),
             hidden: match &self.hidden {
                 Some(h) => h.iter().map(|&h| h as usize).collect(),
                 None if burda => vec![200, 200],
                 None => vec![400],
             },
-            latent: pick(burda, self.latent_dim, 50, 20) as usize,
+            latent: self.latent_dim.unwrap_or(if two_layer {
+                100
+            } else if burda {
+                50
+            } else {
+                20
+            }) as usize,
+            upper_latent: pick(two_layer, widths(&self.upper_latent), vec![50], vec![]),
+            upper_hidden: widths(&self.upper_hidden).unwrap_or_else(|| vec![100, 100]),
             activation: pick(burda, self.activation, ActivationKind::Tanh, ActivationKind::Relu),
             output_bias: pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
             lr_schedule: pick(burda, self.lr_schedule, LrScheduleKind::Burda, LrScheduleKind::Constant),

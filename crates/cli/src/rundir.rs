@@ -118,9 +118,11 @@ impl Run {
 /// any family but the plain VAE; with `-<objective>-k<K>`
 /// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
 pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
-    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), p.latent, a.seed);
-    if a.family != FamilyKind::Vae {
-        base = format!("{}-{base}", enum_name(a.family));
+    let latents: Vec<String> =
+        std::iter::once(p.latent).chain(p.upper_latent.iter().copied()).map(|j| j.to_string()).collect();
+    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), latents.join("-"), a.seed);
+    if p.family != FamilyKind::Vae {
+        base = format!("{}-{base}", enum_name(p.family));
     }
     if objective != Objective::default() {
         base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));

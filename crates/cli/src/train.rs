@@ -8,6 +8,7 @@ use std::time::Instant;
 use rand::seq::{IndexedRandom, SliceRandom};
 use vae::data::{Binarize, Dataset, Split};
 use vae::family::{StepSettings, Sums};
+use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
 use vae::train::NonFinite;
 use vae::vqvae::{VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
@@ -37,7 +38,14 @@ fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn
     };
     let input = [1, train.rows, train.cols];
     let rng = &mut stream(a.seed, 0, 0, Purpose::Init);
-    if a.family == FamilyKind::Vqvae {
+    if p.family == FamilyKind::Hvae {
+        let first = LayerSpec { hidden: p.hidden.clone(), latent: p.latent };
+        let upper = p.upper_latent.iter().map(|&latent| LayerSpec { hidden: p.upper_hidden.clone(), latent });
+        let config =
+            HvaeConfig { input, layers: std::iter::once(first).chain(upper).collect(), activation, likelihood };
+        return Ok(Box::new(Hvae::new(config, rng)?));
+    }
+    if p.family == FamilyKind::Vqvae {
         let arch = match a.model {
             ModelKind::Mlp => VqArch::Mlp { hidden: p.hidden.clone(), codes: p.latent },
             ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
@@ -52,7 +60,7 @@ fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn
         ModelKind::Conv => VaeConfig::conv_mnist(),
     };
     // A conditional model has a class per label the training set uses.
-    let classes = match a.family {
+    let classes = match p.family {
         FamilyKind::Cvae if train.classes() >= 2 => train.classes(),
         FamilyKind::Cvae => return Err("--family cvae needs a training set with at least two labels".into()),
         _ => 0,
@@ -177,10 +185,17 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());
     }
     check_number("commitment", args.commitment, 0.0, true)?;
-    if args.codebook_ema.is_some() && args.family != FamilyKind::Vqvae {
+    let family = args.protocol().family;
+    if args.codebook_ema.is_some() && family != FamilyKind::Vqvae {
         return Err("--codebook-ema is for --family vqvae".into());
     }
-    if args.family == FamilyKind::Vqvae
+    if (args.upper_latent.is_some() || args.upper_hidden.is_some()) && family != FamilyKind::Hvae {
+        return Err("--upper-latent and --upper-hidden are for --family hvae".into());
+    }
+    if family == FamilyKind::Hvae && args.model != ModelKind::Mlp {
+        return Err("--family hvae is a chain of dense stochastic layers: it takes no --model conv".into());
+    }
+    if family == FamilyKind::Vqvae
         && (args.objective != ObjectiveKind::Elbo || args.k != 1 || args.beta != 1.0 || args.kl_warmup != 0.0)
     {
         return Err("--family vqvae has no KL term and no sampled z: it takes no --objective, --k, --beta or --kl-warmup (its weight is --commitment)".into());

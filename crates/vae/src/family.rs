@@ -239,7 +239,10 @@ pub fn from_metadata(m: &HashMap<String, String>) -> Result<Box<dyn Family>, Err
     match m.get("family").map(String::as_str) {
         None | Some("vae") | Some("cvae") => Ok(Box::new(Vae::new(VaeConfig::from_metadata(m)?, seed)?)),
         Some("vqvae") => Ok(Box::new(VqVae::new(vqvae::VqConfig::from_metadata(m)?, seed)?)),
-        Some(other) => Err(Error::config(format!("unknown model family {other:?} (expected vae, cvae or vqvae)"))),
+        Some("hvae") => Ok(Box::new(crate::hvae::Hvae::new(crate::hvae::HvaeConfig::from_metadata(m)?, seed)?)),
+        Some(other) => {
+            Err(Error::config(format!("unknown model family {other:?} (expected vae, cvae, vqvae or hvae)")))
+        }
     }
 }
 

@@ -64,6 +64,7 @@ pub mod cvae;
 pub mod data;
 pub mod error;
 pub mod family;
+pub mod hvae;
 pub mod model;
 pub mod objective;
 pub mod parts;
