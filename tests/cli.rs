@@ -319,7 +319,7 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     let perplexity = v["perplexity"].as_f64().unwrap();
     assert!((1.0..=16.0).contains(&perplexity), "perplexity {perplexity}");
     assert_clean_error(&run(&["eval", "--checkpoint", m, "--iw-samples", "10"]), "needs a model with Gaussian latents");
-    assert_clean_error(&run(&["latent", "--checkpoint", m]), "holds a model of family vqvae");
+    assert_clean_error(&run(&["latent", "--checkpoint", m]), "holds a vqvae, which has none");
     let file = |name: &str| whole.join(name).to_str().unwrap().to_string();
     ok(&run(&["sample", "--checkpoint", m, "-n", "4", "--out", &file("s.png")]));
     ok(&run(&["reconstruct", "--checkpoint", m, "-n", "4", "--out", &file("r.png")]));
@@ -328,7 +328,7 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     for latent_only in [vec!["manifold"], vec!["interpolate", "--from", "0", "--to", "1"]] {
         let mut full = latent_only.clone();
         full.extend(["--checkpoint", m, "--out", "x.png"]);
-        assert_clean_error(&run(&full), "holds a model of family vqvae");
+        assert_clean_error(&run(&full), "holds a vqvae, which has none");
     }
 
     let prior_dir = file("prior");

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use ndarray::{Axis, Slice};
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
-use vae::{Family, Vae};
+use vae::family::LatentSpace;
+use vae::Family;
 use vae_autodiff::Tensor;
 
 use crate::commands::{
@@ -20,23 +21,32 @@ use crate::rundir::METRICS_HEADER;
 use crate::say::say;
 use crate::streams::{stream, Purpose};
 
-/// The Gaussian-latent model of a checkpoint (the latent commands need mu and a continuous z).
-fn load_model(args: &ModelArgs) -> Result<Vae> {
-    load_gaussian(&args.checkpoint)
+/// The model of a checkpoint, if it has a continuous latent space to encode to and decode
+/// from (the latent commands and the explorer need one); `command` names the asker in the error.
+pub fn load_with_space(path: &Path, command: &str) -> Result<Box<dyn Family>> {
+    let model = checkpoint::load_family(path)?.model;
+    if model.latent_space().is_none() {
+        return Err(format!(
+            "{command} decodes points of a continuous latent space; this checkpoint holds a {}, which has none",
+            model.name()
+        )
+        .into());
+    }
+    Ok(model)
 }
 
-/// The Gaussian-latent model (family vae or cvae) of a checkpoint file.
-pub fn load_gaussian(path: &Path) -> Result<Vae> {
-    Ok(checkpoint::load(path)?.model)
+/// The latent space of a model from [`load_with_space`].
+pub fn space(model: &dyn Family) -> &dyn LatentSpace {
+    model.latent_space().expect("load_with_space checked that the model has a latent space")
 }
 
 /// The test split, checked against the model's image size.
-fn load_test(args: &ModelArgs, model: &Vae) -> Result<Split> {
+fn load_test(args: &ModelArgs, model: &dyn Family) -> Result<Split> {
     Ok(crate::data::load_test(&args.data, model)?.0)
 }
 
-fn image_size(model: &Vae) -> (usize, usize) {
-    let [_, h, w] = model.config.input;
+fn image_size(model: &dyn Family) -> (usize, usize) {
+    let [_, h, w] = model.input();
     (h, w)
 }
 
@@ -47,22 +57,13 @@ fn done(out: &Path, what: &str) -> Result<()> {
 
 /// The test images `idx` as the rows the model reads, in [0, 1]: [N, D], with a conditional
 /// model's one-hot labels after the pixels, [N, D + Y].
-fn test_rows(model: &Vae, test: &Split, idx: &[usize]) -> Tensor {
-    test.rows(idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.config.classes)
+fn test_rows(model: &dyn Family, test: &Split, idx: &[usize]) -> Tensor {
+    test.rows(idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes())
 }
 
 /// The pixels of rows [N, D + Y]: [N, D].
-fn pixels(model: &Vae, rows: &Tensor) -> Tensor {
-    rows.slice_axis(Axis(1), Slice::from(..model.config.input_len())).to_owned()
-}
-
-/// The decoder's input for latents z [N, J]: z itself, or [z, y] for a conditional model
-/// with row n of class labels[n].
-fn decoder_input(model: &Vae, z: Tensor, labels: &[usize]) -> Tensor {
-    match model.config.classes {
-        0 => z,
-        c => vae::cvae::with_labels(&z, labels, c),
-    }
+fn pixels(model: &dyn Family, rows: &Tensor) -> Tensor {
+    rows.slice_axis(Axis(1), Slice::from(..model.input().iter().product::<usize>())).to_owned()
 }
 
 /// `--label`, checked: a class of a conditional model (`default` when not given), or `None`
@@ -172,27 +173,28 @@ fn pad_row(x: &Tensor, start: usize, end: usize, cols: usize) -> Tensor {
 
 /// `vae-cli interpolate`: x_from, the decoded points of (1 − t)·mu_from + t·mu_to, x_to.
 pub fn interpolate(args: InterpolateArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let test = load_test(&args.model, &model)?;
+    let model = load_with_space(&args.model.checkpoint, "interpolate")?;
+    let (model, space) = (model.as_ref(), space(model.as_ref()));
+    let test = load_test(&args.model, model)?;
     check_index("from", args.from, &test)?;
     check_index("to", args.to, &test)?;
-    let label = chosen_label(&model as &dyn Family, &args.label, test.labels[args.from] as usize)?;
-    let rows_in = test_rows(&model, &test, &[args.from, args.to]);
-    let (mu, _) = model.encode_values(rows_in.clone());
-    let x = pixels(&model, &rows_in);
+    let label = chosen_label(model, &args.label, test.labels[args.from] as usize)?;
+    let rows_in = test_rows(model, &test, &[args.from, args.to]);
+    let (mu, _) = space.encode_points(rows_in.clone());
+    let x = pixels(model, &rows_in);
     let steps = args.steps as usize;
-    let j = model.config.latent;
+    let j = space.latent_dim();
     let z = Tensor::from_shape_fn(vec![steps, j], |i| {
         let t = i[0] as f32 / (steps - 1) as f32;
         (1.0 - t) * mu[[0, i[1]]] + t * mu[[1, i[1]]]
     });
-    let path = model.decode_mean(decoder_input(&model, z, &vec![label.unwrap_or(0); steps]));
+    let path = space.decode_points(z, &vec![label.unwrap_or(0); steps]);
     let row = ndarray::concatenate(
         Axis(0),
         &[x.slice_axis(Axis(0), Slice::from(0..1)), path.view(), x.slice_axis(Axis(0), Slice::from(1..2))],
     )
     .expect("same widths");
-    let (h, w) = image_size(&model);
+    let (h, w) = image_size(model);
     grid(&row, 1, steps + 2, h, w).save(&args.out)?;
     done(&args.out, &format!("{steps} points between test images {} and {}", args.from, args.to))
 }
@@ -238,8 +240,9 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// `vae-cli manifold`: decode z on a grid of the prior's quantiles, z_i = Φ⁻¹((i + ½)/G), so
 /// that every cell covers equal prior mass; dimensions other than the two chosen stay at 0.
 pub fn manifold(args: ManifoldArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let j = model.config.latent;
+    let model = load_with_space(&args.model.checkpoint, "manifold")?;
+    let (model, space) = (model.as_ref(), space(model.as_ref()));
+    let j = space.latent_dim();
     let (a, b) = match args.dims.as_slice() {
         &[a, b] if a != b && a < j && b < j => (a, b),
         d => {
@@ -256,10 +259,10 @@ pub fn manifold(args: ManifoldArgs) -> Result<()> {
             z[[r * g + c, b]] = q[g - 1 - r];
         }
     }
-    let label = chosen_label(&model as &dyn Family, &args.label, 0)?;
-    let z = decoder_input(&model, z, &vec![label.unwrap_or(0); g * g]);
-    let (h, w) = image_size(&model);
-    grid_scaled(&model.decode_mean(z), g, g, h, w, 2).save(&args.out)?;
+    let label = chosen_label(model, &args.label, 0)?;
+    let images = space.decode_points(z, &vec![label.unwrap_or(0); g * g]);
+    let (h, w) = image_size(model);
+    grid_scaled(&images, g, g, h, w, 2).save(&args.out)?;
     done(&args.out, &format!("a {g}×{g} manifold over latent dimensions {a} and {b}"))
 }
 
@@ -301,21 +304,24 @@ pub fn top_two_axes(x: &Tensor) -> [Vec<f64>; 2] {
 /// `vae-cli latent`: the test set's latent means as a scatter coloured by label (the first two
 /// dimensions, or the first two principal components when J > 2), with a legend.
 pub fn latent(args: LatentArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let test = load_test(&args.model, &model)?;
-    let j = model.config.latent;
+    let model = load_with_space(&args.model.checkpoint, "latent")?;
+    let (model, space) = (model.as_ref(), space(model.as_ref()));
+    let test = load_test(&args.model, model)?;
+    let j = space.latent_dim();
     let idx: Vec<usize> = (0..test.len()).collect();
     let mut mus = Vec::new();
     let mut logvars = Vec::new();
     for chunk in idx.chunks(1000) {
-        let (mu, logvar) = model.encode_values(test_rows(&model, &test, chunk));
+        let (mu, logvar) = space.encode_points(test_rows(model, &test, chunk));
         mus.push(mu);
-        logvars.push(logvar);
+        logvars.extend(logvar);
     }
     let cat = |ts: &[Tensor]| {
         ndarray::concatenate(Axis(0), &ts.iter().map(|t| t.view()).collect::<Vec<_>>()).expect("same widths")
     };
-    let (mu, logvar) = (cat(&mus), cat(&logvars));
+    let mu = cat(&mus);
+    // The log-variances where the space has them for every chunk.
+    let logvar = (logvars.len() == mus.len()).then(|| cat(&logvars));
 
     let (points, title): (Vec<(f64, f64)>, String) = if j == 1 {
         (
@@ -351,11 +357,16 @@ pub fn latent(args: LatentArgs) -> Result<()> {
     if let Some(csv) = &args.csv {
         let mut text = String::from("label");
         (0..j).for_each(|k| text.push_str(&format!(",mu{}", k + 1)));
-        (0..j).for_each(|k| text.push_str(&format!(",logvar{}", k + 1)));
+        if logvar.is_some() {
+            (0..j).for_each(|k| text.push_str(&format!(",logvar{}", k + 1)));
+        }
         text.push('\n');
-        for ((m, lv), l) in mu.outer_iter().zip(logvar.outer_iter()).zip(&test.labels) {
+        for (n, (m, l)) in mu.outer_iter().zip(&test.labels).enumerate() {
             text.push_str(&l.to_string());
-            m.iter().chain(lv.iter()).for_each(|v| text.push_str(&format!(",{v}")));
+            m.iter().for_each(|v| text.push_str(&format!(",{v}")));
+            if let Some(lv) = &logvar {
+                lv.index_axis(Axis(0), n).iter().for_each(|v| text.push_str(&format!(",{v}")));
+            }
             text.push('\n');
         }
         checkpoint::write_atomic(csv, text.as_bytes())?;

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use ndarray::Axis;
 use tiny_http::{Header, Method, Request, Response, Server};
 use vae::data::{Binarize, Split};
-use vae::Vae;
+use vae::family::LatentSpace;
+use vae::Family;
 use vae_autodiff::Tensor;
 
 use crate::commands::{Result, ServeArgs};
 use crate::image::Canvas;
-use crate::pictures::top_two_axes;
+use crate::pictures::{space, top_two_axes};
 use crate::say::say;
 use crate::streams::{stream, Purpose};
 
@@ -43,7 +44,8 @@ pub const MAX_SLIDERS: usize = 32;
 
 /// What the server knows: the model, the test set's latent means and their projection.
 struct Explorer {
-    model: Vae,
+    /// The model; it has a latent space ([`crate::pictures::load_with_space`] checked).
+    model: Box<dyn Family>,
     /// Latent means of the test images [N, J].
     mu: Tensor,
     labels: Vec<u8>,
@@ -69,11 +71,11 @@ fn json(v: serde_json::Value) -> Answer {
 }
 
 impl Explorer {
-    fn new(model: Vae, test: &Split, curves: Option<String>) -> Self {
+    fn new(model: Box<dyn Family>, test: &Split, curves: Option<String>) -> Self {
         let idx: Vec<usize> = (0..test.len()).collect();
-        let x = test.rows(&idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.config.classes);
-        let mu = model.encode_values(x).0;
-        let j = model.config.latent;
+        let x = test.rows(&idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes());
+        let mu = space(model.as_ref()).encode_points(x).0;
+        let j = space(model.as_ref()).latent_dim();
         let n = mu.shape()[0].max(1) as f64;
         let center: Vec<f64> =
             (0..j).map(|k| mu.index_axis(Axis(1), k).iter().map(|&v| v as f64).sum::<f64>() / n).collect();
@@ -86,7 +88,7 @@ impl Explorer {
     /// The 2-D position of latent z in the scatter.
     fn project(&self, z: &[f32]) -> (f64, f64) {
         let dot = |a: &[f64]| z.iter().zip(&self.center).zip(a).map(|((&z, c), a)| (z as f64 - c) * a).sum::<f64>();
-        let j = self.model.config.latent;
+        let j = self.space().latent_dim();
         if j == 1 {
             (z[0] as f64, 0.0) // one dimension: the page spreads the points by label
         } else {
@@ -94,17 +96,23 @@ impl Explorer {
         }
     }
 
+    /// The model's latent space.
+    fn space(&self) -> &dyn LatentSpace {
+        space(self.model.as_ref())
+    }
+
     fn info(&self) -> Answer {
-        let c = &self.model.config;
+        let (j, input) = (self.space().latent_dim(), self.model.input());
         json(serde_json::json!({
-            "latent": c.latent,
-            "classes": c.classes,
-            "projection": if c.latent > 2 { "pca" } else { "dims" },
+            "latent": j,
+            "layer": self.space().latent_name(),
+            "classes": self.model.classes(),
+            "projection": if j > 2 { "pca" } else { "dims" },
             "center": self.center,
             "axes": self.axes,
-            "image": [c.input[1], c.input[2]],
+            "image": [input[1], input[2]],
             "zoom": ZOOM,
-            "sliders": c.latent.min(MAX_SLIDERS),
+            "sliders": j.min(MAX_SLIDERS),
             "curves": self.curves.is_some(),
         }))
     }
@@ -138,18 +146,18 @@ impl Explorer {
     }
 
     fn decode(&self, query: &[(String, String)]) -> Answer {
-        let c = &self.model.config;
+        let (j, classes) = (self.space().latent_dim(), self.model.classes());
         let Some(z) = param(query, "z") else { return text(400, "decode needs ?z= with J comma-separated numbers") };
         let z: std::result::Result<Vec<f32>, _> = z.split(',').map(|v| v.trim().parse::<f32>()).collect();
         let z = match z {
-            Ok(z) if z.len() != c.latent => {
-                return text(400, format!("z has {} numbers; this model's latent has {}", z.len(), c.latent))
+            Ok(z) if z.len() != j => {
+                return text(400, format!("z has {} numbers; this model's latent has {j}", z.len()))
             }
             Ok(z) if z.iter().any(|v| !v.is_finite()) => return text(400, "z must hold finite numbers"),
             Ok(z) => z,
             Err(_) => return text(400, "z must be comma-separated numbers"),
         };
-        let label = match (c.classes, param(query, "label")) {
+        let label = match (classes, param(query, "label")) {
             (0, None) => None,
             (0, Some(_)) => return text(400, "label is for conditional models; this one has no classes"),
             (y, l) => match l.unwrap_or("0").parse::<usize>() {
@@ -157,12 +165,9 @@ impl Explorer {
                 _ => return text(400, format!("label must be a class, 0 to {}", y - 1)),
             },
         };
-        let mut input = Tensor::from_shape_vec(vec![1, c.latent], z).expect("J values");
-        if let Some(l) = label {
-            input = vae::cvae::with_labels(&input, &[l], c.classes);
-        }
-        let image = self.model.decode_mean(input);
-        let [_, h, w] = c.input;
+        let z = Tensor::from_shape_vec(vec![1, j], z).expect("J values");
+        let image = self.space().decode_points(z, &[label.unwrap_or(0)]);
+        let [_, h, w] = self.model.input();
         let mut canvas = Canvas::new(w * ZOOM, h * ZOOM, [0, 0, 0]);
         canvas.blit_gray(0, 0, image.as_slice().expect("contiguous"), h, w, ZOOM);
         match canvas.encode_png() {
@@ -246,8 +251,8 @@ fn respond(rq: Request, (status, kind, body): Answer) {
 
 /// `vae-cli serve`.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let model = crate::pictures::load_gaussian(&args.model.checkpoint)?;
-    let (test, _) = crate::data::load_test(&args.model.data, &model)?;
+    let model = crate::pictures::load_with_space(&args.model.checkpoint, "serve")?;
+    let (test, _) = crate::data::load_test(&args.model.data, model.as_ref())?;
     let curves = args
         .model
         .checkpoint

@@ -59,6 +59,24 @@ pub fn term(names: &[&str], means: &[f64], name: &str) -> f64 {
     means[i]
 }
 
+/// A model with one continuous latent space to explore: images are encoded to points of it and
+/// points decoded to images. The explorer and the pictures of interpolation, the manifold and
+/// the latent scatter need this; for a chain of stochastic layers it is the top layer.
+pub trait LatentSpace {
+    /// J, the dimension of the space.
+    fn latent_dim(&self) -> usize;
+    /// The space's name in reports: `z`, or the top layer of a chain (`h2`).
+    fn latent_name(&self) -> String {
+        "z".into()
+    }
+    /// The points of rows x [N, ·]: the posterior means [N, J] and, where the space has them,
+    /// the posterior log-variances [N, J].
+    fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>);
+    /// The images [N, D] (pixel means) decoded from points z [N, J]; a conditional model
+    /// decodes row n as class `labels[n]`, any other ignores `labels`.
+    fn decode_points(&self, z: Tensor, labels: &[usize]) -> Tensor;
+}
+
 /// A model whose latents are Gaussian layers, whose posterior means can be read: what the
 /// active units (and the latent pictures) need.
 pub trait LatentLayers {
@@ -143,6 +161,11 @@ pub trait Family: Send + Sync {
     /// The model's log weights, if its latents are Gaussian: what the importance-weighted
     /// bound (`eval --iw-samples`) needs.
     fn importance_weighted(&self) -> Option<&dyn ImportanceWeighted> {
+        None
+    }
+    /// The model's latent space, if it has a continuous one: what the explorer and the latent
+    /// pictures need.
+    fn latent_space(&self) -> Option<&dyn LatentSpace> {
         None
     }
     /// The model's Gaussian latent layers, if it has them: what active units need.
@@ -305,6 +328,9 @@ impl Family for Vae {
     fn latent_layers(&self) -> Option<&dyn LatentLayers> {
         Some(self)
     }
+    fn latent_space(&self) -> Option<&dyn LatentSpace> {
+        Some(self)
+    }
     fn describe(&self) -> String {
         self.config.describe()
     }
@@ -419,6 +445,23 @@ pub fn gaussian_loss_name(conditional: bool, s: &StepSettings) -> String {
 /// [`Family::describe_knobs`] of a model with Gaussian latents: the objective and K.
 pub fn gaussian_knobs(s: &StepSettings) -> String {
     format!("objective {} K={}", s.objective.name(), s.objective.k())
+}
+
+impl LatentSpace for Vae {
+    fn latent_dim(&self) -> usize {
+        self.config.latent
+    }
+    fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
+        let (mu, logvar) = self.encode_values(x);
+        (mu, Some(logvar))
+    }
+    /// The decoder mean at [z, y] for a conditional model, at z otherwise.
+    fn decode_points(&self, z: Tensor, labels: &[usize]) -> Tensor {
+        match self.config.classes {
+            0 => self.decode_mean(z),
+            c => self.decode_mean(crate::cvae::with_labels(&z, labels, c)),
+        }
+    }
 }
 
 impl LatentLayers for Vae {
