@@ -148,6 +148,13 @@ fn the_two_layer_model_trains_resumes_exactly_and_reports_each_layer() {
     let per_layer: u64 = layers.iter().map(|l| l["active_units"].as_u64().unwrap()).sum();
     assert_eq!(v["active_units"].as_u64().unwrap(), per_layer);
     assert_eq!(v["latent_variances"].as_array().unwrap().len(), 12);
-    // The pictures that decode points of one latent space say what they need.
-    assert_clean_error(&run(&["latent", "--checkpoint", model.to_str().unwrap()]), "needs a vae or cvae");
+    // Its latent space is the top layer h2: the pictures that encode and decode points of it work.
+    let png = whole.join("latent.png");
+    ok(&run(&["latent", "--checkpoint", model.to_str().unwrap(), "--out", png.to_str().unwrap()]));
+    let png = whole.join("manifold.png");
+    ok(&run(&["manifold", "--checkpoint", model.to_str().unwrap(), "--grid", "3", "--out", png.to_str().unwrap()]));
+    let png = whole.join("samples.png");
+    let o = run(&["sample", "--checkpoint", model.to_str().unwrap(), "-n", "4", "--out", png.to_str().unwrap()]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("generative chain"), "sample should say what it draws from");
 }

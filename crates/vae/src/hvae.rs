@@ -37,7 +37,7 @@ use vae_layers::{Linear, ParamStore, ParamVars};
 use crate::config::{Activation, Likelihood};
 use crate::error::Error;
 use crate::family::{
-    gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, StepSettings, GAUSSIAN_TERMS,
+    gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, LatentSpace, StepSettings, GAUSSIAN_TERMS,
 };
 use crate::model::standard_normal;
 use crate::objective::{ImportanceWeighted, Weights};
@@ -379,6 +379,56 @@ impl ImportanceWeighted for Hvae {
     }
 }
 
+impl LatentSpace for Hvae {
+    /// J_L, the units of the top layer.
+    fn latent_dim(&self) -> usize {
+        self.config.layers[self.config.layers.len() - 1].latent
+    }
+    fn latent_name(&self) -> String {
+        format!("h{}", self.config.layers.len())
+    }
+    /// The top layer's posterior at the means of the layers below: mu_1 = mu(x), mu_l =
+    /// mu(mu_{l−1}) (no sampling, so a point per image; the exact E_q[hL|x] averages over the
+    /// lower layers' draws, see [`LatentLayers::posterior_means`]). Means and log-variances
+    /// [N, J_L].
+    fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
+        let (mut mus, mut logvars) = (Vec::new(), Vec::new());
+        let n = x.shape()[0];
+        for start in (0..n.max(1)).step_by(crate::train::CHUNK_ROWS) {
+            let rows =
+                x.slice_axis(Axis(0), ndarray::Slice::from(start.min(n)..(start + crate::train::CHUNK_ROWS).min(n)));
+            let mut tape = Tape::new();
+            let p = self.params.on_tape(&mut tape);
+            let mut h = tape.constant(rows.to_owned());
+            let mut q = self.q[0].forward(&mut tape, &p, h);
+            for layer in &self.q[1..] {
+                h = q.mu;
+                q = layer.forward(&mut tape, &p, h);
+            }
+            mus.push(tape.value(q.mu).clone());
+            logvars.push(tape.value(q.logvar).clone());
+        }
+        let join = |parts: &[Tensor]| {
+            let views: Vec<_> = parts.iter().map(|t| t.view()).collect();
+            ndarray::concatenate(Axis(0), &views).expect("rows of the same width")
+        };
+        (join(&mus), Some(join(&logvars)))
+    }
+    /// Down the generative chain at its means: hl = the mean of p(hl|hl+1), then the pixel
+    /// means of p(x|h1). [N, D].
+    fn decode_points(&self, z: Tensor, _labels: &[usize]) -> Tensor {
+        let mut tape = Tape::new();
+        let p = self.params.on_tape(&mut tape);
+        let mut h = tape.constant(z);
+        for prior in self.p.iter().rev() {
+            h = prior.forward(&mut tape, &p, h).mu;
+        }
+        let out = self.decode(&mut tape, &p, h);
+        let mean = self.config.likelihood.mean(&mut tape, out);
+        tape.value(mean).clone()
+    }
+}
+
 /// Draws of the lower layers per image when [`LatentLayers::posterior_means`] estimates
 /// E_q[hl|x] for l ≥ 2, which has no closed form.
 pub const MEAN_DRAWS: usize = 100;
@@ -478,6 +528,9 @@ impl Family for Hvae {
         Some(self)
     }
     fn latent_layers(&self) -> Option<&dyn LatentLayers> {
+        Some(self)
+    }
+    fn latent_space(&self) -> Option<&dyn LatentSpace> {
         Some(self)
     }
     fn describe(&self) -> String {
