@@ -24,19 +24,19 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 use crate::config::{Arch, VaeConfig};
 use crate::error::Error;
 use crate::objective::tile;
-use crate::parts::Gaussian;
+use crate::parts::{Gaussian, Mlp};
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
 enum EncoderBody {
-    Mlp(Vec<Linear>),
+    Mlp(Mlp),
     Conv(Vec<Conv2d>),
 }
 
 /// The decoder's layers.
 #[derive(Clone, Debug)]
 enum DecoderBody {
-    Mlp { hidden: Vec<Linear>, out: Linear },
+    Mlp { hidden: Mlp, out: Linear },
     Conv { fc: Linear, shape: [usize; 3], deconvs: Vec<ConvTranspose2d> },
 }
 
@@ -95,13 +95,10 @@ impl Vae {
         let (d, j) = (config.input_len(), config.latent);
         let (encoder, enc_width) = match &config.arch {
             Arch::Mlp { hidden } => {
-                let mut layers = Vec::new();
-                let mut width = d + config.classes; // [x, y]
-                for (i, &h) in hidden.iter().enumerate() {
-                    layers.push(Linear::new(&mut params, &format!("enc_fc{}", i + 1), width, h, rng));
-                    width = h;
-                }
-                (EncoderBody::Mlp(layers), width)
+                // The first layer reads [x, y].
+                let body = Mlp::new(&mut params, "enc", d + config.classes, hidden, config.activation, rng);
+                let width = body.width();
+                (EncoderBody::Mlp(body), width)
             }
             Arch::Conv { layers } => {
                 let shapes = config.conv_shapes()?;
@@ -124,14 +121,10 @@ impl Vae {
         let dec_width = j + config.classes; // [z, y]
         let decoder = match &config.arch {
             Arch::Mlp { hidden } => {
-                let mut layers = Vec::new();
-                let mut width = dec_width;
-                for (i, &h) in hidden.iter().rev().enumerate() {
-                    layers.push(Linear::new(&mut params, &format!("dec_fc{}", i + 1), width, h, rng));
-                    width = h;
-                }
-                let out = Linear::new(&mut params, "dec_out", width, d, rng);
-                DecoderBody::Mlp { hidden: layers, out }
+                let back: Vec<usize> = hidden.iter().rev().copied().collect();
+                let body = Mlp::new(&mut params, "dec", dec_width, &back, config.activation, rng);
+                let out = Linear::new(&mut params, "dec_out", body.width(), d, rng);
+                DecoderBody::Mlp { hidden: body, out }
             }
             Arch::Conv { layers } => {
                 let shapes = config.conv_shapes()?;
@@ -182,10 +175,7 @@ impl Vae {
     /// first layer; a conditional conv model appends y to the flattened features.
     pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> (Var, Var) {
         let h = match &self.encoder {
-            EncoderBody::Mlp(layers) => layers.iter().fold(x, |h, fc| {
-                let a = fc.forward(tape, p, h);
-                self.activate(tape, a)
-            }),
+            EncoderBody::Mlp(body) => body.forward(tape, p, x),
             EncoderBody::Conv(convs) => {
                 let n = tape.value(x).shape()[0];
                 let [c, hh, w] = self.config.input;
@@ -207,10 +197,7 @@ impl Vae {
     pub fn decode(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
         match &self.decoder {
             DecoderBody::Mlp { hidden, out } => {
-                let h = hidden.iter().fold(z, |h, fc| {
-                    let a = fc.forward(tape, p, h);
-                    self.activate(tape, a)
-                });
+                let h = hidden.forward(tape, p, z);
                 out.forward(tape, p, h)
             }
             DecoderBody::Conv { fc, shape, deconvs } => {

@@ -35,6 +35,7 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamId, ParamStore, ParamVars
 
 use crate::config::{Activation, Likelihood};
 use crate::error::Error;
+use crate::parts::Mlp;
 use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
 
 /// The commitment weight β of the paper.
@@ -227,7 +228,7 @@ impl VqConfig {
 /// The layers on either side of the codes.
 #[derive(Clone, Debug)]
 enum Body {
-    Mlp { encoder: Vec<Linear>, enc_out: Linear, decoder: Vec<Linear>, dec_out: Linear },
+    Mlp { encoder: Mlp, enc_out: Linear, decoder: Mlp, dec_out: Linear },
     Conv { encoder: Vec<Conv2d>, enc_out: Conv2d, dec_in: Conv2d, decoder: Vec<ConvTranspose2d> },
 }
 
@@ -310,20 +311,12 @@ impl VqVae {
         let (d, dc, kc) = (config.input_len(), config.code_dim, config.codebook_size);
         let body = match &config.arch {
             VqArch::Mlp { hidden, codes } => {
-                let mut encoder = Vec::new();
-                let mut width = d;
-                for (i, &h) in hidden.iter().enumerate() {
-                    encoder.push(Linear::new(&mut params, &format!("enc_fc{}", i + 1), width, h, rng));
-                    width = h;
-                }
-                let enc_out = Linear::new(&mut params, "enc_out", width, codes * dc, rng);
-                let mut decoder = Vec::new();
-                let mut width = codes * dc;
-                for (i, &h) in hidden.iter().rev().enumerate() {
-                    decoder.push(Linear::new(&mut params, &format!("dec_fc{}", i + 1), width, h, rng));
-                    width = h;
-                }
-                let dec_out = Linear::new(&mut params, "dec_out", width, d, rng);
+                let act = config.activation;
+                let encoder = Mlp::new(&mut params, "enc", d, hidden, act, rng);
+                let enc_out = Linear::new(&mut params, "enc_out", encoder.width(), codes * dc, rng);
+                let back: Vec<usize> = hidden.iter().rev().copied().collect();
+                let decoder = Mlp::new(&mut params, "dec", codes * dc, &back, act, rng);
+                let dec_out = Linear::new(&mut params, "dec_out", decoder.width(), d, rng);
                 Body::Mlp { encoder, enc_out, decoder, dec_out }
             }
             VqArch::Conv { channels } => {
@@ -360,10 +353,7 @@ impl VqVae {
     }
 
     fn activate(&self, tape: &mut Tape, a: Var) -> Var {
-        match self.config.activation {
-            Activation::Relu => tape.relu(a),
-            Activation::Tanh => tape.tanh(a),
-        }
+        self.config.activation.apply(tape, a)
     }
 
     /// The encoder: x [N, D] → z_e as rows [N·L, Dc].
@@ -372,10 +362,7 @@ impl VqVae {
         let dc = self.config.code_dim;
         match &self.body {
             Body::Mlp { encoder, enc_out, .. } => {
-                let h = encoder.iter().fold(x, |h, fc| {
-                    let a = fc.forward(tape, p, h);
-                    self.activate(tape, a)
-                });
+                let h = encoder.forward(tape, p, x);
                 let z = enc_out.forward(tape, p, h);
                 tape.reshape(z, &[n * self.config.codes(), dc])
             }
@@ -401,10 +388,7 @@ impl VqVae {
         match &self.body {
             Body::Mlp { decoder, dec_out, .. } => {
                 let z = tape.reshape(z_q, &[n, l * dc]);
-                let h = decoder.iter().fold(z, |h, fc| {
-                    let a = fc.forward(tape, p, h);
-                    self.activate(tape, a)
-                });
+                let h = decoder.forward(tape, p, z);
                 dec_out.forward(tape, p, h)
             }
             Body::Conv { dec_in, decoder, .. } => {
@@ -421,14 +405,6 @@ impl VqVae {
                 }
                 tape.flatten(h)
             }
-        }
-    }
-
-    /// −log p(x|z) per example [N] from the decoder output.
-    fn recon_nll(&self, tape: &mut Tape, out: Var, x: Var) -> Var {
-        match self.config.likelihood {
-            Likelihood::Bernoulli => tape.bce_with_logits(out, x),
-            Likelihood::Gaussian { sigma } => tape.gaussian_nll(out, x, sigma),
         }
     }
 
@@ -449,7 +425,7 @@ impl VqVae {
         let shift = tape.stop_gradient(e_minus_z);
         let z_q = tape.add(z_e, shift);
         let out = self.decode(tape, p, z_q);
-        let recon_n = self.recon_nll(tape, out, x);
+        let recon_n = self.config.likelihood.neg_log_prob(tape, out, x); // −log p(x|z_q) [N]
         let recon = tape.mean(recon_n);
         let sq_sum_per_example = |tape: &mut Tape, a: Var, b: Var| {
             let d = tape.sub(a, b);
@@ -488,10 +464,7 @@ impl VqVae {
         let p = self.params.on_tape(&mut tape);
         let e = tape.gather_rows(p.var(self.codebook), codes);
         let out = self.decode(&mut tape, &p, e);
-        let mean = match self.config.likelihood {
-            Likelihood::Bernoulli => tape.sigmoid(out),
-            Likelihood::Gaussian { .. } => out,
-        };
+        let mean = self.config.likelihood.mean(&mut tape, out);
         tape.value(mean).clone()
     }
 
