@@ -6,6 +6,11 @@
 //! | `vae` | [`crate::model`] | z ~ N(mu, diag(exp(logvar))) | recon, kl |
 //! | `cvae` | [`crate::cvae`] (a [`Vae`] with classes) | z given the label y | recon, kl |
 //! | `vqvae` | [`crate::vqvae`] | the nearest codebook rows | recon, codebook, commit |
+//! | `hvae` | [`crate::hvae`] | a chain h1, …, hL of Gaussian layers | recon, kl (sampled, all layers) |
+//!
+//! What only some families have is a capability, handed out as an `Option` by
+//! [`Family::importance_weighted`], [`Family::latent_layers`] and [`Family::latent_space`], so
+//! that a command asks for what it needs and refuses a model without it by name.
 //!
 //! A family is a type implementing [`Family`]; [`from_metadata`] names every family a
 //! checkpoint can hold. How to add one: docs/ARCHITECTURE.md, "How to add a model family".

@@ -18,6 +18,8 @@
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
 //! | [`vqvae`] | the VQ-VAE: nearest codebook rows, straight-through gradient, codebook and commitment terms |
+//! | [`parts`] | what models are built from: [`parts::Mlp`], the Gaussian stochastic layer, likelihoods, the N(0, I) prior |
+//! | [`hvae`] | a chain of Gaussian stochastic layers (Burda et al.'s two-layer model), from the parts |
 //! | [`checkpoint`] | safetensors files with the configuration in their metadata |
 //! | [`data`] | IDX (MNIST) files and batches |
 //!

@@ -339,14 +339,15 @@ pub fn evaluate_split(
 }
 
 /// The importance-weighted estimate of log p(x) (Burda et al.; log p(x|y) for a conditional
-/// model) for each row of x [N, D + Y]:
+/// model) for each row of x [N, D + Y], for any model with Gaussian latents:
 ///
 ///   log p(x) ≥ L_K = log (1/K) Σ_k w_k,   w_k = p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
 ///
-/// computed by the training objective's own [`log_weights`] on constants (no gradients): the
-/// encoder runs once, the K samples are decoded `chunk` at a time so that K = 5000 fits in
-/// memory, and the bound is the same [`objective::iw_bound`] over all K. K = 1 gives an
-/// unbiased estimate of the ELBO itself.
+/// computed by the model's own log weights, as the training objective computes them
+/// ([`ImportanceWeighted::log_weights_given`]), on constants (no gradients): what depends on x
+/// alone runs once ([`ImportanceWeighted::encode_once`]), the K samples go through the rest
+/// `chunk` at a time so that K = 5000 fits in memory, and the bound is the same
+/// [`objective::iw_bound`] over all K. K = 1 gives an unbiased estimate of the ELBO itself.
 pub fn iw_log_likelihood<M: ImportanceWeighted + ?Sized>(
     model: &M,
     x: &Tensor,
