@@ -18,8 +18,8 @@ use vae::model::standard_normal;
 use vae::train::train_step;
 use vae::{Arch, Likelihood, Vae, VaeConfig};
 use vae_autodiff::Tensor;
+use vae_cli::chart::Chart;
 use vae_cli::image::{Canvas, PALETTE};
-use vae_cli::plot::Chart;
 use vae_layers::optim::Adam;
 
 const SIGMA: f32 = 0.05;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use vae::data::{Binarize, Dataset, Split};
 
-use crate::commands::{BinarizeKind, Result};
+use crate::options::{BinarizeKind, Result};
 use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
 

@@ -1,22 +1,70 @@
 //! `vae-cli eval`: the negative ELBO on the test set and, with K importance samples, the
 //! estimate of −log p(x) (Burda et al.), as text or one JSON object.
 
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 use rayon::prelude::*;
 use vae::checkpoint;
-use vae::data::{Binarize, Split};
-use vae::family::{evaluate_split, StepSettings};
+use vae::family::StepSettings;
 use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
 use vae::Family;
 
-use crate::commands::{EvalArgs, Result};
+use crate::chart::{Chart, Scale};
 use crate::consistency::{label_consistency, Consistency};
 use crate::data::{binarize, load_test, Part};
+use crate::image::{Canvas, PALETTE};
+use crate::options::{BinarizeKind, Result};
 use crate::progress::Progress;
 use crate::say::{say, say_err};
 use crate::streams::{stream, Purpose};
+use crate::testpass::evaluate;
+
+/// Flags of `vae-cli eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A model.safetensors or checkpoint.safetensors written by `vae-cli train`.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Also estimate −log p(x) with K importance samples per image (Burda et al. use 5000).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub iw_samples: Option<u64>,
+    /// Also count the active latent units: those whose posterior mean varies across the test
+    /// images with variance above 0.01 (Burda et al.).
+    #[arg(long)]
+    pub active_units: bool,
+    /// With --active-units: also draw each unit's variance, most active first, on a
+    /// logarithmic axis with the 0.01 threshold, into this PNG.
+    #[arg(long, value_name = "FILE", requires = "active_units")]
+    pub units_png: Option<PathBuf>,
+    /// Conditional models only: draw N samples of every class from the prior (500 when N is
+    /// left out) and report the share that look like their class, judged by their nearest
+    /// training image (and that judge's own accuracy on 1,000 test images).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "500", value_parser = clap::value_parser!(u64).range(1..))]
+    pub label_consistency: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Pixel binarization of the test images (use the one the model was trained with).
+    #[arg(long, value_enum, default_value_t = BinarizeKind::None)]
+    pub binarize: BinarizeKind,
+    /// Seed of the sampled z (and of binarization).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+}
 
 /// Images per importance-sampling task.
 const IW_IMAGES: usize = 10;
+
 /// Decoded rows per chunk (K samples × images), bounding memory whatever K is. Small tapes also
 /// let the C allocator reuse its memory: with 2000 rows, `eval --iw-samples 200` on the MLP took
 /// 22.0 s, 17.6 s of CPU in the kernel faulting in 6.9 million fresh pages; with 100 to 500
@@ -70,7 +118,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     });
     if let (Some(path), Some(active)) = (&args.units_png, &active) {
         let variances: Vec<f64> = active.iter().flat_map(|(_, (_, v))| v.iter().copied()).collect();
-        crate::pictures::units_chart(&variances, ACTIVE_UNIT_THRESHOLD, path)?;
+        units_chart(&variances, ACTIVE_UNIT_THRESHOLD, path)?;
         // On stderr, so that --json keeps standard output to the one JSON object.
         say_err!("wrote the activity of {} latent units to {}", variances.len(), path.display());
     }
@@ -143,7 +191,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         say!("{obj}");
     } else {
-        say!("model      {}", describe(model));
+        say!("model      {}", model.describe());
         say!("test set   {} images from {}", test.len(), dir.display());
         say!("test loss  {loss:.4} {}", model.loss_name(&knobs));
         for (name, v) in &shown {
@@ -195,32 +243,38 @@ fn print_consistency(c: &Consistency) {
     say!("  share  {}", cells(&|y| format!("{:>5.2}", c.per_class[y])));
 }
 
-/// What a test pass gives: the family's term means and its statistics.
-pub struct Evaluation {
-    /// Per-image means of the family's terms.
-    pub means: Vec<f64>,
-    /// The statistics of the pass (the VQ-VAE's perplexity).
-    pub statistics: Vec<(&'static str, f64)>,
-    /// The counts they were computed from (the VQ-VAE's uses of each code).
-    pub counts: Vec<u64>,
-}
-
-/// The family's terms per image over a split (the negative ELBO's recon and kl, and the IWAE's
-/// gain, with z sampled from q(z|x); or the VQ-VAE's terms): chunk c of the split draws from
-/// the stream (seed, epoch, c, test), so the numbers are the same on any number of threads.
-pub fn evaluate(
-    model: &dyn Family,
-    split: &Split,
-    mode: Binarize,
-    knobs: &StepSettings,
-    seed: u64,
-    epoch: u64,
-) -> Evaluation {
-    let sums = evaluate_split(model, split, mode, knobs, |c| stream(seed, epoch, c, Purpose::Test));
-    Evaluation { means: sums.means(), statistics: model.statistics(&sums.counts), counts: sums.counts }
-}
-
-/// The model's one-line description ([`Family::describe`]), such as `mlp 784-400-20 bernoulli`.
-pub fn describe(model: &dyn Family) -> String {
-    model.describe()
+/// `eval --units-png`: each latent unit's activity, the variance of its posterior mean across
+/// the test images, sorted from the most active down, on a logarithmic axis, with Burda et al.'s
+/// threshold of 0.01 drawn across: the units above the line carry information about x, those
+/// below have collapsed onto the prior.
+pub fn units_chart(variances: &[f64], threshold: f64, out: &Path) -> Result<()> {
+    let mut sorted: Vec<f64> = variances.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let active = sorted.iter().filter(|&&v| v > threshold).count();
+    // Decades that hold every variance and the threshold; a zero variance sits on the floor.
+    let positive = sorted.iter().copied().filter(|&v| v > 0.0);
+    let lo = positive.clone().fold(threshold, f64::min);
+    let hi = positive.fold(threshold, f64::max);
+    let y = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
+    let (width, height) = (900, 500);
+    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
+    let title = format!("ACTIVE UNITS: {active} OF {}", sorted.len());
+    let x = (0.0, sorted.len() as f64 + 1.0);
+    let area = (0, 0, width as i64, height as i64);
+    let chart = Chart::draw_scaled(
+        &mut canvas,
+        area,
+        (x, Scale::Linear),
+        (y, Scale::Log),
+        &title,
+        "UNITS, MOST ACTIVE FIRST",
+        "VARIANCE",
+    );
+    chart.line(&mut canvas, &[(x.0, threshold), (x.1, threshold)], PALETTE[7]);
+    for (rank, &v) in sorted.iter().enumerate() {
+        let color = if v > threshold { PALETTE[0] } else { PALETTE[1] };
+        chart.scatter(&mut canvas, [(rank as f64 + 1.0, v.max(y.0))], color, 5);
+    }
+    chart.legend(&mut canvas, &[("ACTIVE", PALETTE[0]), ("INACTIVE", PALETTE[1]), ("THRESHOLD 0.01", PALETTE[7])]);
+    Ok(canvas.save(out)?)
 }

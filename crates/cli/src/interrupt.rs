@@ -3,6 +3,7 @@
 //! so nothing is left half-written either way). A closed standard output asks for the same
 //! stop (`say.rs`).
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by the first Ctrl-C.
@@ -14,7 +15,12 @@ pub fn install() {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        crate::say::say_err!("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+        // Written here rather than through `say_err!` (which would make the two modules import
+        // each other); like it, a failed write is dropped.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)"
+        );
     });
 }
 

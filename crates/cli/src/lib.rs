@@ -7,24 +7,36 @@
 //!
 //! What the numbers and pictures mean: chapter 8 of the book (`docs/book/08-training.md`).
 //!
-//! The library half holds the commands and the drawing code ([`image`], [`plot`]) so that
-//! examples can draw with it too.
+//! The library half holds the commands, one module each, and the drawing code ([`image`],
+//! [`chart`]) so that examples can draw with it too; the binary (`main.rs`) parses the command
+//! line and dispatches.
 
-pub mod commands;
+// The commands, one file each (dispatched by main.rs).
+pub mod eval;
+pub mod interpolate;
+pub mod latent;
+pub mod manifold;
+pub mod plot;
+pub mod prior;
+pub mod reconstruct;
+pub mod sample;
+pub mod serve;
+pub mod train;
+
+// What they share.
+pub mod chart;
 pub mod consistency;
 pub mod data;
-pub mod eval;
 pub mod font;
 pub mod image;
 pub mod interrupt;
+pub mod options;
 pub mod pictures;
-pub mod plot;
-pub mod prior;
 pub mod prior_run;
 pub mod progress;
 pub mod rundir;
 pub mod say;
-pub mod serve;
 pub mod settings;
 pub mod streams;
-pub mod train;
+pub mod testpass;
+pub mod threads;

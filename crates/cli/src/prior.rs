@@ -4,39 +4,70 @@
 //! prior beside samples of uniform random codes, and the codes' use. A checkpoint after every
 //! epoch and on Ctrl-C (`prior_run.rs`) lets `--resume` continue an interrupted training.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use clap::Args;
 use rand::seq::SliceRandom;
 use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
 use vae::prior::train_step;
 use vae::vqvae::{perplexity, VqVae};
 
-use crate::commands::{PriorArgs, Result, DEFAULT_PRIOR_EPOCHS as DEFAULT_EPOCHS};
+use crate::chart::{padded_range, Chart};
 use crate::data::{check_split, data_dir};
 use crate::image::{grid, Canvas, PALETTE};
 use crate::interrupt;
-use crate::plot::{padded_range, Chart};
-use crate::prior_run::{save_prior, PriorRun, PRIOR, PRIOR_CHECKPOINT};
+use crate::options::{check_number, Result};
+use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT};
 use crate::progress::Progress;
 use crate::say::say;
 use crate::streams::{stream, Purpose};
 
-/// The VQ-VAE of a checkpoint.
-pub fn load_vq(path: &Path) -> Result<VqVae> {
-    let (tensors, metadata) = checkpoint::read_tensors(path)?;
-    if metadata.get("family").map(String::as_str) != Some("vqvae") {
-        return Err(format!(
-            "{}: not a VQ-VAE (its family is {:?}); train one with --family vqvae",
-            path.display(),
-            metadata.get("family").map_or("vae", String::as_str)
-        )
-        .into());
-    }
-    let config = vae::vqvae::VqConfig::from_metadata(&metadata)?;
-    let mut model = VqVae::new(config, &mut stream(0, 0, 0, Purpose::Init))?;
-    checkpoint::restore_params(&mut model.params, tensors).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(model)
+/// Epochs of `vae-cli prior` when --epochs is not given.
+pub const DEFAULT_PRIOR_EPOCHS: u64 = 10;
+
+/// Flags of `vae-cli prior`.
+#[derive(Args, Debug, Clone)]
+pub struct PriorArgs {
+    /// A model.safetensors of a VQ-VAE (`vae-cli train --family vqvae`).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Folder for prior.safetensors, prior_checkpoint.safetensors (the resumable state: prior,
+    /// Adam's moments, progress), prior.json, prior_metrics.csv and the pictures [default: the
+    /// checkpoint's].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the prior's training in the output folder from prior_checkpoint.safetensors,
+    /// with its saved settings (Ctrl-C saves one mid-epoch; --epochs may extend the run).
+    #[arg(long)]
+    pub resume: bool,
+    /// Hidden widths of the masked MLP, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "512,512", value_parser = clap::value_parser!(u64).range(1..))]
+    pub hidden: Vec<u64>,
+    /// Epochs over the training codes (in total, when resuming) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Code grids per step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Seed of initialization, shuffling and samples.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
 }
 
 /// The codes of every image of a split (grey values), image after image.
@@ -55,6 +86,7 @@ const METRICS_HEADER: &str = "epoch,train_nll,test_nll,seconds";
 
 /// `vae-cli prior`.
 pub fn run(args: PriorArgs) -> Result<()> {
+    check_number("lr", args.lr, 0.0, false)?;
     let model = load_vq(&args.checkpoint)?;
     let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
     let mut run = if args.resume {
@@ -74,7 +106,15 @@ pub fn run(args: PriorArgs) -> Result<()> {
             )
             .into());
         }
-        PriorRun::start(&args, &model, args.epochs.unwrap_or(DEFAULT_EPOCHS))?
+        let settings = PriorSettings {
+            epochs: args.epochs.unwrap_or(DEFAULT_PRIOR_EPOCHS),
+            batch_size: args.batch_size as usize,
+            lr: args.lr,
+            seed: args.seed,
+            train_limit: args.train_limit,
+            test_limit: args.test_limit,
+        };
+        PriorRun::start(settings, args.hidden.iter().map(|&h| h as usize).collect(), &model)?
     };
     // A resumed run goes on to its planned epochs unless --epochs says otherwise.
     let epochs = args.epochs.unwrap_or(run.settings.epochs);

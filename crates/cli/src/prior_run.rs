@@ -13,7 +13,7 @@ use vae::vqvae::VqVae;
 use vae_autodiff::Tensor;
 use vae_layers::optim::{Adam, Optimizer};
 
-use crate::commands::{PriorArgs, Result};
+use crate::options::Result;
 use crate::settings::{fields_from_metadata, fields_to_metadata};
 use crate::streams::{stream, Purpose};
 
@@ -27,6 +27,23 @@ const PRIOR_FORMAT: &str = "vae-engine-prior/1";
 const CHECKPOINT_FORMAT: &str = "vae-engine-prior-checkpoint/1";
 /// The prefix of the settings' metadata entries (and of the progress entries beside them).
 const SETTINGS_PREFIX: &str = "prior.";
+/// The VQ-VAE of a checkpoint.
+pub fn load_vq(path: &Path) -> Result<VqVae> {
+    let (tensors, metadata) = checkpoint::read_tensors(path)?;
+    if metadata.get("family").map(String::as_str) != Some("vqvae") {
+        return Err(format!(
+            "{}: not a VQ-VAE (its family is {:?}); train one with --family vqvae",
+            path.display(),
+            metadata.get("family").map_or("vae", String::as_str)
+        )
+        .into());
+    }
+    let config = vae::vqvae::VqConfig::from_metadata(&metadata)?;
+    let mut model = VqVae::new(config, &mut stream(0, 0, 0, Purpose::Init))?;
+    checkpoint::restore_params(&mut model.params, tensors).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(model)
+}
+
 /// The metadata entry holding the codebook's fingerprint.
 const FINGERPRINT: &str = "codebook_fingerprint";
 
@@ -70,27 +87,19 @@ pub struct PriorRun {
 }
 
 impl PriorRun {
-    /// A new run over the codes of `model`, as the flags say.
-    pub fn start(args: &PriorArgs, model: &VqVae, epochs: u64) -> Result<Self> {
+    /// A new run over the codes of `model`, with a prior of these `hidden` widths.
+    pub fn start(settings: PriorSettings, hidden: Vec<usize>, model: &VqVae) -> Result<Self> {
         let config = PriorConfig {
             places: model.config.codes(),
             codebook_size: model.config.codebook_size,
             code_dim: model.config.code_dim,
-            hidden: args.hidden.iter().map(|&h| h as usize).collect(),
+            hidden,
         };
         let codebook = model.params.get(model.codebook).clone();
-        let prior = Prior::new(config, codebook, &mut stream(args.seed, 0, 0, Purpose::Init))?;
-        let settings = PriorSettings {
-            epochs,
-            batch_size: args.batch_size as usize,
-            lr: args.lr,
-            seed: args.seed,
-            train_limit: args.train_limit,
-            test_limit: args.test_limit,
-        };
+        let prior = Prior::new(config, codebook, &mut stream(settings.seed, 0, 0, Purpose::Init))?;
         Ok(Self {
             prior,
-            adam: Adam::new(args.lr),
+            adam: Adam::new(settings.lr),
             settings,
             epochs_done: 0,
             metrics: vec![],

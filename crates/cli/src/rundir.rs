@@ -2,18 +2,17 @@
 //! and the pictures, each written atomically; and reading a run back for `--resume`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
 use vae::family::Sums;
-use vae::objective::Objective;
 use vae::Family;
 use vae_layers::optim::Optimizer;
 
-use crate::commands::{FamilyKind, Protocol, Result, TrainArgs};
 use crate::image;
-use crate::settings::{enum_name, Settings};
+use crate::options::Result;
+use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
 
 /// Header of the plain VAE's `metrics.csv` (every Gaussian family's: the conditional VAE's too).
@@ -112,26 +111,6 @@ impl Run {
         let partial_seconds = float("train.partial_seconds")?;
         Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics, step_in_epoch, partial, partial_seconds })
     }
-}
-
-/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (`<family>-` before it for
-/// any family but the plain VAE; with `-<objective>-k<K>`
-/// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
-pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
-    let latents: Vec<String> =
-        std::iter::once(p.latent).chain(p.upper_latent.iter().copied()).map(|j| j.to_string()).collect();
-    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), latents.join("-"), a.seed);
-    if p.family != FamilyKind::Vae {
-        base = format!("{}-{base}", enum_name(p.family));
-    }
-    if objective != Objective::default() {
-        base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));
-    }
-    let runs = Path::new("runs");
-    (1..)
-        .map(|i| if i == 1 { runs.join(&base) } else { runs.join(format!("{base}-{i}")) })
-        .find(|p| !p.exists())
-        .expect("an unused name")
 }
 
 /// Writes metrics.csv from the rows of the finished epochs.

@@ -18,6 +18,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use clap::Args;
 use ndarray::Axis;
 use tiny_http::{Header, Method, Request, Response, Server};
 use vae::data::{Binarize, Split};
@@ -25,11 +26,25 @@ use vae::family::LatentSpace;
 use vae::Family;
 use vae_autodiff::Tensor;
 
-use crate::commands::{Result, ServeArgs};
 use crate::image::Canvas;
-use crate::pictures::{space, top_two_axes};
+use crate::options::{ModelArgs, Result};
+use crate::pictures::{load_with_space, space, top_two_axes};
 use crate::say::say;
 use crate::streams::{stream, Purpose};
+
+/// Flags of `vae-cli serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The checkpoint (a VAE or conditional VAE) and the data.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
 
 /// The page, with its script and style inline.
 const PAGE: &str = include_str!("serve/index.html");
@@ -44,7 +59,7 @@ pub const MAX_SLIDERS: usize = 32;
 
 /// What the server knows: the model, the test set's latent means and their projection.
 struct Explorer {
-    /// The model; it has a latent space ([`crate::pictures::load_with_space`] checked).
+    /// The model; it has a latent space ([`load_with_space`] checked).
     model: Box<dyn Family>,
     /// Latent means of the test images [N, J].
     mu: Tensor,
@@ -251,7 +266,7 @@ fn respond(rq: Request, (status, kind, body): Answer) {
 
 /// `vae-cli serve`.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let model = crate::pictures::load_with_space(&args.model.checkpoint, "serve")?;
+    let model = load_with_space(&args.model.checkpoint, "serve")?;
     let (test, _) = crate::data::load_test(&args.model.data, model.as_ref())?;
     let curves = args
         .model

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use vae::objective::Objective;
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
-use crate::commands::{BinarizeKind, LrScheduleKind, ObjectiveKind, OptimizerKind, Protocol, TrainArgs};
+use crate::options::{BinarizeKind, LrScheduleKind, ObjectiveKind, OptimizerKind};
 
 /// The learning rate when --lr is not given (PyTorch's example).
 pub const DEFAULT_LR: f32 = 1e-3;
@@ -130,30 +130,6 @@ pub fn enum_name<T: clap::ValueEnum>(v: T) -> String {
 }
 
 impl Settings {
-    /// The settings of a new run, from its flags.
-    pub fn from_args(a: &TrainArgs, p: &Protocol) -> Self {
-        Self {
-            seed: a.seed,
-            batch_size: p.batch_size,
-            lr: a.lr.unwrap_or(DEFAULT_LR),
-            optimizer: a.optimizer,
-            binarize: p.binarize,
-            kl_warmup: a.kl_warmup,
-            clip_norm: a.clip_norm,
-            train_limit: a.train_limit.map(|n| n as usize),
-            test_limit: a.test_limit.map(|n| n as usize),
-            objective: a.objective,
-            k: a.k as usize,
-            beta: a.beta,
-            commitment: a.commitment,
-            restart_codes: !a.keep_dead_codes,
-            lr_schedule: p.lr_schedule,
-            adam_eps: p.adam_eps,
-            epochs: p.epochs,
-            schedule_epochs: a.schedule_epochs.unwrap_or(p.epochs),
-        }
-    }
-
     /// What a step minimizes, with its K.
     pub fn objective(&self) -> Objective {
         match self.objective {
@@ -201,27 +177,7 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    fn settings(args: &[&str]) -> Settings {
-        let cli = crate::commands::Cli::try_parse_from([&["vae-cli", "train"], args].concat()).unwrap();
-        let crate::commands::Cli { command: crate::commands::Command::Train(a) } = cli else { unreachable!() };
-        Settings::from_args(&a, &a.protocol())
-    }
-
-    #[test]
-    fn settings_survive_their_metadata_form() {
-        for args in [
-            vec![],
-            vec!["--preset", "burda", "--objective", "iwae", "--k", "5", "--clip-norm", "100"],
-            vec!["--family", "vqvae", "--keep-dead-codes", "--lr", "3e-4", "--train-limit", "123"],
-        ] {
-            let s = settings(&args);
-            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap(), s, "{args:?}");
-        }
-    }
 
     /// A checkpoint of the first format (before the IWAE objective): no objective, k, beta,
     /// schedule, ε or epochs among its `train.*` keys, β among the model's.
@@ -249,19 +205,5 @@ mod tests {
         let mut bad = m.clone();
         bad.insert("train.lr".into(), "fast".into());
         assert!(Settings::from_metadata(&bad).unwrap_err().contains("training settings"));
-    }
-
-    /// Rates and weights go through JSON numbers (f64) on their way back to f32: every f32's
-    /// shortest decimal form comes back as the same f32.
-    #[test]
-    fn f32_values_come_back_bit_for_bit() {
-        let mut s = settings(&[]);
-        let mut x: u32 = 0x3a83_126f; // 1e-3, then a scramble of bit patterns
-        for _ in 0..200_000 {
-            x = x.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-            let v = f32::from_bits(x & 0x7f7f_ffff); // finite, positive
-            s.lr = v;
-            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap().lr.to_bits(), v.to_bits(), "{v:e}");
-        }
     }
 }

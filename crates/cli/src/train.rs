@@ -2,29 +2,216 @@
 //! and Ctrl-C (`interrupt.rs`). The run folder and resume are in `rundir.rs`, the settings a run keeps in
 //! `settings.rs`, the random streams in `streams.rs`, the data in `data.rs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Args;
 use rand::seq::{IndexedRandom, SliceRandom};
 use vae::data::{Binarize, Dataset, Split};
 use vae::family::{StepSettings, Sums};
 use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
+use vae::objective::Objective;
 use vae::train::NonFinite;
 use vae::vqvae::{VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
-use crate::commands::{
-    check_number, ActivationKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind, OutputBias,
-    Protocol, Result, TrainArgs,
-};
 use crate::data::{check_split, data_dir, prepare_data};
-use crate::eval::{describe, evaluate};
 use crate::interrupt;
+use crate::options::{
+    check_number, ActivationKind, BinarizeKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind,
+    OptimizerKind, OutputBias, Preset, Result,
+};
 use crate::progress::Progress;
-use crate::rundir::{default_out, metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
+use crate::rundir::{metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
 use crate::say::say;
-use crate::settings::Settings;
+use crate::settings::{enum_name, Settings, DEFAULT_LR};
 use crate::streams::{stream, Purpose};
+use crate::testpass::evaluate;
+
+/// Flags of `vae-cli train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Set a whole published protocol at once (the flags below override its pieces).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Model family [default: vae; hvae with --preset burda2].
+    #[arg(long, value_enum)]
+    pub family: Option<FamilyKind>,
+    /// Architecture.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
+    /// Hidden layer widths of the MLP, comma-separated, e.g. 512,256 [default: 400].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub hidden: Option<Vec<u64>>,
+    /// Latent dimension J (of h1, the lowest layer, for --family hvae) [default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub latent_dim: Option<u64>,
+    /// --family hvae: units of each stochastic layer above h1, comma-separated (h2, h3, …)
+    /// [default: none; 50 with --preset burda2].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub upper_latent: Option<Vec<u64>>,
+    /// --family hvae: hidden widths of the nets between consecutive stochastic layers
+    /// (q(hl|hl−1) and, reversed, p(hl−1|hl)), comma-separated [default: 100,100].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub upper_hidden: Option<Vec<u64>>,
+    /// Nonlinearity of the hidden layers [default: relu].
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationKind>,
+    /// Decoder likelihood p(x|z).
+    #[arg(long, value_enum, default_value_t = LikelihoodKind::Bernoulli)]
+    pub likelihood: LikelihoodKind,
+    /// Standard deviation of the Gaussian likelihood.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub sigma: f32,
+    /// Initial bias of the decoder's output layer [default: default].
+    #[arg(long, value_enum)]
+    pub output_bias: Option<OutputBias>,
+    /// VQ-VAE: rows of the codebook (Kc).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=65_536))]
+    pub codebook_size: u64,
+    /// VQ-VAE: width of a code vector (Dc).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub code_dim: u64,
+    /// VQ-VAE: weight β of the commitment term ‖z_e − sg(e)‖².
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub commitment: f32,
+    /// VQ-VAE: learn the codebook by exponential moving averages with this decay (the paper
+    /// uses 0.99) instead of by the gradient of the codebook term.
+    #[arg(long, value_name = "DECAY")]
+    pub codebook_ema: Option<f32>,
+    /// VQ-VAE: leave codes that no test image used where they are (by default each epoch moves
+    /// them onto encoder outputs of random training images).
+    #[arg(long)]
+    pub keep_dead_codes: bool,
+    /// Training objective.
+    #[arg(long, value_enum, default_value_t = ObjectiveKind::Elbo)]
+    pub objective: ObjectiveKind,
+    /// Samples of z per example (K) for the objective.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub k: u64,
+    /// Weight of the KL term (1 = the true negative ELBO; the IWAE objective needs 1).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub beta: f32,
+    /// Ramp the KL weight linearly from 0 to --beta over this many epochs (0 = off; ELBO only).
+    #[arg(long, default_value_t = 0.0, value_name = "EPOCHS", allow_negative_numbers = true)]
+    pub kl_warmup: f32,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate [default: 0.001]; with --resume, replaces the run's own (to recover from a divergence).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrScheduleKind>,
+    /// The epochs the learning-rate schedule spans [default: --epochs]. With fewer --epochs the
+    /// run stops part-way through the schedule: `--preset burda --epochs 27 --schedule-epochs
+    /// 3280` trains the paper's first 27 epochs.
+    #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub schedule_epochs: Option<u64>,
+    /// Adam's ε, the constant under the square root's denominator [default: 1e-8].
+    #[arg(long, allow_negative_numbers = true)]
+    pub adam_eps: Option<f32>,
+    /// Clip the gradient's global norm to this value (off by default).
+    #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
+    pub clip_norm: Option<f32>,
+    /// Examples per step [default: 128].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
+    /// Epochs to train (in total, when resuming) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Pixel binarization [default: none].
+    #[arg(long, value_enum)]
+    pub binarize: Option<BinarizeKind>,
+    /// Seed of every random choice (initialization, shuffling, noise).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Run folder for the model, checkpoint, metrics and pictures (default: a new folder under runs/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint, with its saved settings.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Use only the first N training images (for quick experiments and tests).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_limit: Option<u64>,
+}
+
+/// The protocol flags of `train` with the preset and the defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Protocol {
+    /// The model family.
+    pub family: FamilyKind,
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    /// Latent dimension J (of h1 for a chain).
+    pub latent: usize,
+    /// A chain's units of h2, h3, … (empty for the other families).
+    pub upper_latent: Vec<usize>,
+    /// A chain's hidden widths between consecutive stochastic layers.
+    pub upper_hidden: Vec<usize>,
+    /// Hidden-layer nonlinearity.
+    pub activation: ActivationKind,
+    /// Initial output bias.
+    pub output_bias: OutputBias,
+    /// Learning-rate schedule.
+    pub lr_schedule: LrScheduleKind,
+    /// Adam's ε.
+    pub adam_eps: f32,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Epochs in all.
+    pub epochs: u64,
+    /// Pixel binarization.
+    pub binarize: BinarizeKind,
+}
+
+impl TrainArgs {
+    /// Each protocol flag: its own value if given, else the preset's, else the default.
+    pub fn protocol(&self) -> Protocol {
+        // Both of Burda et al.'s models share the protocol; the two-layer one has its own sizes.
+        let burda = matches!(self.preset, Some(Preset::Burda | Preset::Burda2));
+        let two_layer = self.preset == Some(Preset::Burda2);
+        fn pick<T>(burda: bool, given: Option<T>, preset: T, default: T) -> T {
+            given.unwrap_or(if burda { preset } else { default })
+        }
+        let widths = |v: &Option<Vec<u64>>| v.as_ref().map(|v| v.iter().map(|&w| w as usize).collect::<Vec<_>>());
+        Protocol {
+            family: pick(two_layer, self.family, FamilyKind::Hvae, FamilyKind::Vae),
+            hidden: match &self.hidden {
+                Some(h) => h.iter().map(|&h| h as usize).collect(),
+                None if burda => vec![200, 200],
+                None => vec![400],
+            },
+            latent: self.latent_dim.unwrap_or(if two_layer {
+                100
+            } else if burda {
+                50
+            } else {
+                20
+            }) as usize,
+            upper_latent: pick(two_layer, widths(&self.upper_latent), vec![50], vec![]),
+            upper_hidden: widths(&self.upper_hidden).unwrap_or_else(|| vec![100, 100]),
+            activation: pick(burda, self.activation, ActivationKind::Tanh, ActivationKind::Relu),
+            output_bias: pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
+            lr_schedule: pick(burda, self.lr_schedule, LrScheduleKind::Burda, LrScheduleKind::Constant),
+            adam_eps: pick(burda, self.adam_eps, 1e-4, 1e-8),
+            batch_size: pick(burda, self.batch_size, 20, 128) as usize,
+            epochs: pick(burda, self.epochs, 3280, 10),
+            binarize: pick(burda, self.binarize, BinarizeKind::Dynamic, BinarizeKind::None),
+        }
+    }
+}
 
 /// The model the flags describe, for the images and labels of `train`, initialized from `seed`.
 fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn Family>> {
@@ -115,11 +302,55 @@ fn kl_weight(beta: f32, warmup: f32, epoch: u64, step: usize, steps: usize) -> f
     beta * progress.min(1.0)
 }
 
+/// The default run folder: `runs/<model>-z<latent>-seed<seed>` (`<family>-` before it for
+/// any family but the plain VAE; with `-<objective>-k<K>`
+/// for any objective but the one-sample ELBO), and `-2`, `-3`, … if taken.
+pub fn default_out(a: &TrainArgs, p: &Protocol, objective: Objective) -> PathBuf {
+    let latents: Vec<String> =
+        std::iter::once(p.latent).chain(p.upper_latent.iter().copied()).map(|j| j.to_string()).collect();
+    let mut base = format!("{}-z{}-seed{}", enum_name(a.model), latents.join("-"), a.seed);
+    if p.family != FamilyKind::Vae {
+        base = format!("{}-{base}", enum_name(p.family));
+    }
+    if objective != Objective::default() {
+        base.push_str(&format!("-{}-k{}", objective.name(), objective.k()));
+    }
+    let runs = Path::new("runs");
+    (1..)
+        .map(|i| if i == 1 { runs.join(&base) } else { runs.join(format!("{base}-{i}")) })
+        .find(|p| !p.exists())
+        .expect("an unused name")
+}
+
+/// The settings of a new run, from its flags.
+fn settings_from_args(a: &TrainArgs, p: &Protocol) -> Settings {
+    Settings {
+        seed: a.seed,
+        batch_size: p.batch_size,
+        lr: a.lr.unwrap_or(DEFAULT_LR),
+        optimizer: a.optimizer,
+        binarize: p.binarize,
+        kl_warmup: a.kl_warmup,
+        clip_norm: a.clip_norm,
+        train_limit: a.train_limit.map(|n| n as usize),
+        test_limit: a.test_limit.map(|n| n as usize),
+        objective: a.objective,
+        k: a.k as usize,
+        beta: a.beta,
+        commitment: a.commitment,
+        restart_codes: !a.keep_dead_codes,
+        lr_schedule: p.lr_schedule,
+        adam_eps: p.adam_eps,
+        epochs: p.epochs,
+        schedule_epochs: a.schedule_epochs.unwrap_or(p.epochs),
+    }
+}
+
 /// `vae-cli train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     check_flags(&args)?;
     let protocol = args.protocol();
-    let fresh = Settings::from_args(&args, &protocol);
+    let fresh = settings_from_args(&args, &protocol);
     let dir = data_dir(&args.data);
     let out = args.out.clone().unwrap_or_else(|| default_out(&args, &protocol, fresh.objective()));
     let mut run = if args.resume { resume(&args, &out)? } else { start(&args, &protocol, fresh, &dir, &out)? };
@@ -143,7 +374,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     say!(
         "training {} ({sizes}, {objective}) on {} images from {}; {} steps per epoch; run folder {}",
-        describe(run.model.as_ref()),
+        run.model.describe(),
         train.len(),
         dir.display(),
         session.steps,
@@ -418,5 +649,42 @@ mod tests {
         let bias = model.params.get(model.params.find("dec_out.bias").unwrap());
         assert_eq!(bias[[0]], 0.0);
         assert!((bias[[1]] - (0.001f32 / 0.999).ln()).abs() < 1e-6);
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        /// `vae-cli train` with only its flags.
+        #[derive(clap::Parser)]
+        struct Train {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        let a = <Train as clap::Parser>::try_parse_from([&["train"], args].concat()).unwrap().args;
+        settings_from_args(&a, &a.protocol())
+    }
+
+    #[test]
+    fn settings_survive_their_metadata_form() {
+        for args in [
+            vec![],
+            vec!["--preset", "burda", "--objective", "iwae", "--k", "5", "--clip-norm", "100"],
+            vec!["--family", "vqvae", "--keep-dead-codes", "--lr", "3e-4", "--train-limit", "123"],
+        ] {
+            let s = settings(&args);
+            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap(), s, "{args:?}");
+        }
+    }
+
+    /// Rates and weights go through JSON numbers (f64) on their way back to f32: every f32's
+    /// shortest decimal form comes back as the same f32.
+    #[test]
+    fn f32_values_come_back_bit_for_bit() {
+        let mut s = settings(&[]);
+        let mut x: u32 = 0x3a83_126f; // 1e-3, then a scramble of bit patterns
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+            let v = f32::from_bits(x & 0x7f7f_ffff); // finite, positive
+            s.lr = v;
+            assert_eq!(Settings::from_metadata(&s.to_metadata()).unwrap().lr.to_bits(), v.to_bits(), "{v:e}");
+        }
     }
 }
