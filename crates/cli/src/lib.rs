@@ -27,6 +27,7 @@ pub mod train;
 pub mod chart;
 pub mod consistency;
 pub mod data;
+pub mod epochs;
 pub mod font;
 pub mod image;
 pub mod interrupt;

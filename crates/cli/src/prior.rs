@@ -1,25 +1,26 @@
 //! `vae-cli prior`: the VQ-VAE's second stage. Encodes the training and test images to their
 //! codes, trains the autoregressive prior (`vae::prior`) on them, reports its negative
 //! log-likelihood and the bound it gives on −log p(x), and draws pictures: samples through the
-//! prior beside samples of uniform random codes, and the codes' use. A checkpoint after every
-//! epoch and on Ctrl-C (`prior_run.rs`) lets `--resume` continue an interrupted training.
+//! prior beside samples of uniform random codes, and the codes' use. The training runs in the
+//! epoch loop `train` uses (`epochs.rs`); a checkpoint after every epoch and on Ctrl-C
+//! (`prior_run.rs`) lets `--resume` continue an interrupted training.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use rand::seq::SliceRandom;
 use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
+use vae::family::Sums;
 use vae::prior::train_step;
 use vae::vqvae::{perplexity, VqVae};
 
 use crate::chart::{padded_range, Chart};
 use crate::data::{check_split, data_dir};
+use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::image::{grid, Canvas, PALETTE};
 use crate::interrupt;
 use crate::options::{check_number, Result};
 use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT};
-use crate::progress::Progress;
 use crate::say::say;
 use crate::streams::{stream, Purpose};
 
@@ -94,8 +95,8 @@ pub fn run(args: PriorArgs) -> Result<()> {
         say!(
             "resuming the prior in {} at epoch {} step {} (its saved settings apply)",
             out.display(),
-            run.epochs_done + 1,
-            run.step_in_epoch + 1
+            run.state.epochs_done + 1,
+            run.state.step_in_epoch + 1
         );
         run
     } else {
@@ -140,22 +141,16 @@ pub fn run(args: PriorArgs) -> Result<()> {
         out.join(PRIOR_CHECKPOINT).display()
     );
     interrupt::install();
-    write_prior_metrics(&out, &run.metrics)?;
-    for epoch in run.epochs_done..epochs {
-        let interrupted = train_epoch(&mut run, &codes, epoch, &out)?;
-        if interrupted || (interrupt::requested() && epoch + 1 < epochs) {
-            let at = if interrupted {
-                format!("at epoch {} step {}; checkpoint saved", epoch + 1, run.step_in_epoch)
-            } else {
-                format!("after epoch {}", epoch + 1)
-            };
-            say!(
-                "interrupted {at}. Continue with: vae-cli prior --checkpoint {} --out {} --resume",
-                args.checkpoint.display(),
-                out.display()
-            );
-            return Ok(());
-        }
+    let mut state = std::mem::take(&mut run.state);
+    let stopped = train_epochs(&mut PriorTrainer { run: &mut run, codes: &codes, out: &out }, &mut state, epochs)?;
+    run.state = state;
+    if let Some(at) = stopped {
+        say!(
+            "interrupted {at}. Continue with: vae-cli prior --checkpoint {} --out {} --resume",
+            args.checkpoint.display(),
+            out.display()
+        );
+        return Ok(());
     }
     report(&model, &run, &test, &codes.test, &out)
 }
@@ -167,54 +162,63 @@ struct Codes {
     places: usize,
 }
 
-/// One epoch of the prior (or the rest of an interrupted one), its test NLL, the metrics and
-/// the checkpoint. Returns whether Ctrl-C stopped it part-way (checkpoint saved).
-fn train_epoch(run: &mut PriorRun, codes: &Codes, epoch: u64, out: &Path) -> Result<bool> {
-    let t0 = std::time::Instant::now();
-    let (s, l) = (run.settings.clone(), codes.places);
-    let mut order: Vec<usize> = (0..codes.train.len() / l).collect();
-    order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
-    let steps = order.len().div_ceil(s.batch_size);
-    let bar = Progress::new(steps as u64, format!("prior epoch {}/{}", epoch + 1, s.epochs));
-    let first_step = run.step_in_epoch;
-    bar.skip(first_step as u64);
-    let (mut sum, mut count) = run.partial;
-    for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
-        let grids: Vec<usize> = idx.iter().flat_map(|&i| codes.train[i * l..(i + 1) * l].iter().copied()).collect();
-        let nll = train_step(&mut run.prior, &mut run.adam, &grids).map_err(|e| {
-            bar.finish();
+/// The prior's training as the epoch loop sees it ([`Trainer`]).
+struct PriorTrainer<'a> {
+    run: &'a mut PriorRun,
+    codes: &'a Codes,
+    out: &'a Path,
+}
+
+impl Trainer for PriorTrainer<'_> {
+    /// Code grids of the training images.
+    fn examples(&self) -> usize {
+        self.codes.train.len() / self.codes.places
+    }
+    fn batch_size(&self) -> usize {
+        self.run.settings.batch_size
+    }
+    fn seed(&self) -> u64 {
+        self.run.settings.seed
+    }
+    fn epoch_name(&self) -> &'static str {
+        "prior epoch"
+    }
+    /// A step on the grids `idx`: its mean −log p(k) per image.
+    fn step(&mut self, idx: &[usize], epoch: u64, step: usize, _steps: usize) -> Result<Vec<f64>> {
+        let l = self.codes.places;
+        let grids: Vec<usize> =
+            idx.iter().flat_map(|&i| self.codes.train[i * l..(i + 1) * l].iter().copied()).collect();
+        let nll = train_step(&mut self.run.prior, &mut self.run.adam, &grids).map_err(|e| {
             format!(
                 "training the prior diverged at epoch {} step {}: {e}; the checkpoint of the last finished epoch in {} is intact",
                 epoch + 1,
                 step + 1,
-                out.display()
+                self.out.display()
             )
         })?;
-        sum += nll * idx.len() as f64;
-        count += idx.len();
-        bar.step(|| format!("nll {:.2}", sum / count as f64));
-        if interrupt::requested() && step + 1 < steps {
-            bar.finish();
-            run.step_in_epoch = step + 1;
-            run.partial = (sum, count);
-            run.partial_seconds += t0.elapsed().as_secs_f64();
-            run.save(out)?;
-            return Ok(true);
-        }
+        Ok(vec![nll])
     }
-    bar.finish();
-    let test_nll = run.prior.nll_value(&codes.test);
-    let (train_nll, seconds) = (sum / count.max(1) as f64, run.partial_seconds + t0.elapsed().as_secs_f64());
-    run.metrics.push(format!("{},{train_nll:.4},{test_nll:.4},{seconds:.2}", epoch + 1));
-    (run.epochs_done, run.step_in_epoch, run.partial, run.partial_seconds) = (epoch + 1, 0, (0.0, 0), 0.0);
-    run.save(out)?;
-    write_prior_metrics(out, &run.metrics)?;
-    say!(
-        "prior epoch {:>3}/{}  train nll {train_nll:.2}  test nll {test_nll:.2} nats per image  {seconds:.1}s",
-        epoch + 1,
-        s.epochs
-    );
-    Ok(false)
+    fn show(&self, means: &[f64]) -> String {
+        format!("nll {:.2}", means[0])
+    }
+    /// The test set's −log p(k) per image and the metrics row.
+    fn finish_epoch(&mut self, epoch: u64, train: &Sums, seconds: f64) -> Result<(String, Vec<String>)> {
+        let test_nll = self.run.prior.nll_value(&self.codes.test);
+        let train_nll = train.means()[0];
+        let row = format!("{},{train_nll:.4},{test_nll:.4},{seconds:.2}", epoch + 1);
+        let line = format!(
+            "prior epoch {:>3}/{}  train nll {train_nll:.2}  test nll {test_nll:.2} nats per image  {seconds:.1}s",
+            epoch + 1,
+            self.run.settings.epochs
+        );
+        Ok((row, vec![line]))
+    }
+    fn write_metrics(&self, rows: &[String]) -> Result<()> {
+        write_prior_metrics(self.out, rows)
+    }
+    fn save(&self, state: &RunState) -> Result<()> {
+        self.run.save(self.out, state)
+    }
 }
 
 /// Writes prior_metrics.csv from the rows of the finished epochs.
@@ -246,7 +250,7 @@ fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out
     let summary = serde_json::json!({
         "test_recon": recon, "test_prior_nll": prior_nll, "uniform_prior_nll": uniform_nll,
         "nll_bound": bound, "uniform_nll_bound": recon + uniform_nll, "perplexity": ppl,
-        "codebook_size": kc, "places": l, "epochs": run.epochs_done,
+        "codebook_size": kc, "places": l, "epochs": run.state.epochs_done,
     });
     checkpoint::write_atomic(&out.join("prior.json"), format!("{summary}\n").as_bytes())?;
 
@@ -257,7 +261,7 @@ fn report(model: &VqVae, run: &PriorRun, test: &Split, test_codes: &[usize], out
     let uniform: Vec<usize> = (0..64 * l).map(|_| rand::Rng::random_range(&mut rng, 0..kc)).collect();
     grid(&model.decode_codes(&uniform), 8, 8, h, w).save(&out.join("uniform_samples.png"))?;
     code_histogram(&totals.code_counts, &out.join("code_use.png"))?;
-    prior_curves(&run.metrics, uniform_nll, &out.join("prior_curves.png"))?;
+    prior_curves(&run.state.metrics, uniform_nll, &out.join("prior_curves.png"))?;
     say!(
         "wrote {PRIOR}, {PRIOR_CHECKPOINT}, prior.json, prior_metrics.csv, prior_samples.png, uniform_samples.png, code_use.png and prior_curves.png to {}",
         out.display()

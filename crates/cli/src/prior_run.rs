@@ -13,6 +13,7 @@ use vae::vqvae::VqVae;
 use vae_autodiff::Tensor;
 use vae_layers::optim::{Adam, Optimizer};
 
+use crate::epochs::RunState;
 use crate::options::Result;
 use crate::settings::{fields_from_metadata, fields_to_metadata};
 use crate::streams::{stream, Purpose};
@@ -74,17 +75,13 @@ pub struct PriorRun {
     pub adam: Adam,
     /// The run's settings.
     pub settings: PriorSettings,
-    /// Epochs finished.
-    pub epochs_done: u64,
-    /// prior_metrics.csv rows of the finished epochs (no header).
-    pub metrics: Vec<String>,
-    /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
-    pub step_in_epoch: usize,
-    /// Σ nll·n over those steps, and Σ n.
-    pub partial: (f64, usize),
-    /// Seconds spent on those steps.
-    pub partial_seconds: f64,
+    /// Finished epochs, prior_metrics.csv rows and any partial epoch (the epoch loop holds it
+    /// while it runs and hands it to [`PriorRun::save`]).
+    pub state: RunState,
 }
+
+/// The prior's one loss term, the negative log-likelihood of the code grids.
+pub const PRIOR_TERMS: &[&str] = &["nll"];
 
 impl PriorRun {
     /// A new run over the codes of `model`, with a prior of these `hidden` widths.
@@ -97,35 +94,16 @@ impl PriorRun {
         };
         let codebook = model.params.get(model.codebook).clone();
         let prior = Prior::new(config, codebook, &mut stream(settings.seed, 0, 0, Purpose::Init))?;
-        Ok(Self {
-            prior,
-            adam: Adam::new(settings.lr),
-            settings,
-            epochs_done: 0,
-            metrics: vec![],
-            step_in_epoch: 0,
-            partial: (0.0, 0),
-            partial_seconds: 0.0,
-        })
+        Ok(Self { prior, adam: Adam::new(settings.lr), settings, state: RunState::default() })
     }
 
-    /// Writes the checkpoint into `out`, atomically.
-    pub fn save(&self, out: &Path) -> Result<()> {
+    /// Writes the checkpoint into `out`, atomically: the prior, Adam's state, the settings and
+    /// the run's `state` (`prior.epochs_done`, `prior.metrics`, `prior.partial_nll`, …).
+    pub fn save(&self, out: &Path, run_state: &RunState) -> Result<()> {
         let mut meta = prior_metadata(&self.prior, CHECKPOINT_FORMAT);
         meta.extend(fields_to_metadata(&self.settings, SETTINGS_PREFIX));
         let (steps, state) = self.adam.state();
-        for (k, v) in [
-            ("prior.epochs_done", self.epochs_done.to_string()),
-            ("prior.optimizer_steps", steps.to_string()),
-            ("prior.metrics", self.metrics.join("\n")),
-            ("prior.step_in_epoch", self.step_in_epoch.to_string()),
-            // `{:?}` prints the shortest decimal that parses back to the same f64.
-            ("prior.partial_sum", format!("{:?}", self.partial.0)),
-            ("prior.partial_count", self.partial.1.to_string()),
-            ("prior.partial_seconds", format!("{:?}", self.partial_seconds)),
-        ] {
-            meta.insert(k.into(), v);
-        }
+        meta.extend(run_state.to_metadata(SETTINGS_PREFIX, PRIOR_TERMS, steps));
         let state = checkpoint::optimizer_state_to_file(&self.prior.params, state);
         let extra: Vec<(String, Tensor)> =
             state.into_iter().map(|(n, t)| (format!("{}{n}", checkpoint::EXTRA_PREFIX), t)).collect();
@@ -143,28 +121,16 @@ impl PriorRun {
             .into());
         }
         let (prior, extra, m) = read_prior(&path, model, &[CHECKPOINT_FORMAT])?;
-        let bad = |what: &str| format!("{}: missing or malformed {what}", path.display());
-        let get = |k: &str| m.get(k).ok_or_else(|| bad(k));
-        let num = |k: &str| -> std::result::Result<u64, String> { get(k)?.parse().map_err(|_| bad(k)) };
-        let float = |k: &str| -> std::result::Result<f64, String> { get(k)?.parse().map_err(|_| bad(k)) };
         let settings: PriorSettings =
             serde_json::from_value(serde_json::Value::Object(fields_from_metadata(&m, SETTINGS_PREFIX)))
                 .map_err(|e| format!("{}: the prior's training settings are unreadable: {e}", path.display()))?;
-        let mut adam = Adam::new(settings.lr);
-        let state = checkpoint::optimizer_state_from_file(&prior.params, extra);
-        adam.load_state(num("prior.optimizer_steps")?, state, prior.params.values())
+        // Checkpoints written before the shared epoch loop kept the partial sum as `partial_sum`.
+        let (state, steps) = RunState::from_metadata(&m, SETTINGS_PREFIX, PRIOR_TERMS, &[("nll", "partial_sum")])
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let metrics = get("prior.metrics")?.lines().map(String::from).collect();
-        Ok(Self {
-            prior,
-            adam,
-            settings,
-            epochs_done: num("prior.epochs_done")?,
-            metrics,
-            step_in_epoch: num("prior.step_in_epoch")? as usize,
-            partial: (float("prior.partial_sum")?, num("prior.partial_count")? as usize),
-            partial_seconds: float("prior.partial_seconds")?,
-        })
+        let mut adam = Adam::new(settings.lr);
+        let opt_state = checkpoint::optimizer_state_from_file(&prior.params, extra);
+        adam.load_state(steps, opt_state, prior.params.values()).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { prior, adam, settings, state })
     }
 }
 

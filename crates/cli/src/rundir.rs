@@ -6,10 +6,10 @@ use std::path::Path;
 
 use vae::checkpoint;
 use vae::data::{Binarize, Split};
-use vae::family::Sums;
 use vae::Family;
 use vae_layers::optim::Optimizer;
 
+use crate::epochs::RunState;
 use crate::image;
 use crate::options::Result;
 use crate::settings::Settings;
@@ -32,7 +32,7 @@ pub fn metrics_header(model: &dyn Family) -> String {
     cols.join(",")
 }
 
-/// A run in progress: model, optimizer, settings and finished epochs.
+/// A run in progress: model, optimizer, settings, and how far it has got.
 pub struct Run {
     /// The model being trained.
     pub model: Box<dyn Family>,
@@ -40,16 +40,9 @@ pub struct Run {
     pub opt: Box<dyn Optimizer>,
     /// The run's settings.
     pub settings: Settings,
-    /// Epochs finished.
-    pub epochs_done: u64,
-    /// metrics.csv rows of the finished epochs (no header).
-    pub metrics: Vec<String>,
-    /// Steps of epoch `epochs_done` already taken (non-zero after an interruption).
-    pub step_in_epoch: usize,
-    /// Loss sums of those steps.
-    pub partial: Sums,
-    /// Seconds spent on those steps.
-    pub partial_seconds: f64,
+    /// Finished epochs, metrics rows and any partial epoch (the epoch loop holds it while it
+    /// runs and hands it to [`Run::save`]).
+    pub state: RunState,
 }
 
 /// The resumable checkpoint of a run folder: model, optimizer state, settings, progress.
@@ -59,24 +52,15 @@ pub const MODEL: &str = "model.safetensors";
 
 impl Run {
     /// Saves the model alone, then the full checkpoint (model, optimizer state, settings,
-    /// metrics), each atomically.
-    pub fn save(&self, out: &Path) -> Result<()> {
+    /// and the run's `state`: `train.epochs_done`, `train.metrics`, `train.partial_<term>`, …),
+    /// each atomically.
+    pub fn save(&self, out: &Path, state: &RunState) -> Result<()> {
         checkpoint::save(&out.join(MODEL), self.model.as_ref(), &[], &HashMap::new())?;
-        let (steps, state) = self.opt.state();
-        let state = checkpoint::optimizer_state_to_file(self.model.params(), state);
+        let (steps, opt_state) = self.opt.state();
+        let opt_state = checkpoint::optimizer_state_to_file(self.model.params(), opt_state);
         let mut meta = self.settings.to_metadata();
-        meta.insert("train.epochs_done".into(), self.epochs_done.to_string());
-        meta.insert("train.optimizer_steps".into(), steps.to_string());
-        meta.insert("train.metrics".into(), self.metrics.join("\n"));
-        // `{:?}` prints the shortest decimal that parses back to the same f64.
-        meta.insert("train.step_in_epoch".into(), self.step_in_epoch.to_string());
-        // The sums of the family's terms: train.partial_recon, train.partial_kl, … .
-        for (name, sum) in self.model.terms().iter().zip(&self.partial.terms) {
-            meta.insert(format!("train.partial_{name}"), format!("{sum:?}"));
-        }
-        meta.insert("train.partial_count".into(), self.partial.count.to_string());
-        meta.insert("train.partial_seconds".into(), format!("{:?}", self.partial_seconds));
-        checkpoint::save(&out.join(CHECKPOINT), self.model.as_ref(), &state, &meta)?;
+        meta.extend(state.to_metadata("train.", self.model.terms(), steps));
+        checkpoint::save(&out.join(CHECKPOINT), self.model.as_ref(), &opt_state, &meta)?;
         Ok(())
     }
 
@@ -93,23 +77,12 @@ impl Run {
         let loaded = checkpoint::load_family(&path)?;
         let bad = |m: String| format!("{}: {m}", path.display());
         let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
-        let num = |k: &str| -> std::result::Result<u64, String> {
-            loaded.metadata.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("missing or malformed {k}")))
-        };
-        let (epochs_done, steps) = (num("train.epochs_done")?, num("train.optimizer_steps")?);
+        let (state, steps) =
+            RunState::from_metadata(&loaded.metadata, "train.", loaded.model.terms(), &[]).map_err(bad)?;
         let mut opt = settings.optimizer();
-        let state = checkpoint::optimizer_state_from_file(loaded.model.params(), loaded.extra);
-        opt.load_state(steps, state, loaded.model.params().values()).map_err(bad)?;
-        let metrics = loaded.metadata.get("train.metrics").map_or(vec![], |m| m.lines().map(String::from).collect());
-        let float = |k: &str| -> std::result::Result<f64, String> {
-            loaded.metadata.get(k).map_or(Ok(0.0), |v| v.parse().map_err(|_| bad(format!("malformed {k}"))))
-        };
-        let terms: std::result::Result<Vec<f64>, String> =
-            loaded.model.terms().iter().map(|name| float(&format!("train.partial_{name}"))).collect();
-        let partial = Sums { terms: terms?, count: float("train.partial_count")? as usize, counts: vec![] };
-        let step_in_epoch = float("train.step_in_epoch")? as usize;
-        let partial_seconds = float("train.partial_seconds")?;
-        Ok(Self { model: loaded.model, opt, settings, epochs_done, metrics, step_in_epoch, partial, partial_seconds })
+        let opt_state = checkpoint::optimizer_state_from_file(loaded.model.params(), loaded.extra);
+        opt.load_state(steps, opt_state, loaded.model.params().values()).map_err(bad)?;
+        Ok(Self { model: loaded.model, opt, settings, state })
     }
 }
 

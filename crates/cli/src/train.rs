@@ -1,12 +1,13 @@
-//! `vae-cli train`: the training loop, with its per-epoch evaluation, the learning-rate schedule
-//! and Ctrl-C (`interrupt.rs`). The run folder and resume are in `rundir.rs`, the settings a run keeps in
+//! `vae-cli train`: its flags, the model they describe, and a model's training as the shared
+//! epoch loop (`epochs.rs`, with Ctrl-C and partial epochs) runs it: each step's batch and
+//! noise, the learning-rate schedule, the KL warm-up, the per-epoch test pass, metrics row and
+//! pictures. The run folder and resume are in `rundir.rs`, the settings a run keeps in
 //! `settings.rs`, the random streams in `streams.rs`, the data in `data.rs`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::Args;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::IndexedRandom;
 use vae::data::{Binarize, Dataset, Split};
 use vae::family::{StepSettings, Sums};
 use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
@@ -16,12 +17,12 @@ use vae::vqvae::{VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
 use crate::data::{check_split, data_dir, prepare_data};
+use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::interrupt;
 use crate::options::{
     check_number, ActivationKind, BinarizeKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind,
     OptimizerKind, OutputBias, Preset, Result,
 };
-use crate::progress::Progress;
 use crate::rundir::{metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
 use crate::say::say;
 use crate::settings::{enum_name, Settings, DEFAULT_LR};
@@ -364,8 +365,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if train.is_empty() || test.is_empty() {
         return Err(format!("{}: the training and test sets must not be empty", dir.display()).into());
     }
-    let session =
-        Session { train: &train, test: &test, mode, out: &out, steps: train.len().div_ceil(s.batch_size), epochs };
+    let steps = train.len().div_ceil(s.batch_size);
     let objective = run.model.describe_knobs(&step_settings(&s, s.beta));
     let buffers = run.model.buffer_scalars();
     let sizes = match buffers {
@@ -377,22 +377,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         run.model.describe(),
         train.len(),
         dir.display(),
-        session.steps,
+        steps,
         out.display()
     );
     interrupt::install();
-    write_metrics(&out, &metrics_header(run.model.as_ref()), &run.metrics)?;
-    for epoch in run.epochs_done..epochs {
-        let interrupted = train_epoch(&mut run, &session, epoch)?;
-        if interrupted || (interrupt::requested() && epoch + 1 < epochs) {
-            let at = if interrupted {
-                format!("at epoch {} step {} of {}; checkpoint saved", epoch + 1, run.step_in_epoch, session.steps)
-            } else {
-                format!("after epoch {}", epoch + 1)
-            };
-            say!("interrupted {at}. Continue with: vae-cli train --resume --out {}", out.display());
-            return Ok(());
-        }
+    let mut state = std::mem::take(&mut run.state);
+    let mut trainer = ModelTrainer { run: &mut run, train: &train, test: &test, mode, out: &out, epochs };
+    if let Some(at) = train_epochs(&mut trainer, &mut state, epochs)? {
+        say!("interrupted {at}. Continue with: vae-cli train --resume --out {}", out.display());
+        return Ok(());
     }
     say!("done: {} holds {MODEL}, {CHECKPOINT}, metrics.csv, samples.png, reconstructions.png", out.display());
     Ok(())
@@ -440,8 +433,8 @@ fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
     say!(
         "resuming {} at epoch {} step {} (its saved settings apply)",
         out.display(),
-        run.epochs_done + 1,
-        run.step_in_epoch + 1
+        run.state.epochs_done + 1,
+        run.state.step_in_epoch + 1
     );
     if let Some(lr) = args.lr {
         say!("learning rate {} (was {})", lr, run.settings.lr);
@@ -471,104 +464,98 @@ fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, 
         };
         init_output_bias(model.as_mut(), likelihood, &probe.train)?;
     }
-    Ok(Run {
-        model,
-        opt: settings.optimizer(),
-        settings,
-        epochs_done: 0,
-        metrics: vec![],
-        step_in_epoch: 0,
-        partial: Sums::default(),
-        partial_seconds: 0.0,
-    })
+    Ok(Run { model, opt: settings.optimizer(), settings, state: RunState::default() })
 }
 
-/// What every epoch of a run reads.
-struct Session<'a> {
+/// A model's training as the epoch loop sees it ([`Trainer`]): the run and what every epoch
+/// reads.
+struct ModelTrainer<'a> {
+    run: &'a mut Run,
     train: &'a Split,
     test: &'a Split,
     mode: Binarize,
     out: &'a Path,
-    steps: usize,
     epochs: u64,
 }
 
-/// One epoch (or the rest of an interrupted one): the steps, the test pass, metrics.csv, the
-/// pictures and the checkpoint. Returns `true` when Ctrl-C stopped it mid-epoch (the
-/// checkpoint then holds the partial epoch).
-fn train_epoch(run: &mut Run, ses: &Session, epoch: u64) -> Result<bool> {
-    let s = run.settings.clone();
-    let t0 = Instant::now();
-    let mut order: Vec<usize> = (0..ses.train.len()).collect();
-    order.shuffle(&mut stream(s.seed, epoch, 0, Purpose::Shuffle));
-    let bar = Progress::new(ses.steps as u64, format!("epoch {}/{}", epoch + 1, ses.epochs));
-    // After an interruption, the epoch continues where it stopped, with its sums so far.
-    let first_step = std::mem::take(&mut run.step_in_epoch);
-    let mut totals: Sums = std::mem::take(&mut run.partial);
-    let seconds_before = std::mem::take(&mut run.partial_seconds);
-    bar.skip(first_step as u64);
-    run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.schedule_epochs));
-    let model_classes = run.model.classes();
-    for (step, idx) in order.chunks(s.batch_size).enumerate().skip(first_step) {
+impl Trainer for ModelTrainer<'_> {
+    fn examples(&self) -> usize {
+        self.train.len()
+    }
+    fn batch_size(&self) -> usize {
+        self.run.settings.batch_size
+    }
+    fn seed(&self) -> u64 {
+        self.run.settings.seed
+    }
+    fn epoch_name(&self) -> &'static str {
+        "epoch"
+    }
+    /// The learning rate of the epoch, from the schedule.
+    fn start_epoch(&mut self, epoch: u64) {
+        let s = &self.run.settings;
+        self.run.opt.set_lr(lr_at(s.lr_schedule, s.lr, epoch, s.schedule_epochs));
+    }
+    /// The batch's images (binarized) and the step's noise both come from the stream (seed,
+    /// epoch, step); the KL weight follows the warm-up.
+    fn step(&mut self, idx: &[usize], epoch: u64, step: usize, steps: usize) -> Result<Vec<f64>> {
+        let s = &self.run.settings;
         let mut rng = stream(s.seed, epoch, step as u64, Purpose::Step);
-        let x = ses.train.rows(idx, ses.mode, &mut rng, model_classes); // [x, y] for a cvae
-        let knobs = step_settings(&s, kl_weight(s.beta, s.kl_warmup, epoch, step, ses.steps));
-        let means = run.model.train_step(run.opt.as_mut(), &x, &knobs, &mut rng).map_err(|nf| {
-            bar.finish();
-            diverged(&nf, (epoch, step, ses.steps), ses.out, run.opt.lr())
-        })?;
-        totals.add_means(&means, idx.len());
-        bar.step(|| format!("loss {}", show(run.model.as_ref(), &totals.means(), &step_settings(&s, s.beta))));
-        if interrupt::requested() && step + 1 < ses.steps {
-            bar.finish();
-            run.step_in_epoch = step + 1;
-            run.partial = totals;
-            run.partial_seconds = seconds_before + t0.elapsed().as_secs_f64();
-            run.save(ses.out)?;
-            return Ok(true);
+        let x = self.train.rows(idx, self.mode, &mut rng, self.run.model.classes()); // [x, y] for a cvae
+        let knobs = step_settings(s, kl_weight(s.beta, s.kl_warmup, epoch, step, steps));
+        let run = &mut *self.run;
+        run.model
+            .train_step(run.opt.as_mut(), &x, &knobs, &mut rng)
+            .map_err(|nf| diverged(&nf, (epoch, step, steps), self.out, run.opt.lr()).into())
+    }
+    fn show(&self, means: &[f64]) -> String {
+        format!(
+            "loss {}",
+            show(self.run.model.as_ref(), means, &step_settings(&self.run.settings, self.run.settings.beta))
+        )
+    }
+    /// The test pass, the metrics row (the loss and the shown terms of train and test, the test
+    /// statistics, the seconds), the family's housekeeping and the pictures.
+    fn finish_epoch(&mut self, epoch: u64, train: &Sums, seconds: f64) -> Result<(String, Vec<String>)> {
+        let s = self.run.settings.clone();
+        let knobs = step_settings(&s, s.beta);
+        let train_means = train.means();
+        let test = evaluate(self.run.model.as_ref(), self.test, self.mode, &knobs, s.seed, epoch);
+        let model = self.run.model.as_ref();
+        let mut row = vec![(epoch + 1).to_string()];
+        for means in [&train_means, &test.means] {
+            row.push(format!("{:.4}", model.loss(means, &knobs)));
+            row.extend(shown_values(model, means).iter().map(|v| format!("{v:.4}")));
         }
+        row.extend(test.statistics.iter().map(|(_, v)| format!("{v:.4}")));
+        row.push(format!("{seconds:.2}"));
+        let stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
+        let mut lines = vec![format!(
+            "epoch {:>3}/{}  train {}  test {}{stats}  {seconds:.1}s",
+            epoch + 1,
+            self.epochs,
+            show(model, &train_means, &knobs),
+            show(model, &test.means, &knobs)
+        )];
+        if s.restart_codes {
+            // A batch of training images for the family's housekeeping (the VQ-VAE's dead codes).
+            let mut rng = stream(s.seed, epoch, 0, Purpose::Housekeeping);
+            let idx: Vec<usize> = (0..self.train.len()).collect();
+            let idx: Vec<usize> = idx.choose_multiple(&mut rng, 256.min(idx.len())).copied().collect();
+            let x = self.train.rows(&idx, self.mode, &mut rng, model.classes());
+            if let Some(note) = self.run.model.after_epoch(&test.counts, &x, &mut rng) {
+                lines.push(format!("           {note}"));
+            }
+        }
+        write_pictures(self.run.model.as_ref(), self.test, s.seed, self.out)?;
+        Ok((row.join(","), lines))
     }
-    bar.finish();
-    let model = run.model.as_ref();
-    let knobs = step_settings(&s, s.beta);
-    let train_means = totals.means();
-    let test = evaluate(model, ses.test, ses.mode, &knobs, s.seed, epoch);
-    let seconds = seconds_before + t0.elapsed().as_secs_f64();
-    // epoch, then the loss and the shown terms of train and test, the test statistics, seconds.
-    let mut row = vec![(epoch + 1).to_string()];
-    for means in [&train_means, &test.means] {
-        row.push(format!("{:.4}", model.loss(means, &knobs)));
-        row.extend(shown_values(model, means).iter().map(|v| format!("{v:.4}")));
+    fn write_metrics(&self, rows: &[String]) -> Result<()> {
+        write_metrics(self.out, &metrics_header(self.run.model.as_ref()), rows)
     }
-    row.extend(test.statistics.iter().map(|(_, v)| format!("{v:.4}")));
-    row.push(format!("{seconds:.2}"));
-    run.metrics.push(row.join(","));
-    run.epochs_done = epoch + 1;
-    let mut note = None;
-    if s.restart_codes {
-        // A batch of training images for the family's housekeeping (the VQ-VAE's dead codes).
-        let mut rng = stream(s.seed, epoch, 0, Purpose::Housekeeping);
-        let idx: Vec<usize> = (0..ses.train.len()).collect();
-        let idx: Vec<usize> = idx.choose_multiple(&mut rng, 256.min(idx.len())).copied().collect();
-        let x = ses.train.rows(&idx, ses.mode, &mut rng, model_classes);
-        note = run.model.after_epoch(&test.counts, &x, &mut rng);
+    fn save(&self, state: &RunState) -> Result<()> {
+        self.run.save(self.out, state)
     }
-    let model = run.model.as_ref();
-    write_pictures(model, ses.test, s.seed, ses.out)?;
-    write_metrics(ses.out, &metrics_header(model), &run.metrics)?;
-    run.save(ses.out)?;
-    let stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
-    say!(
-        "epoch {:>3}/{}  train {}  test {}{stats}  {seconds:.1}s",
-        epoch + 1,
-        ses.epochs,
-        show(model, &train_means, &knobs),
-        show(model, &test.means, &knobs)
-    );
-    if let Some(note) = note {
-        say!("           {note}");
-    }
-    Ok(false)
 }
 
 /// The step's knobs from the run's settings: the objective, the clipping, the commitment
