@@ -324,3 +324,29 @@ fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The two-layer model's explorer shows its top layer, h2: the API names it, decodes a point of
+/// it down the generative chain, and refuses a point of the wrong size.
+#[test]
+fn the_explorer_shows_the_top_layer_of_the_two_layer_model() {
+    let out = scratch("serve-hvae");
+    let args = ["train", "--preset", "burda2", "--hidden", "16", "--latent-dim", "5", "--upper-hidden", "8"];
+    let rest = ["--upper-latent", "3", "--epochs", "1", "--train-limit", "400", "--test-limit", "100"];
+    let out_args = ["--out", out.to_str().unwrap()];
+    ok(&run(&[&args[..], &rest, &out_args].concat()));
+    let (_server, port) = serve(&out.join("model.safetensors"));
+    let (status, info) = get(port, "/api/info");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!((info["layer"].as_str(), info["latent"].as_u64()), (Some("h2"), Some(3)));
+    let (status, png) = get(port, "/api/decode?z=0.5,-1,2");
+    assert_eq!(status, 200);
+    assert_eq!(png_grey(&png).len(), 224 * 224);
+    let (status, body) = get(port, "/api/decode?z=1,2,3,4,5");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("latent has 3"), "{}", String::from_utf8_lossy(&body));
+    let (status, latent) = get(port, "/api/latent");
+    assert_eq!(status, 200);
+    let latent: serde_json::Value = serde_json::from_slice(&latent).unwrap();
+    assert_eq!(latent["points"].as_array().unwrap().len(), 10_000);
+}
