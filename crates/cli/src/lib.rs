@@ -28,6 +28,8 @@ pub mod chart;
 pub mod consistency;
 pub mod data;
 pub mod epochs;
+pub mod family_hvae;
+pub mod family_vqvae;
 pub mod font;
 pub mod image;
 pub mod interrupt;

@@ -10,14 +10,14 @@ use clap::Args;
 use rand::seq::IndexedRandom;
 use vae::data::{Binarize, Dataset, Split};
 use vae::family::{StepSettings, Sums};
-use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
 use vae::objective::Objective;
 use vae::train::NonFinite;
-use vae::vqvae::{VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
 use crate::data::{check_split, data_dir, prepare_data};
 use crate::epochs::{train_epochs, RunState, Trainer};
+use crate::family_hvae::{self, HvaeFlags};
+use crate::family_vqvae::VqFlags;
 use crate::interrupt;
 use crate::options::{
     check_number, ActivationKind, BinarizeKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind,
@@ -47,14 +47,6 @@ pub struct TrainArgs {
     /// Latent dimension J (of h1, the lowest layer, for --family hvae) [default: 20].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub latent_dim: Option<u64>,
-    /// --family hvae: units of each stochastic layer above h1, comma-separated (h2, h3, …)
-    /// [default: none; 50 with --preset burda2].
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
-    pub upper_latent: Option<Vec<u64>>,
-    /// --family hvae: hidden widths of the nets between consecutive stochastic layers
-    /// (q(hl|hl−1) and, reversed, p(hl−1|hl)), comma-separated [default: 100,100].
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
-    pub upper_hidden: Option<Vec<u64>>,
     /// Nonlinearity of the hidden layers [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<ActivationKind>,
@@ -67,23 +59,6 @@ pub struct TrainArgs {
     /// Initial bias of the decoder's output layer [default: default].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
-    /// VQ-VAE: rows of the codebook (Kc).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=65_536))]
-    pub codebook_size: u64,
-    /// VQ-VAE: width of a code vector (Dc).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub code_dim: u64,
-    /// VQ-VAE: weight β of the commitment term ‖z_e − sg(e)‖².
-    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
-    pub commitment: f32,
-    /// VQ-VAE: learn the codebook by exponential moving averages with this decay (the paper
-    /// uses 0.99) instead of by the gradient of the codebook term.
-    #[arg(long, value_name = "DECAY")]
-    pub codebook_ema: Option<f32>,
-    /// VQ-VAE: leave codes that no test image used where they are (by default each epoch moves
-    /// them onto encoder outputs of random training images).
-    #[arg(long)]
-    pub keep_dead_codes: bool,
     /// Training objective.
     #[arg(long, value_enum, default_value_t = ObjectiveKind::Elbo)]
     pub objective: ObjectiveKind,
@@ -146,6 +121,12 @@ pub struct TrainArgs {
     /// Use only the first N test images.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub test_limit: Option<u64>,
+    /// The VQ-VAE's own flags.
+    #[command(flatten)]
+    pub vq: VqFlags,
+    /// The chain of stochastic layers' own flags.
+    #[command(flatten)]
+    pub hvae: HvaeFlags,
 }
 
 /// The protocol flags of `train` with the preset and the defaults filled in.
@@ -186,7 +167,6 @@ impl TrainArgs {
         fn pick<T>(burda: bool, given: Option<T>, preset: T, default: T) -> T {
             given.unwrap_or(if burda { preset } else { default })
         }
-        let widths = |v: &Option<Vec<u64>>| v.as_ref().map(|v| v.iter().map(|&w| w as usize).collect::<Vec<_>>());
         Protocol {
             family: pick(two_layer, self.family, FamilyKind::Hvae, FamilyKind::Vae),
             hidden: match &self.hidden {
@@ -201,8 +181,8 @@ impl TrainArgs {
             } else {
                 20
             }) as usize,
-            upper_latent: pick(two_layer, widths(&self.upper_latent), vec![50], vec![]),
-            upper_hidden: widths(&self.upper_hidden).unwrap_or_else(|| vec![100, 100]),
+            upper_latent: self.hvae.upper_latent(if two_layer { &[50] } else { &[] }),
+            upper_hidden: self.hvae.upper_hidden(),
             activation: pick(burda, self.activation, ActivationKind::Tanh, ActivationKind::Relu),
             output_bias: pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
             lr_schedule: pick(burda, self.lr_schedule, LrScheduleKind::Burda, LrScheduleKind::Constant),
@@ -226,22 +206,14 @@ fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn
     };
     let input = [1, train.rows, train.cols];
     let rng = &mut stream(a.seed, 0, 0, Purpose::Init);
-    if p.family == FamilyKind::Hvae {
-        let first = LayerSpec { hidden: p.hidden.clone(), latent: p.latent };
-        let upper = p.upper_latent.iter().map(|&latent| LayerSpec { hidden: p.upper_hidden.clone(), latent });
-        let config =
-            HvaeConfig { input, layers: std::iter::once(first).chain(upper).collect(), activation, likelihood };
-        return Ok(Box::new(Hvae::new(config, rng)?));
-    }
-    if p.family == FamilyKind::Vqvae {
-        let arch = match a.model {
-            ModelKind::Mlp => VqArch::Mlp { hidden: p.hidden.clone(), codes: p.latent },
-            ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
-        };
-        let (code_dim, codebook_size) = (a.code_dim as usize, a.codebook_size as usize);
-        let ema_decay = a.codebook_ema;
-        let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood, ema_decay };
-        return Ok(Box::new(VqVae::new(config, rng)?));
+    let parts = (activation, likelihood);
+    match p.family {
+        FamilyKind::Hvae => {
+            let upper = (p.upper_hidden.as_slice(), p.upper_latent.as_slice());
+            return family_hvae::build((&p.hidden, p.latent), upper, input, parts, rng);
+        }
+        FamilyKind::Vqvae => return a.vq.build(a.model, (&p.hidden, p.latent), input, parts, rng),
+        FamilyKind::Vae | FamilyKind::Cvae => {}
     }
     let base = match a.model {
         ModelKind::Mlp => VaeConfig { arch: Arch::Mlp { hidden: p.hidden.clone() }, ..VaeConfig::mlp_mnist() },
@@ -338,8 +310,8 @@ fn settings_from_args(a: &TrainArgs, p: &Protocol) -> Settings {
         objective: a.objective,
         k: a.k as usize,
         beta: a.beta,
-        commitment: a.commitment,
-        restart_codes: !a.keep_dead_codes,
+        commitment: a.vq.commitment,
+        restart_codes: !a.vq.keep_dead_codes,
         lr_schedule: p.lr_schedule,
         adam_eps: p.adam_eps,
         epochs: p.epochs,
@@ -408,23 +380,12 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.objective == ObjectiveKind::Iwae && (args.beta != 1.0 || args.kl_warmup != 0.0) {
         return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());
     }
-    check_number("commitment", args.commitment, 0.0, true)?;
+    // Each family checks its own flags.
     let family = args.protocol().family;
-    if args.codebook_ema.is_some() && family != FamilyKind::Vqvae {
-        return Err("--codebook-ema is for --family vqvae".into());
-    }
-    if (args.upper_latent.is_some() || args.upper_hidden.is_some()) && family != FamilyKind::Hvae {
-        return Err("--upper-latent and --upper-hidden are for --family hvae".into());
-    }
-    if family == FamilyKind::Hvae && args.model != ModelKind::Mlp {
-        return Err("--family hvae is a chain of dense stochastic layers: it takes no --model conv".into());
-    }
-    if family == FamilyKind::Vqvae
-        && (args.objective != ObjectiveKind::Elbo || args.k != 1 || args.beta != 1.0 || args.kl_warmup != 0.0)
-    {
-        return Err("--family vqvae has no KL term and no sampled z: it takes no --objective, --k, --beta or --kl-warmup (its weight is --commitment)".into());
-    }
-    Ok(())
+    let gaussian_knobs =
+        args.objective != ObjectiveKind::Elbo || args.k != 1 || args.beta != 1.0 || args.kl_warmup != 0.0;
+    args.vq.check(family == FamilyKind::Vqvae, gaussian_knobs)?;
+    args.hvae.check(family == FamilyKind::Hvae, args.model)
 }
 
 /// The run in `out`, from its checkpoint; `--lr`, if given, replaces its learning rate.
