@@ -35,6 +35,8 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamId, ParamStore, ParamVars
 
 use crate::config::{Activation, Likelihood};
 use crate::error::Error;
+pub use crate::parts::codebook::nearest_codes;
+use crate::parts::codebook::{quantize, Quantized};
 use crate::parts::Mlp;
 use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
 
@@ -270,30 +272,6 @@ pub struct VqForward {
     pub loss: Var,
 }
 
-/// For each row of z_e [M, Dc], the index of the nearest row of `codebook` [Kc, Dc] in
-/// Euclidean distance (the first one on a tie). Computed as ‖e_k‖² − 2·z·e_k, the part of
-/// ‖z − e_k‖² that depends on k.
-pub fn nearest_codes(z_e: &Tensor, codebook: &Tensor) -> Vec<usize> {
-    let z = z_e.view().into_dimensionality::<ndarray::Ix2>().expect("z_e is [M, Dc]");
-    let e = codebook.view().into_dimensionality::<ndarray::Ix2>().expect("the codebook is [Kc, Dc]");
-    let e_sq: Vec<f32> = e.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let scores = z.dot(&e.t()); // [M, Kc]: z·e_k
-    scores
-        .rows()
-        .into_iter()
-        .map(|s| {
-            let mut best = (0, f32::INFINITY);
-            for (k, (&ze, &ee)) in s.iter().zip(&e_sq).enumerate() {
-                let d = ee - 2.0 * ze;
-                if d < best.1 {
-                    best = (k, d);
-                }
-            }
-            best.0
-        })
-        .collect()
-}
-
 /// Perplexity of code use, exp(−Σ_k p_k ln p_k) over the codes' frequencies p_k: Kc when all
 /// codes are used equally, 1 when only one is.
 pub fn perplexity(counts: &[u64]) -> f64 {
@@ -413,17 +391,12 @@ impl VqVae {
     pub fn forward(&self, tape: &mut Tape, p: &ParamVars, x: Var, beta: f32) -> VqForward {
         let n = tape.value(x).shape()[0].max(1) as f32;
         let z_e = self.encode(tape, p, x);
-        let index = nearest_codes(tape.value(z_e), self.params.get(self.codebook));
-        // e_k [N·L, Dc], then straight through: z_q = z_e + sg(e − z_e), e's value, z_e's gradient.
         // An EMA codebook is read as a constant: moving averages update it, not the gradient.
         let table = match self.ema {
             None => p.var(self.codebook),
             Some(_) => tape.constant(self.params.get(self.codebook).clone()),
         };
-        let e = tape.gather_rows(table, &index);
-        let e_minus_z = tape.sub(e, z_e);
-        let shift = tape.stop_gradient(e_minus_z);
-        let z_q = tape.add(z_e, shift);
+        let Quantized { index, e, z_q } = quantize(tape, z_e, table);
         let out = self.decode(tape, p, z_q);
         let recon_n = self.config.likelihood.neg_log_prob(tape, out, x); // −log p(x|z_q) [N]
         let recon = tape.mean(recon_n);

@@ -6,12 +6,14 @@
 //! | [`Gaussian`], [`GaussianLayer`] | `gaussian.rs` | a diagonal Gaussian on the tape (sample, log-density); a net that outputs one (a stochastic layer) |
 //! | [`crate::Likelihood`] | `likelihood.rs` | p(x\|h): Bernoulli on logits or Gaussian with fixed σ, as a negative log-density and a mean |
 //! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
+//! | [`codebook::quantize`] | `codebook.rs` | the VQ-VAE's nearest codes and straight-through copy |
 //!
-//! A learned conditional prior such as p(h1|h2) is a [`GaussianLayer`] reading h2; the
-//! VQ-VAE's codebook and its autoregressive code prior are parts of their own
-//! ([`crate::vqvae`], [`crate::prior`]). A model composes parts into its log weights
-//! ([`crate::objective::ImportanceWeighted`]); the objectives read only those.
+//! A learned conditional prior such as p(h1|h2) is a [`GaussianLayer`] reading h2; the VQ-VAE's
+//! autoregressive code prior is [`crate::prior`]. A model composes parts into its log weights
+//! ([`crate::objective::ImportanceWeighted`]), or, for the VQ-VAE, its named terms; the
+//! objectives read only those.
 
+pub mod codebook;
 pub mod gaussian;
 pub mod likelihood;
 pub mod mlp;
