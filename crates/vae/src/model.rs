@@ -24,20 +24,21 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 use crate::config::{Arch, VaeConfig};
 use crate::error::Error;
 use crate::objective::tile;
+use crate::parts::conv::{ConvStack, DeconvStack};
 use crate::parts::{Gaussian, Mlp};
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
 enum EncoderBody {
     Mlp(Mlp),
-    Conv(Vec<Conv2d>),
+    Conv(ConvStack),
 }
 
 /// The decoder's layers.
 #[derive(Clone, Debug)]
 enum DecoderBody {
     Mlp { hidden: Mlp, out: Linear },
-    Conv { fc: Linear, shape: [usize; 3], deconvs: Vec<ConvTranspose2d> },
+    Conv { fc: Linear, shape: [usize; 3], deconvs: DeconvStack },
 }
 
 /// A variational autoencoder: its configuration, its parameters and its layers.
@@ -113,7 +114,7 @@ impl Vae {
                     .collect();
                 // The dense heads read the flattened features and the label: [h, y].
                 let flat: usize = shapes.last().expect("non-empty").iter().product();
-                (EncoderBody::Conv(convs), flat + config.classes)
+                (EncoderBody::Conv(ConvStack::new(convs, config.activation)), flat + config.classes)
             }
         };
         let enc_mu = Linear::new(&mut params, "enc_mu", enc_width, j, rng);
@@ -142,7 +143,7 @@ impl Vae {
                         ConvTranspose2d::new(&mut params, &name, s[1][0], s[0][0], l.kernel, geom, rng)
                     })
                     .collect();
-                DecoderBody::Conv { fc, shape: top, deconvs }
+                DecoderBody::Conv { fc, shape: top, deconvs: DeconvStack::new(deconvs, config.activation) }
             }
         };
         Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder })
@@ -181,10 +182,7 @@ impl Vae {
                 let [c, hh, w] = self.config.input;
                 let pixels = self.pixels(tape, x);
                 let img = tape.reshape(pixels, &[n, c, hh, w]);
-                let h = convs.iter().fold(img, |h, conv| {
-                    let a = conv.forward(tape, p, h);
-                    self.activate(tape, a)
-                });
+                let h = convs.forward(tape, p, img);
                 let h = tape.flatten(h); // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
                 self.join_label(tape, h, x)
             }
@@ -204,14 +202,9 @@ impl Vae {
                 let n = tape.value(z).shape()[0];
                 let a = fc.forward(tape, p, z);
                 let h = self.activate(tape, a);
-                let mut h = tape.reshape(h, &[n, shape[0], shape[1], shape[2]]);
-                for (i, deconv) in deconvs.iter().enumerate() {
-                    h = deconv.forward(tape, p, h);
-                    if i + 1 < deconvs.len() {
-                        h = self.activate(tape, h); // no activation on the logits
-                    }
-                }
-                tape.flatten(h)
+                let h = tape.reshape(h, &[n, shape[0], shape[1], shape[2]]);
+                let out = deconvs.forward(tape, p, h); // no activation on the logits
+                tape.flatten(out)
             }
         }
     }
@@ -280,7 +273,7 @@ impl Vae {
         let (id, values) = match &self.decoder {
             DecoderBody::Mlp { out, .. } => (out.bias, bias.to_vec()),
             DecoderBody::Conv { deconvs, .. } => {
-                let last = deconvs.last().expect("at least one deconvolution");
+                let last = deconvs.last();
                 let mean = bias.iter().map(|&b| b as f64).sum::<f64>() / bias.len().max(1) as f64;
                 (last.bias, vec![mean as f32])
             }

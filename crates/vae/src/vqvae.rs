@@ -37,6 +37,7 @@ use crate::config::{Activation, Likelihood};
 use crate::error::Error;
 pub use crate::parts::codebook::nearest_codes;
 use crate::parts::codebook::{quantize, Quantized};
+use crate::parts::conv::{ConvStack, DeconvStack};
 use crate::parts::Mlp;
 use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
 
@@ -231,7 +232,7 @@ impl VqConfig {
 #[derive(Clone, Debug)]
 enum Body {
     Mlp { encoder: Mlp, enc_out: Linear, decoder: Mlp, dec_out: Linear },
-    Conv { encoder: Vec<Conv2d>, enc_out: Conv2d, dec_in: Conv2d, decoder: Vec<ConvTranspose2d> },
+    Conv { encoder: ConvStack, enc_out: Conv2d, dec_in: Conv2d, decoder: DeconvStack },
 }
 
 /// A VQ-VAE: configuration, parameters (the codebook among them, `codebook.weight` [Kc, Dc])
@@ -314,7 +315,13 @@ impl VqVae {
                     let name = format!("dec_deconv{}", i + 1);
                     decoder.push(ConvTranspose2d::new(&mut params, &name, w[1], w[0], 4, halve, rng));
                 }
-                Body::Conv { encoder, enc_out, dec_in, decoder }
+                let act = config.activation;
+                Body::Conv {
+                    encoder: ConvStack::new(encoder, act),
+                    enc_out,
+                    dec_in,
+                    decoder: DeconvStack::new(decoder, act),
+                }
             }
         };
         let bound = 1.0 / kc as f32;
@@ -347,10 +354,7 @@ impl VqVae {
             Body::Conv { encoder, enc_out, .. } => {
                 let [c, hh, w] = self.config.input;
                 let img = tape.reshape(x, &[n, c, hh, w]);
-                let h = encoder.iter().fold(img, |h, conv| {
-                    let a = conv.forward(tape, p, h);
-                    self.activate(tape, a)
-                });
+                let h = encoder.forward(tape, p, img);
                 let z = enc_out.forward(tape, p, h); // [N, Dc, h, w]
                 let z = tape.permute(z, &[0, 2, 3, 1]); // [N, h, w, Dc]: a code vector per pixel
                 tape.reshape(z, &[n * self.config.codes(), dc])
@@ -374,14 +378,9 @@ impl VqVae {
                 let z = tape.reshape(z_q, &[n, gh, gw, dc]);
                 let z = tape.permute(z, &[0, 3, 1, 2]); // [N, Dc, h, w]
                 let a = dec_in.forward(tape, p, z);
-                let mut h = self.activate(tape, a);
-                for (i, deconv) in decoder.iter().enumerate() {
-                    h = deconv.forward(tape, p, h);
-                    if i + 1 < decoder.len() {
-                        h = self.activate(tape, h); // no activation on the logits
-                    }
-                }
-                tape.flatten(h)
+                let h = self.activate(tape, a);
+                let out = decoder.forward(tape, p, h); // no activation on the logits
+                tape.flatten(out)
             }
         }
     }

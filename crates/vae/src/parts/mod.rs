@@ -3,6 +3,7 @@
 //! | part | file | what it is |
 //! |---|---|---|
 //! | [`Mlp`] | `mlp.rs` | a network body: dense layers, each followed by the nonlinearity |
+//! | [`conv::ConvStack`], [`conv::DeconvStack`] | `conv.rs` | convolutional bodies: an encoder's convolutions, a decoder's transposed convolutions |
 //! | [`Gaussian`], [`GaussianLayer`] | `gaussian.rs` | a diagonal Gaussian on the tape (sample, log-density); a net that outputs one (a stochastic layer) |
 //! | [`crate::Likelihood`] | `likelihood.rs` | p(x\|h): Bernoulli on logits or Gaussian with fixed σ, as a negative log-density and a mean |
 //! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
@@ -14,6 +15,7 @@
 //! objectives read only those.
 
 pub mod codebook;
+pub mod conv;
 pub mod gaussian;
 pub mod likelihood;
 pub mod mlp;
