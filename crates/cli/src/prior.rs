@@ -20,7 +20,7 @@ use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::image::{grid, Canvas, PALETTE};
 use crate::interrupt;
 use crate::options::{check_number, Result};
-use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT};
+use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT, PRIOR_RUN};
 use crate::say::say;
 use crate::streams::{stream, Purpose};
 
@@ -100,13 +100,7 @@ pub fn run(args: PriorArgs) -> Result<()> {
         );
         run
     } else {
-        if out.join(PRIOR_CHECKPOINT).exists() {
-            return Err(format!(
-                "{} already holds a prior's training; continue it with --resume, or choose another --out",
-                out.display()
-            )
-            .into());
-        }
+        PRIOR_RUN.check_fresh(&out)?;
         let settings = PriorSettings {
             epochs: args.epochs.unwrap_or(DEFAULT_PRIOR_EPOCHS),
             batch_size: args.batch_size as usize,
@@ -214,19 +208,11 @@ impl Trainer for PriorTrainer<'_> {
         Ok((row, vec![line]))
     }
     fn write_metrics(&self, rows: &[String]) -> Result<()> {
-        write_prior_metrics(self.out, rows)
+        PRIOR_RUN.write_metrics(self.out, METRICS_HEADER, rows)
     }
     fn save(&self, state: &RunState) -> Result<()> {
         self.run.save(self.out, state)
     }
-}
-
-/// Writes prior_metrics.csv from the rows of the finished epochs.
-fn write_prior_metrics(out: &Path, rows: &[String]) -> Result<()> {
-    let text: String =
-        std::iter::once(METRICS_HEADER).chain(rows.iter().map(String::as_str)).map(|r| format!("{r}\n")).collect();
-    checkpoint::write_atomic(&out.join("prior_metrics.csv"), text.as_bytes())?;
-    Ok(())
 }
 
 /// After training: the bound on −log p(x) it gives, prior.safetensors, prior.json and the

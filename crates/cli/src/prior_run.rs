@@ -15,6 +15,7 @@ use vae_layers::optim::{Adam, Optimizer};
 
 use crate::epochs::RunState;
 use crate::options::Result;
+use crate::rundir::RunFiles;
 use crate::settings::{fields_from_metadata, fields_to_metadata};
 use crate::streams::{stream, Purpose};
 
@@ -22,6 +23,9 @@ use crate::streams::{stream, Purpose};
 pub const PRIOR: &str = "prior.safetensors";
 /// The resumable state of its training.
 pub const PRIOR_CHECKPOINT: &str = "prior_checkpoint.safetensors";
+/// A prior's run: its files in the VQ-VAE's run folder, beside the model's.
+pub const PRIOR_RUN: RunFiles =
+    RunFiles { what: "a prior's training", model: PRIOR, checkpoint: PRIOR_CHECKPOINT, metrics: "prior_metrics.csv" };
 /// The format entry of a prior file.
 const PRIOR_FORMAT: &str = "vae-engine-prior/1";
 /// The format entry of a prior checkpoint.
@@ -112,14 +116,7 @@ impl PriorRun {
 
     /// The run whose checkpoint is in `out`, for the codes of `model`.
     pub fn resume(out: &Path, model: &VqVae) -> Result<Self> {
-        let path = out.join(PRIOR_CHECKPOINT);
-        if !path.is_file() {
-            return Err(format!(
-                "--resume: there is no {PRIOR_CHECKPOINT} in {} to resume; start without --resume",
-                out.display()
-            )
-            .into());
-        }
+        let path = PRIOR_RUN.to_resume(out)?;
         let (prior, extra, m) = read_prior(&path, model, &[CHECKPOINT_FORMAT])?;
         let settings: PriorSettings =
             serde_json::from_value(serde_json::Value::Object(fields_from_metadata(&m, SETTINGS_PREFIX)))

@@ -66,14 +66,7 @@ impl Run {
 
     /// Reads the checkpoint of the run in `out`.
     pub fn resume(out: &Path) -> Result<Self> {
-        let path = out.join(CHECKPOINT);
-        if !path.is_file() {
-            return Err(format!(
-                "--resume: there is no {CHECKPOINT} in {} to resume; start a new run without --resume",
-                out.display()
-            )
-            .into());
-        }
+        let path = MODEL_RUN.to_resume(out)?;
         let loaded = checkpoint::load_family(&path)?;
         let bad = |m: String| format!("{}: {m}", path.display());
         let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
@@ -86,16 +79,59 @@ impl Run {
     }
 }
 
-/// Writes metrics.csv from the rows of the finished epochs.
-pub fn write_metrics(out: &Path, header: &str, rows: &[String]) -> Result<()> {
-    let mut text = String::from(header);
-    text.push('\n');
-    for r in rows {
-        text.push_str(r);
-        text.push('\n');
+/// The files of a run folder, whichever trainer fills it: a model's (`train`) or a code
+/// prior's (`prior`, which writes into its VQ-VAE's folder beside the model's own files).
+#[derive(Clone, Copy, Debug)]
+pub struct RunFiles {
+    /// What the folder holds a training of, for messages: `a run`, `a prior's training`.
+    pub what: &'static str,
+    /// The trained model alone.
+    pub model: &'static str,
+    /// The resumable checkpoint: model, optimizer state, settings, progress.
+    pub checkpoint: &'static str,
+    /// One row per finished epoch.
+    pub metrics: &'static str,
+}
+
+/// A model's run folder.
+pub const MODEL_RUN: RunFiles =
+    RunFiles { what: "a run", model: MODEL, checkpoint: CHECKPOINT, metrics: "metrics.csv" };
+
+impl RunFiles {
+    /// Refuses a folder that already holds such a training (a new one would overwrite it).
+    pub fn check_fresh(&self, out: &Path) -> Result<()> {
+        if out.join(self.checkpoint).exists() {
+            return Err(format!(
+                "{} already holds {}; continue it with --resume, or choose another --out",
+                out.display(),
+                self.what
+            )
+            .into());
+        }
+        Ok(())
     }
-    checkpoint::write_atomic(&out.join("metrics.csv"), text.as_bytes())?;
-    Ok(())
+
+    /// The checkpoint to resume from, or why there is none.
+    pub fn to_resume(&self, out: &Path) -> Result<std::path::PathBuf> {
+        let path = out.join(self.checkpoint);
+        if !path.is_file() {
+            return Err(format!(
+                "--resume: there is no {} in {} to resume; start a new run without --resume",
+                self.checkpoint,
+                out.display()
+            )
+            .into());
+        }
+        Ok(path)
+    }
+
+    /// Writes the metrics file from its header and the rows of the finished epochs, atomically.
+    pub fn write_metrics(&self, out: &Path, header: &str, rows: &[String]) -> Result<()> {
+        let text: String =
+            std::iter::once(header).chain(rows.iter().map(String::as_str)).map(|r| format!("{r}\n")).collect();
+        checkpoint::write_atomic(&out.join(self.metrics), text.as_bytes())?;
+        Ok(())
+    }
 }
 
 /// Writes samples.png (8×8 prior samples; for a conditional model a row of 8 per class) and

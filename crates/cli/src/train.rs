@@ -23,7 +23,7 @@ use crate::options::{
     check_number, ActivationKind, BinarizeKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind,
     OptimizerKind, OutputBias, Preset, Result,
 };
-use crate::rundir::{metrics_header, write_metrics, write_pictures, Run, CHECKPOINT, MODEL};
+use crate::rundir::{metrics_header, write_pictures, Run, CHECKPOINT, MODEL, MODEL_RUN};
 use crate::say::say;
 use crate::settings::{enum_name, Settings, DEFAULT_LR};
 use crate::streams::{stream, Purpose};
@@ -408,13 +408,7 @@ fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
 /// A new run: the model initialized from the seed (its output bias from the data if asked), a
 /// fresh optimizer. Refuses a folder that already holds a run.
 fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, out: &Path) -> Result<Run> {
-    if out.join(CHECKPOINT).exists() {
-        return Err(format!(
-            "{} already holds a run; continue it with --resume, or choose another --out",
-            out.display()
-        )
-        .into());
-    }
+    MODEL_RUN.check_fresh(out)?;
     let probe = Dataset::load(dir)?; // fail early, before creating a folder
     let mut model = model_from_args(args, protocol, &probe.train)?;
     if protocol.output_bias == OutputBias::DataMean {
@@ -512,7 +506,7 @@ impl Trainer for ModelTrainer<'_> {
         Ok((row.join(","), lines))
     }
     fn write_metrics(&self, rows: &[String]) -> Result<()> {
-        write_metrics(self.out, &metrics_header(self.run.model.as_ref()), rows)
+        MODEL_RUN.write_metrics(self.out, &metrics_header(self.run.model.as_ref()), rows)
     }
     fn save(&self, state: &RunState) -> Result<()> {
         self.run.save(self.out, state)
