@@ -1,5 +1,6 @@
-//! Times the thin-operand GEMM (`vae_autodiff::thin_gemm`) against matrixmultiply (ndarray's
-//! `dot`) at the shapes our models multiply, and checks that the two agree bit for bit.
+//! Times the thin-operand GEMM tiles (`vae_autodiff::kernels::gemm`), at every SIMD level this
+//! CPU supports, against matrixmultiply (ndarray's `dot`) at the shapes our models multiply,
+//! and checks that they agree bit for bit.
 //!
 //! RAYON_NUM_THREADS=1 cargo run --release --example thin_gemm
 //!
@@ -11,7 +12,8 @@
 use std::time::Instant;
 
 use ndarray::Array2;
-use vae_autodiff::thin_gemm::{product, THIN_ROWS};
+use vae_autodiff::kernels::gemm::{product_at, THIN_ROWS, THIN_ROWS_STRIDED};
+use vae_autodiff::kernels::Simd;
 
 /// The best of 5 timings of `reps` calls of `f`, in seconds per call.
 fn best_of_5(reps: usize, f: &dyn Fn()) -> f64 {
@@ -27,10 +29,18 @@ fn best_of_5(reps: usize, f: &dyn Fn()) -> f64 {
 }
 
 fn main() {
-    if product(Array2::<f32>::ones((1, 1)).view(), Array2::ones((1, 1)).view()).is_none() {
-        println!("this CPU has no AVX-512F: every product goes to matrixmultiply, there is nothing to compare");
-        return;
+    for level in [Simd::Avx2, Simd::Avx512] {
+        if level.supported() {
+            println!("== the {} tile", level.name());
+            compare(level);
+        } else {
+            println!("== this CPU does not support {}: its tile is not timed", level.name());
+        }
     }
+}
+
+/// Both tables for the tile of `level`.
+fn compare(level: Simd) {
     // (M, K, N, a transposed): the Burda model's layers at 20 rows (VAE, k = 1), at 100 (IWAE,
     // k = 5), the default MLP's at 64 and 127, and weight gradients.
     let shapes = [
@@ -48,7 +58,7 @@ fn main() {
     ];
     println!(
         "in training, left operands of fewer than {THIN_ROWS} rows take the thin kernel ({} when their rows are strided)",
-        vae_autodiff::thin_gemm::THIN_ROWS_STRIDED + 1
+        THIN_ROWS_STRIDED + 1
     );
     for &(m, k, n, transposed) in &shapes {
         let pattern = |i: usize, j: usize| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.3;
@@ -59,7 +69,7 @@ fn main() {
         };
         let a = if transposed { stored.t() } else { stored.view() };
         let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7);
-        let Some(ours) = product(a, b.view()) else {
+        let Some(ours) = product_at(level, a, b.view()) else {
             println!("{m}×{k}·{k}×{n}{}: declined, left to matrixmultiply", if transposed { " (aᵀ)" } else { "" });
             continue;
         };
@@ -70,7 +80,7 @@ fn main() {
             std::hint::black_box(a.dot(&b));
         });
         let t_ours = best_of_5(reps, &|| {
-            std::hint::black_box(product(a, b.view()));
+            std::hint::black_box(product_at(level, a, b.view()));
         });
         let gflops = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
         println!(
@@ -96,9 +106,9 @@ fn main() {
         // Row-major copy and thin kernel, as `product` does for up to THIN_ROWS_COPY rows.
         let t_ours = best_of_5(reps, &|| {
             let wt = w.t().as_standard_layout().into_owned();
-            std::hint::black_box(product(dy.view(), wt.view()));
+            std::hint::black_box(product_at(level, dy.view(), wt.view()));
         });
-        let same = product(dy.view(), w.t().as_standard_layout().view())
+        let same = product_at(level, dy.view(), w.t().as_standard_layout().view())
             .expect("a thin product")
             .iter()
             .zip(&dy.dot(&w.t()))

@@ -7,12 +7,14 @@
 //!   Its gradient is summed back over the broadcast axes (`sum_to_shape`).
 //!
 //! Each forward is a single pass over its inputs written as a plain closure over `f32`, which
-//! the compiler vectorizes; above [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
+//! runs in a [`kernels::loops`](crate::kernels::loops) loop at the CPU's SIMD width; above
+//! [`PARALLEL_LEN`] elements the pass is split across rayon's pool.
 
 use ndarray::{Axis, CowArray, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::fastmath;
+use crate::kernels::loops;
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// Arrays with at least this many elements are processed in parallel; below it, the cost of
@@ -22,64 +24,56 @@ pub const PARALLEL_LEN: usize = 1 << 16;
 /// Pieces of a long array handed to one rayon task.
 const PARALLEL_PIECE: usize = 1 << 14;
 
-/// y_i = f(x_i), one pass over contiguous memory (so the loop vectorizes), parallel for
-/// large arrays.
-pub(crate) fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+/// y_i = f(x_i), one pass over contiguous memory (a [`kernels::loops`] loop, so it runs at the
+/// CPU's SIMD width), parallel for large arrays.
+pub(crate) fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Copy + Sync + Send) -> Tensor {
     let Some(xs) = x.as_slice() else { return Zip::from(x).map_collect(|&x| f(x)) };
-    let y: Vec<f32> = if xs.len() >= PARALLEL_LEN {
-        let mut y = vec![0.0f32; xs.len()];
-        y.par_chunks_mut(PARALLEL_PIECE).zip(xs.par_chunks(PARALLEL_PIECE)).for_each(|(y, x)| {
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
-        });
-        y
+    let mut y = vec![0.0f32; xs.len()];
+    if xs.len() >= PARALLEL_LEN {
+        let pieces = y.par_chunks_mut(PARALLEL_PIECE).zip(xs.par_chunks(PARALLEL_PIECE));
+        pieces.for_each(|(y, x)| loops::map(x, y, f));
     } else {
-        // Collected straight from the map: no zero-filled buffer written first.
-        xs.iter().map(|&x| f(x)).collect()
-    };
+        loops::map(xs, &mut y, f);
+    }
     Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
 /// y_i = f(x_i, u_i) over two arrays of the same shape.
-pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+pub(crate) fn map2(x: &Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy + Sync + Send) -> Tensor {
     assert_eq!(x.shape(), u.shape(), "elementwise: shapes differ");
     let (Some(xs), Some(us)) = (x.as_slice(), u.as_slice()) else {
         return Zip::from(x).and(u).map_collect(|&x, &u| f(x, u));
     };
-    let y: Vec<f32> = if xs.len() >= PARALLEL_LEN {
-        let mut y = vec![0.0f32; xs.len()];
+    let mut y = vec![0.0f32; xs.len()];
+    if xs.len() >= PARALLEL_LEN {
         let pieces = xs.par_chunks(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE));
-        y.par_chunks_mut(PARALLEL_PIECE).zip(pieces).for_each(|(y, (x, u))| {
-            y.iter_mut().zip(x.iter().zip(u)).for_each(|(y, (&x, &u))| *y = f(x, u));
-        });
-        y
+        y.par_chunks_mut(PARALLEL_PIECE).zip(pieces).for_each(|(y, (x, u))| loops::map2(x, u, y, f));
     } else {
-        xs.iter().zip(us).map(|(&x, &u)| f(x, u)).collect()
-    };
+        loops::map2(xs, us, &mut y, f);
+    }
     Tensor::from_shape_vec(x.raw_dim(), y).expect("same length")
 }
 
 /// d_i ← f(d_i), in d's own buffer. The backward pass owns each gradient and uses it once, so
 /// an elementwise derivative overwrites it instead of allocating a new array.
-fn map_into(mut d: Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+fn map_into(mut d: Tensor, f: impl Fn(f32) -> f32 + Copy + Sync + Send) -> Tensor {
     match d.as_slice_mut() {
-        Some(ds) if ds.len() >= PARALLEL_LEN => {
-            ds.par_chunks_mut(PARALLEL_PIECE).for_each(|d| d.iter_mut().for_each(|d| *d = f(*d)))
-        }
-        Some(ds) => ds.iter_mut().for_each(|d| *d = f(*d)),
+        Some(ds) if ds.len() >= PARALLEL_LEN => ds.par_chunks_mut(PARALLEL_PIECE).for_each(|d| loops::update(d, f)),
+        Some(ds) => loops::update(ds, f),
         None => d.mapv_inplace(f),
     }
     d
 }
 
 /// d_i ← f(d_i, u_i), in d's own buffer (see [`map_into`]).
-fn map2_into(mut d: Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+fn map2_into(mut d: Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy + Sync + Send) -> Tensor {
     assert_eq!(d.shape(), u.shape(), "elementwise: shapes differ");
     match (d.as_slice_mut(), u.as_slice()) {
         (Some(ds), Some(us)) if ds.len() >= PARALLEL_LEN => {
             let pieces = ds.par_chunks_mut(PARALLEL_PIECE).zip(us.par_chunks(PARALLEL_PIECE));
-            pieces.for_each(|(d, u)| d.iter_mut().zip(u).for_each(|(d, &u)| *d = f(*d, u)));
+            pieces.for_each(|(d, u)| loops::update2(d, u, f));
         }
-        (Some(ds), Some(us)) => ds.iter_mut().zip(us).for_each(|(d, &u)| *d = f(*d, u)),
+        (Some(ds), Some(us)) => loops::update2(ds, us, f),
         _ => Zip::from(&mut d).and(u).for_each(|d, &u| *d = f(*d, u)),
     }
     d
@@ -87,10 +81,26 @@ fn map2_into(mut d: Tensor, u: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Sen
 
 /// y_i = f(a_i, b_i) with `b` broadcast to the shape of `a`.
 #[track_caller]
-fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy + Sync + Send) -> Tensor {
     let Some(bb) = b.broadcast(a.raw_dim()) else {
         panic!("{op}: cannot broadcast b of shape {:?} to a of shape {:?}", b.shape(), a.shape())
     };
+    // b of a's shape, or a trailing block of it (a bias [C] against [N, C]), over contiguous
+    // memory: row by row through a kernel loop. Other broadcasts walk ndarray's Zip.
+    let trailing = b.ndim() <= a.ndim() && b.shape() == &a.shape()[a.ndim() - b.ndim()..];
+    if let (true, Some(xs), Some(bs)) = (trailing && !b.is_empty(), a.as_slice(), b.as_slice()) {
+        let mut y = vec![0.0f32; xs.len()];
+        let row_by_row = |y: &mut [f32], x: &[f32]| {
+            y.chunks_mut(bs.len()).zip(x.chunks(bs.len())).for_each(|(y, x)| loops::map2(x, bs, y, f))
+        };
+        if xs.len() >= PARALLEL_LEN {
+            let piece = bs.len() * (PARALLEL_PIECE / bs.len()).max(1); // whole rows
+            y.par_chunks_mut(piece).zip(xs.par_chunks(piece)).for_each(|(y, x)| row_by_row(y, x));
+        } else {
+            row_by_row(&mut y, xs);
+        }
+        return Tensor::from_shape_vec(a.raw_dim(), y).expect("same length");
+    }
     if a.len() >= PARALLEL_LEN {
         Zip::from(a).and(&bb).par_map_collect(|&a, &b| f(a, b))
     } else {
@@ -319,5 +329,5 @@ pub(crate) fn tanh_backward(y: &Tensor, dy: Tensor) -> Tensor {
 
 /// y = ln(1 + eˣ)  ⇒  dx = dy · eˣ/(1 + eˣ) = dy · σ(x)
 pub(crate) fn softplus_backward(x: &Tensor, dy: Tensor) -> Tensor {
-    map2_into(dy, x, |d, x| d * sigmoid(x))
+    map2_into(dy, x, #[inline(always)] |d, x| d * sigmoid(x))
 }

@@ -16,7 +16,8 @@
 //! | [`loss`] | fused `bce_with_logits` `gaussian_nll` `kl_std_normal` |
 //!
 //! [`fastmath`] holds the vectorizable eˣ, ln(1 + u), σ and softplus the activations and losses
-//! use. [`gradcheck`] holds the finite-difference checker that every op is tested with. The
+//! use. [`kernels`] holds the hot loops, compiled for AVX2 and AVX-512 besides the baseline and
+//! chosen at run time, and the tiles for products with few rows. [`gradcheck`] holds the finite-difference checker that every op is tested with. The
 //! derivation behind the tape is in `docs/ARCHITECTURE.md`, the table of every op's derivative
 //! in chapter 6 of the book (`docs/book/06-autodiff.md`); how to add an op is in this crate's
 //! README.
@@ -45,12 +46,12 @@ pub mod conv;
 pub mod elementwise;
 pub mod fastmath;
 pub mod gradcheck;
+pub mod kernels;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
 pub mod shape;
 mod tape;
-pub mod thin_gemm;
 
 pub use conv::ConvGeom;
 pub use tape::{Gradients, Op, Tape, Tensor, Var};

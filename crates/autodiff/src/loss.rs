@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 
 use crate::fastmath::{sigmoid, softplus};
+use crate::kernels::{self, loops};
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// ½ ln 2π, the normalizing constant of a unit Gaussian in nats.
@@ -45,7 +46,9 @@ fn contiguous(x: &Tensor) -> Cow<'_, [f32]> {
 }
 
 /// Σ_i v_i in f64, in eight interleaved partial sums (so the loop vectorizes) added in a
-/// fixed order: the same numbers always give the same sum.
+/// fixed order: the same numbers always give the same sum. Callers run it through
+/// [`kernels::vectorized`].
+#[inline(always)]
 fn sum_f64(v: &[f32]) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = v.chunks_exact(8);
@@ -60,16 +63,15 @@ fn sum_f64(v: &[f32]) -> f64 {
 
 /// Per-example sums y_n = Σ_i f(a_ni, b_ni) of two [N, …] tensors of the same shape: [N].
 /// Each row's terms are computed in one vectorized pass, then summed in f64.
-fn per_example_sum(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+fn per_example_sum(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy) -> Tensor {
     let n = a.shape()[0];
     let d = a.len() / n.max(1);
     let (a, b) = (contiguous(a), contiguous(b));
     let mut terms = vec![0.0f32; d];
     let y: Vec<f32> = (0..n)
         .map(|r| {
-            let rows = a[r * d..(r + 1) * d].iter().zip(&b[r * d..(r + 1) * d]);
-            terms.iter_mut().zip(rows).for_each(|(t, (&a, &b))| *t = f(a, b));
-            sum_f64(&terms) as f32
+            loops::map2(&a[r * d..(r + 1) * d], &b[r * d..(r + 1) * d], &mut terms, f);
+            kernels::vectorized(#[inline(always)] || sum_f64(&terms)) as f32
         })
         .collect();
     Tensor::from_shape_vec(vec![n], y).expect("[N]")
@@ -77,7 +79,7 @@ fn per_example_sum(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tenso
 
 /// d_ni = dy_n · f(a_ni, b_ni): a per-example gradient dy [N] times a pointwise factor, in the
 /// shape of `a`.
-fn per_example_grad(dy: &Tensor, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+fn per_example_grad(dy: &Tensor, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy) -> Tensor {
     let n = a.shape()[0];
     let d = a.len() / n.max(1);
     let (av, bv, dy) = (contiguous(a), contiguous(b), contiguous(dy));
@@ -85,7 +87,7 @@ fn per_example_grad(dy: &Tensor, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) ->
     if d > 0 {
         for (r, row) in out.chunks_exact_mut(d).enumerate() {
             let (ar, br, dyr) = (&av[r * d..(r + 1) * d], &bv[r * d..(r + 1) * d], dy[r]);
-            row.iter_mut().zip(ar.iter().zip(br)).for_each(|(o, (&a, &b))| *o = dyr * f(a, b));
+            loops::map2(ar, br, row, #[inline(always)] |a, b| dyr * f(a, b));
         }
     }
     Tensor::from_shape_vec(a.raw_dim(), out).expect("shape of a")
@@ -100,7 +102,7 @@ impl Tape<'_> {
         check_constant_target("bce_with_logits", self, target);
         let (l, x) = (self.value(logits), self.value(target));
         check_same("bce_with_logits", l, x);
-        let y = per_example_sum(l, x, |l, x| softplus(l) - x * l);
+        let y = per_example_sum(l, x, #[inline(always)] |l, x| softplus(l) - x * l);
         self.push(y, Op::BceWithLogits { logits, target })
     }
 
@@ -130,7 +132,7 @@ impl Tape<'_> {
 
 /// y_n = Σ_i softplus(l_ni) − x_ni·l_ni  ⇒  dl_ni = dy_n · (σ(l_ni) − x_ni)
 pub(crate) fn bce_with_logits_backward(logits: &Tensor, target: &Tensor, dy: &Tensor) -> Tensor {
-    per_example_grad(dy, logits, target, |l, x| sigmoid(l) - x)
+    per_example_grad(dy, logits, target, #[inline(always)] |l, x| sigmoid(l) - x)
 }
 
 /// y_n = Σ_i (x_ni − m_ni)²/(2σ²) + const  ⇒  dm_ni = dy_n · (m_ni − x_ni) / σ²

@@ -9,8 +9,8 @@
 //! The GEMM is ndarray's `dot` (`product`), which hands strided views straight to
 //! matrixmultiply's packed SIMD kernels: a transposed operand is a view with swapped strides,
 //! never a copy. A left operand of fewer than 128 rows times a row-major right one takes our
-//! own AVX-512 kernel instead (`thin_gemm.rs`), which gives the same bits in about half the time
-//! at 20 rows. [`matmul_naive`] is the triple loop both must agree with.
+//! own register-blocked tiles instead (`kernels/gemm.rs`, AVX-512 or AVX2), which give the same
+//! bits in about half the time at 20 rows. [`matmul_naive`] is the triple loop both must agree with.
 //!
 //! In `matmul`, a left operand that is mostly zeros, like a batch of MNIST images (about 19% of
 //! the pixels are nonzero), takes a sparse path instead: y = a·b and the gradient aᵀ·dy then
@@ -20,6 +20,7 @@
 use ndarray::{Array2, ArrayView2, Ix2};
 use rayon::prelude::*;
 
+use crate::kernels;
 use crate::tape::{Op, Tape, Tensor, Var};
 
 /// Views a tensor as a matrix, or panics naming the op and the shape found.
@@ -42,7 +43,7 @@ fn gemm(op: &str, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Tensor {
 /// `general_mat_mul` needs an initialized (zero-filled) output first; both run the same
 /// matrixmultiply call (α = 1, β = 0), so the values are the same.
 pub(crate) fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
-    if let Some(y) = crate::thin_gemm::product(a, b) {
+    if let Some(y) = crate::kernels::gemm::product(a, b) {
         return y; // a few rows on an AVX-512 machine: the same values, sooner
     }
     let y = a.dot(&b);
@@ -227,7 +228,7 @@ fn sparse_times_dense(op: &str, a: &SparseRows, b: ArrayView2<f32>) -> Tensor {
     let mut y = Array2::<f32>::zeros((a.rows, n));
     if n > 0 {
         for (i, yi) in y.as_slice_mut().expect("fresh array").chunks_exact_mut(n).enumerate() {
-            sparse_row_times_dense(a.row(i), bs, n, yi);
+            kernels::vectorized(#[inline(always)] || sparse_row_times_dense(a.row(i), bs, n, yi));
         }
     }
     y.into_dyn()
@@ -238,7 +239,9 @@ fn sparse_times_dense(op: &str, a: &SparseRows, b: ArrayView2<f32>) -> Tensor {
 /// Tiles start every [`TILE`] columns, and the last one at n − TILE, overlapping its neighbour
 /// when TILE does not divide n: those columns are summed twice, in the same order, so they get
 /// the same values, and every tile takes the vectorized path. Rows narrower than a tile take a
-/// plain loop.
+/// plain loop. Callers run it through [`kernels::vectorized`], so that it is compiled for the
+/// CPU's SIMD width.
+#[inline(always)]
 fn sparse_row_times_dense((cols, vals): (&[u32], &[f32]), b: &[f32], n: usize, y: &mut [f32]) {
     let row = || cols.iter().map(|&k| k as usize).zip(vals.iter().copied());
     if n < TILE {
@@ -273,7 +276,7 @@ fn sparse_transpose_times_dense(a: &SparseRows, dy: ArrayView2<f32>) -> Array2<f
             .par_chunks_mut(n)
             .with_min_len(64)
             .enumerate()
-            .for_each(|(k, gk)| sparse_row_times_dense(at.row(k), ds, n, gk));
+            .for_each(|(k, gk)| kernels::vectorized(#[inline(always)] || sparse_row_times_dense(at.row(k), ds, n, gk)));
     }
     g
 }

@@ -10,6 +10,7 @@
 //! | Adagrad | g ← g + λθ; s ← s + g²; θ ← θ − lr·g / (√s + ε) |
 
 use ndarray::Zip;
+use vae_autodiff::kernels::loops;
 use vae_autodiff::Tensor;
 
 /// Tensors at least this long are updated in parallel.
@@ -33,22 +34,17 @@ pub trait Optimizer: Send {
 }
 
 /// Runs `f` over four equally shaped tensors element by element, on their contiguous
-/// memory (so the loop vectorizes), in parallel pieces when they are long.
+/// memory (a kernel loop, at the CPU's SIMD width), in parallel pieces when they are long.
 fn zip4(
     theta: &mut Tensor,
     g: &Tensor,
     a: &mut Tensor,
     b: &mut Tensor,
-    f: impl Fn(&mut f32, f32, &mut f32, &mut f32) + Sync + Send,
+    f: impl Fn(&mut f32, f32, &mut f32, &mut f32) + Copy + Sync + Send,
 ) {
     let slices = (theta.as_slice_mut(), g.as_slice(), a.as_slice_mut(), b.as_slice_mut());
     let (Some(t), Some(g), Some(a), Some(b)) = slices else {
         return Zip::from(theta).and(g).and(a).and(b).for_each(|t, &g, a, b| f(t, g, a, b));
-    };
-    let kernel = |t: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32]| {
-        for (((t, &g), a), b) in t.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
-            f(t, g, a, b);
-        }
     };
     if g.len() >= PARALLEL_LEN {
         use rayon::prelude::*;
@@ -56,9 +52,9 @@ fn zip4(
         t.par_chunks_mut(piece)
             .zip(g.par_chunks(piece))
             .zip(a.par_chunks_mut(piece).zip(b.par_chunks_mut(piece)))
-            .for_each(|((t, g), (a, b))| kernel(t, g, a, b));
+            .for_each(|((t, g), (a, b))| loops::update_with_state(t, g, a, b, f));
     } else {
-        kernel(t, g, a, b);
+        loops::update_with_state(t, g, a, b, f);
     }
 }
 
@@ -169,7 +165,7 @@ impl Optimizer for Adam {
         let step_size = (self.lr as f64 / c1) as f32;
         let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
         for (((theta, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-            zip4(theta, g, m, v, |theta, g, m, v| {
+            zip4(theta, g, m, v, #[inline(always)] |theta, g, m, v| {
                 let g = g + wd * *theta;
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;

@@ -143,7 +143,7 @@ impl VqConfig {
                         "a conv VQ-VAE needs at least one convolution, each with ≥ 1 channel".into(),
                     ));
                 }
-                if self.input[1] % scale != 0 || self.input[2] % scale != 0 {
+                if !self.input[1].is_multiple_of(scale) || !self.input[2].is_multiple_of(scale) {
                     return Err(Error::config(format!(
                         "{} halvings do not divide a {}×{} image evenly",
                         channels.len(),

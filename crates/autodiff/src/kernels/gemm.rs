@@ -1,0 +1,435 @@
+//! y = a·b for a thin left operand (few rows, such as a batch of 20), with register blocking
+//! written by hand for AVX-512 and for AVX2 with FMA, giving exactly matrixmultiply's bits.
+//!
+//! Shape legend
+//! - `a`: [M, K], any non-negative strides (a row-major batch, or the transpose of one)
+//! - `b`: [K, N] with contiguous rows (a weight in our [in, out] layout)
+//! - `y`: [M, N], row-major
+//!
+//! **Why.** matrixmultiply computes tiles of 16 × 16 (AVX-512) or 8 × 8 (AVX2) and packs both
+//! operands into panels first. A product with 20 rows is then one full tile of rows and one of
+//! which 4 are real (so 32 rows of multiply-adds for 20), and each weight is copied once more
+//! per call. Here a tile is 4 rows × 64 columns (AVX-512: 16 accumulators of 16 floats) or
+//! 6 rows × 16 columns (AVX2: 12 accumulators of 8), each step of k one broadcast of a[i, k]
+//! per row against b's row k, read in place. At 20×200·200×784 the AVX-512 tile ran at 93–100
+//! GFLOP/s against matrixmultiply's 46–53 (one thread, `examples/thin_gemm.rs`).
+//!
+//! **The same bits.** matrixmultiply (both its AVX-512 and its AVX2 kernel) computes every
+//! y[i, j] as: for each block of KC = 256 values of k, in order, one fused multiply-add chain
+//! from zero, s = fma(a[i, k], b[k, j], s); the first block's s is y[i, j], each later block's
+//! is added to it. Both tiles here do the same operations in the same order, so the results
+//! agree bit for bit with matrixmultiply and with each other (tested over odd shapes, both
+//! layouts of a, and K across block boundaries). At [`Simd::Portable`] `None` sends the caller
+//! to matrixmultiply, which then picks its own kernel for the CPU.
+//!
+//! **Memory.** The kernels see the operands as slices that end at their last element. The
+//! right edge of a strip is read and written with masked loads and stores, which touch no
+//! masked-off lane; the address of a vector that starts past the edge is formed with
+//! `wrapping_add`, which is defined for any offset, and never dereferenced.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::Simd;
+
+/// Left operands with fewer than this many rows take these kernels. From 128 rows on,
+/// matrixmultiply's 16-row tiles waste nothing and its packing pays off (at 128×400·400×784 it
+/// took 0.92 of the AVX-512 tile's time); the tile takes 0.88–0.99 of matrixmultiply's time at
+/// 64–127 rows and 0.54–0.62 at 20 (`examples/thin_gemm.rs`, AMD EPYC, AVX-512, one thread).
+pub const THIN_ROWS: usize = 128;
+/// A left operand whose rows are not contiguous (xᵀ in a weight gradient) takes these kernels
+/// only up to this many rows: its values then sit a whole row of x apart, and at 100×20·20×200
+/// the AVX-512 tile took 1.19 of matrixmultiply's time (0.75 at 50×20·20×200).
+pub const THIN_ROWS_STRIDED: usize = 64;
+
+/// The AVX2 tile takes left operands of at most this many rows (contiguous or not). Against
+/// matrixmultiply's AVX2 kernel (8 × 8 tiles) it took 0.66–0.96 of the time at 20 rows, but
+/// 0.74–1.09 at 24 and 0.80–1.17 at 32 (its loads of b in place are unaligned, which matters
+/// more or less from one process to the next; docs/PERFORMANCE.md).
+pub const THIN_ROWS_AVX2: usize = 20;
+
+/// A right operand whose columns (not rows) are contiguous, such as Wᵀ in the backward pass's
+/// dy·Wᵀ, is copied to rows first, which pays only up to this many rows of a: at
+/// 20×784·784×200 the copy and the AVX-512 tile took 135 µs against matrixmultiply's 168, at
+/// 20×200·200×200 30 against 40; at 32 rows 200 against 177 (`examples/thin_gemm.rs`).
+pub const THIN_ROWS_COPY: usize = 24;
+
+/// Values of k per block: matrixmultiply's KC for f32, which fixes the order of the sums.
+const KC: usize = 256;
+
+/// a·b by the process's level ([`super::simd`]), or `None` where these kernels do not apply;
+/// see [`product_at`].
+pub fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f32>> {
+    product_at(super::simd(), a, b)
+}
+
+/// a·b by the tile of `level`, or `None` where it does not apply or would not be faster
+/// ([`Simd::Portable`]; more rows than the level's tile takes: up to [`THIN_ROWS`] − 1, or
+/// [`THIN_ROWS_STRIDED`] for a with non-contiguous rows, on AVX-512, [`THIN_ROWS_AVX2`] on
+/// AVX2; b's rows not contiguous, unless M ≤ [`THIN_ROWS_COPY`] and its columns are; an empty
+/// or negative-strided operand): the caller then uses matrixmultiply, which gives the same
+/// values.
+///
+/// Panics if the CPU does not support `level`.
+pub fn product_at(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f32>> {
+    assert!(level.supported(), "kernels::gemm: this CPU does not support {}", level.name());
+    let m = a.nrows();
+    let max_rows = match level {
+        Simd::Portable => return None,
+        Simd::Avx2 => THIN_ROWS_AVX2,
+        Simd::Avx512 if a.strides()[1] == 1 => THIN_ROWS - 1,
+        Simd::Avx512 => THIN_ROWS_STRIDED,
+    };
+    if m > max_rows {
+        return None;
+    }
+    if b.strides()[1] != 1 && b.strides()[0] == 1 && (1..=THIN_ROWS_COPY).contains(&m) && b.ncols() > 1 {
+        return tiled(level, a, b.as_standard_layout().view());
+    }
+    tiled(level, a, b)
+}
+
+/// a·b by the tile of `level` (not `Portable`), whatever the number of rows, or `None` if an
+/// operand is empty, has a negative stride, or b's rows are not contiguous.
+fn tiled(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f32>> {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let strides_ok = a.strides().iter().all(|&s| s >= 0) && b.strides()[1] == 1 && b.strides()[0] >= 0;
+    if m == 0 || k == 0 || n == 0 || !strides_ok || b.nrows() != k {
+        return None;
+    }
+    let (sa, rsb) = ((a.strides()[0] as usize, a.strides()[1] as usize), b.strides()[0] as usize);
+    // SAFETY: a view's elements lie in one allocation, and with non-negative strides the
+    // first is at as_ptr() and the last (i = M − 1, k = K − 1) `span` − 1 values after it, so
+    // the slice covers exactly the memory between them. Likewise for b's K rows of N.
+    let a_mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * sa.0 + (k - 1) * sa.1 + 1) };
+    let b_mem = unsafe { std::slice::from_raw_parts(b.as_ptr(), (k - 1) * rsb + n) };
+    let ops = Operands { a: a_mem, sa, b: b_mem, rsb, m, k, n };
+    let mut y = vec![0.0f32; m * n];
+    run(level, &ops, &mut y);
+    Some(Array2::from_shape_vec((m, n), y).expect("M·N values"))
+}
+
+/// The two operands as slices with their strides, and the product's dimensions.
+struct Operands<'a> {
+    /// a[i, k] is `a[i·sa.0 + k·sa.1]`.
+    a: &'a [f32],
+    sa: (usize, usize),
+    /// b[k, j] is `b[k·rsb + j]`.
+    b: &'a [f32],
+    rsb: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+impl Operands<'_> {
+    /// a[i, k], checked against the slice only in debug builds (the tiles call it with i < M,
+    /// k < K, which the slice covers by construction).
+    #[inline(always)]
+    fn a_at(&self, i: usize, k: usize) -> f32 {
+        let idx = i * self.sa.0 + k * self.sa.1;
+        debug_assert!(idx < self.a.len());
+        // SAFETY: i < M and k < K, so idx ≤ (M − 1)·sa.0 + (K − 1)·sa.1 < a.len().
+        unsafe { *self.a.get_unchecked(idx) }
+    }
+}
+
+/// Runs the tile of `level` (not `Portable`) over y.
+fn run(level: Simd, ops: &Operands, y: &mut [f32]) {
+    debug_assert_eq!(y.len(), ops.m * ops.n);
+    match level {
+        // SAFETY: `product_at` asserted that the CPU supports the level (the tests call
+        // `tiled` only with supported levels).
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { x86::gemm_avx512(ops, y) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { x86::gemm_avx2(ops, y) },
+        _ => unreachable!("no tile at {}", level.name()),
+    }
+}
+
+/// Which values of k a pass covers, and whether it is the first (which writes y instead of
+/// adding to it).
+struct Block {
+    k0: usize,
+    kc: usize,
+    first: bool,
+}
+
+/// Walks y in tiles: for each block of k, each strip of `nr` columns, and the rows cut into
+/// the fewest tiles of at most `mr` rows, as even as they come (20 rows in tiles of up to 6:
+/// 5, 5, 5, 5), calls `tile(i, rows, j, cols, block)`.
+#[inline(always)]
+fn for_each_tile(ops: &Operands, mr: usize, nr: usize, mut tile: impl FnMut(usize, usize, usize, usize, &Block)) {
+    let (m, k, n) = (ops.m, ops.k, ops.n);
+    let tiles = m.div_ceil(mr);
+    for k0 in (0..k).step_by(KC) {
+        let block = Block { k0, kc: KC.min(k - k0), first: k0 == 0 };
+        for j in (0..n).step_by(nr) {
+            let cols = nr.min(n - j);
+            for t in 0..tiles {
+                let (i, end) = (m * t / tiles, m * (t + 1) / tiles);
+                tile(i, end - i, j, cols, &block);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{for_each_tile, Block, Operands};
+
+    /// Rows and columns (four vectors of 16 floats) of an AVX-512 tile.
+    const MR_512: usize = 4;
+    const NR_512: usize = 64;
+    /// Rows and vectors of 8 floats of an AVX2 tile: 12 accumulators, 2 vectors of b and a
+    /// broadcast fill 15 of the 16 ymm registers.
+    const MR_256: usize = 6;
+    const V_256: usize = 2;
+    const NR_256: usize = 8 * V_256;
+
+    /// y = a·b in tiles of up to 4 × 64.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; y holds M·N values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemm_avx512(ops: &Operands, y: &mut [f32]) {
+        for_each_tile(ops, MR_512, NR_512, |i, rows, j, cols, block| match rows {
+            4 => tile_avx512::<4>(ops, y, i, j, cols, block),
+            3 => tile_avx512::<3>(ops, y, i, j, cols, block),
+            2 => tile_avx512::<2>(ops, y, i, j, cols, block),
+            _ => tile_avx512::<1>(ops, y, i, j, cols, block),
+        });
+    }
+
+    /// One AVX-512 tile: rows i..i+R, columns j..j+cols (cols ≤ 64), k in the block.
+    ///
+    /// acc[r][v] holds y[i + r, j + 16v .. j + 16v + 16]:
+    ///   acc[r][v] ← fma(a[i + r, k], b[k, j + 16v ..], acc[r][v])  for k = k0, k0 + 1, …
+    /// then y ← acc (first block) or y ← y + acc.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn tile_avx512<const R: usize>(ops: &Operands, y: &mut [f32], i: usize, j: usize, cols: usize, block: &Block) {
+        debug_assert!(i + R <= ops.m && j + cols <= ops.n && cols <= NR_512);
+        // Lane masks of the four vectors: all 16 lanes, or the columns left at the right edge.
+        let masks: [__mmask16; 4] = std::array::from_fn(|v| {
+            let left = cols.saturating_sub(16 * v).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        });
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        for kk in block.k0..block.k0 + block.kc {
+            let row = ops.b.as_ptr().wrapping_add(kk * ops.rsb + j);
+            // SAFETY: lane l of vector v is b[kk, j + 16v + l], inside b's slice whenever its
+            // mask bit is set (j + 16v + l < j + cols ≤ N, kk < K); masked-off lanes are not
+            // accessed, and `wrapping_add` forms the addresses of the others without UB.
+            let bv: [__m512; 4] =
+                std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], row.wrapping_add(16 * v)) });
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(ops.a_at(i + r, kk));
+                for (acc_rv, bv) in acc_r.iter_mut().zip(&bv) {
+                    *acc_rv = _mm512_fmadd_ps(av, *bv, *acc_rv);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.n + j);
+            for (v, acc_rv) in acc_r.iter().enumerate() {
+                let dst = out_row.wrapping_add(16 * v);
+                // SAFETY: the set lanes are y[i + r, j + 16v + l] with j + 16v + l < j + cols
+                // ≤ N and i + r < M, inside y's M·N values; masked-off lanes are untouched.
+                unsafe {
+                    let sum = if block.first {
+                        *acc_rv
+                    } else {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], dst), *acc_rv)
+                    };
+                    _mm512_mask_storeu_ps(dst, masks[v], sum);
+                }
+            }
+        }
+    }
+
+    /// y = a·b in tiles of up to 6 × 16; full strips load b without masks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; y holds M·N values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gemm_avx2(ops: &Operands, y: &mut [f32]) {
+        let full = |cols| cols == NR_256;
+        for_each_tile(ops, MR_256, NR_256, |i, rows, j, cols, block| match (rows, full(cols)) {
+            (6, true) => tile_avx2::<6, false>(ops, y, i, j, cols, block),
+            (5, true) => tile_avx2::<5, false>(ops, y, i, j, cols, block),
+            (4, true) => tile_avx2::<4, false>(ops, y, i, j, cols, block),
+            (3, true) => tile_avx2::<3, false>(ops, y, i, j, cols, block),
+            (2, true) => tile_avx2::<2, false>(ops, y, i, j, cols, block),
+            (1, true) => tile_avx2::<1, false>(ops, y, i, j, cols, block),
+            (6, false) => tile_avx2::<6, true>(ops, y, i, j, cols, block),
+            (5, false) => tile_avx2::<5, true>(ops, y, i, j, cols, block),
+            (4, false) => tile_avx2::<4, true>(ops, y, i, j, cols, block),
+            (3, false) => tile_avx2::<3, true>(ops, y, i, j, cols, block),
+            (2, false) => tile_avx2::<2, true>(ops, y, i, j, cols, block),
+            _ => tile_avx2::<1, true>(ops, y, i, j, cols, block),
+        });
+    }
+
+    /// One AVX2 tile: rows i..i+R, columns j..j+cols (cols ≤ 16), k in the block; the same
+    /// recurrence as [`tile_avx512`] on vectors of 8. `MASKED` tiles (the right edge) read and
+    /// write through lane masks; full ones (cols = 16) need none, which leaves the registers to
+    /// the accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn tile_avx2<const R: usize, const MASKED: bool>(
+        ops: &Operands,
+        y: &mut [f32],
+        i: usize,
+        j: usize,
+        cols: usize,
+        block: &Block,
+    ) {
+        debug_assert!(i + R <= ops.m && j + cols <= ops.n && cols <= NR_256 && (MASKED || cols == NR_256));
+        // AVX2 masks are vectors: lane l of vector v is on (all ones) when 8v + l < cols.
+        let masks: [__m256i; V_256] = std::array::from_fn(|v| {
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let left = _mm256_set1_epi32(cols.saturating_sub(8 * v).min(8) as i32);
+            _mm256_cmpgt_epi32(left, lane)
+        });
+        // SAFETY (both): lane l of vector v is element j + 8v + l of a row of b or y, inside its
+        // slice when 8v + l < cols (k < K, i + r < M); a full tile has every lane inside, a
+        // masked one neither reads nor writes the others, and `wrapping_add` forms their
+        // addresses without UB.
+        let load = |p: *const f32, v: usize| unsafe {
+            if MASKED { _mm256_maskload_ps(p, masks[v]) } else { _mm256_loadu_ps(p) }
+        };
+        let store = |p: *mut f32, v: usize, x: __m256| unsafe {
+            if MASKED { _mm256_maskstore_ps(p, masks[v], x) } else { _mm256_storeu_ps(p, x) }
+        };
+        let mut acc = [[_mm256_setzero_ps(); V_256]; R];
+        for kk in block.k0..block.k0 + block.kc {
+            let row = ops.b.as_ptr().wrapping_add(kk * ops.rsb + j);
+            let bv: [__m256; V_256] = std::array::from_fn(|v| load(row.wrapping_add(8 * v), v));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(ops.a_at(i + r, kk));
+                for (acc_rv, bv) in acc_r.iter_mut().zip(&bv) {
+                    *acc_rv = _mm256_fmadd_ps(av, *bv, *acc_rv);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.n + j);
+            for (v, acc_rv) in acc_r.iter().enumerate() {
+                let dst = out_row.wrapping_add(8 * v);
+                let sum = if block.first { *acc_rv } else { _mm256_add_ps(load(dst, v), *acc_rv) };
+                store(dst, v, sum);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2};
+
+    use super::*;
+
+    /// Values in [−2, 2) that exercise rounding (not small integers, whose sums are exact), in
+    /// a buffer of exactly rows·cols values, so that a read past the end leaves the allocation
+    /// (which AddressSanitizer reports).
+    fn filled(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        let mut v = Vec::with_capacity(rows * cols);
+        v.extend((0..rows * cols).map(|e| {
+            let (i, j) = (e / cols.max(1), e % cols.max(1));
+            let h = (i * 7919 + j * 104_729 + seed * 15_485_863) % 1_000_003;
+            (h as f32 / 1_000_003.0) * 4.0 - 2.0 + 1e-3 * (j as f32).sin()
+        }));
+        Array2::from_shape_vec((rows, cols), v).expect("rows·cols values")
+    }
+
+    fn same_bits(x: &Array2<f32>, y: &Array2<f32>) -> bool {
+        x.shape() == y.shape() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+    }
+
+    /// The levels with a tile that this CPU runs; prints the ones it cannot.
+    fn tile_levels() -> Vec<Simd> {
+        for level in [Simd::Avx2, Simd::Avx512].into_iter().filter(|l| !l.supported()) {
+            println!("{}: not supported by this CPU, its tile is not tested here", level.name());
+        }
+        [Simd::Avx2, Simd::Avx512].into_iter().filter(|l| l.supported()).collect()
+    }
+
+    #[test]
+    fn every_tile_agrees_with_matrixmultiply_bit_for_bit() {
+        for level in tile_levels() {
+            let mut cases = 0;
+            for &m in &[1, 3, 4, 5, 20, 21, 64, 127] {
+                for &k in &[1, 7, 255, 256, 257, 600] {
+                    for &n in &[1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 63, 64, 65, 200] {
+                        let a = filled(m, k, 1);
+                        let b = filled(k, n, 2);
+                        let y = tiled(level, a.view(), b.view()).expect("a thin product");
+                        assert!(same_bits(&y, &a.dot(&b)), "{}: a·b differs at {m}×{k}·{k}×{n}", level.name());
+                        cases += 1;
+                        // a as the transpose of a row-major [K, M] (a weight gradient's xᵀ).
+                        let at = filled(k, m, 3);
+                        let y = tiled(level, at.t(), b.view()).expect("a thin product");
+                        assert!(same_bits(&y, &at.t().dot(&b)), "{}: aᵀ·b differs at {m}×{k}·{k}×{n}", level.name());
+                        cases += 1;
+                    }
+                }
+            }
+            // b = wᵀ for a row-major w [N, K] (dy·Wᵀ in a backward pass): copied to rows first.
+            let edge = if level == Simd::Avx512 { THIN_ROWS_COPY } else { THIN_ROWS_AVX2 };
+            for &(m, k, n) in &[(1, 9, 5), (20, 784, 200), (20, 50, 200), (edge, 257, 65)] {
+                let (a, w) = (filled(m, k, 8), filled(n, k, 9));
+                let y = product_at(level, a.view(), w.t()).expect("a thin product of a transposed b");
+                assert!(same_bits(&y, &a.dot(&w.t())), "{}: a·wᵀ differs at {m}×{k}·{k}×{n}", level.name());
+                cases += 1;
+            }
+            // b with rows longer than N: the left columns of a wider matrix, and the right ones
+            // (which end exactly at the buffer's end).
+            let (a, wide) = (filled(20, 300, 4), filled(300, 100, 5));
+            for b in [wide.slice(s![.., ..70]), wide.slice(s![.., 30..])] {
+                assert!(same_bits(&tiled(level, a.view(), b).unwrap(), &a.dot(&b)));
+                cases += 1;
+            }
+            println!("{}: {cases} products bit-identical to matrixmultiply", level.name());
+        }
+    }
+
+    #[test]
+    fn infinities_and_nans_travel_as_in_matrixmultiply() {
+        for level in tile_levels() {
+            let mut a = filled(5, 9, 6);
+            let mut b = filled(9, 70, 7);
+            a[[1, 2]] = f32::INFINITY;
+            b[[4, 66]] = f32::NAN;
+            b[[5, 3]] = f32::NEG_INFINITY;
+            let (ours, theirs) = (tiled(level, a.view(), b.view()).unwrap(), a.dot(&b));
+            assert!(ours.iter().any(|v| v.is_nan()) && ours.iter().any(|v| v.is_infinite()));
+            for (p, q) in ours.iter().zip(&theirs) {
+                assert_eq!(p.to_bits(), q.to_bits(), "{}: {p} against {q}", level.name());
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_it_is_not_for() {
+        for level in tile_levels() {
+            let rows = if level == Simd::Avx512 { THIN_ROWS } else { THIN_ROWS_AVX2 + 1 };
+            let (a, b) = (filled(rows, 8, 1), filled(8, 8, 2));
+            assert!(product_at(level, a.view(), b.view()).is_none(), "too many rows");
+            assert!(product_at(level, a.slice(s![1.., ..]), b.view()).is_some(), "one row fewer");
+            if level == Simd::Avx512 {
+                let xt = filled(8, THIN_ROWS_STRIDED + 1, 1); // xᵀ with 65 rows
+                assert!(product_at(level, xt.t(), b.view()).is_none(), "too many strided rows");
+            }
+            let w = filled(8, 6, 3); // bᵀ: its rows are not contiguous, and 25 rows of a are too many
+            let a = filled(THIN_ROWS_COPY + 1, 6, 1);
+            assert!(product_at(level, a.view(), w.t()).is_none(), "b transposed");
+            assert!(product_at(level, filled(0, 8, 1).view(), b.view()).is_none(), "no rows");
+        }
+        let (a, b) = (filled(3, 4, 1), filled(4, 5, 2));
+        assert!(product_at(Simd::Portable, a.view(), b.view()).is_none(), "portable: matrixmultiply's");
+    }
+}
