@@ -30,15 +30,17 @@ use vae::objective::Objective;
 use vae::train::{evaluate_batch, iw_log_likelihood, train_step, train_step_objective};
 use vae::{Vae, VaeConfig};
 use vae_autodiff::gradcheck::random_tensor;
-use vae_autodiff::{ConvGeom, Tape};
+use vae_autodiff::{kernels, ConvGeom, Tape};
 use vae_layers::optim::Adam;
 
-/// The FMA throughput of one core: a 6×16 block of sums held in twelve AVX registers, updated
-/// from a 6-row and a 16-column panel that stay in the L1 cache: the inner loop of every packed
-/// GEMM with nothing else (no packing, no memory traffic). Its GFLOP/s is the ceiling the
-/// roofline of docs/PERFORMANCE.md uses.
+/// The FMA throughput of one core: a 6×16 block of sums held in registers, updated from a
+/// 6-row and a 16-column panel that stay in the L1 cache: the inner loop of every packed GEMM
+/// with nothing else (no packing, no memory traffic), compiled for the widest SIMD level of
+/// the CPU (`kernels::vectorized`, as the engine's own loops are). Its GFLOP/s is the ceiling
+/// the roofline of docs/PERFORMANCE.md uses; the benchmark's name says the level.
 fn peak(c: &mut Criterion) {
     const KC: usize = 256;
+    #[inline(always)]
     fn kernel(a: &[f32], b: &[f32]) -> [[f32; 16]; 6] {
         let mut acc = [[0.0f32; 16]; 6];
         for (ak, bk) in a.chunks_exact(6).zip(b.chunks_exact(16)) {
@@ -54,10 +56,23 @@ fn peak(c: &mut Criterion) {
     let (a, b) = (vec![0.5f32; KC * 6], vec![0.25f32; KC * 16]);
     let mut g = c.benchmark_group("peak");
     g.throughput(Throughput::Elements((2 * 6 * 16 * KC) as u64));
-    g.bench_function("fma 6x16 register block, one core", |bench| {
-        bench.iter(|| kernel(std::hint::black_box(&a), std::hint::black_box(&b)))
+    g.bench_function(format!("fma 6x16 register block, one core, {}", kernels::simd().name()), |bench| {
+        bench.iter(|| {
+            let (a, b) = (std::hint::black_box(&a), std::hint::black_box(&b));
+            kernels::vectorized(#[inline(always)] || kernel(a, b))
+        })
     });
     g.finish();
+}
+
+/// Runs `f` on a worker of rayon's pool, as `vae-cli` runs its commands (`threads::on_pool`):
+/// a parallel loop started there runs in place instead of waking a worker and sleeping, which
+/// is most of a small step's time otherwise (a Burda step took 2.34 ms from outside the pool
+/// where the CLI took about 1.2).
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let mut out = None;
+    rayon::scope(|_| out = Some(f()));
+    out.expect("the scope ran")
 }
 
 fn gemm(c: &mut Criterion) {
@@ -136,9 +151,11 @@ fn steps(c: &mut Criterion) {
         let mut adam = Adam::new(1e-3);
         let mut next = batches.iter().cycle();
         g.bench_function(name, |bench| {
-            bench.iter(|| {
-                let eps = standard_normal(&[128, 20], &mut rng);
-                train_step(&mut model, &mut adam, next.next().expect("endless"), eps, 1.0, None).unwrap()
+            on_pool(|| {
+                bench.iter(|| {
+                    let eps = standard_normal(&[128, 20], &mut rng);
+                    train_step(&mut model, &mut adam, next.next().expect("endless"), eps, 1.0, None).unwrap()
+                })
             })
         });
     }
@@ -196,11 +213,13 @@ fn eval(c: &mut Criterion) {
     let mut g = c.benchmark_group("eval");
     g.sample_size(10);
     g.bench_function("mlp_test_set", |bench| {
-        bench.iter(|| {
-            let idx: Vec<usize> = (0..data.test.len()).collect();
-            idx.chunks(500)
-                .map(|chunk| evaluate_batch(&model, data.test.batch(chunk, Binarize::None, &mut rng), &mut rng).recon)
-                .sum::<f64>()
+        on_pool(|| {
+            bench.iter(|| {
+                let idx: Vec<usize> = (0..data.test.len()).collect();
+                idx.chunks(500)
+                    .map(|chunk| evaluate_batch(&model, data.test.batch(chunk, Binarize::None, &mut rng), &mut rng).recon)
+                    .sum::<f64>()
+            })
         })
     });
     g.finish();
@@ -223,10 +242,12 @@ fn burda(c: &mut Criterion) {
         let mut adam = Adam::new(1e-4);
         let mut next = batches.iter().cycle();
         g.bench_function(name, |bench| {
-            bench.iter(|| {
-                let eps = standard_normal(&[20 * objective.k(), 50], &mut rng);
-                let x = next.next().expect("endless");
-                train_step_objective(&mut model, &mut adam, x, eps, objective, 1.0, None).unwrap()
+            on_pool(|| {
+                bench.iter(|| {
+                    let eps = standard_normal(&[20 * objective.k(), 50], &mut rng);
+                    let x = next.next().expect("endless");
+                    train_step_objective(&mut model, &mut adam, x, eps, objective, 1.0, None).unwrap()
+                })
             })
         });
     }
@@ -234,7 +255,7 @@ fn burda(c: &mut Criterion) {
     let x = data.test.batch(&[0], Binarize::Dynamic, &mut rng);
     g.sample_size(10);
     g.bench_function("iw estimate K=5000 one image", |bench| {
-        bench.iter(|| iw_log_likelihood(&model, &x, 5000, 200, &mut rng))
+        on_pool(|| bench.iter(|| iw_log_likelihood(&model, &x, 5000, 200, &mut rng)))
     });
     g.finish();
 }
