@@ -25,9 +25,11 @@ loss with z sampled. Each epoch's time covers training and the test pass, as vae
 `seconds` column does. Where PyTorch is not installed, the script says so and reports vae-cli
 alone.
 
-A shared machine's speed drifts over minutes, so with --rounds R the two sides take turns R
-times (vae-cli, then PyTorch, then vae-cli again, …) and the ratio is reported per round, with
-its median and range.
+A shared machine's speed drifts over minutes, so with --rounds R the sides take turns R times
+(vae-cli, then PyTorch, then JAX, then vae-cli again, …) and the ratios are reported per round,
+with their median and range. JAX (benches/jax_side.py: each step one XLA-compiled function,
+Adam from optax) runs beside PyTorch for --model mlp and burda where it is installed
+(pip install jax optax); "the faster" is our time over the faster peer's in that round.
 """
 
 import argparse
@@ -285,6 +287,29 @@ def run_ours(args):
     return rows, usage.ru_maxrss  # kB on Linux
 
 
+def run_jax(args):
+    """Trains with JAX in a child process (benches/jax_side.py) on args.threads cores; returns
+    its (seconds, test loss) per epoch and its peak memory in kB, or None where JAX is not
+    installed or the model has no JAX side (conv)."""
+    if args.model == "conv":
+        return None
+    cmd = [sys.executable, os.path.join(ROOT, "benches", "jax_side.py"), "--model", args.model,
+           "--objective", args.objective, "--k", str(args.k), "--epochs", str(args.epochs)]
+    if args.threads < (os.cpu_count() or 1):
+        cmd = ["taskset", "-c", f"0-{args.threads - 1}"] + cmd
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if not line.startswith("JSON "):
+            print(line, end="", flush=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    result = [json.loads(line[5:]) for line in lines if line.startswith("JSON ")]
+    if status != 0 or not result:
+        return None
+    return [tuple(r) for r in result[0]["rows"]], usage.ru_maxrss
+
+
 # (criterion name in benches/engine.rs, M, K, N, a transposed, b transposed)
 GEMM_SHAPES = [
     ("fwd x·W1 128x784x400", 128, 784, 400, False, False),
@@ -384,7 +409,9 @@ def main():
     what = f"{args.objective} k={args.k} " if args.model == "burda" else ""
     print(f"{args.model} model, {what}{args.epochs} epochs, {args.threads} threads, {args.rounds} round(s)")
     mean = lambda rows: sum(r[0] for r in rows) / len(rows)
-    ratios, peaks = [], []
+    # Per round: our time over each peer's, and over the faster peer's.
+    ratios = {"PyTorch": [], "JAX": [], "the faster": []}
+    peaks, jax_peaks = [], []
     for r in range(args.rounds):
         if args.rounds > 1:
             print(f"round {r + 1}")
@@ -398,16 +425,33 @@ def main():
                   "Install it (pip install torch numpy) and run this script again.")
             return 0
         print(f"PyTorch: {mean(theirs):.2f} s per epoch, final test loss {theirs[-1][1]:.2f}")
-        ratios.append(mean(ours) / mean(theirs))
-        print(f"ratio vae-cli / PyTorch: {ratios[-1]:.2f}", flush=True)
+        times = {"PyTorch": mean(theirs)}
+        jax_run = run_jax(args)
+        if jax_run is not None:
+            jax_rows, jax_peak = jax_run
+            jax_peaks.append(jax_peak)
+            times["JAX"] = mean(jax_rows)
+            print(f"JAX: {times['JAX']:.2f} s per epoch, "
+                  f"final test loss {jax_rows[-1][1]:.2f}")
+        elif args.model != "conv":
+            print("JAX is not installed here (benches/jax_side.py could not import it): PyTorch only.")
+        for peer, t in times.items():
+            ratios[peer].append(mean(ours) / t)
+        ratios["the faster"].append(mean(ours) / min(times.values()))
+        print("ratio vae-cli / " + ", / ".join(f"{peer} {v[-1]:.2f}" for peer, v in ratios.items() if v), flush=True)
     # ru_maxrss is in kB on Linux. vae-cli's comes from the first round: a child forked after torch
     # was loaded starts its count from this process's size before it execs. PyTorch's is this
-    # whole process: its data, and every round's model.
+    # whole process: its data, and every round's model. JAX's is its own child process.
     theirs_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"peak memory: vae-cli {peaks[0] / 1024:.0f} MiB, PyTorch {theirs_kb / 1024:.0f} MiB")
-    if len(ratios) > 1:
-        print(f"ratio over {len(ratios)} rounds: median {statistics.median(ratios):.2f}, "
-              f"range {min(ratios):.2f}–{max(ratios):.2f}")
+    line = f"peak memory: vae-cli {peaks[0] / 1024:.0f} MiB, PyTorch {theirs_kb / 1024:.0f} MiB"
+    if jax_peaks:
+        line += f", JAX {max(jax_peaks) / 1024:.0f} MiB"
+    print(line)
+    if args.rounds > 1:
+        for peer, v in ratios.items():
+            if v:
+                print(f"ratio to {peer} over {len(v)} rounds: median {statistics.median(v):.2f}, "
+                      f"range {min(v):.2f}–{max(v):.2f}")
     return 0
 
 
