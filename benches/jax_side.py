@@ -14,24 +14,14 @@ Install: pip install jax optax (into the same virtualenv as PyTorch, outside the
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def read_idx(name):
-    import numpy as np
-
-    with gzip.open(os.path.join(ROOT, "datasets", "mnist", name + ".gz"), "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_pytorch import read_idx  # noqa: E402  (the same MNIST reader as the other sides)
 
 
 def linear(key, n_in, n_out):
