@@ -303,11 +303,11 @@ def run_jax(args):
         lines.append(line)
         if not line.startswith("JSON "):
             print(line, end="", flush=True)
-    _, status, usage = os.wait4(child.pid, 0)
+    _, status, _ = os.wait4(child.pid, 0)
     result = [json.loads(line[5:]) for line in lines if line.startswith("JSON ")]
     if status != 0 or not result:
         return None
-    return [tuple(r) for r in result[0]["rows"]], usage.ru_maxrss
+    return [tuple(r) for r in result[0]["rows"]], result[0]["peak_kb"]
 
 
 # (criterion name in benches/engine.rs, M, K, N, a transposed, b transposed)

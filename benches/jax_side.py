@@ -101,6 +101,14 @@ def burda_model(key, train, objective, k):
     return params, loss_sum
 
 
+def peak_kb():
+    """This process's peak resident memory in kB (VmHWM): unlike ru_maxrss, which a child
+    forked from a large process (the driver, with PyTorch loaded) inherits, it starts afresh at
+    exec."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["mlp", "burda"], required=True)
@@ -161,7 +169,7 @@ def main():
         rows.append((time.perf_counter() - t0, total / len(test)))
         print(f"  jax      epoch {epoch + 1}: {rows[-1][0]:6.2f} s ({train_seconds:.2f} s training), "
               f"test loss {rows[-1][1]:.2f}", flush=True)
-    print("JSON " + json.dumps({"rows": rows, "jax": jax.__version__}), flush=True)
+    print("JSON " + json.dumps({"rows": rows, "jax": jax.__version__, "peak_kb": peak_kb()}), flush=True)
     return 0
 
 
