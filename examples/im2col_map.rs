@@ -63,7 +63,7 @@ fn colour(n: u32) -> [u8; 3] {
     }
     // Hues around the circle, with alternate pixels darker so that neighbours differ.
     let h = (n as f32 - 1.0) / (SIZE * SIZE) as f32 * 5.2; // not all the way round: 25 is not 1
-    let v = if n % 2 == 0 { 0.75 } else { 1.0 };
+    let v = if n.is_multiple_of(2) { 0.75 } else { 1.0 };
     let f = |k: f32| {
         let k = (k + h) % 6.0;
         let c = (k.min(4.0 - k)).clamp(0.0, 1.0);
