@@ -19,11 +19,16 @@ use common::{bin, ok, run, scratch, small_train_args};
 /// One HTTP/1.1 exchange over a fresh connection: (status, body). The body is read by its
 /// Content-Length or its chunks (chromedriver keeps connections open whatever the request says).
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+    http_to(port, &format!("127.0.0.1:{port}"), method, path, body)
+}
+
+/// [`http`] with the `Host` header `host`.
+fn http_to(port: u16, host: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let body = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
@@ -139,6 +144,12 @@ fn the_explorer_serves_its_api_and_page_to_a_real_browser() {
     }
     assert_eq!(get(port, &format!("/api/decode?z={}", "1".repeat(9000))).0, 414);
     assert_eq!(http(port, "POST", "/api/info", Some("{}")).0, 405);
+    // DNS rebinding: a request addressed to another name is refused (403, one line), and the
+    // server goes on answering its own names.
+    let (status, body) = http_to(port, "evil.example", "GET", "/api/info", None);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("evil.example"));
+    assert_eq!(http_to(port, &format!("localhost:{port}"), "GET", "/api/info", None).0, 200);
     let info: serde_json::Value = serde_json::from_slice(&get(port, "/api/info").1).unwrap();
     assert_eq!((info["latent"].as_u64(), info["projection"].as_str()), (Some(4), Some("pca")));
     let latent: serde_json::Value = serde_json::from_slice(&get(port, "/api/latent").1).unwrap();

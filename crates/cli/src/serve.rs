@@ -41,7 +41,10 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Address to listen on; the default serves this machine only.
+    /// Address to listen on; the default serves this machine only. A request is answered only
+    /// when its Host header names this address (for the default: 127.0.0.1, localhost or
+    /// [::1], with the port), so that another web page cannot reach the server through a
+    /// domain pointed at this machine (DNS rebinding); 0.0.0.0 answers to any name.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
 }
@@ -259,6 +262,49 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// The `Host` names the server answers to. A page on another site can point a domain it
+/// controls at 127.0.0.1 (DNS rebinding) and then read this server as if it were its own; the
+/// browser still sends that domain in `Host`. So, as Jupyter does, a request is answered only
+/// when its `Host` is an address the server was started on: with the default loopback address,
+/// `127.0.0.1`, `localhost` or `[::1]` with the port; with another `--host`, that address. Only
+/// `--host 0.0.0.0` (or `::`), which asks to be reached under any name, accepts any.
+#[derive(Debug)]
+struct AllowedHosts {
+    /// Accepted `Host` values, `name:port`, compared without regard to case; empty means any.
+    names: Vec<String>,
+}
+
+impl AllowedHosts {
+    /// The names for a server started with `--host host`, listening on `port`.
+    fn new(host: &str, port: u16) -> Self {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let names = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => Vec::new(),
+            Ok(ip) if ip.is_loopback() => ["127.0.0.1", "localhost", "[::1]"].map(|n| format!("{n}:{port}")).to_vec(),
+            Ok(std::net::IpAddr::V6(ip)) => vec![format!("[{ip}]:{port}")],
+            _ => vec![format!("{host}:{port}")],
+        };
+        AllowedHosts { names }
+    }
+
+    /// `None` if a request with this `Host` header may be answered, or the refusal.
+    fn check(&self, host: Option<&str>) -> Option<Answer> {
+        if self.names.is_empty() {
+            return None;
+        }
+        match host {
+            Some(h) if self.names.iter().any(|n| n.eq_ignore_ascii_case(h.trim())) => None,
+            Some(h) => Some(text(403, format!("this server does not answer to the host {h:?}; open it at http://{}/", self.names[0]))),
+            None => Some(text(400, "the request has no Host header")),
+        }
+    }
+}
+
+/// The value of a request's `Host` header, if it has one.
+fn host_header(rq: &Request) -> Option<&str> {
+    rq.headers().iter().find(|h| h.field.equiv("Host")).map(|h| h.value.as_str())
+}
+
 fn respond(rq: Request, (status, kind, body): Answer) {
     let header = Header::from_bytes(&b"Content-Type"[..], kind.as_bytes()).expect("a valid header");
     let _ = rq.respond(Response::from_data(body).with_status_code(status).with_header(header));
@@ -279,7 +325,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let explorer = Arc::new(Explorer::new(model, &test, curves));
     let addr = format!("{}:{}", args.host, args.port);
     let server = Arc::new(Server::http(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
-    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
+    let bound_ip = server.server_addr().to_ip();
+    let bound = bound_ip.map_or(addr.clone(), |a| a.to_string());
+    let hosts = Arc::new(AllowedHosts::new(&args.host, bound_ip.map_or(args.port, |a| a.port())));
     say!("serving the latent explorer of {} at http://{bound}/ (Ctrl-C stops)", args.model.checkpoint.display());
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -291,11 +339,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (server, explorer, stop) = (server.clone(), explorer.clone(), stop.clone());
+            let (server, explorer, stop, hosts) = (server.clone(), explorer.clone(), stop.clone(), hosts.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let Ok(rq) = server.recv() else { break };
-                    let answer = explorer.answer(rq.method(), rq.url());
+                    let refusal = hosts.check(host_header(&rq));
+                    let answer = refusal.unwrap_or_else(|| explorer.answer(rq.method(), rq.url()));
                     respond(rq, answer);
                 }
             })
@@ -306,4 +355,36 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     say!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AllowedHosts;
+
+    fn status(hosts: &AllowedHosts, host: Option<&str>) -> u16 {
+        hosts.check(host).map_or(200, |(status, _, _)| status)
+    }
+
+    #[test]
+    fn a_loopback_server_answers_only_to_its_own_names() {
+        let hosts = AllowedHosts::new("127.0.0.1", 8000);
+        for ok in ["127.0.0.1:8000", "localhost:8000", "LOCALHOST:8000", "[::1]:8000"] {
+            assert_eq!(status(&hosts, Some(ok)), 200, "{ok}");
+        }
+        for refused in ["evil.example", "evil.example:8000", "127.0.0.1:8001", "127.0.0.1", "localhost.evil.example:8000"] {
+            assert_eq!(status(&hosts, Some(refused)), 403, "{refused}");
+        }
+        assert_eq!(status(&hosts, None), 400);
+    }
+
+    #[test]
+    fn other_addresses_answer_to_themselves_and_the_unspecified_one_to_any() {
+        let lan = AllowedHosts::new("192.168.1.5", 9000);
+        assert_eq!(status(&lan, Some("192.168.1.5:9000")), 200);
+        assert_eq!(status(&lan, Some("localhost:9000")), 403);
+        let v6 = AllowedHosts::new("::1", 9000);
+        assert_eq!(status(&v6, Some("[::1]:9000")), 200);
+        let any = AllowedHosts::new("0.0.0.0", 9000);
+        assert_eq!(status(&any, Some("evil.example")), 200);
+    }
 }
