@@ -43,7 +43,7 @@ pub struct ServeArgs {
     pub port: u16,
     /// Address to listen on; the default serves this machine only. A request is answered only
     /// when its Host header names this address (for the default: 127.0.0.1, localhost or
-    /// [::1], with the port), so that another web page cannot reach the server through a
+    /// `[::1]`, with the port), so that another web page cannot reach the server through a
     /// domain pointed at this machine (DNS rebinding); 0.0.0.0 answers to any name.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
