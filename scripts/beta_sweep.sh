@@ -5,6 +5,7 @@
 #
 #   scripts/beta_sweep.sh                  # β = 0.5 1 2 4 8, 5 epochs each
 #   BETAS="1 4" EPOCHS=10 scripts/beta_sweep.sh
+#   BETAS=4 WARMUP=3 scripts/beta_sweep.sh   # with --kl-warmup 3 (runs named beta-4-warmup-3)
 #
 # Runs go to runs/beta-sweep/beta-<β>/ (eval.json beside each model). VAE_CLI: a vae-cli binary
 # to use instead of building this checkout's.
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 betas=${BETAS:-"0.5 1 2 4 8"}
 epochs=${EPOCHS:-5}
+warmup=${WARMUP:-0}
 if [ -z "${VAE_CLI:-}" ]; then cargo build --release -q -p vae-cli; fi
 cli=${VAE_CLI:-target/release/vae-cli}
 out=runs/beta-sweep
@@ -20,7 +22,9 @@ echo "| β | test loss (recon + β·KL) | KL | −log p(x), K = 500 | active uni
 echo "|---|---|---|---|---|"
 for b in $betas; do
   run=$out/beta-$b
-  [ -f "$run/metrics.csv" ] || "$cli" train --beta "$b" --binarize dynamic --epochs "$epochs" --out "$run" > "$run.log" 2>&1
+  extra=()
+  if [ "$warmup" != 0 ]; then run=$run-warmup-$warmup; extra=(--kl-warmup "$warmup"); fi
+  [ -f "$run/metrics.csv" ] || "$cli" train --beta "$b" "${extra[@]}" --binarize dynamic --epochs "$epochs" --out "$run" > "$run.log" 2>&1
   [ -f "$run/eval.json" ] || "$cli" eval --checkpoint "$run/model.safetensors" --binarize dynamic \
     --iw-samples 500 --test-limit 2000 --active-units --json > "$run/eval.json"
   python3 - "$run" "$b" <<'PY'
