@@ -398,6 +398,22 @@ mod tests {
     }
 
     #[test]
+    fn every_tile_is_close_to_the_product_in_f64() {
+        for level in tile_levels() {
+            for &(m, k, n) in &[(20, 784, 200), (7, 300, 65), (1, 3, 17)] {
+                let (a, b) = (filled(m, k, 10), filled(k, n, 11));
+                let y = tiled(level, a.view(), b.view()).expect("a thin product");
+                for ((i, j), &v) in y.indexed_iter() {
+                    let exact: f64 = (0..k).map(|t| a[[i, t]] as f64 * b[[t, j]] as f64).sum();
+                    let scale: f64 = (0..k).map(|t| (a[[i, t]] as f64 * b[[t, j]] as f64).abs()).sum();
+                    // f32 sums of k terms: at most about k·2⁻²⁴ of the terms' magnitudes.
+                    assert!((v as f64 - exact).abs() <= 1e-6 * k as f64 * scale.max(1e-30), "{}: y[{i}, {j}]", level.name());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn infinities_and_nans_travel_as_in_matrixmultiply() {
         for level in tile_levels() {
             let mut a = filled(5, 9, 6);
