@@ -56,6 +56,8 @@ pub mod book {
     pub struct Chapter3Reparameterization;
     #[doc = include_str!("../../../docs/book/04-kl.md")]
     pub struct Chapter4Kl;
+    #[doc = include_str!("../../../docs/book/05-likelihoods.md")]
+    pub struct Chapter5Likelihoods;
     #[doc = include_str!("../../../docs/book/06-autodiff.md")]
     pub struct Chapter6Autodiff;
 }
