@@ -59,7 +59,10 @@ fn peak(c: &mut Criterion) {
     g.bench_function(format!("fma 6x16 register block, one core, {}", kernels::simd().name()), |bench| {
         bench.iter(|| {
             let (a, b) = (std::hint::black_box(&a), std::hint::black_box(&b));
-            kernels::vectorized(#[inline(always)] || kernel(a, b))
+            kernels::vectorized(
+                #[inline(always)]
+                || kernel(a, b),
+            )
         })
     });
     g.finish();
@@ -217,7 +220,9 @@ fn eval(c: &mut Criterion) {
             bench.iter(|| {
                 let idx: Vec<usize> = (0..data.test.len()).collect();
                 idx.chunks(500)
-                    .map(|chunk| evaluate_batch(&model, data.test.batch(chunk, Binarize::None, &mut rng), &mut rng).recon)
+                    .map(|chunk| {
+                        evaluate_batch(&model, data.test.batch(chunk, Binarize::None, &mut rng), &mut rng).recon
+                    })
                     .sum::<f64>()
             })
         })

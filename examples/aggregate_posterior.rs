@@ -145,13 +145,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             q.log_aggregate(&z) < log_prior(&z) - 100f64.ln()
         })
         .count();
-    println!(
-        "prior draws where q(z) < p(z)/100: {thin} of {pairs} ({:.1}%)",
-        100.0 * thin as f64 / pairs as f64
-    );
-    println!(
-        "the class read from z (nearest other mean): {:.1}% of the images",
-        100.0 * q.nearest_mean_accuracy()
-    );
+    println!("prior draws where q(z) < p(z)/100: {thin} of {pairs} ({:.1}%)", 100.0 * thin as f64 / pairs as f64);
+    println!("the class read from z (nearest other mean): {:.1}% of the images", 100.0 * q.nearest_mean_accuracy());
     Ok(())
 }

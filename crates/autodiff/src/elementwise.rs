@@ -329,5 +329,11 @@ pub(crate) fn tanh_backward(y: &Tensor, dy: Tensor) -> Tensor {
 
 /// y = ln(1 + eˣ)  ⇒  dx = dy · eˣ/(1 + eˣ) = dy · σ(x)
 pub(crate) fn softplus_backward(x: &Tensor, dy: Tensor) -> Tensor {
-    map2_into(dy, x, #[inline(always)] |d, x| d * sigmoid(x))
+    map2_into(dy, x, dy_times_sigmoid)
+}
+
+/// d · σ(x), the softplus backward per element (`#[inline(always)]`: see `kernels::loops`).
+#[inline(always)]
+fn dy_times_sigmoid(d: f32, x: f32) -> f32 {
+    d * sigmoid(x)
 }

@@ -71,7 +71,10 @@ fn per_example_sum(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Copy) -
     let y: Vec<f32> = (0..n)
         .map(|r| {
             loops::map2(&a[r * d..(r + 1) * d], &b[r * d..(r + 1) * d], &mut terms, f);
-            kernels::vectorized(#[inline(always)] || sum_f64(&terms)) as f32
+            kernels::vectorized(
+                #[inline(always)]
+                || sum_f64(&terms),
+            ) as f32
         })
         .collect();
     Tensor::from_shape_vec(vec![n], y).expect("[N]")
@@ -87,7 +90,13 @@ fn per_example_grad(dy: &Tensor, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) ->
     if d > 0 {
         for (r, row) in out.chunks_exact_mut(d).enumerate() {
             let (ar, br, dyr) = (&av[r * d..(r + 1) * d], &bv[r * d..(r + 1) * d], dy[r]);
-            loops::map2(ar, br, row, #[inline(always)] |a, b| dyr * f(a, b));
+            loops::map2(
+                ar,
+                br,
+                row,
+                #[inline(always)]
+                |a, b| dyr * f(a, b),
+            );
         }
     }
     Tensor::from_shape_vec(a.raw_dim(), out).expect("shape of a")
@@ -102,7 +111,7 @@ impl Tape<'_> {
         check_constant_target("bce_with_logits", self, target);
         let (l, x) = (self.value(logits), self.value(target));
         check_same("bce_with_logits", l, x);
-        let y = per_example_sum(l, x, #[inline(always)] |l, x| softplus(l) - x * l);
+        let y = per_example_sum(l, x, bernoulli_nll);
         self.push(y, Op::BceWithLogits { logits, target })
     }
 
@@ -132,7 +141,21 @@ impl Tape<'_> {
 
 /// y_n = Σ_i softplus(l_ni) − x_ni·l_ni  ⇒  dl_ni = dy_n · (σ(l_ni) − x_ni)
 pub(crate) fn bce_with_logits_backward(logits: &Tensor, target: &Tensor, dy: &Tensor) -> Tensor {
-    per_example_grad(dy, logits, target, #[inline(always)] |l, x| sigmoid(l) - x)
+    per_example_grad(dy, logits, target, bernoulli_nll_dl)
+}
+
+/// One pixel's Bernoulli term on its logit, softplus(l) − x·l. Like every per-element function
+/// that calls `fastmath`, it is `#[inline(always)]`, so that each SIMD level's loop compiles its
+/// own copy (`kernels::loops`).
+#[inline(always)]
+fn bernoulli_nll(l: f32, x: f32) -> f32 {
+    softplus(l) - x * l
+}
+
+/// ∂/∂l of [`bernoulli_nll`]: σ(l) − x.
+#[inline(always)]
+fn bernoulli_nll_dl(l: f32, x: f32) -> f32 {
+    sigmoid(l) - x
 }
 
 /// y_n = Σ_i (x_ni − m_ni)²/(2σ²) + const  ⇒  dm_ni = dy_n · (m_ni − x_ni) / σ²

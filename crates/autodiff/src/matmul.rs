@@ -228,7 +228,10 @@ fn sparse_times_dense(op: &str, a: &SparseRows, b: ArrayView2<f32>) -> Tensor {
     let mut y = Array2::<f32>::zeros((a.rows, n));
     if n > 0 {
         for (i, yi) in y.as_slice_mut().expect("fresh array").chunks_exact_mut(n).enumerate() {
-            kernels::vectorized(#[inline(always)] || sparse_row_times_dense(a.row(i), bs, n, yi));
+            kernels::vectorized(
+                #[inline(always)]
+                || sparse_row_times_dense(a.row(i), bs, n, yi),
+            );
         }
     }
     y.into_dyn()
@@ -271,12 +274,12 @@ fn sparse_transpose_times_dense(a: &SparseRows, dy: ArrayView2<f32>) -> Array2<f
     let (n, ds) = (dy.ncols(), dy.as_slice().expect("standard layout"));
     let mut g = Array2::<f32>::zeros((at.rows, n));
     if n > 0 {
-        g.as_slice_mut()
-            .expect("fresh array")
-            .par_chunks_mut(n)
-            .with_min_len(64)
-            .enumerate()
-            .for_each(|(k, gk)| kernels::vectorized(#[inline(always)] || sparse_row_times_dense(at.row(k), ds, n, gk)));
+        g.as_slice_mut().expect("fresh array").par_chunks_mut(n).with_min_len(64).enumerate().for_each(|(k, gk)| {
+            kernels::vectorized(
+                #[inline(always)]
+                || sparse_row_times_dense(at.row(k), ds, n, gk),
+            )
+        });
     }
     g
 }

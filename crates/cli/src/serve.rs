@@ -294,7 +294,10 @@ impl AllowedHosts {
         }
         match host {
             Some(h) if self.names.iter().any(|n| n.eq_ignore_ascii_case(h.trim())) => None,
-            Some(h) => Some(text(403, format!("this server does not answer to the host {h:?}; open it at http://{}/", self.names[0]))),
+            Some(h) => Some(text(
+                403,
+                format!("this server does not answer to the host {h:?}; open it at http://{}/", self.names[0]),
+            )),
             None => Some(text(400, "the request has no Host header")),
         }
     }
@@ -371,7 +374,9 @@ mod tests {
         for ok in ["127.0.0.1:8000", "localhost:8000", "LOCALHOST:8000", "[::1]:8000"] {
             assert_eq!(status(&hosts, Some(ok)), 200, "{ok}");
         }
-        for refused in ["evil.example", "evil.example:8000", "127.0.0.1:8001", "127.0.0.1", "localhost.evil.example:8000"] {
+        for refused in
+            ["evil.example", "evil.example:8000", "127.0.0.1:8001", "127.0.0.1", "localhost.evil.example:8000"]
+        {
             assert_eq!(status(&hosts, Some(refused)), 403, "{refused}");
         }
         assert_eq!(status(&hosts, None), 400);

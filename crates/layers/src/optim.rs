@@ -165,13 +165,20 @@ impl Optimizer for Adam {
         let step_size = (self.lr as f64 / c1) as f32;
         let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
         for (((theta, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-            zip4(theta, g, m, v, #[inline(always)] |theta, g, m, v| {
-                let g = g + wd * *theta;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                // θ ← θ − lr·m̂/(√v̂ + ε), with m̂ = m/c₁ and √v̂ = √v/√c₂
-                *theta -= step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
-            });
+            zip4(
+                theta,
+                g,
+                m,
+                v,
+                #[inline(always)]
+                |theta, g, m, v| {
+                    let g = g + wd * *theta;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    // θ ← θ − lr·m̂/(√v̂ + ε), with m̂ = m/c₁ and √v̂ = √v/√c₂
+                    *theta -= step_size * *m / (v.sqrt() * inv_sqrt_c2 + eps);
+                },
+            );
         }
     }
     fn lr(&self) -> f32 {

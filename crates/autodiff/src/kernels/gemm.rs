@@ -300,10 +300,18 @@ mod x86 {
         // masked one neither reads nor writes the others, and `wrapping_add` forms their
         // addresses without UB.
         let load = |p: *const f32, v: usize| unsafe {
-            if MASKED { _mm256_maskload_ps(p, masks[v]) } else { _mm256_loadu_ps(p) }
+            if MASKED {
+                _mm256_maskload_ps(p, masks[v])
+            } else {
+                _mm256_loadu_ps(p)
+            }
         };
         let store = |p: *mut f32, v: usize, x: __m256| unsafe {
-            if MASKED { _mm256_maskstore_ps(p, masks[v], x) } else { _mm256_storeu_ps(p, x) }
+            if MASKED {
+                _mm256_maskstore_ps(p, masks[v], x)
+            } else {
+                _mm256_storeu_ps(p, x)
+            }
         };
         let mut acc = [[_mm256_setzero_ps(); V_256]; R];
         for kk in block.k0..block.k0 + block.kc {
@@ -407,7 +415,11 @@ mod tests {
                     let exact: f64 = (0..k).map(|t| a[[i, t]] as f64 * b[[t, j]] as f64).sum();
                     let scale: f64 = (0..k).map(|t| (a[[i, t]] as f64 * b[[t, j]] as f64).abs()).sum();
                     // f32 sums of k terms: at most about k·2⁻²⁴ of the terms' magnitudes.
-                    assert!((v as f64 - exact).abs() <= 1e-6 * k as f64 * scale.max(1e-30), "{}: y[{i}, {j}]", level.name());
+                    assert!(
+                        (v as f64 - exact).abs() <= 1e-6 * k as f64 * scale.max(1e-30),
+                        "{}: y[{i}, {j}]",
+                        level.name()
+                    );
                 }
             }
         }

@@ -10,10 +10,11 @@
 //!
 //! The per-element function `f` must be inlined into each level's loop as well, or it is
 //! compiled once, for the baseline, and called per element. The compiler inlines small
-//! closures by itself; one that calls [`crate::fastmath`] (eˣ, σ, softplus) is larger than its
-//! limit, so it carries `#[inline(always)]` where it is written. Callers pass the closure itself
-//! (closures over numbers and references are `Copy`), never a reference to it, and the loop
-//! calls it as `(*f)(x)`: a call through `&F` goes through a forwarding function
+//! closures by itself; a function that calls [`crate::fastmath`] (eˣ, σ, softplus) is larger
+//! than its limit, so it is an `#[inline(always)]` function (`loss::bernoulli_nll`, say), or a
+//! closure with that attribute where it must capture a value. Callers pass the function or
+//! closure itself (closures over numbers and references are `Copy`), never a reference to it,
+//! and the loop calls it as `(*f)(x)`: a call through `&F` goes through a forwarding function
 //! (`<&F as Fn>::call`) that the compiler would not inline either.
 
 use super::vectorized;
@@ -27,7 +28,10 @@ fn same_len(name: &str, a: usize, b: usize) {
 #[track_caller]
 pub fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
     same_len("map", x.len(), y.len());
-    vectorized(#[inline(always)] || map_loop(x, y, &f))
+    vectorized(
+        #[inline(always)]
+        || map_loop(x, y, &f),
+    )
 }
 
 #[inline(always)]
@@ -42,7 +46,10 @@ fn map_loop(x: &[f32], y: &mut [f32], f: &impl Fn(f32) -> f32) {
 pub fn map2(x: &[f32], u: &[f32], y: &mut [f32], f: impl Fn(f32, f32) -> f32) {
     same_len("map2", x.len(), u.len());
     same_len("map2", x.len(), y.len());
-    vectorized(#[inline(always)] || map2_loop(x, u, y, &f))
+    vectorized(
+        #[inline(always)]
+        || map2_loop(x, u, y, &f),
+    )
 }
 
 #[inline(always)]
@@ -54,7 +61,10 @@ fn map2_loop(x: &[f32], u: &[f32], y: &mut [f32], f: &impl Fn(f32, f32) -> f32) 
 
 /// d_i ← f(d_i), in place.
 pub fn update(d: &mut [f32], f: impl Fn(f32) -> f32) {
-    vectorized(#[inline(always)] || update_loop(d, &f))
+    vectorized(
+        #[inline(always)]
+        || update_loop(d, &f),
+    )
 }
 
 #[inline(always)]
@@ -68,7 +78,10 @@ fn update_loop(d: &mut [f32], f: &impl Fn(f32) -> f32) {
 #[track_caller]
 pub fn update2(d: &mut [f32], u: &[f32], f: impl Fn(f32, f32) -> f32) {
     same_len("update2", d.len(), u.len());
-    vectorized(#[inline(always)] || update2_loop(d, u, &f))
+    vectorized(
+        #[inline(always)]
+        || update2_loop(d, u, &f),
+    )
 }
 
 #[inline(always)]
@@ -91,7 +104,10 @@ pub fn update_with_state(
     same_len("update_with_state", theta.len(), g.len());
     same_len("update_with_state", theta.len(), a.len());
     same_len("update_with_state", theta.len(), b.len());
-    vectorized(#[inline(always)] || update_with_state_loop(theta, g, a, b, &f))
+    vectorized(
+        #[inline(always)]
+        || update_with_state_loop(theta, g, a, b, &f),
+    )
 }
 
 #[inline(always)]
@@ -133,11 +149,23 @@ mod tests {
         let u: Vec<f32> = x.iter().map(|v| v * 0.37 - 1.0).collect();
         let run = |level: Simd| {
             let mut y = vec![0.0f32; x.len()];
-            vectorized_at(level, #[inline(always)] || map_loop(&x, &mut y, &|v| fastmath::tanh(v) + fastmath::softplus(v)));
+            vectorized_at(
+                level,
+                #[inline(always)]
+                || map_loop(&x, &mut y, &|v| fastmath::tanh(v) + fastmath::softplus(v)),
+            );
             let mut z = vec![0.0f32; x.len()];
-            vectorized_at(level, #[inline(always)] || map2_loop(&x, &u, &mut z, &|v, w| fastmath::sigmoid(v).mul_add(w, fastmath::exp(w))));
+            vectorized_at(
+                level,
+                #[inline(always)]
+                || map2_loop(&x, &u, &mut z, &|v, w| fastmath::sigmoid(v).mul_add(w, fastmath::exp(w))),
+            );
             let mut d = u.clone();
-            vectorized_at(level, #[inline(always)] || update2_loop(&mut d, &x, &|d, v| d * fastmath::ln_1p(v.abs())));
+            vectorized_at(
+                level,
+                #[inline(always)]
+                || update2_loop(&mut d, &x, &|d, v| d * fastmath::ln_1p(v.abs())),
+            );
             (bits(&y), bits(&z), bits(&d))
         };
         let portable = run(Simd::Portable);
