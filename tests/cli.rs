@@ -138,7 +138,11 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     assert_eq!(csv.lines().next().unwrap(), "label,mu1,mu2,mu3,mu4,logvar1,logvar2,logvar3,logvar4");
     assert_eq!(csv.lines().count(), 10_001);
     ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &png("c.png")]));
-    assert_eq!(png_size(&out.join("c.png")), (1400, 620));
+    assert_eq!(png_size(&out.join("c.png")), (1280, 480));
+    // The same chart as SVG, its text as text.
+    ok(&run(&["plot", "--run", out.to_str().unwrap(), "--out", &png("c.svg")]));
+    let svg = std::fs::read_to_string(out.join("c.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("nats per example") && svg.contains("test kl"), "{svg:.300}");
     // The latent units' activity, beside eval's JSON (which keeps standard output to itself).
     let units = run(&[
         "eval",
@@ -160,7 +164,7 @@ fn every_picture_command_writes_a_png_of_the_expected_size() {
     let both = run(&["plot", "--run", r, "--run", r, "--out", &png("both.png")]);
     ok(&both);
     assert!(String::from_utf8_lossy(&both.stdout).contains("the test losses of 2 runs"));
-    assert_eq!(png_size(&out.join("both.png")), (1000, 620));
+    assert_eq!(png_size(&out.join("both.png")), (900, 540));
 }
 
 #[test]
@@ -324,7 +328,7 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     ok(&run(&["sample", "--checkpoint", m, "-n", "4", "--out", &file("s.png")]));
     ok(&run(&["reconstruct", "--checkpoint", m, "-n", "4", "--out", &file("r.png")]));
     ok(&run(&["plot", "--run", whole.to_str().unwrap(), "--out", &file("c.png")]));
-    assert_eq!(png_size(&whole.join("c.png")), (1400, 620));
+    assert_eq!(png_size(&whole.join("c.png")), (1280, 480));
     for latent_only in [vec!["manifold"], vec!["interpolate", "--from", "0", "--to", "1"]] {
         let mut full = latent_only.clone();
         full.extend(["--checkpoint", m, "--out", "x.png"]);

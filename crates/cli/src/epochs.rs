@@ -3,8 +3,9 @@
 //!
 //! An epoch: the examples shuffled by the stream (seed, epoch, shuffle); steps of a batch each,
 //! with a progress bar of the running means; after the last step the trainer's test pass and
-//! metrics row, then the metrics file and the checkpoint. Ctrl-C (or a closed standard output)
-//! between two steps saves the partial epoch (steps taken, sums, seconds) in the checkpoint; a
+//! metrics row, then the metrics file and the checkpoint. Between two steps the run's
+//! [`Control`] may pause it, or stop it (Ctrl-C, a closed standard output, the playground's Stop
+//! button): a stop saves the partial epoch (steps taken, sums, seconds) in the checkpoint; a
 //! resumed run skips those steps and goes on with the same sums, so its numbers are those of an
 //! uninterrupted run.
 
@@ -14,7 +15,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use vae::family::Sums;
 
-use crate::interrupt;
+use crate::control::Control;
 use crate::options::Result;
 use crate::progress::Progress;
 use crate::say::say;
@@ -117,14 +118,20 @@ pub trait Trainer {
     fn save(&self, state: &RunState) -> Result<()>;
 }
 
-/// Runs epochs `state.epochs_done` to `epochs` (finishing a partial one first). Returns where
-/// Ctrl-C stopped the run (`at epoch 3 step 20 of 100; checkpoint saved`, or `after epoch 3`),
-/// or `None` when every epoch is done.
-pub fn train_epochs(t: &mut dyn Trainer, state: &mut RunState, epochs: u64) -> Result<Option<String>> {
+/// Runs epochs `state.epochs_done` to `epochs` (finishing a partial one first), pausing and
+/// stopping as `control` says between steps. Returns where a stop ended the run (`at epoch 3
+/// step 20 of 100; checkpoint saved`, or `after epoch 3`), or `None` when every epoch is done.
+pub fn train_epochs(
+    t: &mut dyn Trainer,
+    state: &mut RunState,
+    epochs: u64,
+    control: &Control,
+) -> Result<Option<String>> {
     t.write_metrics(&state.metrics)?;
     let steps = t.examples().div_ceil(t.batch_size());
+    control.report(state.epochs_done, epochs, state.step_in_epoch, steps);
     for epoch in state.epochs_done..epochs {
-        let interrupted = one_epoch(t, state, epoch, epochs)?;
+        let interrupted = one_epoch(t, state, epoch, epochs, control)?;
         if interrupted {
             return Ok(Some(format!(
                 "at epoch {} step {} of {steps}; checkpoint saved",
@@ -132,16 +139,16 @@ pub fn train_epochs(t: &mut dyn Trainer, state: &mut RunState, epochs: u64) -> R
                 state.step_in_epoch
             )));
         }
-        if interrupt::requested() && epoch + 1 < epochs {
+        if epoch + 1 < epochs && control.wait_if_paused() {
             return Ok(Some(format!("after epoch {}", epoch + 1)));
         }
     }
     Ok(None)
 }
 
-/// One epoch (or the rest of an interrupted one). Returns `true` when Ctrl-C stopped it
+/// One epoch (or the rest of an interrupted one). Returns `true` when a stop ended it
 /// mid-epoch (the checkpoint then holds the partial epoch).
-fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64) -> Result<bool> {
+fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64, control: &Control) -> Result<bool> {
     let t0 = Instant::now();
     let mut order: Vec<usize> = (0..t.examples()).collect();
     order.shuffle(&mut stream(t.seed(), epoch, 0, Purpose::Shuffle));
@@ -158,7 +165,8 @@ fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64)
         let means = t.step(idx, epoch, step, steps).inspect_err(|_| bar.finish())?;
         totals.add_means(&means, idx.len());
         bar.step(|| t.show(&totals.means()));
-        if interrupt::requested() && step + 1 < steps {
+        control.report(epoch, epochs, step + 1, steps);
+        if step + 1 < steps && control.wait_if_paused() {
             bar.finish();
             state.step_in_epoch = step + 1;
             state.partial = totals;
@@ -173,6 +181,7 @@ fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64)
     state.epochs_done = epoch + 1;
     t.write_metrics(&state.metrics)?;
     t.save(state)?;
+    control.epoch_finished(state.epochs_done);
     for line in lines {
         say!("{line}");
     }

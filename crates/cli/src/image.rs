@@ -26,6 +26,11 @@ impl Canvas {
         Self { width, height, rgb: bg.repeat(width * height) }
     }
 
+    /// The pixels, row by row, three bytes each (for drawing libraries that fill a buffer).
+    pub fn rgb_mut(&mut self) -> &mut [u8] {
+        &mut self.rgb
+    }
+
     /// Colours one pixel (ignored outside the canvas).
     pub fn put(&mut self, x: i64, y: i64, c: Rgb) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {

@@ -1,20 +1,27 @@
 //! Ctrl-C for long work (`train`, `prior`): the first press asks the loop to save a checkpoint
 //! after the current step and stop; a second one exits at once (files are written atomically,
 //! so nothing is left half-written either way). A closed standard output asks for the same
-//! stop (`say.rs`).
+//! stop (`say.rs`). The switch itself is the command line's [`Control`].
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set by the first Ctrl-C.
-static STOP: AtomicBool = AtomicBool::new(false);
+use crate::control::Control;
+
+/// The command line's run: Ctrl-C stops it.
+static COMMAND_LINE: Control = Control::new();
+
+/// The control Ctrl-C acts on, for the command line's one run.
+pub fn control() -> &'static Control {
+    &COMMAND_LINE
+}
 
 /// Installs the handler (once per process; later calls change nothing).
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
+        if COMMAND_LINE.stop_requested() {
             std::process::exit(130);
         }
+        COMMAND_LINE.stop();
         // Written here rather than through `say_err!` (which would make the two modules import
         // each other); like it, a failed write is dropped.
         let _ = writeln!(
@@ -26,10 +33,5 @@ pub fn install() {
 
 /// Asks for the same stop as a first Ctrl-C, silently (standard output was closed: `say`).
 pub fn request() {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Whether Ctrl-C was pressed (or a stop was requested).
-pub fn requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    COMMAND_LINE.stop();
 }

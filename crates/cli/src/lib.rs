@@ -26,10 +26,12 @@ pub mod train;
 // What they share.
 pub mod chart;
 pub mod consistency;
+pub mod control;
 pub mod data;
 pub mod epochs;
 pub mod family_hvae;
 pub mod family_vqvae;
+pub mod figure;
 pub mod font;
 pub mod image;
 pub mod interrupt;

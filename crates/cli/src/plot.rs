@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::chart::{padded_range, Chart, Scale, TEXT};
-use crate::font::{draw_text, text_width};
-use crate::image::{Canvas, PALETTE};
+use crate::figure::{self, Format, Layout, Panel, Series};
 use crate::options::Result;
 use crate::pictures::done;
 use crate::rundir::METRICS_HEADER;
@@ -19,7 +17,7 @@ pub struct PlotArgs {
     /// to compare runs: their test losses on one chart, each named by its folder.
     #[arg(long, value_name = "DIR", required = true)]
     pub run: Vec<PathBuf>,
-    /// PNG file to write.
+    /// File to write: PNG, or SVG if its name ends in .svg.
     #[arg(long, value_name = "FILE", default_value = "curves.png")]
     pub out: PathBuf,
 }
@@ -27,18 +25,11 @@ pub struct PlotArgs {
 /// Runs longer than this many epochs are plotted on a logarithmic epoch axis.
 pub const LOG_AXIS_EPOCHS: f64 = 200.0;
 
-/// The epoch axis of a run's curves: linear and padded by 5%, or, past [`LOG_AXIS_EPOCHS`],
-/// logarithmic from just below the first epoch to just above the last, so that a run of
-/// thousands of epochs (Burda's schedule) shows its first ten as clearly as its last thousand.
-fn epoch_axis(epochs: impl Iterator<Item = f64> + Clone) -> ((f64, f64), Scale) {
-    let (first, last) = epochs.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), e| (a.min(e), b.max(e)));
-    if first == last {
-        ((first - 1.0, first + 1.0), Scale::Linear)
-    } else if last > LOG_AXIS_EPOCHS && first >= 1.0 {
-        ((first / 1.2, last * 1.2), Scale::Log)
-    } else {
-        (padded_range(epochs), Scale::Linear)
-    }
+/// Whether epochs `first..=last` get a logarithmic axis: past [`LOG_AXIS_EPOCHS`], so that a run
+/// of thousands of epochs (Burda's schedule) shows its first ten as clearly as its last thousand.
+fn log_epochs(epochs: impl Iterator<Item = f64>) -> bool {
+    let (first, last) = epochs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), e| (a.min(e), b.max(e)));
+    last > LOG_AXIS_EPOCHS && first >= 1.0
 }
 
 /// A run's metrics.csv: its column names and one row of numbers per finished epoch.
@@ -82,9 +73,9 @@ impl Metrics {
         Ok(Self { header, rows, train_loss, test_loss })
     }
 
-    /// (epoch, value) of column `c`.
-    fn column(&self, c: usize) -> Vec<(f64, f64)> {
-        self.rows.iter().map(|r| (r[0], r[c])).collect()
+    /// Column `c` per epoch, named `name`.
+    fn series(&self, name: &str, c: usize) -> Series {
+        Series { name: name.to_string(), points: self.rows.iter().map(|r| (r[0], r[c])).collect() }
     }
 
     fn epochs(&self) -> impl Iterator<Item = f64> + Clone + '_ {
@@ -93,42 +84,46 @@ impl Metrics {
 }
 
 /// `vae-cli plot`: for one run, the loss (train and test) and its terms per epoch; for several,
-/// their test losses on one chart.
+/// their test losses on one chart. PNG, or SVG when `--out` ends in `.svg`.
 pub fn run(args: PlotArgs) -> Result<()> {
-    let runs = args.run.iter().map(|r| Metrics::read(r)).collect::<Result<Vec<_>>>()?;
-    let what = match runs.as_slice() {
-        [one] => {
-            plot_run(one, &args.run[0], &args.out)?;
-            format!("training curves of {} epochs", one.rows.len())
-        }
-        _ => {
-            plot_runs(&runs, &args.run, &args.out)?;
-            format!("the test losses of {} runs", runs.len())
-        }
+    let named: Vec<(String, &Path)> = args.run.iter().map(|r| (run_label(r), r.as_path())).collect();
+    let bytes = curves(&named, Layout::Row, Format::of(&args.out))?;
+    vae::checkpoint::write_atomic(&args.out, &bytes)?;
+    let what = match named.len() {
+        1 => "the training curves".to_string(),
+        n => format!("the test losses of {n} runs"),
     };
     done(&args.out, &what)
 }
 
-/// One run: the loss on the left, its terms on the right.
-fn plot_run(m: &Metrics, run: &Path, out: &Path) -> Result<()> {
-    let x = epoch_axis(m.epochs());
-    let (width, height) = (1400, 620);
-    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
-    let (blue, orange) = (PALETTE[0], PALETTE[1]);
-
-    let loss_range = padded_range(m.rows.iter().flat_map(|r| [r[m.train_loss], r[m.test_loss]]));
-    // A half of the picture: its left edge, value range and title.
-    let panel = |canvas: &mut Canvas, left: i64, range, title| {
-        let area = (left, 40, 700, height as i64 - 40);
-        Chart::draw_scaled(canvas, area, x, (range, Scale::Linear), title, "EPOCH", "VALUE")
+/// The chart of the runs in `runs` (name, folder): for one, its loss and terms (two panels, in
+/// a row or a column); for several, their test losses. The bytes of a PNG or SVG file.
+pub fn curves(runs: &[(String, &Path)], layout: Layout, format: Format) -> Result<Vec<u8>> {
+    let metrics = runs.iter().map(|(_, dir)| Metrics::read(dir)).collect::<Result<Vec<_>>>()?;
+    let (title, panels, size) = match metrics.as_slice() {
+        [one] if layout == Layout::Row => (format!("training curves: {}", runs[0].0), run_panels(one), (640, 440)),
+        [one] => (runs[0].0.clone(), run_panels(one), (480, 300)),
+        _ => {
+            let series = runs.iter().zip(&metrics).map(|((name, _), m)| m.series(name, m.test_loss)).collect();
+            let log_x = log_epochs(metrics.iter().flat_map(|m| m.epochs()));
+            let panel =
+                Panel { title: "test loss".into(), x_label: "epoch".into(), y_label: NATS.into(), series, log_x };
+            let size = if layout == Layout::Row { (900, 500) } else { (480, 360) };
+            ("test loss of each run".to_string(), vec![panel], size)
+        }
     };
-    let left = panel(&mut canvas, 0, loss_range, "LOSS");
-    left.line(&mut canvas, &m.column(m.train_loss), blue);
-    left.line(&mut canvas, &m.column(m.test_loss), orange);
-    left.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange)]);
+    Ok(figure::draw(&title, &panels, (size, layout), format)?)
+}
 
+/// The y axis of every curve.
+const NATS: &str = "nats per example";
+
+/// One run's two panels: the loss (train and test), and every other term of it.
+fn run_panels(m: &Metrics) -> Vec<Panel> {
+    let log_x = log_epochs(m.epochs());
+    let loss = vec![m.series("train", m.train_loss), m.series("test", m.test_loss)];
     // Every other train_/test_ column is a term of the loss: the right chart.
-    let terms: Vec<(usize, String)> = m
+    let terms: Vec<Series> = m
         .header
         .iter()
         .enumerate()
@@ -136,51 +131,21 @@ fn plot_run(m: &Metrics, run: &Path, out: &Path) -> Result<()> {
             ![0, m.train_loss, m.test_loss].contains(i) && (h.starts_with("train_") || h.starts_with("test_"))
         })
         .filter(|(_, h)| !h.ends_with("perplexity"))
-        .map(|(i, h)| (i, h.replace('_', " ").to_uppercase()))
+        .map(|(i, h)| m.series(&h.replace('_', " "), i))
         .collect();
-    let term_range = padded_range(m.rows.iter().flat_map(|r| terms.iter().map(|(c, _)| r[*c]).collect::<Vec<_>>()));
-    let right = panel(&mut canvas, 700, term_range, "TERMS");
-    for (k, (c, _)) in terms.iter().enumerate() {
-        right.line(&mut canvas, &m.column(*c), PALETTE[k % PALETTE.len()]);
-    }
-    let entries: Vec<(&str, _)> =
-        terms.iter().enumerate().map(|(k, (_, name))| (name.as_str(), PALETTE[k % PALETTE.len()])).collect();
-    right.legend(&mut canvas, &entries);
-
-    let title = format!("TRAINING CURVES: {}", run.display());
-    draw_text(&mut canvas, (width as i64 - text_width(&title, TEXT) as i64) / 2, 10, &title, TEXT, [0, 0, 0]);
-    Ok(canvas.save(out)?)
+    let panel = |title: &str, series| Panel {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: NATS.into(),
+        series,
+        log_x,
+    };
+    vec![panel("loss", loss), panel("its terms", terms)]
 }
 
-/// Several runs: each one's test loss per epoch, named by its folder, on one chart.
-fn plot_runs(runs: &[Metrics], names: &[PathBuf], out: &Path) -> Result<()> {
-    let x = epoch_axis(runs.iter().flat_map(|m| m.epochs()).collect::<Vec<_>>().into_iter());
-    let y = padded_range(runs.iter().flat_map(|m| m.rows.iter().map(|r| r[m.test_loss])));
-    let (width, height) = (1000, 620);
-    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
-    let chart = Chart::draw_scaled(
-        &mut canvas,
-        (0, 0, width as i64, height as i64),
-        x,
-        (y, Scale::Linear),
-        "TEST LOSS",
-        "EPOCH",
-        "VALUE",
-    );
-    let labels: Vec<String> = names.iter().map(|p| run_label(p)).collect();
-    for (k, m) in runs.iter().enumerate() {
-        chart.line(&mut canvas, &m.column(m.test_loss), PALETTE[k % PALETTE.len()]);
-    }
-    let entries: Vec<(&str, _)> =
-        labels.iter().enumerate().map(|(k, l)| (l.as_str(), PALETTE[k % PALETTE.len()])).collect();
-    chart.legend(&mut canvas, &entries);
-    Ok(canvas.save(out)?)
-}
-
-/// A run's name in a legend: its folder's last component, in the font's capitals.
+/// A run's name in a legend: its folder's last component.
 fn run_label(run: &Path) -> String {
-    let name = run.file_name().unwrap_or(run.as_os_str()).to_string_lossy();
-    name.to_uppercase()
+    run.file_name().unwrap_or(run.as_os_str()).to_string_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -190,11 +155,9 @@ mod tests {
     #[test]
     fn long_runs_get_a_logarithmic_epoch_axis() {
         let epochs = |n: usize| (1..=n).map(|e| e as f64);
-        assert_eq!(epoch_axis(epochs(10)).1, Scale::Linear);
-        assert_eq!(epoch_axis(epochs(200)).1, Scale::Linear);
-        let (range, scale) = epoch_axis(epochs(3280));
-        assert_eq!(scale, Scale::Log);
-        assert!(range.0 > 0.0 && range.0 < 1.0 && range.1 > 3280.0);
-        assert_eq!(epoch_axis(epochs(1)), ((0.0, 2.0), Scale::Linear));
+        assert!(!log_epochs(epochs(10)));
+        assert!(!log_epochs(epochs(200)));
+        assert!(log_epochs(epochs(3280)));
+        assert!(!log_epochs(epochs(1)));
     }
 }

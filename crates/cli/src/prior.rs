@@ -136,7 +136,12 @@ pub fn run(args: PriorArgs) -> Result<()> {
     );
     interrupt::install();
     let mut state = std::mem::take(&mut run.state);
-    let stopped = train_epochs(&mut PriorTrainer { run: &mut run, codes: &codes, out: &out }, &mut state, epochs)?;
+    let stopped = train_epochs(
+        &mut PriorTrainer { run: &mut run, codes: &codes, out: &out },
+        &mut state,
+        epochs,
+        interrupt::control(),
+    )?;
     run.state = state;
     if let Some(at) = stopped {
         say!(

@@ -13,14 +13,21 @@ use crate::options::Result;
 /// and without `INSIDE_POOL`, docs/PERFORMANCE.md). The numbers are the same either way.
 pub fn on_pool<A: Send>(threads: Option<u64>, args: A, work: fn(A) -> Result<()>) -> Result<()> {
     init_threads(threads)?;
+    in_pool(|| work(args))
+}
+
+/// Runs `work` on a worker of the (already sized) pool and waits for it: how the playground
+/// runs each training (`serve/playground.rs`).
+pub fn in_pool(work: impl FnOnce() -> Result<()> + Send) -> Result<()> {
     let mut outcome = Ok(());
     // A boxed error need not be Send: it crosses back to this thread as its message.
-    rayon::scope(|_| outcome = work(args).map_err(|e| e.to_string()));
+    rayon::scope(|_| outcome = work().map_err(|e| e.to_string()));
     outcome.map_err(Into::into)
 }
 
-/// Sizes rayon's one global pool; every parallel loop of the engine runs on it.
-fn init_threads(threads: Option<u64>) -> Result<()> {
+/// Sizes rayon's one global pool (once per process); every parallel loop of the engine runs
+/// on it.
+pub fn init_threads(threads: Option<u64>) -> Result<()> {
     let n = match threads {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -14,6 +14,7 @@ use vae::objective::Objective;
 use vae::train::NonFinite;
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
+use crate::control::Control;
 use crate::data::{check_split, data_dir, prepare_data};
 use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::family_hvae::{self, HvaeFlags};
@@ -319,8 +320,15 @@ fn settings_from_args(a: &TrainArgs, p: &Protocol) -> Settings {
     }
 }
 
-/// `vae-cli train`.
+/// `vae-cli train`: Ctrl-C stops it.
 pub fn run(args: TrainArgs) -> Result<()> {
+    interrupt::install();
+    run_controlled(args, interrupt::control())
+}
+
+/// Trains as `vae-cli train` does, pausing and stopping as `control` says (the playground's
+/// runs each have their own).
+pub fn run_controlled(args: TrainArgs, control: &Control) -> Result<()> {
     check_flags(&args)?;
     let protocol = args.protocol();
     let fresh = settings_from_args(&args, &protocol);
@@ -352,10 +360,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         steps,
         out.display()
     );
-    interrupt::install();
     let mut state = std::mem::take(&mut run.state);
     let mut trainer = ModelTrainer { run: &mut run, train: &train, test: &test, mode, out: &out, epochs };
-    if let Some(at) = train_epochs(&mut trainer, &mut state, epochs)? {
+    if let Some(at) = train_epochs(&mut trainer, &mut state, epochs, control)? {
         say!("interrupted {at}. Continue with: vae-cli train --resume --out {}", out.display());
         return Ok(());
     }
@@ -364,7 +371,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 /// The numeric flags clap cannot check, and the combinations that make no sense.
-fn check_flags(args: &TrainArgs) -> Result<()> {
+pub fn check_flags(args: &TrainArgs) -> Result<()> {
     if let Some(lr) = args.lr {
         check_number("lr", lr, 0.0, false)?;
     }
