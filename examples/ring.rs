@@ -18,8 +18,8 @@ use vae::model::standard_normal;
 use vae::train::train_step;
 use vae::{Arch, Likelihood, Vae, VaeConfig};
 use vae_autodiff::Tensor;
-use vae_cli::chart::Chart;
-use vae_cli::image::{Canvas, PALETTE};
+use vae_cli::figure::{self, Format, Layout, Mark, Panel, Series};
+use vae_cli::image::PALETTE;
 use vae_layers::optim::Adam;
 
 const SIGMA: f32 = 0.05;
@@ -71,18 +71,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mean = model.decode_mean(standard_normal(&[3000, 2], &mut rng));
     let samples = &mean + &(standard_normal(&[3000, 2], &mut rng) * SIGMA);
     let fixed = doersch(&standard_normal(&[3000, 2], &mut rng));
-    let mut canvas = Canvas::new(1950, 660, [255, 255, 255]);
-    let range = (-1.6, 1.6);
-    let panels = [
-        (&data, "DATA: A RING"),
-        (&samples, "LEARNED: DECODER(Z) + NOISE"),
-        (&fixed, "FIXED: G(Z) = Z/10 + Z/NORM(Z)"),
-    ];
-    for (k, (pts, title)) in panels.into_iter().enumerate() {
-        let chart = Chart::draw(&mut canvas, (k as i64 * 650, 0, 650, 660), range, range, title, "X1", "X2");
-        chart.scatter(&mut canvas, pts.outer_iter().map(|p| (p[0] as f64, p[1] as f64)), PALETTE[k * 3], 2);
-    }
-    canvas.save(std::path::Path::new(&out))?;
+    let range = -1.6..1.6;
+    let panels =
+        [(&data, "data: a ring"), (&samples, "learned: decoder(z) + σ·ε"), (&fixed, "fixed: g(z) = z/10 + z/‖z‖")];
+    let panels: Vec<Panel> = panels
+        .into_iter()
+        .enumerate()
+        .map(|(k, (pts, title))| {
+            let points = pts.outer_iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
+            let dots = Series { mark: Mark::Dots(2), ..Series::line("", points) }.colored(PALETTE[k * 3]);
+            Panel { range: Some((range.clone(), range.clone())), ..Panel::new(title, ("x₁", "x₂"), vec![dots]) }
+        })
+        .collect();
+    let picture =
+        figure::draw("a Gaussian through a function", &panels, ((650, 620), Layout::Row), Format::of(out.as_ref()))?;
+    vae::checkpoint::write_atomic(std::path::Path::new(&out), &picture)?;
     println!("wrote {out}");
     Ok(())
 }

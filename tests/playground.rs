@@ -192,13 +192,25 @@ fn pause_resume_stop_mid_epoch_and_the_cli_resumes_the_run() {
         write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
     }
     assert_eq!(post(port, &token, "/api/stop", "").0, 200);
-    wait_status(port, "the second run's stop", |s| s["state"] == "stopped");
+    let second = wait_status(port, "the second run's stop", |s| s["state"] == "stopped")["run"].clone();
+    let second = second.as_str().unwrap();
+
+    // The first run stopped inside its first epoch: nothing to draw yet, said in one line.
+    let (code, body) = get(port, &format!("/api/runs/{name}/curves.svg"));
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
 
     // The first run's folder resumes on the command line, to the epoch after its stop.
     let more = (done + 2).to_string();
     ok(&run(&["train", "--resume", "--out", dir.to_str().unwrap(), "--epochs", &more]));
     let rows = std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count() - 1;
     assert_eq!(rows as u64, done + 2);
+
+    // The two runs' test losses on one chart, as the page's "compare with" asks for it.
+    let (code, svg) = get(port, &format!("/api/runs/{name}/curves.svg?with={second}"));
+    let svg = String::from_utf8(svg).unwrap();
+    assert_eq!(code, 200, "{svg}");
+    assert!(svg.starts_with("<svg") && svg.contains(&name) && svg.contains(second), "{svg:.400}");
+    assert_eq!(get(port, &format!("/api/runs/{name}/curves.svg?with=no-such-run")).0, 404);
 
     // Ctrl-C with a run training: the server stops it, which writes its checkpoint, and exits.
     let (code, body) = post(port, &token, "/api/start", &small(10_000, 100, false));

@@ -10,10 +10,10 @@ use vae::family::StepSettings;
 use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
 use vae::Family;
 
-use crate::chart::{Chart, Scale};
 use crate::consistency::{label_consistency, Consistency};
 use crate::data::{binarize, load_test, Part};
-use crate::image::{Canvas, PALETTE};
+use crate::figure::{self, Format, Layout, Mark, Panel, Series};
+use crate::image::PALETTE;
 use crate::options::{BinarizeKind, Result};
 use crate::progress::Progress;
 use crate::say::{say, say_err};
@@ -255,26 +255,25 @@ pub fn units_chart(variances: &[f64], threshold: f64, out: &Path) -> Result<()> 
     let positive = sorted.iter().copied().filter(|&v| v > 0.0);
     let lo = positive.clone().fold(threshold, f64::min);
     let hi = positive.fold(threshold, f64::max);
-    let y = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
-    let (width, height) = (900, 500);
-    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
-    let title = format!("ACTIVE UNITS: {active} OF {}", sorted.len());
-    let x = (0.0, sorted.len() as f64 + 1.0);
-    let area = (0, 0, width as i64, height as i64);
-    let chart = Chart::draw_scaled(
-        &mut canvas,
-        area,
-        (x, Scale::Linear),
-        (y, Scale::Log),
-        &title,
-        "UNITS, MOST ACTIVE FIRST",
-        "VARIANCE",
-    );
-    chart.line(&mut canvas, &[(x.0, threshold), (x.1, threshold)], PALETTE[7]);
-    for (rank, &v) in sorted.iter().enumerate() {
-        let color = if v > threshold { PALETTE[0] } else { PALETTE[1] };
-        chart.scatter(&mut canvas, [(rank as f64 + 1.0, v.max(y.0))], color, 5);
-    }
-    chart.legend(&mut canvas, &[("ACTIVE", PALETTE[0]), ("INACTIVE", PALETTE[1]), ("THRESHOLD 0.01", PALETTE[7])]);
-    Ok(canvas.save(out)?)
+    let y = 10f64.powf(lo.log10().floor())..10f64.powf(hi.log10().ceil());
+    let x = 0.0..sorted.len() as f64 + 1.0;
+    let ranked = |keep: &dyn Fn(f64) -> bool| -> Vec<(f64, f64)> {
+        let at = sorted.iter().enumerate().map(|(rank, &v)| (rank as f64 + 1.0, v.max(y.start)));
+        at.filter(|&(rank, _)| keep(sorted[rank as usize - 1])).collect()
+    };
+    let dots = |name: &str, points, color| Series { mark: Mark::Dots(5), ..Series::line(name, points) }.colored(color);
+    let series = vec![
+        Series::line(&format!("threshold {threshold}"), vec![(x.start, threshold), (x.end, threshold)])
+            .colored(PALETTE[7]),
+        dots("active", ranked(&|v| v > threshold), PALETTE[0]),
+        dots("inactive", ranked(&|v| v <= threshold), PALETTE[1]),
+    ];
+    let panel = Panel {
+        log_y: true,
+        range: Some((x, y)),
+        ..Panel::new("", ("units, most active first", "variance of the posterior mean over x"), series)
+    };
+    let title = format!("active units: {active} of {}", sorted.len());
+    let chart = figure::draw(&title, &[panel], ((900, 460), Layout::Row), Format::of(out))?;
+    Ok(checkpoint::write_atomic(out, &chart)?)
 }

@@ -1,8 +1,9 @@
-//! Line charts drawn by plotters: panels of named series side by side, with real text (the
-//! DejaVu Sans subset in `crates/cli/fonts/`, so β, σ and μ print as themselves), round axis
-//! ticks and legends; a logarithmic epoch axis for long runs. One drawing, two outputs: PNG
-//! (plotters' bitmap backend into our own canvas, encoded by the png crate) and SVG (text as
-//! text, for pages and papers). `vae-cli plot` and the playground's curves use it.
+//! Every chart of the project, drawn by plotters: panels of named series (lines, dots or bars)
+//! in a row or a column, with real text (the DejaVu Sans subset in `crates/cli/fonts/`, so β,
+//! σ and μ print as themselves), round axis ticks, legends, and logarithmic axes where asked.
+//! One drawing, two outputs: PNG (plotters' bitmap backend into our own canvas, encoded by the
+//! png crate) and SVG (text as text, for pages and papers). `plot`, `latent`, `eval
+//! --units-png`, `prior`, the playground's curves and the examples draw with it.
 
 use std::ops::Range;
 use std::sync::Once;
@@ -11,7 +12,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::image::{Canvas, PALETTE};
+use crate::image::{Canvas, Rgb, PALETTE};
 
 /// The font every chart writes with, embedded in the binary.
 const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
@@ -27,16 +28,43 @@ fn register_font() {
     });
 }
 
-/// One line of a chart: its legend name and (x, y) points.
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mark {
+    /// A line through the points, in x order.
+    Line,
+    /// A filled dot of this radius (pixels) at each point.
+    Dots(u32),
+    /// A bar from y = 0 up to each point, one unit wide.
+    Bars,
+}
+
+/// One series of a chart: its legend name (empty: not in the legend), points, mark, colour.
 #[derive(Clone, Debug)]
 pub struct Series {
     /// The legend's name.
     pub name: String,
-    /// The points, in x order.
+    /// The points.
     pub points: Vec<(f64, f64)>,
+    /// Line, dots or bars.
+    pub mark: Mark,
+    /// Its colour; `None` takes the next of [`PALETTE`] by the series' place.
+    pub color: Option<Rgb>,
 }
 
-/// One chart: title, axis names, its lines, and whether x is logarithmic.
+impl Series {
+    /// A line named `name` through `points`, coloured by its place.
+    pub fn line(name: &str, points: Vec<(f64, f64)>) -> Self {
+        Series { name: name.to_string(), points, mark: Mark::Line, color: None }
+    }
+
+    /// The same series in colour `color`.
+    pub fn colored(self, color: Rgb) -> Self {
+        Series { color: Some(color), ..self }
+    }
+}
+
+/// One chart: title, axis names, its series, and its axes.
 #[derive(Clone, Debug)]
 pub struct Panel {
     /// Above the chart.
@@ -45,10 +73,29 @@ pub struct Panel {
     pub x_label: String,
     /// Beside the y axis.
     pub y_label: String,
-    /// The lines, coloured from [`PALETTE`] in order.
+    /// The series, drawn in order.
     pub series: Vec<Series>,
     /// A logarithmic x axis (x > 0).
     pub log_x: bool,
+    /// A logarithmic y axis (y > 0).
+    pub log_y: bool,
+    /// The axes' ranges, if not those of the points.
+    pub range: Option<(Range<f64>, Range<f64>)>,
+}
+
+impl Panel {
+    /// A panel with linear axes fitted to its points.
+    pub fn new(title: &str, (x_label, y_label): (&str, &str), series: Vec<Series>) -> Self {
+        Panel {
+            title: title.to_string(),
+            x_label: x_label.to_string(),
+            y_label: y_label.to_string(),
+            series,
+            log_x: false,
+            log_y: false,
+            range: None,
+        }
+    }
 }
 
 /// Where a figure goes.
@@ -120,27 +167,31 @@ fn draw_on<DB: DrawingBackend>(
     let n = panels.len().max(1);
     let areas = root.split_evenly(if layout == Layout::Row { (1, n) } else { (n, 1) });
     for (panel, area) in panels.iter().zip(&areas) {
-        let (x, y) = ranges(panel);
-        if panel.log_x {
-            draw_panel(area, panel, x.log_scale(), y).map_err(e)?;
-        } else {
-            draw_panel(area, panel, x, y).map_err(e)?;
+        let (x, y) = panel.range.clone().unwrap_or_else(|| ranges(panel));
+        match (panel.log_x, panel.log_y) {
+            (false, false) => draw_panel(area, panel, x, y),
+            (true, false) => draw_panel(area, panel, x.log_scale(), y),
+            (false, true) => draw_panel(area, panel, x, y.log_scale()),
+            (true, true) => draw_panel(area, panel, x.log_scale(), y.log_scale()),
         }
+        .map_err(e)?;
     }
     root.present().map_err(e)
 }
 
-/// One panel on its area, with the x coordinate `x` (linear or logarithmic).
-fn draw_panel<DB, X>(
+/// One panel on its area, with the coordinates `x` and `y` (linear or logarithmic).
+fn draw_panel<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
     x: X,
-    y: Range<f64>,
+    y: Y,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
 {
     // Epochs are whole numbers: no more ticks than there are of them.
     let x_ticks = panel.series.iter().map(|s| s.points.len()).max().unwrap_or(1).clamp(2, 10);
@@ -162,13 +213,22 @@ where
         .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
     for (k, s) in panel.series.iter().enumerate() {
-        let [r, g, b] = PALETTE[k % PALETTE.len()];
+        let [r, g, b] = s.color.unwrap_or(PALETTE[k % PALETTE.len()]);
         let color = RGBColor(r, g, b);
         let points = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(s.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        let drawn = match s.mark {
+            Mark::Line => chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?,
+            Mark::Dots(radius) => chart.draw_series(points.map(|p| Circle::new(p, radius, color.filled())))?,
+            Mark::Bars => chart
+                .draw_series(points.map(|(x, y)| Rectangle::new([(x - 0.4, 0.0), (x + 0.4, y)], color.filled())))?,
+        };
+        if !s.name.is_empty() {
+            let mark = s.mark;
+            drawn.label(s.name.as_str()).legend(move |(x, y)| match mark {
+                Mark::Line => PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)).into_dyn(),
+                _ => Circle::new((x + 10, y), 4, color.filled()).into_dyn(),
+            });
+        }
     }
     if panel.series.iter().any(|s| !s.name.is_empty()) {
         chart
@@ -182,8 +242,14 @@ where
     Ok(())
 }
 
-/// A tick label: the shortest of 0 to 3 decimals that shows `v` as it is (1, 2.5, 0.125).
+/// A tick label: the shortest of 0 to 3 decimals that shows `v` as it is (1, 2.5, 0.125);
+/// below 0.001, the exponent form with up to three digits (1e-4, 2.5e-5).
 fn tick(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        let e = format!("{v:.2e}"); // 2.50e-5
+        let (mantissa, exponent) = e.split_once('e').expect("an exponent form");
+        return format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'));
+    }
     (0..=3)
         .map(|d| format!("{v:.d$}"))
         .find(|s| (s.parse::<f64>().unwrap_or(f64::NAN) - v).abs() <= v.abs() * 1e-9)
@@ -222,12 +288,11 @@ mod tests {
 
     fn panel(log_x: bool) -> Panel {
         let points = (1..=300).map(|e| (e as f64, 100.0 + 50.0 / e as f64)).collect();
+        let dots = Series { mark: Mark::Dots(3), ..Series::line("dots", vec![(2.0, 120.0), (5.0, 130.0)]) };
+        let bars = Series { mark: Mark::Bars, ..Series::line("", vec![(3.0, 110.0)]) }.colored([9, 9, 9]);
         Panel {
-            title: "loss (β = 1)".into(),
-            x_label: "epoch".into(),
-            y_label: "nats".into(),
-            series: vec![Series { name: "test −ELBO".into(), points }],
             log_x,
+            ..Panel::new("loss (β = 1)", ("epoch", "nats"), vec![Series::line("test −ELBO", points), dots, bars])
         }
     }
 
@@ -239,7 +304,7 @@ mod tests {
         )
         .unwrap();
         assert!(svg.starts_with("<svg"));
-        for text in ["a run", "loss (β = 1)", "epoch", "test −ELBO"] {
+        for text in ["a run", "loss (β = 1)", "epoch", "test −ELBO", "dots", "<circle"] {
             assert!(svg.contains(text), "{text}");
         }
     }
@@ -273,7 +338,7 @@ mod tests {
         let (x, y) = ranges(&panel(false));
         assert_eq!(x, 1.0..300.0);
         assert!(y.start < 100.2 && y.end > 150.0);
-        let flat = Panel { series: vec![Series { name: String::new(), points: vec![(1.0, 5.0)] }], ..panel(false) };
+        let flat = Panel { series: vec![Series::line("", vec![(1.0, 5.0)])], ..panel(false) };
         let (x, y) = ranges(&flat);
         assert!(x.start < 1.0 && x.end > 1.0 && y.start < 5.0 && y.end > 5.0);
     }

@@ -7,8 +7,8 @@ use ndarray::Axis;
 use vae::checkpoint;
 use vae_autodiff::Tensor;
 
-use crate::chart::{padded_range, Chart};
-use crate::image::{Canvas, PALETTE};
+use crate::figure::{self, Format, Layout, Mark, Panel, Series};
+use crate::image::PALETTE;
 use crate::options::{ModelArgs, Result};
 use crate::pictures::{done, load_test, load_with_space, space, test_rows, top_two_axes};
 use crate::say::say;
@@ -19,7 +19,7 @@ pub struct LatentArgs {
     /// The checkpoint and the data.
     #[command(flatten)]
     pub model: ModelArgs,
-    /// PNG file to write.
+    /// File to write: PNG, or SVG if its name ends in .svg.
     #[arg(long, value_name = "FILE", default_value = "latent.png")]
     pub out: PathBuf,
     /// Also write label, mu and logvar of every test image to this CSV file.
@@ -49,36 +49,30 @@ pub fn run(args: LatentArgs) -> Result<()> {
     // The log-variances where the space has them for every chunk.
     let logvar = (logvars.len() == mus.len()).then(|| cat(&logvars));
 
-    let (points, title): (Vec<(f64, f64)>, String) = if j == 1 {
-        (
-            mu.outer_iter().zip(&test.labels).map(|(m, &l)| (m[0] as f64, l as f64)).collect(),
-            "LATENT MEAN (1 DIM) BY LABEL".into(),
-        )
+    let n = test.len();
+    let (points, title, axes): (Vec<(f64, f64)>, String, (&str, &str)) = if j == 1 {
+        let points = mu.outer_iter().zip(&test.labels).map(|(m, &l)| (m[0] as f64, l as f64)).collect();
+        (points, format!("latent means of {n} test images (1 dimension) by label"), ("z₁", "label"))
     } else if j == 2 {
-        (mu.outer_iter().map(|m| (m[0] as f64, m[1] as f64)).collect(), "LATENT MEANS, DIMS 1 AND 2".into())
+        let points = mu.outer_iter().map(|m| (m[0] as f64, m[1] as f64)).collect();
+        (points, format!("latent means of {n} test images"), ("z₁", "z₂"))
     } else {
         let [a, b] = top_two_axes(&mu);
         let proj = |m: ndarray::ArrayViewD<f32>, v: &[f64]| m.iter().zip(v).map(|(&x, y)| x as f64 * y).sum::<f64>();
-        (
-            mu.outer_iter().map(|m| (proj(m.clone(), &a), proj(m, &b))).collect(),
-            format!("LATENT MEANS, PCA OF {j} DIMS"),
-        )
+        let points = mu.outer_iter().map(|m| (proj(m.clone(), &a), proj(m, &b))).collect();
+        (points, format!("latent means of {n} test images: their top two principal axes of {j}"), ("PC1", "PC2"))
     };
-    let (xr, yr) = (padded_range(points.iter().map(|p| p.0)), padded_range(points.iter().map(|p| p.1)));
-    let mut canvas = Canvas::new(900, 860, [255, 255, 255]);
-    let (xl, yl) = match j {
-        1 => ("Z1", "LABEL"),
-        2 => ("Z1", "Z2"),
-        _ => ("PC1", "PC2"),
-    };
-    let chart = Chart::draw(&mut canvas, (0, 0, 900, 860), xr, yr, &title, xl, yl);
-    for (p, &l) in points.iter().zip(&test.labels) {
-        chart.scatter(&mut canvas, [*p], PALETTE[l as usize % 10], 2);
-    }
-    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
-    let entries: Vec<(&str, _)> = labels.iter().map(|s| s.as_str()).zip(PALETTE).collect();
-    chart.legend(&mut canvas, &entries);
-    canvas.save(&args.out)?;
+    // One series of dots per label, in the label's colour.
+    let series: Vec<Series> = (0..10u8)
+        .map(|label| {
+            let mine = points.iter().zip(&test.labels).filter(|(_, &l)| l == label).map(|(p, _)| *p).collect();
+            Series { mark: Mark::Dots(2), ..Series::line(&label.to_string(), mine) }.colored(PALETTE[label as usize])
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let chart =
+        figure::draw(&title, &[Panel::new("", axes, series)], ((900, 820), Layout::Row), Format::of(&args.out))?;
+    checkpoint::write_atomic(&args.out, &chart)?;
 
     if let Some(csv) = &args.csv {
         let mut text = String::from("label");

@@ -8,7 +8,7 @@
 //! What the numbers and pictures mean: chapter 8 of the book (`docs/book/08-training.md`).
 //!
 //! The library half holds the commands, one module each, and the drawing code ([`image`],
-//! [`chart`]) so that examples can draw with it too; the binary (`main.rs`) parses the command
+//! [`figure`]) so that examples can draw with it too; the binary (`main.rs`) parses the command
 //! line and dispatches.
 
 // The commands, one file each (dispatched by main.rs).
@@ -24,7 +24,6 @@ pub mod serve;
 pub mod train;
 
 // What they share.
-pub mod chart;
 pub mod consistency;
 pub mod control;
 pub mod data;
@@ -32,7 +31,6 @@ pub mod epochs;
 pub mod family_hvae;
 pub mod family_vqvae;
 pub mod figure;
-pub mod font;
 pub mod image;
 pub mod interrupt;
 pub mod options;

@@ -75,7 +75,7 @@ impl Metrics {
 
     /// Column `c` per epoch, named `name`.
     fn series(&self, name: &str, c: usize) -> Series {
-        Series { name: name.to_string(), points: self.rows.iter().map(|r| (r[0], r[c])).collect() }
+        Series::line(name, self.rows.iter().map(|r| (r[0], r[c])).collect())
     }
 
     fn epochs(&self) -> impl Iterator<Item = f64> + Clone + '_ {
@@ -106,8 +106,7 @@ pub fn curves(runs: &[(String, &Path)], layout: Layout, format: Format) -> Resul
         _ => {
             let series = runs.iter().zip(&metrics).map(|((name, _), m)| m.series(name, m.test_loss)).collect();
             let log_x = log_epochs(metrics.iter().flat_map(|m| m.epochs()));
-            let panel =
-                Panel { title: "test loss".into(), x_label: "epoch".into(), y_label: NATS.into(), series, log_x };
+            let panel = Panel { log_x, ..Panel::new("test loss", ("epoch", NATS), series) };
             let size = if layout == Layout::Row { (900, 500) } else { (480, 360) };
             ("test loss of each run".to_string(), vec![panel], size)
         }
@@ -133,13 +132,7 @@ fn run_panels(m: &Metrics) -> Vec<Panel> {
         .filter(|(_, h)| !h.ends_with("perplexity"))
         .map(|(i, h)| m.series(&h.replace('_', " "), i))
         .collect();
-    let panel = |title: &str, series| Panel {
-        title: title.into(),
-        x_label: "epoch".into(),
-        y_label: NATS.into(),
-        series,
-        log_x,
-    };
+    let panel = |title: &str, series| Panel { log_x, ..Panel::new(title, ("epoch", NATS), series) };
     vec![panel("loss", loss), panel("its terms", terms)]
 }
 

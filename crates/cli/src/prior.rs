@@ -14,10 +14,10 @@ use vae::family::Sums;
 use vae::prior::train_step;
 use vae::vqvae::{perplexity, VqVae};
 
-use crate::chart::{padded_range, Chart};
 use crate::data::{check_split, data_dir};
 use crate::epochs::{train_epochs, RunState, Trainer};
-use crate::image::{grid, Canvas, PALETTE};
+use crate::figure::{self, Format, Layout, Mark, Panel, Series};
+use crate::image::{grid, PALETTE};
 use crate::interrupt;
 use crate::options::{check_number, Result};
 use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT, PRIOR_RUN};
@@ -270,26 +270,17 @@ fn prior_curves(rows: &[String], uniform_nll: f64, path: &Path) -> Result<()> {
             (v.len() == 4).then(|| [v[0], v[1], v[2]])
         })
         .collect();
-    let x_range = match points.len() {
-        0 => return Ok(()),
-        1 => (points[0][0] - 1.0, points[0][0] + 1.0),
-        _ => padded_range(points.iter().map(|p| p[0])),
-    };
-    let y_range = padded_range(points.iter().flat_map(|p| [p[1], p[2]]).chain([uniform_nll]));
-    let mut canvas = Canvas::new(900, 500, [255, 255, 255]);
-    let title = "PRIOR TRAINING: NEGATIVE LOG-LIKELIHOOD OF THE CODES PER IMAGE";
-    let chart = Chart::draw(&mut canvas, (0, 0, 900, 500), x_range, y_range, title, "EPOCH", "NATS");
-    let (blue, orange, grey) = (PALETTE[0], PALETTE[1], PALETTE[7]);
-    let (first, last) = match points.len() {
-        1 => x_range,
-        n => (points[0][0], points[n - 1][0]),
-    };
-    chart.line(&mut canvas, &[(first, uniform_nll), (last, uniform_nll)], grey);
-    chart.line(&mut canvas, &points.iter().map(|p| (p[0], p[1])).collect::<Vec<_>>(), blue);
-    chart.line(&mut canvas, &points.iter().map(|p| (p[0], p[2])).collect::<Vec<_>>(), orange);
-    chart.legend(&mut canvas, &[("TRAIN", blue), ("TEST", orange), ("UNIFORM CODES", grey)]);
-    canvas.save(path)?;
-    Ok(())
+    let (Some(first), Some(last)) = (points.first(), points.last()) else { return Ok(()) };
+    let uniform = vec![(first[0], uniform_nll), (last[0], uniform_nll)];
+    let series = vec![
+        Series::line("train", points.iter().map(|p| (p[0], p[1])).collect()),
+        Series::line("test", points.iter().map(|p| (p[0], p[2])).collect()),
+        Series::line("uniform codes", uniform).colored(PALETTE[7]),
+    ];
+    let title = "prior training: negative log-likelihood of the codes per image";
+    let panel = Panel::new("", ("epoch", "nats per image"), series);
+    let chart = figure::draw(title, &[panel], ((900, 460), Layout::Row), Format::Png)?;
+    Ok(checkpoint::write_atomic(path, &chart)?)
 }
 
 /// A bar chart of how often each code was chosen, most used first.
@@ -297,22 +288,19 @@ fn code_histogram(counts: &[u64], path: &Path) -> Result<()> {
     let total = counts.iter().sum::<u64>().max(1) as f64;
     let mut share: Vec<f64> = counts.iter().map(|&c| 100.0 * c as f64 / total).collect();
     share.sort_by(|a, b| b.total_cmp(a));
-    let mut canvas = Canvas::new(900, 500, [255, 255, 255]);
     let used = counts.iter().filter(|&&c| c > 0).count();
     let title =
-        format!("CODE USE ON THE TEST SET: {used} OF {} CODES, PERPLEXITY {:.1}", counts.len(), perplexity(counts));
-    let chart = Chart::draw(
-        &mut canvas,
-        (0, 0, 900, 500),
-        (0.0, counts.len() as f64),
-        padded_range(share.iter().copied().chain([0.0])),
-        &title,
-        "CODES, MOST USED FIRST",
-        "PERCENT",
-    );
-    for (k, &s) in share.iter().enumerate() {
-        chart.line(&mut canvas, &[(k as f64 + 0.5, 0.0), (k as f64 + 0.5, s)], PALETTE[0]);
-    }
-    canvas.save(path)?;
-    Ok(())
+        format!("code use on the test set: {used} of {} codes, perplexity {:.1}", counts.len(), perplexity(counts));
+    let bars = share.iter().enumerate().map(|(k, &s)| (k as f64 + 0.5, s)).collect();
+    let top = share.first().copied().unwrap_or(1.0).max(1e-9) * 1.05;
+    let panel = Panel {
+        range: Some((0.0..counts.len() as f64, 0.0..top)),
+        ..Panel::new(
+            "",
+            ("codes, most used first", "percent of the test set's code slots"),
+            vec![Series { mark: Mark::Bars, ..Series::line("", bars) }],
+        )
+    };
+    let chart = figure::draw(&title, &[panel], ((900, 460), Layout::Row), Format::Png)?;
+    Ok(checkpoint::write_atomic(path, &chart)?)
 }

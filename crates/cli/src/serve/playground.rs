@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `GET /` | the page (with the token its POSTs carry) |
 //! | `GET /api/settings` | the settings a run takes, their defaults and limits |
-//! | `GET /api/status` | the current run: name, state, epochs, step, message |
+//! | `GET /api/status` | the current run: name, state, epochs, step, message, its settings |
 //! | `GET /api/runs` | the runs under `--runs`: name, epochs done, last test loss |
 //! | `GET /api/runs/NAME/curves` | JSON: the run's metrics.csv (`header`, `rows`) |
 //! | `GET /api/runs/NAME/latent` | JSON: the test set's latent means in 2-D, labels, active units |
@@ -56,6 +56,8 @@ enum Outcome {
 /// The run the server started last.
 struct Current {
     name: String,
+    /// The settings the run was started with, as the page sent them.
+    settings: serde_json::Value,
     control: Arc<Control>,
     outcome: Arc<Mutex<Outcome>>,
     thread: Option<JoinHandle<()>>,
@@ -191,7 +193,8 @@ impl Playground {
                 };
             })
         };
-        *current = Some(Current { name: name.clone(), control, outcome, thread: Some(thread) });
+        let settings = serde_json::from_str(body).unwrap_or_default();
+        *current = Some(Current { name: name.clone(), settings, control, outcome, thread: Some(thread) });
         (202, "application/json", serde_json::json!({ "run": name }).to_string().into_bytes())
     }
 
@@ -243,7 +246,7 @@ impl Playground {
             Outcome::Failed(m) => ("failed", m.clone()),
         };
         json(serde_json::json!({
-            "run": c.name, "state": state, "message": message,
+            "run": c.name, "state": state, "message": message, "settings": c.settings,
             "epochs_done": p.epochs_done, "epochs": p.epochs, "step": p.step, "steps": p.steps,
         }))
     }
@@ -308,6 +311,13 @@ impl Playground {
             }
             runs.push(other.to_string());
         }
+        // A run with no finished epoch has nothing to draw: itself 404, a compared one left out.
+        let finished =
+            |r: &str| read_metrics(&self.runs.join(r).join("metrics.csv")).is_some_and(|(_, rows)| !rows.is_empty());
+        if !finished(name) {
+            return text(404, format!("{name} has no finished epoch yet"));
+        }
+        runs.retain(|r| finished(r));
         let dirs: Vec<PathBuf> = runs.iter().map(|r| self.runs.join(r)).collect();
         let named: Vec<(String, &Path)> = runs.iter().cloned().zip(dirs.iter().map(PathBuf::as_path)).collect();
         match crate::plot::curves(&named, Layout::Column, Format::Svg) {
