@@ -1,7 +1,10 @@
 //! The data of a command: the folder, the splits checked against the model, and the one
-//! mapping from `--binarize` to what the batches do.
+//! mapping from `--binarize` to what the batches do. A long-lived process that trains many
+//! runs (the playground) keeps the data it has read ([`keep_loaded`]) instead of reading and
+//! unpacking 55 MB again for every run.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use vae::data::{Binarize, Dataset, Split};
 
@@ -52,7 +55,7 @@ pub fn check_split(model: &dyn vae::Family, split: &vae::data::Split, dir: &Path
 /// The test split of the data folder (`--data` or the default), checked against the model.
 pub fn load_test(data: &Option<PathBuf>, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
     let dir = data_dir(data);
-    let test = vae::data::Dataset::load(&dir)?.test;
+    let test = load(&dir)?.test.clone();
     check_split(model, &test, &dir)?;
     Ok((test, dir))
 }
@@ -78,16 +81,45 @@ pub fn binarize(split: Split, kind: BinarizeKind, seed: u64, part: Part) -> (Spl
     }
 }
 
-/// The data, limited and binarized as the settings say; the mode for batches.
+/// The dataset kept by [`keep_loaded`]: its folder and the data.
+static KEPT: Mutex<Option<(PathBuf, Arc<Dataset>)>> = Mutex::new(None);
+/// Whether [`load`] keeps what it reads.
+static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, [`load`] keeps the last dataset it read and hands it out again for the same
+/// folder (the playground: one process, many runs).
+pub fn keep_loaded() {
+    KEEP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The dataset in `dir`: read from its files, or the kept copy (see [`keep_loaded`]).
+pub fn load(dir: &Path) -> Result<Arc<Dataset>> {
+    if !KEEP.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(Arc::new(Dataset::load(dir)?));
+    }
+    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, data)) = kept.as_ref().filter(|(kept_dir, _)| kept_dir == dir) {
+        return Ok(data.clone());
+    }
+    let data = Arc::new(Dataset::load(dir)?);
+    *kept = Some((dir.to_path_buf(), data.clone()));
+    Ok(data)
+}
+
+/// The data, limited and binarized as the settings say; the mode for batches. A dataset of
+/// this run alone is taken apart without a copy; a kept one is copied as far as the limits say.
 pub fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
-    let data = Dataset::load(dir)?;
-    let (mut train, mut test) = (data.train, data.test);
-    if let Some(n) = s.train_limit {
-        train = train.truncated(n);
-    }
-    if let Some(n) = s.test_limit {
-        test = test.truncated(n);
-    }
+    let limited = |split: Split, limit: Option<usize>| match limit {
+        Some(n) => split.truncated(n),
+        None => split,
+    };
+    let (train, test) = match Arc::try_unwrap(load(dir)?) {
+        Ok(data) => (limited(data.train, s.train_limit), limited(data.test, s.test_limit)),
+        Err(shared) => {
+            let part = |split: &Split, limit: Option<usize>| split.truncated(limit.unwrap_or(split.len()));
+            (part(&shared.train, s.train_limit), part(&shared.test, s.test_limit))
+        }
+    };
     let (train, mode) = binarize(train, s.binarize, s.seed, Part::Train);
     let (test, _) = binarize(test, s.binarize, s.seed, Part::Test);
     Ok((train, test, mode))

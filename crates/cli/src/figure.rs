@@ -14,6 +14,9 @@ use plotters::prelude::*;
 
 use crate::image::{Canvas, Rgb, PALETTE};
 
+/// Where a legend sits (plotters' own positions).
+pub use plotters::chart::SeriesLabelPosition as Corner;
+
 /// The font every chart writes with, embedded in the binary.
 const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
 /// The family name charts ask plotters for.
@@ -81,6 +84,11 @@ pub struct Panel {
     pub log_y: bool,
     /// The axes' ranges, if not those of the points.
     pub range: Option<(Range<f64>, Range<f64>)>,
+    /// The base of the logarithmic axes (ticks at its powers): 10, or 2 for a sweep that
+    /// doubles.
+    pub log_base: f64,
+    /// Where the legend sits.
+    pub legend: Corner,
 }
 
 impl Panel {
@@ -94,6 +102,8 @@ impl Panel {
             log_x: false,
             log_y: false,
             range: None,
+            log_base: 10.0,
+            legend: Corner::UpperRight,
         }
     }
 }
@@ -170,9 +180,12 @@ fn draw_on<DB: DrawingBackend>(
         let (x, y) = panel.range.clone().unwrap_or_else(|| ranges(panel));
         match (panel.log_x, panel.log_y) {
             (false, false) => draw_panel(area, panel, x, y),
-            (true, false) => draw_panel(area, panel, x.log_scale(), y),
-            (false, true) => draw_panel(area, panel, x, y.log_scale()),
-            (true, true) => draw_panel(area, panel, x.log_scale(), y.log_scale()),
+            (true, false) => draw_panel(area, panel, x.log_scale().base(panel.log_base), y),
+            (false, true) => draw_panel(area, panel, x, y.log_scale().base(panel.log_base)),
+            (true, true) => {
+                let base = panel.log_base;
+                draw_panel(area, panel, x.log_scale().base(base), y.log_scale().base(base))
+            }
         }
         .map_err(e)?;
     }
@@ -236,7 +249,7 @@ where
             .label_font((FAMILY, 13))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(panel.legend.clone())
             .draw()?;
     }
     Ok(())

@@ -158,7 +158,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         None => {
             crate::threads::init_threads(args.threads)?;
             let dir = crate::data::data_dir(&args.data);
-            let test = vae::data::Dataset::load(&dir)?.test;
+            crate::data::keep_loaded();
+            let test = crate::data::load(&dir)?.test.clone();
             let runs = args.runs.display().to_string();
             (
                 Site::Playground(Playground::new(args.runs.clone(), args.data.clone(), test)),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rand::seq::IndexedRandom;
-use vae::data::{Binarize, Dataset, Split};
+use vae::data::{Binarize, Split};
 use vae::family::{StepSettings, Sums};
 use vae::objective::Objective;
 use vae::train::NonFinite;
@@ -416,7 +416,7 @@ fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
 /// fresh optimizer. Refuses a folder that already holds a run.
 fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, out: &Path) -> Result<Run> {
     MODEL_RUN.check_fresh(out)?;
-    let probe = Dataset::load(dir)?; // fail early, before creating a folder
+    let probe = crate::data::load(dir)?; // fail early, before creating a folder
     let mut model = model_from_args(args, protocol, &probe.train)?;
     if protocol.output_bias == OutputBias::DataMean {
         check_split(model.as_ref(), &probe.train, dir)?;

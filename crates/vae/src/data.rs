@@ -193,7 +193,8 @@ impl Split {
     /// The first `n` examples (all of them if there are fewer).
     pub fn truncated(&self, n: usize) -> Split {
         let n = n.min(self.len());
-        Split { images: self.images[..n * self.pixels()].to_vec(), labels: self.labels[..n].to_vec(), ..self.clone() }
+        let (images, labels) = (self.images[..n * self.pixels()].to_vec(), self.labels[..n].to_vec());
+        Split { images, labels, rows: self.rows, cols: self.cols }
     }
 }
 

@@ -36,9 +36,18 @@ pub struct Explorer {
 impl Explorer {
     /// The explorer of `model` over the images of `test`, with the run's metrics.csv if any.
     pub fn new(model: Box<dyn Family>, test: &Split, curves: Option<String>) -> Self {
+        // Encoded 500 images at a time: the whole test set at once would be a 31 MB input
+        // tensor, which each server thread's allocator would then keep.
         let idx: Vec<usize> = (0..test.len()).collect();
-        let x = test.rows(&idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes());
-        let mu = space(model.as_ref()).encode_points(x).0;
+        let mus: Vec<Tensor> = idx
+            .chunks(500)
+            .map(|chunk| {
+                let x = test.rows(chunk, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes());
+                space(model.as_ref()).encode_points(x).0
+            })
+            .collect();
+        let views: Vec<_> = mus.iter().map(|m| m.view()).collect();
+        let mu = ndarray::concatenate(Axis(0), &views).expect("means of one width");
         let j = space(model.as_ref()).latent_dim();
         let n = mu.shape()[0].max(1) as f64;
         let center: Vec<f64> =
