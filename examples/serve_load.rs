@@ -25,7 +25,8 @@ fn get(port: u16, path: &str) -> (f64, bool) {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the server listens");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    // The server answers only requests addressed to it: the Host names its port too.
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
     let mut reply = Vec::new();
     let _ = s.read_to_end(&mut reply);
     (t0.elapsed().as_secs_f64(), reply.starts_with(b"HTTP/1.1 200"))
