@@ -52,6 +52,10 @@
 /// run as doctests.
 #[cfg(doctest)]
 pub mod book {
+    #[doc = include_str!("../../../docs/book/01-latent-variables.md")]
+    pub struct Chapter1LatentVariables;
+    #[doc = include_str!("../../../docs/book/02-elbo.md")]
+    pub struct Chapter2Elbo;
     #[doc = include_str!("../../../docs/book/03-reparameterization.md")]
     pub struct Chapter3Reparameterization;
     #[doc = include_str!("../../../docs/book/04-kl.md")]
@@ -60,6 +64,16 @@ pub mod book {
     pub struct Chapter5Likelihoods;
     #[doc = include_str!("../../../docs/book/06-autodiff.md")]
     pub struct Chapter6Autodiff;
+    #[doc = include_str!("../../../docs/book/07-convolution.md")]
+    pub struct Chapter7Convolution;
+    #[doc = include_str!("../../../docs/book/08-training.md")]
+    pub struct Chapter8Training;
+    #[doc = include_str!("../../../docs/book/09-performance.md")]
+    pub struct Chapter9Performance;
+    #[doc = include_str!("../../../docs/book/10-density.md")]
+    pub struct Chapter10Density;
+    #[doc = include_str!("../../../docs/book/11-families.md")]
+    pub struct Chapter11Families;
 }
 
 pub mod checkpoint;
