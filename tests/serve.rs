@@ -63,6 +63,10 @@ fn the_explorer_serves_its_api_and_page_to_a_real_browser() {
     let alone: serde_json::Value = serde_json::from_slice(&get(port, "/api/mean?i=3").1).unwrap();
     assert_eq!(mean_3, alone["z"]);
     assert_eq!(get(port, "/api/curves").0, 200);
+    let (status, svg) = get(port, "/api/curves.svg");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&svg).starts_with("<svg"));
+    assert_eq!(info["chart"], true);
     assert_eq!(get(port, "/").0, 200);
 
     // Many clients at once: every answer arrives, and the same z gives the same image.

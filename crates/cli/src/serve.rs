@@ -12,6 +12,7 @@
 //! | `GET /api/mean?i=N` | JSON: the latent mean `z` of test image N |
 //! | `GET /api/decode?z=0.1,-2.0[&label=3]` | PNG: the decoder mean at z (for a conditional model, of class `label`), 8× enlarged |
 //! | `GET /api/curves` | JSON: the run's metrics.csv (`header`, `rows`), if it sits beside the checkpoint |
+//! | `GET /api/curves.svg` | the same curves drawn (plotters), if the run has a finished epoch |
 //!
 //! Requests are served by a few worker threads, each decoding on a tape of its own, so slow
 //! requests do not hold up others. A bad request gets a 4xx status and a one-line reason; the
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use clap::Args;
 use tiny_http::{Method, Request, Server};
 
+use crate::figure;
 use crate::options::Result;
 use crate::pictures::load_with_space;
 use crate::say::say;
@@ -150,10 +152,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 .filter(|p| p.is_file())
                 .and_then(|p| std::fs::read_to_string(p).ok());
             say!("encoding {} test images …", test.len());
-            (
-                Site::Explorer(Explorer::new(model, &test, curves)),
-                format!("the latent explorer of {}", checkpoint.display()),
-            )
+            let mut explorer = Explorer::new(model, &test, curves);
+            // The run's curves, drawn once (a run with no finished epoch has none to draw).
+            if let Some(dir) = checkpoint.parent().filter(|d| d.join("metrics.csv").is_file()) {
+                let name = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+                if let Ok(svg) = crate::plot::curves(&[(name, dir)], figure::Layout::Column, figure::Format::Svg) {
+                    explorer = explorer.with_chart(svg);
+                }
+            }
+            (Site::Explorer(explorer), format!("the latent explorer of {}", checkpoint.display()))
         }
         None => {
             crate::threads::init_threads(args.threads)?;

@@ -31,6 +31,8 @@ pub struct Explorer {
     axes: [Vec<f64>; 2],
     /// metrics.csv beside the checkpoint, if any.
     curves: Option<String>,
+    /// Its curves drawn as SVG (plotters), if any.
+    chart: Option<Vec<u8>>,
 }
 
 impl Explorer {
@@ -55,7 +57,7 @@ impl Explorer {
         let unit = |k: usize| (0..j).map(|i| if i == k { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
         let (center, axes) =
             if j > 2 { (center, top_two_axes(&mu)) } else { (vec![0.0; j], [unit(0), unit(1.min(j - 1))]) };
-        Self { model, mu, labels: test.labels.clone(), center, axes, curves }
+        Self { model, mu, labels: test.labels.clone(), center, axes, curves, chart: None }
     }
 
     /// The 2-D position of latent z in the scatter.
@@ -87,6 +89,7 @@ impl Explorer {
             "zoom": ZOOM,
             "sliders": j.min(MAX_SLIDERS),
             "curves": self.curves.is_some(),
+            "chart": self.chart.is_some(),
         }))
     }
 
@@ -149,6 +152,18 @@ impl Explorer {
         }
     }
 
+    /// The explorer with the run's curves drawn as SVG, served at `curves.svg`.
+    pub fn with_chart(self, svg: Vec<u8>) -> Self {
+        Explorer { chart: Some(svg), ..self }
+    }
+
+    fn chart(&self) -> Answer {
+        match &self.chart {
+            Some(svg) => (200, "image/svg+xml", svg.clone()),
+            None => text(404, "no curves to draw: no metrics.csv with a finished epoch beside the checkpoint"),
+        }
+    }
+
     fn curves(&self) -> Answer {
         let Some(csv) = &self.curves else { return text(404, "no metrics.csv beside the checkpoint") };
         let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
@@ -167,6 +182,7 @@ impl Explorer {
             "mean" => self.mean(query),
             "decode" => self.decode(query),
             "curves" => self.curves(),
+            "curves.svg" => self.chart(),
             _ => return None,
         })
     }
