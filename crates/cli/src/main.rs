@@ -36,7 +36,7 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Train the autoregressive prior over a VQ-VAE's codes; report −log p(x) bounds; draw samples.
     Prior(prior::PriorArgs),
-    /// Explore a model's latent space in the browser: scatter, sliders, interpolation.
+    /// In the browser: without --checkpoint, the playground (train runs from the page and watch them learn); with it, a model's latent-space explorer (scatter, sliders, interpolation).
     Serve(serve::ServeArgs),
 }
 

@@ -46,7 +46,10 @@ use playground::Playground;
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// A model.safetensors or checkpoint.safetensors (a VAE, conditional VAE or two-layer
-    /// model) to explore. Without it, the playground: train runs from the page.
+    /// model) to explore. Without it, the playground: train runs from the page and watch them
+    /// learn, one run at a time (a second start is refused), within stated limits (latent ≤ 64,
+    /// hidden widths ≤ 2048 in ≤ 4 layers, K ≤ 100, epochs ≤ 1000); starting and stopping work
+    /// needs the page's own token, so other web pages cannot.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
