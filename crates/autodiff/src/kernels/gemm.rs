@@ -50,7 +50,8 @@ pub const THIN_ROWS_AVX2: usize = 20;
 /// A right operand whose columns (not rows) are contiguous, such as Wᵀ in the backward pass's
 /// dy·Wᵀ, is copied to rows first, which pays only up to this many rows of a: at
 /// 20×784·784×200 the copy and the AVX-512 tile took 135 µs against matrixmultiply's 168, at
-/// 20×200·200×200 30 against 40; at 32 rows 200 against 177 (`examples/thin_gemm.rs`).
+/// 20×200·200×200 30 against 40; at 32 rows 200 against 177 (`examples/thin_gemm.rs`, with
+/// ndarray's copy, before the copy went through registers at AVX-512).
 pub const THIN_ROWS_COPY: usize = 24;
 
 /// Values of k per block: matrixmultiply's KC for f32, which fixes the order of the sums.
@@ -83,9 +84,30 @@ pub fn product_at(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option
         return None;
     }
     if b.strides()[1] != 1 && b.strides()[0] == 1 && (1..=THIN_ROWS_COPY).contains(&m) && b.ncols() > 1 {
-        return tiled(level, a, b.as_standard_layout().view());
+        return tiled(level, a, rows_of(level, b).view());
     }
     tiled(level, a, b)
+}
+
+/// b [K, N] whose columns are contiguous (b = Wᵀ for a row-major W [N, K], as in the backward
+/// pass's dy·Wᵀ), copied to a row-major array: the same values, rows contiguous. At AVX-512
+/// the copy moves 16 × 16 blocks through registers (16 loads of W's rows, a transpose by
+/// shuffles, 16 stores of the result's rows); ndarray's element-by-element copy of the
+/// transposed view, which the other levels and a non-contiguous Wᵀ take, took 97–107 µs for a
+/// 784 × 200 weight, 11% of a Burda step.
+fn rows_of(level: Simd, b: ArrayView2<f32>) -> Array2<f32> {
+    let (k, n) = b.dim();
+    let w = b.reversed_axes(); // [N, K]
+    #[cfg(target_arch = "x86_64")]
+    if let (Simd::Avx512, Some(src)) = (level, w.as_slice()) {
+        let mut out = vec![0.0f32; k * n];
+        // SAFETY: `product_at` asserted that the CPU supports AVX-512; src holds N·K values
+        // and out K·N.
+        unsafe { x86::transpose_avx512(src, n, k, &mut out) };
+        return Array2::from_shape_vec((k, n), out).expect("K·N values");
+    }
+    let _ = (level, w);
+    b.as_standard_layout().into_owned()
 }
 
 /// a·b by the tile of `level` (not `Portable`), whatever the number of rows, or `None` if an
@@ -249,6 +271,86 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// out [K, N] = srcᵀ for a row-major src [N, K]: full 16 × 16 blocks through registers,
+    /// the edges (N or K not a multiple of 16) value by value.
+    ///
+    /// A block's 16 rows r0..r15 (16 values each) become its 16 columns in three rounds of
+    /// shuffles: interleave pairs of rows (unpacklo/hi: 32-bit lanes), then pairs of those
+    /// (shuffle_ps: 64-bit pairs), then 128-bit quarters across registers twice
+    /// (shuffle_f32x4). Only values move: the result is src's values, bit for bit.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; src holds N·K values and out K·N.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_avx512(src: &[f32], n: usize, k: usize, out: &mut [f32]) {
+        assert!(src.len() >= n * k && out.len() >= n * k);
+        let (n16, k16) = (n / 16 * 16, k / 16 * 16);
+        for i0 in (0..n16).step_by(16) {
+            for j0 in (0..k16).step_by(16) {
+                // SAFETY: rows i0..i0+16 < N, values j0..j0+16 ≤ K of each: inside src.
+                let r: [__m512; 16] =
+                    std::array::from_fn(|r| unsafe { _mm512_loadu_ps(src.as_ptr().add((i0 + r) * k + j0)) });
+                let c = transpose16(r);
+                for (col, v) in c.iter().enumerate() {
+                    // SAFETY: row j0 + col < K of out, values i0..i0+16 ≤ N of it: inside out.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((j0 + col) * n + i0), *v) };
+                }
+            }
+        }
+        // The edges: the last N mod 16 rows of src, and the last K mod 16 values of the others.
+        for i in 0..n {
+            let from = if i < n16 { k16 } else { 0 };
+            for j in from..k {
+                out[j * n + i] = src[i * k + j];
+            }
+        }
+    }
+
+    /// The transpose of a 16 × 16 block held as 16 rows: element (r, c) of the input is
+    /// element (c, r) of the output.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // Round 1: t[2p] and t[2p + 1] interleave rows 2p and 2p + 1, lane by lane.
+        let t: [__m512; 16] = std::array::from_fn(|q| {
+            let (a, b) = (r[q / 2 * 2], r[q / 2 * 2 + 1]);
+            if q % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // Round 2: pairs of 64 bits from t[4p + h] and t[4p + h + 2] (h = 0, 1).
+        let u: [__m512; 16] = std::array::from_fn(|q| {
+            let (p, h, hi) = (q / 4, (q % 4) / 2, q % 2 == 1);
+            let (a, b) = (t[4 * p + h], t[4 * p + h + 2]);
+            if hi {
+                _mm512_shuffle_ps::<0xEE>(a, b)
+            } else {
+                _mm512_shuffle_ps::<0x44>(a, b)
+            }
+        });
+        // Round 3: 128-bit quarters of u[q] and u[q + 4] within each group of eight.
+        let v: [__m512; 16] = std::array::from_fn(|q| {
+            let (g, w) = (q / 8, q % 8);
+            let (a, b) = (u[8 * g + w % 4], u[8 * g + w % 4 + 4]);
+            if w < 4 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xDD>(a, b)
+            }
+        });
+        // Round 4: quarters of v[q] and v[q + 8].
+        std::array::from_fn(|q| {
+            let (a, b) = (v[q % 8], v[q % 8 + 8]);
+            if q < 8 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xDD>(a, b)
+            }
+        })
     }
 
     /// y = a·b in tiles of up to 6 × 16; full strips load b without masks.
@@ -438,6 +540,23 @@ mod tests {
             for (p, q) in ours.iter().zip(&theirs) {
                 assert_eq!(p.to_bits(), q.to_bits(), "{}: {p} against {q}", level.name());
             }
+        }
+    }
+
+    /// The copy of a transposed weight to rows holds every value in its place, at every level
+    /// (full 16 × 16 blocks, edges of every width, and a Wᵀ that is not one slice).
+    #[test]
+    fn rows_of_a_transposed_weight_are_its_values() {
+        for level in [Simd::Portable].into_iter().chain(tile_levels()) {
+            for &(n, k) in &[(1, 1), (16, 16), (17, 33), (32, 48), (200, 784), (784, 200), (5, 300)] {
+                let w = Array2::from_shape_fn((n, k), |(i, j)| (i * 1000 + j) as f32);
+                let rows = rows_of(level, w.t());
+                assert!(rows.is_standard_layout(), "{}: {n}×{k}", level.name());
+                assert_eq!(rows, w.t(), "{}: {n}×{k}", level.name());
+            }
+            let wide = filled(40, 90, 12);
+            let w = wide.slice(s![.., 10..80]); // rows 90 apart: Wᵀ is not one slice
+            assert_eq!(rows_of(level, w.t()), w.t(), "{}: a strided W", level.name());
         }
     }
 
