@@ -90,20 +90,23 @@ pub fn product_at(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option
 }
 
 /// b [K, N] whose columns are contiguous (b = Wᵀ for a row-major W [N, K], as in the backward
-/// pass's dy·Wᵀ), copied to a row-major array: the same values, rows contiguous. At AVX-512
-/// the copy moves 16 × 16 blocks through registers (16 loads of W's rows, a transpose by
-/// shuffles, 16 stores of the result's rows); ndarray's element-by-element copy of the
-/// transposed view, which the other levels and a non-contiguous Wᵀ take, took 97–107 µs for a
-/// 784 × 200 weight, 11% of a Burda step.
+/// pass's dy·Wᵀ), copied to a row-major array: the same values, rows contiguous. The copy
+/// moves blocks through registers, 16 × 16 at AVX-512 and 8 × 8 at AVX2 (loads of W's rows, a
+/// transpose by shuffles, stores of the result's rows); ndarray's element-by-element copy of
+/// the transposed view, which a non-contiguous Wᵀ takes, took 97–107 µs for a 784 × 200
+/// weight, 11% of a Burda step.
 fn rows_of(level: Simd, b: ArrayView2<f32>) -> Array2<f32> {
     let (k, n) = b.dim();
     let w = b.reversed_axes(); // [N, K]
     #[cfg(target_arch = "x86_64")]
-    if let (Simd::Avx512, Some(src)) = (level, w.as_slice()) {
+    if let (Simd::Avx512 | Simd::Avx2, Some(src)) = (level, w.as_slice()) {
         let mut out = vec![0.0f32; k * n];
-        // SAFETY: `product_at` asserted that the CPU supports AVX-512; src holds N·K values
+        // SAFETY: `product_at` asserted that the CPU supports the level; src holds N·K values
         // and out K·N.
-        unsafe { x86::transpose_avx512(src, n, k, &mut out) };
+        match level {
+            Simd::Avx512 => unsafe { x86::transpose_avx512(src, n, k, &mut out) },
+            _ => unsafe { x86::transpose_avx2(src, n, k, &mut out) },
+        }
         return Array2::from_shape_vec((k, n), out).expect("K·N values");
     }
     let _ = (level, w);
@@ -306,6 +309,66 @@ mod x86 {
                 out[j * n + i] = src[i * k + j];
             }
         }
+    }
+
+    /// out [K, N] = srcᵀ for a row-major src [N, K], as [`transpose_avx512`] in 8 × 8 blocks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; src holds N·K values and out K·N.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose_avx2(src: &[f32], n: usize, k: usize, out: &mut [f32]) {
+        assert!(src.len() >= n * k && out.len() >= n * k);
+        let (n8, k8) = (n / 8 * 8, k / 8 * 8);
+        for i0 in (0..n8).step_by(8) {
+            for j0 in (0..k8).step_by(8) {
+                // SAFETY: rows i0..i0+8 < N, values j0..j0+8 ≤ K of each: inside src.
+                let r: [__m256; 8] =
+                    std::array::from_fn(|r| unsafe { _mm256_loadu_ps(src.as_ptr().add((i0 + r) * k + j0)) });
+                let c = transpose8(r);
+                for (col, v) in c.iter().enumerate() {
+                    // SAFETY: row j0 + col < K of out, values i0..i0+8 ≤ N of it: inside out.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + col) * n + i0), *v) };
+                }
+            }
+        }
+        for i in 0..n {
+            let from = if i < n8 { k8 } else { 0 };
+            for j in from..k {
+                out[j * n + i] = src[i * k + j];
+            }
+        }
+    }
+
+    /// The transpose of an 8 × 8 block held as 8 rows, in three rounds: interleave pairs of
+    /// rows (32-bit lanes), pairs of those (64-bit pairs), then the 128-bit halves.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t: [__m256; 8] = std::array::from_fn(|q| {
+            let (a, b) = (r[q / 2 * 2], r[q / 2 * 2 + 1]);
+            if q % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        let u: [__m256; 8] = std::array::from_fn(|q| {
+            let (p, h, hi) = (q / 4, (q % 4) / 2, q % 2 == 1);
+            let (a, b) = (t[4 * p + h], t[4 * p + h + 2]);
+            if hi {
+                _mm256_shuffle_ps::<0xEE>(a, b)
+            } else {
+                _mm256_shuffle_ps::<0x44>(a, b)
+            }
+        });
+        std::array::from_fn(|q| {
+            let (a, b) = (u[q % 4], u[q % 4 + 4]);
+            if q < 4 {
+                _mm256_permute2f128_ps::<0x20>(a, b)
+            } else {
+                _mm256_permute2f128_ps::<0x31>(a, b)
+            }
+        })
     }
 
     /// The transpose of a 16 × 16 block held as 16 rows: element (r, c) of the input is
