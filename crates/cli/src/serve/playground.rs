@@ -36,6 +36,7 @@ use crate::control::Control;
 use crate::figure::{Format, Layout};
 use crate::pictures::load_with_space;
 use crate::rundir::MODEL;
+use crate::options::ObjectiveKind;
 use crate::settings::enum_name;
 use crate::{threads, train};
 
@@ -165,7 +166,11 @@ impl Playground {
             Err(e) => return text(400, e),
         };
         let protocol = args.protocol();
-        let name = self.next_name(&format!("{}-z{}", enum_name(protocol.family), protocol.latent));
+        let mut tail = format!("{}-z{}", enum_name(protocol.family), protocol.latent);
+        if args.objective != ObjectiveKind::Elbo || args.k != 1 {
+            tail.push_str(&format!("-{}-k{}", enum_name(args.objective), args.k));
+        }
+        let name = self.next_name(&tail);
         args.out = Some(self.runs.join(&name));
         if let Some(old) = current.take() {
             old.thread.map(JoinHandle::join);
@@ -198,7 +203,8 @@ impl Playground {
         (202, "application/json", serde_json::json!({ "run": name }).to_string().into_bytes())
     }
 
-    /// The next free run name: `play-<n>-<tail>`, n one more than any under `--runs`.
+    /// The next free run name: `play-<n>-<tail>` (tail: `<family>-z<J>`, then `-<objective>-k<K>`
+    /// unless the one-sample ELBO), n one more than any under `--runs`.
     fn next_name(&self, tail: &str) -> String {
         let taken = std::fs::read_dir(&self.runs)
             .map(|d| {
