@@ -611,6 +611,23 @@ mod tests {
         settings_from_args(&a, &a.protocol())
     }
 
+    /// A process that keeps the data it read (the playground) gives every run the same
+    /// splits as reading the files afresh, limited and binarized alike.
+    #[test]
+    fn kept_data_gives_the_same_splits_as_fresh_data() {
+        let dir = data_dir(&None);
+        let s = settings(&["--train-limit", "300", "--test-limit", "200", "--binarize", "static"]);
+        let (train, test, mode) = prepare_data(&dir, &s).unwrap();
+        crate::data::keep_loaded();
+        for _ in 0..2 {
+            let (kept_train, kept_test, kept_mode) = prepare_data(&dir, &s).unwrap();
+            assert_eq!((kept_train.images, kept_train.labels), (train.images.clone(), train.labels.clone()));
+            assert_eq!((kept_test.images, kept_test.labels), (test.images.clone(), test.labels.clone()));
+            assert_eq!(kept_mode, mode);
+        }
+        assert_eq!(train.len(), 300);
+    }
+
     #[test]
     fn settings_survive_their_metadata_form() {
         for args in [
