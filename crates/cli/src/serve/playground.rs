@@ -34,9 +34,9 @@ use super::form;
 use super::http::{json, text, Answer};
 use crate::control::Control;
 use crate::figure::{Format, Layout};
+use crate::options::ObjectiveKind;
 use crate::pictures::load_with_space;
 use crate::rundir::MODEL;
-use crate::options::ObjectiveKind;
 use crate::settings::enum_name;
 use crate::{threads, train};
 
