@@ -36,11 +36,17 @@ fn playground(name: &str) -> (Reaped, u16, String, PathBuf) {
 
 /// A POST as the page sends it: JSON, the token, the page's origin.
 fn post(port: u16, token: &str, path: &str, body: &str) -> (u16, String) {
+    let page = format!("Origin: http://127.0.0.1:{port}\r\nSec-Fetch-Site: same-origin\r\n");
+    post_with(port, &page, token, path, body)
+}
+
+/// A POST with the token and the extra header lines `headers` (each ending in CRLF).
+fn post_with(port: u16, headers: &str, token: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nSec-Fetch-Site: same-origin\r\n\
-         X-Playground-Token: {token}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}X-Playground-Token: {token}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
@@ -255,18 +261,7 @@ fn bad_settings_and_misuse_are_refused_in_one_line_and_the_server_goes_on() {
     // Requests that do not come from the page.
     let start = small(500, 1, false);
     assert_eq!(post(port, "0123456789abcdef0123456789abcdef", "/api/start", &start).0, 403);
-    let foreign = |headers: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let req = format!(
-            "POST /api/start HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}X-Playground-Token: {token}\r\n\
-             Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{start}",
-            start.len()
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut reply = String::new();
-        std::io::Read::read_to_string(&mut s, &mut reply).unwrap();
-        reply.split_whitespace().nth(1).unwrap().parse::<u16>().unwrap()
-    };
+    let foreign = |headers: &str| post_with(port, headers, &token, "/api/start", &start).0;
     assert_eq!(foreign("Origin: http://evil.example\r\n"), 403);
     assert_eq!(foreign("Sec-Fetch-Site: cross-site\r\n"), 403);
     assert_eq!(http_to(port, "evil.example", "GET", "/api/status", None).0, 403);

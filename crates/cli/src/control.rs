@@ -26,7 +26,7 @@ pub struct Position {
 }
 
 /// The switches and the position of one run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Control {
     /// Asks the loop to save a checkpoint after the current step and stop.
     stop: AtomicBool,
@@ -37,13 +37,19 @@ pub struct Control {
     wake: Condvar,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Switches {
     /// Pause at the next step boundary.
     pause: bool,
     /// Pause after every epoch.
     hold_each_epoch: bool,
     position: Position,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Control {

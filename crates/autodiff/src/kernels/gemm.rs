@@ -113,6 +113,18 @@ fn rows_of(level: Simd, b: ArrayView2<f32>) -> Array2<f32> {
     b.as_standard_layout().into_owned()
 }
 
+/// The part of out [K, N] = srcᵀ (src row-major [N, K]) that the register blocks leave: with
+/// the blocks covering rows i < n0 and values j < k0 of src, the last K − k0 values of its first
+/// n0 rows and all of its last N − n0 rows, value by value.
+fn transpose_edges(src: &[f32], n: usize, k: usize, (n0, k0): (usize, usize), out: &mut [f32]) {
+    for i in 0..n {
+        let from = if i < n0 { k0 } else { 0 };
+        for j in from..k {
+            out[j * n + i] = src[i * k + j];
+        }
+    }
+}
+
 /// a·b by the tile of `level` (not `Portable`), whatever the number of rows, or `None` if an
 /// operand is empty, has a negative stride, or b's rows are not contiguous.
 fn tiled(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f32>> {
@@ -204,7 +216,7 @@ fn for_each_tile(ops: &Operands, mr: usize, nr: usize, mut tile: impl FnMut(usiz
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{for_each_tile, Block, Operands};
+    use super::{for_each_tile, transpose_edges, Block, Operands};
 
     /// Rows and columns (four vectors of 16 floats) of an AVX-512 tile.
     const MR_512: usize = 4;
@@ -302,13 +314,7 @@ mod x86 {
                 }
             }
         }
-        // The edges: the last N mod 16 rows of src, and the last K mod 16 values of the others.
-        for i in 0..n {
-            let from = if i < n16 { k16 } else { 0 };
-            for j in from..k {
-                out[j * n + i] = src[i * k + j];
-            }
-        }
+        transpose_edges(src, n, k, (n16, k16), out);
     }
 
     /// out [K, N] = srcᵀ for a row-major src [N, K], as [`transpose_avx512`] in 8 × 8 blocks.
@@ -331,12 +337,7 @@ mod x86 {
                 }
             }
         }
-        for i in 0..n {
-            let from = if i < n8 { k8 } else { 0 };
-            for j in from..k {
-                out[j * n + i] = src[i * k + j];
-            }
-        }
+        transpose_edges(src, n, k, (n8, k8), out);
     }
 
     /// The transpose of an 8 × 8 block held as 8 rows, in three rounds: interleave pairs of

@@ -166,10 +166,7 @@ impl Explorer {
 
     fn curves(&self) -> Answer {
         let Some(csv) = &self.curves else { return text(404, "no metrics.csv beside the checkpoint") };
-        let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-        let rows: Vec<Vec<f64>> =
-            lines.map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect()).collect();
+        let (header, rows) = metrics_table(csv);
         json(serde_json::json!({ "header": header, "rows": rows }))
     }
 
@@ -187,16 +184,17 @@ impl Explorer {
         })
     }
 
-    /// Active units: the latent dimensions whose mean varies across the test images, with a
-    /// variance above 0.01 (Burda et al.'s measure: Cov_x(E_q[z|x]) per dimension).
+    /// Active units of the test means (Burda et al.'s measure, [`vae::train::active_units`]).
     pub fn active_units(&self) -> usize {
-        let n = self.mu.shape()[0].max(1) as f64;
-        self.mu
-            .axis_iter(Axis(1))
-            .filter(|col| {
-                let mean = col.iter().map(|&v| v as f64).sum::<f64>() / n;
-                col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n > 0.01
-            })
-            .count()
+        vae::train::active_units(&self.mu).0
     }
+}
+
+/// A metrics.csv's header (empty for an empty file) and rows, values that do not parse as NaN
+/// (blank lines skipped).
+pub fn metrics_table(csv: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().map_or(Vec::new(), |h| h.split(',').map(String::from).collect());
+    let rows = lines.map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect()).collect();
+    (header, rows)
 }

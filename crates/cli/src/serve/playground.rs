@@ -29,7 +29,7 @@ use std::time::SystemTime;
 
 use vae::data::Split;
 
-use super::explorer::Explorer;
+use super::explorer::{metrics_table, Explorer};
 use super::form;
 use super::http::{json, text, Answer};
 use crate::control::Control;
@@ -348,11 +348,9 @@ impl Playground {
     }
 }
 
-/// A metrics file's header and rows (unparsable values as NaN), or `None` if unreadable.
+/// A metrics file's header and rows (unparsable values as NaN), or `None` if unreadable or
+/// without a header.
 fn read_metrics(path: &Path) -> Option<(Vec<String>, Vec<Vec<f64>>)> {
-    let csv = std::fs::read_to_string(path).ok()?;
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines.next()?.split(',').map(String::from).collect();
-    let rows = lines.map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect()).collect();
-    Some((header, rows))
+    let table = metrics_table(&std::fs::read_to_string(path).ok()?);
+    (!table.0.is_empty()).then_some(table)
 }
