@@ -7,12 +7,16 @@
 //! Each line: M×K·K×N, the best of 5 timings of each (µs per product, GFLOP/s), their ratio.
 //! "aᵀ" marks a left operand that is the transpose of a row-major array (a weight gradient's
 //! xᵀ); the kernel declines those above 64 rows. A second table times dy·Wᵀ, whose right
-//! operand the kernel first copies to rows (up to 24 rows of dy).
+//! operand the kernel first copies to rows (up to 24 rows of dy). A third times the products of
+//! the conv model's layers (one group of 8 images) with the right operand handed over strip by
+//! strip, as the implicit im2col does, against matrixmultiply on the whole matrix; the strips
+//! here are copies of a stored matrix, so the line times the tiles and the strip buffer, not
+//! the gathering of pixels.
 
 use std::time::Instant;
 
 use ndarray::Array2;
-use vae_autodiff::kernels::gemm::{product_at, THIN_ROWS, THIN_ROWS_STRIDED};
+use vae_autodiff::kernels::gemm::{product_at, product_of_strips_at, Strips, THIN_ROWS, THIN_ROWS_STRIDED};
 use vae_autodiff::kernels::Simd;
 
 /// The best of 5 timings of `reps` calls of `f`, in seconds per call.
@@ -126,6 +130,60 @@ fn compare(level: Simd) {
             "{m}×{out}·{out}×{inp}: matrixmultiply {:.1} µs, copy + thin kernel {:.1} µs, ratio {:.2}, same bits: {same}",
             t_theirs * 1e6,
             t_ours * 1e6,
+            t_ours / t_theirs
+        );
+    }
+    strips(level);
+}
+
+/// A stored row-major matrix handed to the product strip by strip.
+struct Stored(Array2<f32>);
+
+impl Strips for Stored {
+    fn dim(&self) -> (usize, usize) {
+        self.0.dim()
+    }
+    fn fill(&self, k0: usize, kc: usize, j0: usize, cols: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), kc * cols, "a strip of kc·cols values");
+        let n = self.0.ncols();
+        let values = self.0.as_slice().expect("standard layout");
+        for (t, row) in out.chunks_exact_mut(cols).enumerate() {
+            row.copy_from_slice(&values[(k0 + t) * n + j0..][..cols]);
+        }
+    }
+}
+
+/// The third table: products of strips at the conv model's shapes.
+fn strips(level: Simd) {
+    println!("products of strips (the convolutions' implicit GEMM) against matrixmultiply on the stored matrix:");
+    // (M, K, N, what): W·cols and dY·colsᵀ of the two convolutions, W·im2col(dy) and
+    // X·im2col(dy)ᵀ of the two transposed convolutions, for a group of 8 images.
+    for &(m, k, n, what) in &[
+        (32, 16, 1568, "conv 1→32 forward"),
+        (32, 1568, 16, "conv 1→32 dW"),
+        (64, 512, 392, "conv 32→64 forward"),
+        (64, 392, 512, "conv 32→64 dW"),
+        (64, 512, 392, "conv_transpose 64→32 dx"),
+        (32, 1568, 16, "conv_transpose 32→1 dW"),
+    ] {
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 31 + j * 17) % 23) as f32 / 7.0 - 1.3);
+        let b = Stored(Array2::from_shape_fn((k, n), |(i, j)| ((i * 13 + j * 29) % 19) as f32 / 5.0 - 1.7));
+        let reps = (2e8 / (2.0 * (m * k * n) as f64)) as usize + 1;
+        let t_theirs = best_of_5(reps, &|| {
+            std::hint::black_box(a.dot(&b.0));
+        });
+        let t_ours = best_of_5(reps, &|| {
+            std::hint::black_box(product_of_strips_at(level, a.view(), &b));
+        });
+        let y = product_of_strips_at(level, a.view(), &b);
+        let same = y.iter().zip(&a.dot(&b.0)).all(|(x, y)| x.to_bits() == y.to_bits());
+        let gflops = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
+        println!(
+            "{m}×{k}·{k}×{n} ({what}): matrixmultiply {:.1} µs ({:.0} GFLOP/s), strips {:.1} µs ({:.0} GFLOP/s), ratio {:.2}, same bits: {same}",
+            t_theirs * 1e6,
+            gflops(t_theirs),
+            t_ours * 1e6,
+            gflops(t_ours),
             t_ours / t_theirs
         );
     }

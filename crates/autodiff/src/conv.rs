@@ -1,4 +1,5 @@
-//! 2-D convolution and transposed convolution, as im2col / col2im around a GEMM.
+//! 2-D convolution and transposed convolution as GEMMs: an implicit im2col feeding the product
+//! strip by strip, and col2im after a product.
 //!
 //! Shape legend (NCHW, PyTorch's layouts)
 //! - N: batch, C_in / C_out: channels, H, W: input height and width, K_h, K_w: kernel,
@@ -8,19 +9,24 @@
 //! - `conv_transpose2d`: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b `[C_out]`
 //!   → y [N, C_out, H_o, W_o],  H_o = (H − 1)·s − 2p + K_h
 //!
-//! im2col copies every receptive field of one image into a column of a matrix
+//! im2col lays every receptive field of one image out as a column of a matrix
 //! `cols` [C·K_h·K_w, H_o·W_o], so that the convolution becomes one GEMM:
 //! y_n = W [C_out, C_in·K_h·K_w] · cols_n. Images are taken in groups of `GROUP` whose
-//! blocks sit side by side, one GEMM per group. col2im is its adjoint: it adds each column back onto
-//! the pixels it was read from. The transposed convolution is the same two pieces in the other
-//! order (GEMM with Wᵀ, then col2im), which is why it is the gradient of a convolution with
-//! respect to its input (see docs/book/07-convolution.md). Groups of images are independent, so
-//! every pass is parallel over them with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the
-//! direct loops the fast path is tested against.
+//! blocks sit side by side, one GEMM per group. cols is never stored: it is *implicit*
+//! (`ImplicitCols`), and the product ([`product_of_strips`]) asks for one strip of it at a
+//! time, 256 rows by one tile's width, which is read from the zero-padded images into a buffer
+//! that stays in cache. The weight gradients dY·colsᵀ read colsᵀ the same way. col2im is
+//! im2col's adjoint: it adds each column of a product back onto the pixels it was read from.
+//! The transposed convolution is the same two pieces in the other order (GEMM with Wᵀ, then
+//! col2im), which is why it is the gradient of a convolution with respect to its input (see
+//! docs/book/07-convolution.md). Groups of images are independent, so every pass is parallel
+//! over them with rayon. [`conv2d_naive`] and [`conv_transpose2d_naive`] are the direct loops
+//! the fast path is tested against.
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
+use crate::kernels::gemm::{product_of_strips, Strips};
 use crate::matmul::product;
 use crate::tape::{Op, Tape, Tensor, Var};
 
@@ -128,8 +134,45 @@ impl Im2col {
         table
     }
 
+    /// Where the entries of cols sit in an image padded with zeros ([`Self::pad`]): entry
+    /// (r, q) of one image's cols is padded[row[r] + pixel[q]], with
+    /// row[(c, ki, kj)] = (c·H_p + ki)·W_p + kj and pixel[(oh, ow)] = oh·s·W_p + ow·s
+    /// (H_p = H + 2p, W_p = W + 2p). The padding is part of the image, so no read tests it.
+    fn offsets(&self) -> Offsets {
+        let (hp, wp, s) = (self.h + 2 * self.geom.padding, self.w + 2 * self.geom.padding, self.geom.stride);
+        assert!(self.c * hp * wp < u32::MAX as usize, "im2col: image too large for a u32 offset");
+        let mut row = Vec::with_capacity(self.rows());
+        for c in 0..self.c {
+            for ki in 0..self.kh {
+                row.extend((0..self.kw).map(|kj| ((c * hp + ki) * wp + kj) as u32));
+            }
+        }
+        let mut pixel = Vec::with_capacity(self.cols());
+        for oh in 0..self.ho {
+            pixel.extend((0..self.wo).map(|ow| (oh * s * wp + ow * s) as u32));
+        }
+        Offsets { row, pixel, padded_len: self.c * hp * wp }
+    }
+
+    /// The images of a group [n][C, H, W], each surrounded by p zeros: [n][C, H_p, W_p].
+    fn pad(&self, group: &[f32], img_len: usize) -> Vec<f32> {
+        let (p, wp) = (self.geom.padding, self.w + 2 * self.geom.padding);
+        let hp = self.h + 2 * p;
+        let mut padded = vec![0.0f32; group.len() / img_len * self.c * hp * wp];
+        for (img, out) in group.chunks_exact(img_len).zip(padded.chunks_exact_mut(self.c * hp * wp)) {
+            for c in 0..self.c {
+                for ih in 0..self.h {
+                    let src = &img[(c * self.h + ih) * self.w..][..self.w];
+                    out[(c * hp + ih + p) * wp + p..][..self.w].copy_from_slice(src);
+                }
+            }
+        }
+        padded
+    }
+
     /// The adjoint of im2col: img[c, ih, iw] += every entry of `cols` that was read from it.
-    /// Row r of this image's block starts at `cols[r·ld]` (see [`im2col_group`]).
+    /// Row r of this image's block starts at `cols[r·ld]`, images side by side as in
+    /// [`ImplicitCols`].
     fn col2im(&self, table: &[u32], cols: &[f32], img: &mut [f32], ld: usize) {
         let ncols = self.cols();
         for (r, sources) in table.chunks_exact(ncols).enumerate() {
@@ -170,12 +213,12 @@ impl Tape<'_> {
     /// y = conv2d(x, w) + b: x [N, C_in, H, W], w [C_out, C_in, K_h, K_w], b `[C_out]`.
     #[track_caller]
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, geom: ConvGeom) -> Var {
-        let (mut y, cols) = conv2d_forward(self.value(x), self.value(w), geom);
+        let mut y = conv2d_forward(self.value(x), self.value(w), geom);
         if let Some(b) = b {
             check_bias("conv2d", Some(self.value(b)), y.shape()[1]);
             add_bias(&mut y, self.value(b));
         }
-        self.push(y, Op::Conv2d { x, w, b, geom, cols })
+        self.push(y, Op::Conv2d { x, w, b, geom })
     }
 
     /// y = conv_transpose2d(x, w) + b: x [N, C_in, H, W], w [C_in, C_out, K_h, K_w], b `[C_out]`.
@@ -228,21 +271,88 @@ fn scatter(mat: &[f32], group: &mut [f32], c: usize, len: usize) {
     }
 }
 
-/// im2col of a group of images, their blocks side by side: [rows, n·cols], with
-/// cols[(c, ki, kj), (i, oh, ow)] = img_i[c, oh·s + ki − p, ow·s + kj − p], or 0 in the padding,
-/// read through the gather `table`. Row r holds row r of image 0's block, then of image 1's, …
-/// (so ld = n·cols separates rows); it is written front to back, never zero-filled first.
-/// (A build of this loop for AVX-512, with its gather instructions, took 1.5× the time of the
-/// baseline build, so it stays outside the kernel layer.)
-fn im2col_group(g: &Im2col, table: &[u32], group: &[f32], img_len: usize) -> (Vec<f32>, usize) {
-    let n = group.len() / img_len;
-    let mut cols = Vec::with_capacity(g.rows() * n * g.cols());
-    for sources in table.chunks_exact(g.cols()) {
-        for img in group.chunks_exact(img_len) {
-            cols.extend(sources.iter().map(|&i| img.get(i as usize).copied().unwrap_or(0.0)));
+/// The offsets of [`Im2col::offsets`].
+struct Offsets {
+    /// One per row of cols: (channel, kernel row, kernel column).
+    row: Vec<u32>,
+    /// One per column of one image's cols: (output row, output column).
+    pixel: Vec<u32>,
+    /// Values of one padded image, C·H_p·W_p.
+    padded_len: usize,
+}
+
+/// The im2col matrix of a group of images, their blocks side by side, [rows, n·cols]:
+/// cols[(c, ki, kj), (i, oh, ow)] = img_i[c, oh·s + ki − p, ow·s + kj − p], or 0 in the
+/// padding. It is never stored: the product asks for one strip at a time ([`Strips`]), which
+/// is read from the padded images into a buffer that stays in cache (an implicit GEMM).
+struct ImplicitCols<'a> {
+    off: &'a Offsets,
+    /// The group's images, padded ([`Im2col::pad`]).
+    padded: Vec<f32>,
+}
+
+impl<'a> ImplicitCols<'a> {
+    fn new(g: &Im2col, off: &'a Offsets, group: &[f32], img_len: usize) -> Self {
+        Self { off, padded: g.pad(group, img_len) }
+    }
+
+    /// Columns of the whole matrix: one per pixel of every image's output grid.
+    fn width(&self) -> usize {
+        self.padded.len() / self.off.padded_len * self.off.pixel.len()
+    }
+
+    /// Image i padded, from the value at `offset` on.
+    fn image_from(&self, i: usize, offset: u32) -> &[f32] {
+        &self.padded[i * self.off.padded_len..(i + 1) * self.off.padded_len][offset as usize..]
+    }
+}
+
+impl Strips for ImplicitCols<'_> {
+    fn dim(&self) -> (usize, usize) {
+        (self.off.row.len(), self.width())
+    }
+
+    /// Row t of the strip is row k0 + t of cols from column j0 on: runs of pixels of one image.
+    fn fill(&self, k0: usize, kc: usize, j0: usize, cols: usize, out: &mut [f32]) {
+        let n_pix = self.off.pixel.len();
+        for (&row, mut out_row) in self.off.row[k0..k0 + kc].iter().zip(out.chunks_exact_mut(cols)) {
+            let mut j = j0;
+            while !out_row.is_empty() {
+                let (i, q) = (j / n_pix, j % n_pix);
+                let run = (n_pix - q).min(out_row.len());
+                let (head, rest) = out_row.split_at_mut(run);
+                read_at(self.image_from(i, row), &self.off.pixel[q..q + run], head);
+                (out_row, j) = (rest, j + run);
+            }
         }
     }
-    (cols, n * g.cols())
+}
+
+/// The transpose of [`ImplicitCols`], colsᵀ [n·cols, rows]: the right operand of a weight
+/// gradient dY·colsᵀ.
+struct TransposedCols<'a>(&'a ImplicitCols<'a>);
+
+impl Strips for TransposedCols<'_> {
+    fn dim(&self) -> (usize, usize) {
+        (self.0.width(), self.0.off.row.len())
+    }
+
+    /// Row t of the strip is pixel j = k0 + t of cols (image j / cols, pixel j % cols), its
+    /// entries j0.. : the same row offsets from that pixel's corner.
+    fn fill(&self, k0: usize, kc: usize, j0: usize, cols: usize, out: &mut [f32]) {
+        let off = self.0.off;
+        let n_pix = off.pixel.len();
+        for (j, out_row) in (k0..k0 + kc).zip(out.chunks_exact_mut(cols)) {
+            let (i, q) = (j / n_pix, j % n_pix);
+            read_at(self.0.image_from(i, off.pixel[q]), &off.row[j0..j0 + cols], out_row);
+        }
+    }
+}
+
+/// out[t] = src[offsets[t]].
+#[inline]
+fn read_at(src: &[f32], offsets: &[u32], out: &mut [f32]) {
+    out.iter_mut().zip(offsets).for_each(|(o, &at)| *o = src[at as usize]);
 }
 
 /// c = a·b for row-major slices, as a new [m, n] buffer.
@@ -250,68 +360,53 @@ fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f32> {
     product(a, b).into_raw_vec_and_offset().0
 }
 
-/// The im2col matrices of a conv2d's forward pass, one [C_in·K_h·K_w, G·H_o·W_o] matrix per
-/// group of images, saved on the tape for the backward pass.
-#[derive(Clone, Default)]
-pub struct SavedCols(Vec<Vec<f32>>);
-
-impl std::fmt::Debug for SavedCols {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SavedCols({} groups)", self.0.len())
-    }
-}
-
-/// conv2d without bias: for each group of images, Y = W · [cols_1 … cols_G], then each
-/// image's columns of Y are its output y_n. Returns the cols matrices too.
-fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> (Tensor, SavedCols) {
+/// conv2d without bias: for each group of images, Y = W · [cols_1 … cols_G] (an implicit GEMM:
+/// cols is read from the images strip by strip), then each image's columns of Y are its
+/// output y_n.
+fn conv2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
     let ([n, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
-    let table = g.table();
+    let off = g.offsets();
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let x_len = c_in * h * wd;
     let mut y = Tensor::zeros(vec![n, c_out, g.ho, g.wo]);
     let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
-    let saved = y
-        .as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(GROUP * c_out * g.cols())
-        .zip(x_groups)
-        .map(|(y_group, x_group)| {
-            let (cols, ld) = im2col_group(&g, &table, x_group, x_len);
-            let y_mat = gemm(w_mat, matrix(g.rows(), ld, &cols));
-            scatter(&y_mat, y_group, c_out, g.cols());
-            cols
-        })
-        .collect();
-    (y, SavedCols(saved))
+    y.as_slice_mut().expect("standard layout").par_chunks_mut(GROUP * c_out * g.cols()).zip(x_groups).for_each(
+        |(y_group, x_group)| {
+            let cols = ImplicitCols::new(&g, &off, x_group, x_len);
+            let y_mat = product_of_strips(w_mat, &cols);
+            scatter(y_mat.as_slice().expect("a new array"), y_group, c_out, g.cols());
+        },
+    );
+    y
 }
 
 /// y = conv2d(x, w) + b  ⇒  per group of images, with cols = [cols_1 … cols_G] and
 /// dY = [dy_1 … dy_G] side by side:
-///   dw = Σ_groups dY · colsᵀ                [C_out, C_in·K_h·K_w]
+///   dw = Σ_groups dY · colsᵀ                [C_out, C_in·K_h·K_w] (colsᵀ read from x strip by strip)
 ///   dx_n = col2im(block n of Wᵀ · dY)         (the transposed convolution of dy)
 ///   db = Σ_{n, h, w} dy
 pub(crate) fn conv2d_backward(
     x: &Tensor,
     w: &Tensor,
     geom: ConvGeom,
-    saved: &SavedCols,
     dy: &Tensor,
     need_x: bool,
     need_w: bool,
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, h, wd], [c_out, ..], g) = conv2d_geometry(x, w, geom);
-    let table = g.table();
+    let (table, off) = (g.table(), g.offsets());
     let w_mat = matrix(c_out, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * h * wd, c_out * g.cols());
     let dy_groups = dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
+    let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
 
     // One parallel pass over the groups computes both gradients, so dY is laid out once.
     let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
     let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
         .into_par_iter()
         .zip(dy_groups)
-        .zip(saved.0.par_iter())
-        .map(|((dx_group, dy_group), cols)| {
+        .zip(x_groups)
+        .map(|((dx_group, dy_group), x_group)| {
             let dy_mat = gather(dy_group, c_out, g.cols());
             let ld = dy_mat.len() / c_out;
             if let Some(dx_group) = dx_group {
@@ -320,7 +415,10 @@ pub(crate) fn conv2d_backward(
                     g.col2im(&table, &dcols[i * g.cols()..], dx_n, ld);
                 }
             }
-            need_w.then(|| product(matrix(c_out, ld, &dy_mat), matrix(g.rows(), ld, cols).reversed_axes()))
+            need_w.then(|| {
+                let cols = ImplicitCols::new(&g, &off, x_group, x_len);
+                product_of_strips(matrix(c_out, ld, &dy_mat), &TransposedCols(&cols))
+            })
         })
         .collect();
     let dw = need_w.then(|| {
@@ -366,7 +464,7 @@ fn conv_transpose2d_forward(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Tensor {
 
 /// y = conv_transpose2d(x, w) + b  ⇒  per group of images, with dcols = [im2col(dy_1) …] and
 /// X = [x_1 … x_G] side by side:
-///   dx_n = block n of W · dcols            (a plain convolution of dy)
+///   dx_n = block n of W · dcols            (a plain convolution of dy, dcols read strip by strip)
 ///   dw = Σ_groups X · dcolsᵀ                 [C_in, C_out·K_h·K_w]
 ///   db = Σ_{n, h, w} dy
 pub(crate) fn conv_transpose2d_backward(
@@ -378,12 +476,12 @@ pub(crate) fn conv_transpose2d_backward(
     need_w: bool,
 ) -> (Option<Tensor>, Option<Tensor>, Tensor) {
     let ([_, c_in, ..], [_, c_out, ..], g) = conv_transpose2d_geometry(x, w, geom);
-    let table = g.table();
+    let off = g.offsets();
     let w_mat = matrix(c_in, g.rows(), w.as_slice().expect("standard layout"));
     let (x_len, y_len) = (c_in * g.cols(), c_out * g.h * g.w);
     let dy_groups = dy.as_slice().expect("standard layout").par_chunks(GROUP * y_len);
 
-    // One parallel pass over the groups computes both gradients, so im2col(dy) is built once.
+    // One parallel pass over the groups computes both gradients.
     let mut dx = need_x.then(|| Tensor::zeros(x.raw_dim()));
     let x_groups = x.as_slice().expect("standard layout").par_chunks(GROUP * x_len);
     let partials: Vec<Option<Array2<f32>>> = group_slots(dx.as_mut(), GROUP * x_len, x.len())
@@ -391,14 +489,14 @@ pub(crate) fn conv_transpose2d_backward(
         .zip(dy_groups)
         .zip(x_groups)
         .map(|((dx_group, dy_group), x_group)| {
-            let (dcols, ld) = im2col_group(&g, &table, dy_group, y_len);
+            let dcols = ImplicitCols::new(&g, &off, dy_group, y_len);
             if let Some(dx_group) = dx_group {
-                let dx_mat = gemm(w_mat, matrix(g.rows(), ld, &dcols));
-                scatter(&dx_mat, dx_group, c_in, g.cols());
+                let dx_mat = product_of_strips(w_mat, &dcols);
+                scatter(dx_mat.as_slice().expect("a new array"), dx_group, c_in, g.cols());
             }
             need_w.then(|| {
                 let x_mat = gather(x_group, c_in, g.cols());
-                product(matrix(c_in, ld, &x_mat), matrix(g.rows(), ld, &dcols).reversed_axes())
+                product_of_strips(matrix(c_in, dcols.width(), &x_mat), &TransposedCols(&dcols))
             })
         })
         .collect();
@@ -515,4 +613,51 @@ pub fn conv_transpose2d_naive(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geom: 
         }
     }
     acc.mapv(|v| v as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cols[(c, ki, kj), (i, oh, ow)] from its definition, for a group of images.
+    fn cols_by_definition(g: &Im2col, group: &[f32], img_len: usize) -> Array2<f32> {
+        let n = group.len() / img_len;
+        Array2::from_shape_fn((g.rows(), n * g.cols()), |(r, j)| {
+            let (c, ki, kj) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
+            let (i, oh, ow) = (j / g.cols(), j % g.cols() / g.wo, j % g.wo);
+            match g.source(oh, ki, g.h).zip(g.source(ow, kj, g.w)) {
+                Some((ih, iw)) => group[i * img_len + (c * g.h + ih) * g.w + iw],
+                None => 0.0,
+            }
+        })
+    }
+
+    /// Every strip of the implicit im2col matrix and of its transpose, at offsets that cut
+    /// across images and across the padding, holds the entries of the matrix itself.
+    #[test]
+    fn strips_of_the_implicit_im2col_are_its_entries() {
+        let geom = ConvGeom::new(2, 1);
+        let (ho, wo) = (geom.conv_out(5, 4), geom.conv_out(7, 3)); // 2 × 4
+        let g = Im2col { c: 3, h: 5, w: 7, kh: 4, kw: 3, ho, wo, geom };
+        let img_len = g.c * g.h * g.w;
+        let group: Vec<f32> = (0..3 * img_len).map(|v| v as f32 + 0.5).collect();
+        let cols = cols_by_definition(&g, &group, img_len);
+        let off = g.offsets();
+        let strips = ImplicitCols::new(&g, &off, &group, img_len);
+        let strips_t = TransposedCols(&strips);
+        assert_eq!(strips.dim(), cols.dim());
+        assert_eq!(strips_t.dim(), cols.t().dim());
+        let (rows, n) = cols.dim();
+        for (k0, kc, j0, w) in [(0, rows, 0, n), (5, 7, 11, 13), (rows - 1, 1, n - 1, 1), (3, 2, 0, 24)] {
+            let mut out = vec![f32::NAN; kc * w];
+            strips.fill(k0, kc, j0, w, &mut out);
+            assert_eq!(out, cols.slice(ndarray::s![k0..k0 + kc, j0..j0 + w]).iter().copied().collect::<Vec<_>>());
+        }
+        for (k0, kc, j0, w) in [(0, n, 0, rows), (11, 13, 5, 7), (n - 1, 1, rows - 1, 1)] {
+            let mut out = vec![f32::NAN; kc * w];
+            strips_t.fill(k0, kc, j0, w, &mut out);
+            let want = cols.t().slice(ndarray::s![k0..k0 + kc, j0..j0 + w]).iter().copied().collect::<Vec<_>>();
+            assert_eq!(out, want);
+        }
+    }
 }

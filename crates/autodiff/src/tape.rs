@@ -132,9 +132,6 @@ pub enum Op {
         b: Option<Var>,
         /// stride and padding
         geom: ConvGeom,
-        /// The forward pass's im2col matrices, one per group of images, kept for the weight's
-        /// gradient dW = dY·colsᵀ (rebuilding them cost 9% of a conv training step).
-        cols: conv::SavedCols,
     },
     /// y = conv_transpose2d(x, w) + b
     ConvTranspose2d {
@@ -363,8 +360,8 @@ impl<'p> Tape<'p> {
             }
             Op::Permute(x, axes) => g.add(*x, Some(shape::permute_backward(axes, &dy))),
             Op::GatherRows { table, rows } => g.add(*table, Some(shape::gather_rows_backward(v(table), rows, &dy))),
-            Op::Conv2d { x, w, b, geom, cols } => {
-                let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, cols, &dy, need(x), need(w));
+            Op::Conv2d { x, w, b, geom } => {
+                let (dx, dw, db) = conv::conv2d_backward(v(x), v(w), *geom, &dy, need(x), need(w));
                 g.add(*x, dx);
                 g.add(*w, dw);
                 if let Some(b) = b.filter(|b| need(b)) {

@@ -1,5 +1,7 @@
-//! y = a·b for a thin left operand (few rows, such as a batch of 20), with register blocking
-//! written by hand for AVX-512 and for AVX2 with FMA, giving exactly matrixmultiply's bits.
+//! y = a·b for a thin left operand (few rows, such as a batch of 20), and for a right operand
+//! that is filled one strip at a time ([`Strips`], the convolutions' implicit im2col), with
+//! register blocking written by hand for AVX-512 and for AVX2 with FMA, giving exactly
+//! matrixmultiply's bits.
 //!
 //! Shape legend
 //! - `a`: [M, K], any non-negative strides (a row-major batch, or the transpose of one)
@@ -56,6 +58,10 @@ pub const THIN_ROWS_COPY: usize = 24;
 
 /// Values of k per block: matrixmultiply's KC for f32, which fixes the order of the sums.
 const KC: usize = 256;
+/// Columns of an AVX-512 tile: four vectors of 16 floats.
+const NR_512: usize = 64;
+/// Columns of an AVX2 tile: two vectors of 8 floats.
+const NR_256: usize = 16;
 
 /// a·b by the process's level ([`super::simd`]), or `None` where these kernels do not apply;
 /// see [`product_at`].
@@ -139,10 +145,71 @@ fn tiled(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f
     // the slice covers exactly the memory between them. Likewise for b's K rows of N.
     let a_mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * sa.0 + (k - 1) * sa.1 + 1) };
     let b_mem = unsafe { std::slice::from_raw_parts(b.as_ptr(), (k - 1) * rsb + n) };
-    let ops = Operands { a: a_mem, sa, b: b_mem, rsb, m, k, n };
+    let ops = Operands { a: a_mem, sa, b: b_mem, rsb, m, k, n, ldy: n, accumulate: false };
     let mut y = vec![0.0f32; m * n];
     run(level, &ops, &mut y);
     Some(Array2::from_shape_vec((m, n), y).expect("M·N values"))
+}
+
+/// A right operand b [K, N] that is never stored whole: the product asks it for one strip at
+/// a time, so that a convolution's im2col matrix exists only as the strip the tiles are reading
+/// (an *implicit GEMM*; `crate::conv`).
+pub trait Strips: Sync {
+    /// K and N.
+    fn dim(&self) -> (usize, usize);
+    /// Writes b[k0 + t, j0 + u] to `out[t·cols + u]`, for t < kc and u < cols
+    /// (`out` holds kc·cols values).
+    fn fill(&self, k0: usize, kc: usize, j0: usize, cols: usize, out: &mut [f32]);
+}
+
+/// a·b for a right operand given by strips, at the process's level; see [`product_of_strips_at`].
+pub fn product_of_strips(a: ArrayView2<f32>, b: &impl Strips) -> Array2<f32> {
+    product_of_strips_at(super::simd(), a, b)
+}
+
+/// a·b, with b filled one strip at a time: for each block of 256 values of k and each strip
+/// of one tile's width (64 columns at AVX-512, 16 at AVX2), b's strip [kc, ≤ 64] is written
+/// into a buffer that stays in cache, and the thin products' tiles run over every row of a
+/// against it. The sums are taken in the same order as every other path here, so the result
+/// is matrixmultiply's bit for bit.
+///
+/// At [`Simd::Portable`] (or for an a with negative strides) b is filled whole and the product
+/// is matrixmultiply's. Panics if the CPU does not support `level`, or if a's columns are not
+/// b's rows.
+pub fn product_of_strips_at(level: Simd, a: ArrayView2<f32>, b: &impl Strips) -> Array2<f32> {
+    assert!(level.supported(), "kernels::gemm: this CPU does not support {}", level.name());
+    let ((m, k), (kb, n)) = (a.dim(), b.dim());
+    assert_eq!(k, kb, "product_of_strips: a has {k} columns, b {kb} rows");
+    let width = match level {
+        Simd::Avx512 => NR_512,
+        Simd::Avx2 => NR_256,
+        Simd::Portable => 0,
+    };
+    if width == 0 || a.strides().iter().any(|&s| s < 0) || m == 0 || k == 0 || n == 0 {
+        let mut whole = vec![0.0f32; k * n];
+        b.fill(0, k, 0, n, &mut whole);
+        return a.dot(&ArrayView2::from_shape((k, n), &whole).expect("K·N values"));
+    }
+    let sa = (a.strides()[0] as usize, a.strides()[1] as usize);
+    // SAFETY: as in `tiled`: with non-negative strides a's elements lie between as_ptr() and
+    // the last one, (M − 1)·sa.0 + (K − 1)·sa.1 values after it.
+    let a_mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * sa.0 + (k - 1) * sa.1 + 1) };
+    let mut y = vec![0.0f32; m * n];
+    let mut strip = vec![0.0f32; KC.min(k) * width];
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        // The columns k0..k0 + kc of a: from offset k0·sa.1 to the end of the last row's block.
+        let a_block = &a_mem[k0 * sa.1..][..(m - 1) * sa.0 + (kc - 1) * sa.1 + 1];
+        for j0 in (0..n).step_by(width) {
+            let cols = width.min(n - j0);
+            let strip = &mut strip[..kc * cols];
+            b.fill(k0, kc, j0, cols, strip);
+            let ops = Operands { a: a_block, sa, b: strip, rsb: cols, m, k: kc, n: cols, ldy: n, accumulate: k0 > 0 };
+            // y[:, j0..]: (M − 1)·N + cols values from offset j0 lie inside y's M·N.
+            run(level, &ops, &mut y[j0..]);
+        }
+    }
+    Array2::from_shape_vec((m, n), y).expect("M·N values")
 }
 
 /// The two operands as slices with their strides, and the product's dimensions.
@@ -156,6 +223,11 @@ struct Operands<'a> {
     m: usize,
     k: usize,
     n: usize,
+    /// y[i, j] is `y[i·ldy + j]`.
+    ldy: usize,
+    /// Whether the product is added to y's values (a later block of k of a larger product)
+    /// instead of overwriting them.
+    accumulate: bool,
 }
 
 impl Operands<'_> {
@@ -172,7 +244,7 @@ impl Operands<'_> {
 
 /// Runs the tile of `level` (not `Portable`) over y.
 fn run(level: Simd, ops: &Operands, y: &mut [f32]) {
-    debug_assert_eq!(y.len(), ops.m * ops.n);
+    debug_assert!(y.len() >= (ops.m - 1) * ops.ldy + ops.n);
     match level {
         // SAFETY: `product_at` asserted that the CPU supports the level (the tests call
         // `tiled` only with supported levels).
@@ -185,9 +257,14 @@ fn run(level: Simd, ops: &Operands, y: &mut [f32]) {
     }
 }
 
-/// Which values of k a pass covers, and whether it is the first (which writes y instead of
-/// adding to it).
-struct Block {
+/// One tile's share of the work: rows i..i + rows and columns j..j + cols of y, over the values
+/// k0..k0 + kc of k, and whether they are the first (which writes y instead of adding to it).
+#[derive(Clone, Copy)]
+struct Tile {
+    i: usize,
+    rows: usize,
+    j: usize,
+    cols: usize,
     k0: usize,
     kc: usize,
     first: bool,
@@ -195,18 +272,18 @@ struct Block {
 
 /// Walks y in tiles: for each block of k, each strip of `nr` columns, and the rows cut into
 /// the fewest tiles of at most `mr` rows, as even as they come (20 rows in tiles of up to 6:
-/// 5, 5, 5, 5), calls `tile(i, rows, j, cols, block)`.
+/// 5, 5, 5, 5), calls `tile`.
 #[inline(always)]
-fn for_each_tile(ops: &Operands, mr: usize, nr: usize, mut tile: impl FnMut(usize, usize, usize, usize, &Block)) {
+fn for_each_tile(ops: &Operands, mr: usize, nr: usize, mut tile: impl FnMut(&Tile)) {
     let (m, k, n) = (ops.m, ops.k, ops.n);
     let tiles = m.div_ceil(mr);
     for k0 in (0..k).step_by(KC) {
-        let block = Block { k0, kc: KC.min(k - k0), first: k0 == 0 };
+        let (kc, first) = (KC.min(k - k0), k0 == 0 && !ops.accumulate);
         for j in (0..n).step_by(nr) {
             let cols = nr.min(n - j);
             for t in 0..tiles {
                 let (i, end) = (m * t / tiles, m * (t + 1) / tiles);
-                tile(i, end - i, j, cols, &block);
+                tile(&Tile { i, rows: end - i, j, cols, k0, kc, first });
             }
         }
     }
@@ -216,52 +293,65 @@ fn for_each_tile(ops: &Operands, mr: usize, nr: usize, mut tile: impl FnMut(usiz
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{for_each_tile, transpose_edges, Block, Operands};
+    use super::{for_each_tile, transpose_edges, Operands, Tile, NR_256, NR_512};
 
-    /// Rows and columns (four vectors of 16 floats) of an AVX-512 tile.
+    /// Rows of an AVX-512 tile (its columns: [`NR_512`], four vectors of 16 floats).
     const MR_512: usize = 4;
-    const NR_512: usize = 64;
     /// Rows and vectors of 8 floats of an AVX2 tile: 12 accumulators, 2 vectors of b and a
     /// broadcast fill 15 of the 16 ymm registers.
     const MR_256: usize = 6;
-    const V_256: usize = 2;
-    const NR_256: usize = 8 * V_256;
+    const V_256: usize = NR_256 / 8;
 
     /// y = a·b in tiles of up to 4 × 64.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; y holds M·N values.
+    /// The CPU must support AVX-512F; y holds at least (M − 1)·ldy + N values.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm_avx512(ops: &Operands, y: &mut [f32]) {
-        for_each_tile(ops, MR_512, NR_512, |i, rows, j, cols, block| match rows {
-            4 => tile_avx512::<4>(ops, y, i, j, cols, block),
-            3 => tile_avx512::<3>(ops, y, i, j, cols, block),
-            2 => tile_avx512::<2>(ops, y, i, j, cols, block),
-            _ => tile_avx512::<1>(ops, y, i, j, cols, block),
+        // A tile of fewer than 64 columns (a narrow product, or the right edge) computes only
+        // the vectors that hold some of them.
+        for_each_tile(ops, MR_512, NR_512, |t| match (t.rows, t.cols.div_ceil(16)) {
+            (4, 4) => tile_avx512::<4, 4>(ops, y, t),
+            (4, 3) => tile_avx512::<4, 3>(ops, y, t),
+            (4, 2) => tile_avx512::<4, 2>(ops, y, t),
+            (4, _) => tile_avx512::<4, 1>(ops, y, t),
+            (3, 4) => tile_avx512::<3, 4>(ops, y, t),
+            (3, 3) => tile_avx512::<3, 3>(ops, y, t),
+            (3, 2) => tile_avx512::<3, 2>(ops, y, t),
+            (3, _) => tile_avx512::<3, 1>(ops, y, t),
+            (2, 4) => tile_avx512::<2, 4>(ops, y, t),
+            (2, 3) => tile_avx512::<2, 3>(ops, y, t),
+            (2, 2) => tile_avx512::<2, 2>(ops, y, t),
+            (2, _) => tile_avx512::<2, 1>(ops, y, t),
+            (_, 4) => tile_avx512::<1, 4>(ops, y, t),
+            (_, 3) => tile_avx512::<1, 3>(ops, y, t),
+            (_, 2) => tile_avx512::<1, 2>(ops, y, t),
+            (_, _) => tile_avx512::<1, 1>(ops, y, t),
         });
     }
 
-    /// One AVX-512 tile: rows i..i+R, columns j..j+cols (cols ≤ 64), k in the block.
+    /// One AVX-512 tile: rows i..i+R, columns j..j+cols (cols ≤ 16·V ≤ 64), k in the block.
     ///
     /// acc[r][v] holds y[i + r, j + 16v .. j + 16v + 16]:
     ///   acc[r][v] ← fma(a[i + r, k], b[k, j + 16v ..], acc[r][v])  for k = k0, k0 + 1, …
     /// then y ← acc (first block) or y ← y + acc.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn tile_avx512<const R: usize>(ops: &Operands, y: &mut [f32], i: usize, j: usize, cols: usize, block: &Block) {
-        debug_assert!(i + R <= ops.m && j + cols <= ops.n && cols <= NR_512);
-        // Lane masks of the four vectors: all 16 lanes, or the columns left at the right edge.
-        let masks: [__mmask16; 4] = std::array::from_fn(|v| {
+    fn tile_avx512<const R: usize, const V: usize>(ops: &Operands, y: &mut [f32], t: &Tile) {
+        let Tile { i, j, cols, k0, kc, first, .. } = *t;
+        debug_assert!(i + R <= ops.m && j + cols <= ops.n && cols <= 16 * V && V <= NR_512 / 16);
+        // Lane masks of the V vectors: all 16 lanes, or the columns left at the right edge.
+        let masks: [__mmask16; V] = std::array::from_fn(|v| {
             let left = cols.saturating_sub(16 * v).min(16);
             ((1u32 << left) - 1) as __mmask16
         });
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for kk in block.k0..block.k0 + block.kc {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for kk in k0..k0 + kc {
             let row = ops.b.as_ptr().wrapping_add(kk * ops.rsb + j);
             // SAFETY: lane l of vector v is b[kk, j + 16v + l], inside b's slice whenever its
             // mask bit is set (j + 16v + l < j + cols ≤ N, kk < K); masked-off lanes are not
             // accessed, and `wrapping_add` forms the addresses of the others without UB.
-            let bv: [__m512; 4] =
+            let bv: [__m512; V] =
                 std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], row.wrapping_add(16 * v)) });
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(ops.a_at(i + r, kk));
@@ -271,17 +361,15 @@ mod x86 {
             }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.n + j);
+            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.ldy + j);
             for (v, acc_rv) in acc_r.iter().enumerate() {
                 let dst = out_row.wrapping_add(16 * v);
                 // SAFETY: the set lanes are y[i + r, j + 16v + l] with j + 16v + l < j + cols
-                // ≤ N and i + r < M, inside y's M·N values; masked-off lanes are untouched.
+                // ≤ N and i + r < M, at offsets below (M − 1)·ldy + N ≤ y.len(); masked-off
+                // lanes are untouched.
                 unsafe {
-                    let sum = if block.first {
-                        *acc_rv
-                    } else {
-                        _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], dst), *acc_rv)
-                    };
+                    let sum =
+                        if first { *acc_rv } else { _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], dst), *acc_rv) };
                     _mm512_mask_storeu_ps(dst, masks[v], sum);
                 }
             }
@@ -420,23 +508,23 @@ mod x86 {
     /// y = a·b in tiles of up to 6 × 16; full strips load b without masks.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; y holds M·N values.
+    /// The CPU must support AVX2 and FMA; y holds at least (M − 1)·ldy + N values.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn gemm_avx2(ops: &Operands, y: &mut [f32]) {
         let full = |cols| cols == NR_256;
-        for_each_tile(ops, MR_256, NR_256, |i, rows, j, cols, block| match (rows, full(cols)) {
-            (6, true) => tile_avx2::<6, false>(ops, y, i, j, cols, block),
-            (5, true) => tile_avx2::<5, false>(ops, y, i, j, cols, block),
-            (4, true) => tile_avx2::<4, false>(ops, y, i, j, cols, block),
-            (3, true) => tile_avx2::<3, false>(ops, y, i, j, cols, block),
-            (2, true) => tile_avx2::<2, false>(ops, y, i, j, cols, block),
-            (1, true) => tile_avx2::<1, false>(ops, y, i, j, cols, block),
-            (6, false) => tile_avx2::<6, true>(ops, y, i, j, cols, block),
-            (5, false) => tile_avx2::<5, true>(ops, y, i, j, cols, block),
-            (4, false) => tile_avx2::<4, true>(ops, y, i, j, cols, block),
-            (3, false) => tile_avx2::<3, true>(ops, y, i, j, cols, block),
-            (2, false) => tile_avx2::<2, true>(ops, y, i, j, cols, block),
-            _ => tile_avx2::<1, true>(ops, y, i, j, cols, block),
+        for_each_tile(ops, MR_256, NR_256, |t| match (t.rows, full(t.cols)) {
+            (6, true) => tile_avx2::<6, false>(ops, y, t),
+            (5, true) => tile_avx2::<5, false>(ops, y, t),
+            (4, true) => tile_avx2::<4, false>(ops, y, t),
+            (3, true) => tile_avx2::<3, false>(ops, y, t),
+            (2, true) => tile_avx2::<2, false>(ops, y, t),
+            (1, true) => tile_avx2::<1, false>(ops, y, t),
+            (6, false) => tile_avx2::<6, true>(ops, y, t),
+            (5, false) => tile_avx2::<5, true>(ops, y, t),
+            (4, false) => tile_avx2::<4, true>(ops, y, t),
+            (3, false) => tile_avx2::<3, true>(ops, y, t),
+            (2, false) => tile_avx2::<2, true>(ops, y, t),
+            _ => tile_avx2::<1, true>(ops, y, t),
         });
     }
 
@@ -446,14 +534,8 @@ mod x86 {
     /// the accumulators.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn tile_avx2<const R: usize, const MASKED: bool>(
-        ops: &Operands,
-        y: &mut [f32],
-        i: usize,
-        j: usize,
-        cols: usize,
-        block: &Block,
-    ) {
+    fn tile_avx2<const R: usize, const MASKED: bool>(ops: &Operands, y: &mut [f32], t: &Tile) {
+        let Tile { i, j, cols, k0, kc, first, .. } = *t;
         debug_assert!(i + R <= ops.m && j + cols <= ops.n && cols <= NR_256 && (MASKED || cols == NR_256));
         // AVX2 masks are vectors: lane l of vector v is on (all ones) when 8v + l < cols.
         let masks: [__m256i; V_256] = std::array::from_fn(|v| {
@@ -462,7 +544,7 @@ mod x86 {
             _mm256_cmpgt_epi32(left, lane)
         });
         // SAFETY (both): lane l of vector v is element j + 8v + l of a row of b or y, inside its
-        // slice when 8v + l < cols (k < K, i + r < M); a full tile has every lane inside, a
+        // slice when 8v + l < cols (k < K, i + r < M; y holds (M − 1)·ldy + N); a full tile has every lane inside, a
         // masked one neither reads nor writes the others, and `wrapping_add` forms their
         // addresses without UB.
         let load = |p: *const f32, v: usize| unsafe {
@@ -480,7 +562,7 @@ mod x86 {
             }
         };
         let mut acc = [[_mm256_setzero_ps(); V_256]; R];
-        for kk in block.k0..block.k0 + block.kc {
+        for kk in k0..k0 + kc {
             let row = ops.b.as_ptr().wrapping_add(kk * ops.rsb + j);
             let bv: [__m256; V_256] = std::array::from_fn(|v| load(row.wrapping_add(8 * v), v));
             for (r, acc_r) in acc.iter_mut().enumerate() {
@@ -491,10 +573,10 @@ mod x86 {
             }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.n + j);
+            let out_row = y.as_mut_ptr().wrapping_add((i + r) * ops.ldy + j);
             for (v, acc_rv) in acc_r.iter().enumerate() {
                 let dst = out_row.wrapping_add(8 * v);
-                let sum = if block.first { *acc_rv } else { _mm256_add_ps(load(dst, v), *acc_rv) };
+                let sum = if first { *acc_rv } else { _mm256_add_ps(load(dst, v), *acc_rv) };
                 store(dst, v, sum);
             }
         }
@@ -604,6 +686,44 @@ mod tests {
             for (p, q) in ours.iter().zip(&theirs) {
                 assert_eq!(p.to_bits(), q.to_bits(), "{}: {p} against {q}", level.name());
             }
+        }
+    }
+
+    /// A stored matrix handed out in strips, which checks that every strip asked for lies
+    /// inside it.
+    struct Stored(Array2<f32>);
+
+    impl Strips for Stored {
+        fn dim(&self) -> (usize, usize) {
+            self.0.dim()
+        }
+        fn fill(&self, k0: usize, kc: usize, j0: usize, cols: usize, out: &mut [f32]) {
+            assert!(k0 + kc <= self.0.nrows() && j0 + cols <= self.0.ncols() && out.len() == kc * cols);
+            for (t, row) in out.chunks_exact_mut(cols).enumerate() {
+                row.iter_mut().enumerate().for_each(|(u, v)| *v = self.0[[k0 + t, j0 + u]]);
+            }
+        }
+    }
+
+    #[test]
+    fn products_of_strips_agree_with_matrixmultiply_bit_for_bit() {
+        for level in [Simd::Portable].into_iter().chain(tile_levels()) {
+            let mut cases = 0;
+            for &m in &[1, 5, 32, 64, 130] {
+                for &k in &[1, 16, 255, 256, 257, 600] {
+                    for &n in &[1, 15, 16, 17, 63, 64, 65, 392] {
+                        let (a, b) = (filled(m, k, 13), filled(k, n, 14));
+                        let y = product_of_strips_at(level, a.view(), &Stored(b.clone()));
+                        assert!(same_bits(&y, &a.dot(&b)), "{}: a·b differs at {m}×{k}·{k}×{n}", level.name());
+                        // a = wᵀ for a row-major w [K, M] (a convolution's Wᵀ·dY).
+                        let w = filled(k, m, 15);
+                        let y = product_of_strips_at(level, w.t(), &Stored(b.clone()));
+                        assert!(same_bits(&y, &w.t().dot(&b)), "{}: wᵀ·b differs at {m}×{k}·{k}×{n}", level.name());
+                        cases += 2;
+                    }
+                }
+            }
+            println!("{}: {cases} products of strips bit-identical to matrixmultiply", level.name());
         }
     }
 

@@ -10,7 +10,7 @@
 //! | module | loops |
 //! |---|---|
 //! | [`loops`] | elementwise maps and in-place updates (activations, their backwards, the optimizers) |
-//! | [`gemm`] | products with a thin left operand (a batch of 20): register-blocked AVX-512 and AVX2 tiles |
+//! | [`gemm`] | register-blocked AVX-512 and AVX2 tiles: products with a thin left operand (a batch of 20), and products whose right operand is filled strip by strip (the convolutions' implicit GEMM) |
 //!
 //! **How a loop gets compiled three times.** [`vectorized`] runs a closure inside a function
 //! marked `#[target_feature(enable = "avx2,fma")]` (or the AVX-512 set). The compiler may inline
