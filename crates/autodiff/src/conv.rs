@@ -106,13 +106,15 @@ impl Im2col {
         (0..size as isize).contains(&i).then_some(i as usize)
     }
 
-    /// The gather table of this geometry: for each entry of one image's cols matrix, row
-    /// (c, ki, kj) and column (oh, ow) in row-major order, the offset in the image [C, H, W] of
-    /// the pixel it reads, or [`PADDING`] where it reads the zero padding.
+    /// The scatter table of this geometry, for col2im: for each entry of one image's cols
+    /// matrix, row (c, ki, kj) and column (oh, ow) in row-major order, the offset in the image
+    /// [C, H, W] of the pixel it was read from, or [`PADDING`] where it was read from the zero
+    /// padding (which has no gradient to receive).
     ///
-    /// Built once per op call and shared by all its images: im2col and col2im then spend one
-    /// load per entry instead of recomputing coordinates for short runs of pixels (a 7×7
-    /// output grid has runs of 7).
+    /// Built once per op call and shared by all its images: col2im then spends one load per
+    /// entry instead of recomputing coordinates for short runs of pixels (a 7×7 output grid
+    /// has runs of 7). The reads of im2col go through [`Self::offsets`] instead, on padded
+    /// images, where no entry needs a test.
     fn table(&self) -> Vec<u32> {
         assert!(self.c * self.h * self.w < PADDING as usize, "im2col: image too large for a u32 offset");
         let mut table = Vec::with_capacity(self.rows() * self.cols());
