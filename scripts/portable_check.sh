@@ -16,11 +16,13 @@ cargo build --release --quiet -p vae-cli
 bin=target/release/vae-cli
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# name, then train's flags: the default MLP (batch 128) and Burda's model (batch 20, tanh,
-# the thin-product tiles) on small subsets.
+# name, then train's flags: the default MLP (batch 128), Burda's model (batch 20, tanh,
+# the thin-product tiles) and the conv model (the convolutions' implicit GEMM, two steps: it is
+# the slowest under emulation) on small subsets.
 runs=(
   "mlp|--epochs 1 --train-limit 2000 --test-limit 500"
   "burda|--preset burda --epochs 1 --train-limit 1000 --test-limit 200"
+  "conv|--model conv --epochs 1 --train-limit 256 --test-limit 128"
 )
 # The test loss: column test_loss of the last line of metrics.csv.
 test_loss() { python3 -c "import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(r[-1]['test_loss'])" "$1/metrics.csv"; }
