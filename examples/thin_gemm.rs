@@ -59,6 +59,14 @@ fn compare(level: Simd) {
         (127, 400, 784, false),
         (50, 20, 200, true),
         (100, 20, 200, true),
+        (200, 20, 200, true),
+        (200, 20, 100, true),
+        (100, 20, 50, true),
+        (400, 64, 784, true),
+        (784, 64, 400, true),
+        (100, 1000, 200, true),
+        (200, 1000, 200, true),
+        (200, 1000, 784, true),
     ];
     println!(
         "in training, left operands of fewer than {THIN_ROWS} rows take the thin kernel ({} when their rows are strided)",

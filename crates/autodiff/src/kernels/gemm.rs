@@ -39,9 +39,12 @@ use super::Simd;
 /// 64–127 rows and 0.54–0.62 at 20 (`examples/thin_gemm.rs`, AMD EPYC, AVX-512, one thread).
 pub const THIN_ROWS: usize = 128;
 /// A left operand whose rows are not contiguous (xᵀ in a weight gradient) takes these kernels
-/// only up to this many rows: its values then sit a whole row of x apart, and at 100×20·20×200
-/// the AVX-512 tile took 1.19 of matrixmultiply's time (0.75 at 50×20·20×200).
-pub const THIN_ROWS_STRIDED: usize = 64;
+/// only up to this many rows. Since tiles narrower than 64 columns compute only the vectors
+/// they need, the AVX-512 tile takes 0.70–0.90 of matrixmultiply's time at 50–200 rows × 20
+/// (a Burda weight gradient), 0.84–0.94 at 100–200 × 1000 (IWAE, k = 50), and 1.00–1.03 at
+/// 400–784 × 64 (the MLP's, left to matrixmultiply); before, 1.19 at 100×20·20×200, and the
+/// limit was 64 (`examples/thin_gemm.rs`, one thread).
+pub const THIN_ROWS_STRIDED: usize = 256;
 
 /// The AVX2 tile takes left operands of at most this many rows (contiguous or not). Against
 /// matrixmultiply's AVX2 kernel (8 × 8 tiles) it took 0.66–0.96 of the time at 20 rows, but
@@ -752,7 +755,7 @@ mod tests {
             assert!(product_at(level, a.view(), b.view()).is_none(), "too many rows");
             assert!(product_at(level, a.slice(s![1.., ..]), b.view()).is_some(), "one row fewer");
             if level == Simd::Avx512 {
-                let xt = filled(8, THIN_ROWS_STRIDED + 1, 1); // xᵀ with 65 rows
+                let xt = filled(8, THIN_ROWS_STRIDED + 1, 1); // xᵀ with one row too many
                 assert!(product_at(level, xt.t(), b.view()).is_none(), "too many strided rows");
             }
             let w = filled(8, 6, 3); // bᵀ: its rows are not contiguous, and 25 rows of a are too many
