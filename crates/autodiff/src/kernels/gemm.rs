@@ -150,16 +150,25 @@ fn tiled(level: Simd, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Option<Array2<f
     if m == 0 || k == 0 || n == 0 || !strides_ok || b.nrows() != k {
         return None;
     }
-    let (sa, rsb) = ((a.strides()[0] as usize, a.strides()[1] as usize), b.strides()[0] as usize);
-    // SAFETY: a view's elements lie in one allocation, and with non-negative strides the
-    // first is at as_ptr() and the last (i = M − 1, k = K − 1) `span` − 1 values after it, so
-    // the slice covers exactly the memory between them. Likewise for b's K rows of N.
-    let a_mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * sa.0 + (k - 1) * sa.1 + 1) };
+    let ((a_mem, sa), rsb) = (memory_of(a), b.strides()[0] as usize);
+    // SAFETY: as in `memory_of`, for b's K rows of N.
     let b_mem = unsafe { std::slice::from_raw_parts(b.as_ptr(), (k - 1) * rsb + n) };
     let ops = Operands { a: a_mem, sa, b: b_mem, rsb, m, k, n, ldy: n, accumulate: false };
     let mut y = vec![0.0f32; m * n];
     run(level, &ops, &mut y);
     Some(Array2::from_shape_vec((m, n), y).expect("M·N values"))
+}
+
+/// The memory of a non-empty view a [M, K] with non-negative strides, from its first element to
+/// its last, and its strides: a[i, k] is `mem[i·s.0 + k·s.1]`.
+fn memory_of<'a>(a: ArrayView2<'a, f32>) -> (&'a [f32], (usize, usize)) {
+    let ((m, k), s) = (a.dim(), (a.strides()[0] as usize, a.strides()[1] as usize));
+    debug_assert!(m > 0 && k > 0 && a.strides().iter().all(|&s| s >= 0));
+    // SAFETY: a view's elements lie in one allocation, and with non-negative strides the first
+    // is at as_ptr() and the last (i = M − 1, k = K − 1) (M − 1)·s.0 + (K − 1)·s.1 values after
+    // it, so the slice covers exactly the memory between them.
+    let mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * s.0 + (k - 1) * s.1 + 1) };
+    (mem, s)
 }
 
 /// A right operand b [K, N] that is never stored whole: the product asks it for one strip at
@@ -201,10 +210,7 @@ pub fn product_of_strips_at(level: Simd, a: ArrayView2<f32>, b: &impl Strips) ->
         b.fill(0, k, 0, n, &mut whole);
         return a.dot(&ArrayView2::from_shape((k, n), &whole).expect("K·N values"));
     }
-    let sa = (a.strides()[0] as usize, a.strides()[1] as usize);
-    // SAFETY: as in `tiled`: with non-negative strides a's elements lie between as_ptr() and
-    // the last one, (M − 1)·sa.0 + (K − 1)·sa.1 values after it.
-    let a_mem = unsafe { std::slice::from_raw_parts(a.as_ptr(), (m - 1) * sa.0 + (k - 1) * sa.1 + 1) };
+    let (a_mem, sa) = memory_of(a);
     let mut y = vec![0.0f32; m * n];
     let mut strip = vec![0.0f32; KC.min(k) * width];
     for k0 in (0..k).step_by(KC) {
