@@ -6,7 +6,7 @@
 //!
 //! Each line: M×K·K×N, the best of 5 timings of each (µs per product, GFLOP/s), their ratio.
 //! "aᵀ" marks a left operand that is the transpose of a row-major array (a weight gradient's
-//! xᵀ); the kernel declines those above 64 rows. A second table times dy·Wᵀ, whose right
+//! xᵀ); the kernel declines those above 256 rows. A second table times dy·Wᵀ, whose right
 //! operand the kernel first copies to rows (up to 24 rows of dy). A third times the products of
 //! the conv model's layers (one group of 8 images) with the right operand handed over strip by
 //! strip, as the implicit im2col does, against matrixmultiply on the whole matrix; the strips
