@@ -30,6 +30,11 @@ A shared machine's speed drifts over minutes, so with --rounds R the sides take 
 with their median and range. JAX (benches/jax_side.py: each step one XLA-compiled function,
 Adam from optax) runs beside PyTorch for --model mlp and burda where it is installed
 (pip install jax optax); "the faster" is our time over the faster peer's in that round.
+
+Last, the run's work: its FLOP (each multiply-add 2), counted dense and as done (the sparse
+first layer skips the zeros of its input), our median GFLOP/s as a share of the machine's FMA
+peak (one core's from `cargo bench --bench engine -- peak`, times the threads; or --peak), and,
+with --target R, the share of the peak that R times the faster peer's median time asks for.
 """
 
 import argparse
@@ -249,18 +254,21 @@ def iw_eval_ours(args):
 def compare_iw_eval(args):
     print(f"importance-weighted -log p(x), K = 5000, Burda model, {args.iw_eval} test images, "
           f"{args.threads} threads, {args.rounds} round(s)")
-    ratios = []
+    ratios, our_times, their_times = [], [], []
     for r in range(args.rounds):
         ours = iw_eval_ours(args)
         theirs = iw_eval_pytorch(args)
         if theirs is None:
             print("PyTorch is not installed here (`import torch` failed): no comparison in this run.")
             return 0
+        our_times.append(ours)
+        their_times.append(theirs)
         ratios.append(ours / theirs)
         print(f"round {r + 1}: ratio vae-cli / PyTorch {ratios[-1]:.2f}", flush=True)
     if len(ratios) > 1:
         print(f"ratio over {len(ratios)} rounds: median {statistics.median(ratios):.2f}, "
               f"range {min(ratios):.2f}–{max(ratios):.2f}")
+    report_work(args, statistics.median(our_times), statistics.median(their_times))
     return 0
 
 
@@ -372,6 +380,73 @@ def compare_gemm():
     return 0
 
 
+# Multiply-adds per example of each model's forward pass, and of its first layer (whose dx is
+# never computed, and whose product skips zeros when its input is an image).
+MLP_MACS, MLP_FIRST = 784 * 400 + 400 * 40 + 20 * 400 + 400 * 784, 784 * 400
+# conv 1→32 and 32→64 (4×4, stride 2), the 3136 → 40 and 20 → 3136 heads, and the mirror image.
+CONV_MACS, CONV_FIRST = 2 * (14 * 14 * 32 * 16 + 7 * 7 * 64 * 32 * 16) + 3136 * 40 + 20 * 3136, 14 * 14 * 32 * 16
+# Burda et al.'s model: the encoder once per example, the decoder once per sample.
+BURDA_ENCODER, BURDA_DECODER, BURDA_FIRST = 784 * 200 + 200 * 200 + 200 * 100, 50 * 200 + 200 * 200 + 200 * 784, 784 * 200
+
+
+def epoch_gflop(args):
+    """An epoch's work in GFLOP, counted dense and as done, and the first layer's share of
+    nonzero inputs: 60,000 training examples (forward, dx of every layer but the first, dW) and
+    the 10,000-example test pass (forward), 2 FLOP per multiply-add. The sparse first layer does
+    its forward and dW products at the density of its input: grey MNIST's share of nonzero
+    pixels, or for dynamically binarized images (Burda) the mean pixel, the expected share."""
+    with gzip.open(os.path.join(ROOT, "datasets", "mnist", "train-images-idx3-ubyte.gz"), "rb") as f:
+        pixels = f.read()[16:]  # after the IDX header of a 3-D array
+    if args.model == "mlp":
+        forward, first, density = MLP_MACS, MLP_FIRST, 1 - pixels.count(0) / len(pixels)
+    elif args.model == "conv":
+        forward, first, density = CONV_MACS, CONV_FIRST, 1.0
+    else:
+        forward, first, density = BURDA_ENCODER + args.k * BURDA_DECODER, BURDA_FIRST, sum(pixels) / len(pixels) / 255
+    dense = 2 * (60000 * (3 * forward - first) + 10000 * forward)
+    skipped = 2 * (1 - density) * first * (60000 * 2 + 10000)
+    return dense / 1e9, (dense - skipped) / 1e9, density
+
+
+def machine_peak(args):
+    """The FMA peak in GFLOP/s of args.threads cores: --peak, or one core's from
+    `cargo bench --bench engine -- peak` times the threads (two copies of that bench run at the
+    same time each kept one copy's speed on the 2-core machines measured)."""
+    if args.peak:
+        return args.peak, f"--peak {args.peak:g}"
+    result = subprocess.run(["cargo", "bench", "-q", "--bench", "engine", "--", "peak", "--warm-up-time", "1",
+                             "--measurement-time", "3", "--noplot"], cwd=ROOT, capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        if "thrpt:" in line:  # thrpt:  [low Gelem/s  median Gelem/s  high Gelem/s]
+            one = float(line.split("[")[1].split()[2])
+            return one * args.threads, f"{args.threads} × {one:.1f}, cargo bench --bench engine -- peak"
+    sys.exit("could not read the peak from `cargo bench --bench engine -- peak`:\n" + result.stdout + result.stderr)
+
+
+def report_work(args, ours, peers):
+    """Prints the work, our median GFLOP/s as a share of the peak, and what --target asks.
+    ours: our median seconds per epoch (or per image with --iw-eval); peers: the faster peer's
+    median seconds, or None."""
+    if args.iw_eval:
+        dense = done = 2 * (BURDA_ENCODER + 5000 * BURDA_DECODER) / 1e9
+        print(f"work per image: {done:.2f} GFLOP")
+    else:
+        dense, done, density = epoch_gflop(args)
+        if density < 1:
+            print(f"work per epoch: {dense:.1f} GFLOP counted dense, {done:.1f} done "
+                  f"(the sparse first layer's input {100 * density:.1f}% nonzero)")
+        else:
+            print(f"work per epoch: {done:.1f} GFLOP")
+    peak, source = machine_peak(args)
+    print(f"the machine's peak: {peak:.0f} GFLOP/s ({source})")
+    print(f"vae-cli: {done / ours:.0f} GFLOP/s done, {100 * done / ours / peak:.0f}% of the peak")
+    if args.target and peers:
+        need = args.target * peers
+        unit, scale = ("ms", 1000) if args.iw_eval else ("s", 1)
+        print(f"target {args.target:g} × the faster peer's median {peers * scale:.3g} {unit} = "
+              f"{need * scale:.3g} {unit}: {done / need:.0f} GFLOP/s, {100 * done / need / peak:.0f}% of the peak")
+
+
 def machine():
     """The CPU model and its SIMD level, from /proc/cpuinfo: every speed figure needs them."""
     model, flags = "unknown CPU", set()
@@ -400,6 +475,10 @@ def main():
                    help="time -log p(x) with K = 5000 on N test images instead of training")
     p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     p.add_argument("--gemm", action="store_true", help="compare single-threaded sgemm instead of training")
+    p.add_argument("--peak", type=float, metavar="GFLOPS",
+                   help="the machine's FMA peak for --threads cores (default: measured with cargo bench)")
+    p.add_argument("--target", type=float, metavar="RATIO",
+                   help="print the share of the peak that this ratio to the faster peer asks for")
     args = p.parse_args()
     print(f"machine: {machine()}")
     if args.gemm:
@@ -412,6 +491,7 @@ def main():
     # Per round: our time over each peer's, and over the faster peer's.
     ratios = {"PyTorch": [], "JAX": [], "the faster": []}
     peaks, jax_peaks = [], []
+    our_times, faster_times = [], []
     for r in range(args.rounds):
         if args.rounds > 1:
             print(f"round {r + 1}")
@@ -435,6 +515,8 @@ def main():
                   f"final test loss {jax_rows[-1][1]:.2f}")
         elif args.model != "conv":
             print("JAX is not installed here (benches/jax_side.py could not import it): PyTorch only.")
+        our_times.append(mean(ours))
+        faster_times.append(min(times.values()))
         for peer, t in times.items():
             ratios[peer].append(mean(ours) / t)
         ratios["the faster"].append(mean(ours) / min(times.values()))
@@ -452,6 +534,7 @@ def main():
             if v:
                 print(f"ratio to {peer} over {len(v)} rounds: median {statistics.median(v):.2f}, "
                       f"range {min(v):.2f}–{max(v):.2f}")
+    report_work(args, statistics.median(our_times), statistics.median(faster_times))
     return 0
 
 
