@@ -428,7 +428,7 @@ def report_work(args, ours, peers):
     ours: our median seconds per epoch (or per image with --iw-eval); peers: the faster peer's
     median seconds, or None."""
     if args.iw_eval:
-        dense = done = 2 * (BURDA_ENCODER + 5000 * BURDA_DECODER) / 1e9
+        done = 2 * (BURDA_ENCODER + 5000 * BURDA_DECODER) / 1e9
         print(f"work per image: {done:.2f} GFLOP")
     else:
         dense, done, density = epoch_gflop(args)
@@ -442,8 +442,8 @@ def report_work(args, ours, peers):
     print(f"vae-cli: {done / ours:.0f} GFLOP/s done, {100 * done / ours / peak:.0f}% of the peak")
     if args.target and peers:
         need = args.target * peers
-        unit, scale = ("ms", 1000) if args.iw_eval else ("s", 1)
-        print(f"target {args.target:g} × the faster peer's median {peers * scale:.3g} {unit} = "
+        unit, scale, peer = ("ms", 1000, "PyTorch's") if args.iw_eval else ("s", 1, "the faster peer's")
+        print(f"target {args.target:g} × {peer} median {peers * scale:.3g} {unit} = "
               f"{need * scale:.3g} {unit}: {done / need:.0f} GFLOP/s, {100 * done / need / peak:.0f}% of the peak")
 
 
