@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rand::rngs::StdRng;
@@ -33,18 +33,25 @@ use vae_autodiff::gradcheck::random_tensor;
 use vae_autodiff::{kernels, ConvGeom, Tape};
 use vae_layers::optim::Adam;
 
-/// The FMA throughput of one core: a 6×16 block of sums held in registers, updated from a
-/// 6-row and a 16-column panel that stay in the L1 cache: the inner loop of every packed GEMM
+/// The FMA throughput of one core: an R×C block of sums held in registers, updated from an
+/// R-row and a C-column panel that stay in the L1 cache: the inner loop of every packed GEMM
 /// with nothing else (no packing, no memory traffic), compiled for the widest SIMD level of
 /// the CPU (`kernels::vectorized`, as the engine's own loops are). Its GFLOP/s is the ceiling
-/// the roofline of docs/PERFORMANCE.md uses; the benchmark's name says the level.
+/// the roofline of docs/PERFORMANCE.md uses; the benchmark's name says the block and the level.
+///
+/// The block must hold enough independent sums to cover the FMA's latency on every port: two
+/// ports × 4 cycles asks for at least 8 vector sums in flight. At AVX2, 6×16 is 12 registers of
+/// 8 (of 16). At AVX-512, 6×16 is only 6 registers of 16: enough for an AMD core that issues one
+/// 512-bit FMA per cycle, but on an Intel Xeon with two 512-bit FMA ports it measured 157
+/// GFLOP/s against 231 for 12×32, whose 24 registers (of 32) saturate both ports
+/// (docs/PERFORMANCE.md, 2026-12-04, fourth session).
 fn peak(c: &mut Criterion) {
     const KC: usize = 256;
     #[inline(always)]
-    fn kernel(a: &[f32], b: &[f32]) -> [[f32; 16]; 6] {
-        let mut acc = [[0.0f32; 16]; 6];
-        for (ak, bk) in a.chunks_exact(6).zip(b.chunks_exact(16)) {
-            let (ak, bk): (&[f32; 6], &[f32; 16]) = (ak.try_into().unwrap(), bk.try_into().unwrap());
+    fn kernel<const R: usize, const C: usize>(a: &[f32], b: &[f32]) -> [[f32; C]; R] {
+        let mut acc = [[0.0f32; C]; R];
+        for (ak, bk) in a.chunks_exact(R).zip(b.chunks_exact(C)) {
+            let (ak, bk): (&[f32; R], &[f32; C]) = (ak.try_into().unwrap(), bk.try_into().unwrap());
             for (row, &ai) in acc.iter_mut().zip(ak) {
                 for (s, &bj) in row.iter_mut().zip(bk) {
                     *s = ai.mul_add(bj, *s);
@@ -53,19 +60,25 @@ fn peak(c: &mut Criterion) {
         }
         acc
     }
-    let (a, b) = (vec![0.5f32; KC * 6], vec![0.25f32; KC * 16]);
-    let mut g = c.benchmark_group("peak");
-    g.throughput(Throughput::Elements((2 * 6 * 16 * KC) as u64));
-    g.bench_function(format!("fma 6x16 register block, one core, {}", kernels::simd().name()), |bench| {
-        bench.iter(|| {
-            let (a, b) = (std::hint::black_box(&a), std::hint::black_box(&b));
-            kernels::vectorized(
-                #[inline(always)]
-                || kernel(a, b),
-            )
-        })
-    });
-    g.finish();
+    fn block<const R: usize, const C: usize>(c: &mut Criterion) {
+        let (a, b) = (vec![0.5f32; KC * R], vec![0.25f32; KC * C]);
+        let mut g = c.benchmark_group("peak");
+        g.throughput(Throughput::Elements((2 * R * C * KC) as u64));
+        g.bench_function(format!("fma {R}x{C} register block, one core, {}", kernels::simd().name()), |bench| {
+            bench.iter(|| {
+                let (a, b) = (std::hint::black_box(&a), std::hint::black_box(&b));
+                kernels::vectorized(
+                    #[inline(always)]
+                    || kernel::<R, C>(a, b),
+                )
+            })
+        });
+        g.finish();
+    }
+    match kernels::simd() {
+        kernels::Simd::Avx512 => block::<12, 32>(c),
+        _ => block::<6, 16>(c),
+    }
 }
 
 /// Runs `f` on a worker of rayon's pool, as `vae-cli` runs its commands (`threads::on_pool`):
@@ -267,4 +280,12 @@ fn burda(c: &mut Criterion) {
 
 // The training steps first: malloc's state after the other benchmarks slows them (docs/PERFORMANCE.md).
 criterion_group!(benches, steps, burda, peak, gemm, sparse, conv, eval);
-criterion_main!(benches);
+
+/// `criterion_main!` with one step before it: criterion draws its report charts with plotters,
+/// and in this workspace plotters writes text only with fonts registered by the program (no
+/// system fonts), so the charts' font is registered first (without it every chart panics).
+fn main() {
+    vae_cli::figure::register_font();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
