@@ -22,9 +22,10 @@ const FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
 /// The family name charts ask plotters for.
 const FAMILY: &str = "sans-serif";
 
-/// Registers [`FONT`] with plotters as its sans-serif family, once per process. Charts call it
-/// themselves; another user of plotters in the same process (criterion's reports, in
-/// `cargo bench`) calls it first, since plotters' text goes through this registry alone.
+/// Registers the charts' embedded font with plotters as its sans-serif family, once per
+/// process. Charts call it themselves; another user of plotters in the same process
+/// (criterion's reports, in `cargo bench`) calls it first, since plotters' text goes through
+/// this registry alone.
 pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
