@@ -24,7 +24,7 @@
 //! L2 for every 4 rows; and 24 sums in flight keep both FMA ports of an Intel core busy, where
 //! 16 leave idle cycles. On an Intel Xeon (one thread, `examples/thin_gemm.rs`) it takes
 //! 0.83–1.05 of matrixmultiply's time at 64–127 rows, where the 4 × 64 tile took 1.06–1.39, and
-//! 0.92–1.13 at weight gradients of 100–200 rows × 1000 (1.07–1.44).
+//! 0.92–1.17 at weight gradients of 100–200 rows × 1000 (1.07–1.59).
 //!
 //! **Strips.** [`product_of_strips`] runs the same tiles over a b that is written one strip at
 //! a time, 256 rows by one tile's width, into a buffer that stays in cache: how a convolution
@@ -341,7 +341,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm_avx512(ops: &Operands, y: &mut [f32]) {
         if ops.m >= TALL_ROWS {
-            // Tiles of 6 to 12 rows (M ≥ 12 rows cut evenly into tiles of at most 12).
+            // Tiles of 8 to 12 rows (M ≥ 24 rows cut evenly into tiles of at most 12).
             for_each_tile(ops, MR_TALL, NR_TALL, |t| match t.cols > 16 {
                 true => tall_tile_avx512::<2>(ops, y, t),
                 false => tall_tile_avx512::<1>(ops, y, t),
@@ -370,8 +370,9 @@ mod x86 {
         });
     }
 
-    /// A tall tile of V vectors: [`tile_avx512`] with R = the tile's rows, 6 to 12 (M ≥ 12
-    /// rows cut evenly into tiles of at most 12).
+    /// A tall tile of V vectors: [`tile_avx512`] with R = the tile's rows, 8 to 12 (M ≥
+    /// [`TALL_ROWS`] = 24 rows cut evenly into tiles of at most 12). The tile writes R rows, so
+    /// R must be exactly the tile's: any other height is refused.
     #[target_feature(enable = "avx512f")]
     #[inline]
     fn tall_tile_avx512<const V: usize>(ops: &Operands, y: &mut [f32], t: &Tile) {
@@ -381,8 +382,7 @@ mod x86 {
             10 => tile_avx512::<10, V>(ops, y, t),
             9 => tile_avx512::<9, V>(ops, y, t),
             8 => tile_avx512::<8, V>(ops, y, t),
-            7 => tile_avx512::<7, V>(ops, y, t),
-            _ => tile_avx512::<6, V>(ops, y, t),
+            rows => unreachable!("a tall tile of {rows} rows (at least {TALL_ROWS} rows make tiles of 8 to 12)"),
         }
     }
 
