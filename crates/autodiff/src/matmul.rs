@@ -264,9 +264,17 @@ fn sparse_row_times_dense((cols, vals): (&[u32], &[f32]), b: &[f32], n: usize, y
     }
 }
 
+/// Multiply-adds (nonzeros × columns) from which [`sparse_transpose_times_dense`] splits its
+/// rows across the pool. Burda's batch of 20 binarized images has about 2,000 nonzeros, so its
+/// first weight gradient (× 200 columns: about 410,000 multiply-adds) stays on one core: waking the other costs
+/// 30–70 µs (`examples/join_latency.rs`). The MLP's batch chunk of 64 grey images, about 9,600
+/// nonzeros × 400, is split.
+const SPARSE_PARALLEL_WORK: usize = 1 << 20;
+
 /// aᵀ·dy [K, N] for a sparse a [M, K] and dense dy [M, N]: row k is Σ_{i: a_ik ≠ 0} a_ik · dy_i·,
 /// the same kernel as the forward product run over the columns of a. Rows of the result are
-/// independent, so they are split across rayon's pool.
+/// independent, so they are split across rayon's pool when there is enough work
+/// ([`SPARSE_PARALLEL_WORK`]).
 fn sparse_transpose_times_dense(a: &SparseRows, dy: ArrayView2<f32>) -> Array2<f32> {
     assert_eq!(a.rows, dy.nrows(), "matmul_backward: a has {} rows, dy has {}", a.rows, dy.nrows());
     let at = a.transpose();
@@ -274,12 +282,18 @@ fn sparse_transpose_times_dense(a: &SparseRows, dy: ArrayView2<f32>) -> Array2<f
     let (n, ds) = (dy.ncols(), dy.as_slice().expect("standard layout"));
     let mut g = Array2::<f32>::zeros((at.rows, n));
     if n > 0 {
-        g.as_slice_mut().expect("fresh array").par_chunks_mut(n).with_min_len(64).enumerate().for_each(|(k, gk)| {
+        let rows = g.as_slice_mut().expect("fresh array");
+        let row = |(k, gk): (usize, &mut [f32])| {
             kernels::vectorized(
                 #[inline(always)]
                 || sparse_row_times_dense(at.row(k), ds, n, gk),
             )
-        });
+        };
+        if at.vals.len() * n >= SPARSE_PARALLEL_WORK {
+            rows.par_chunks_mut(n).with_min_len(64).enumerate().for_each(row);
+        } else {
+            rows.chunks_mut(n).enumerate().for_each(row);
+        }
     }
     g
 }

@@ -96,19 +96,23 @@ fn sparse_left_operands_match_finite_differences() {
 
 #[test]
 fn sparse_weight_gradient_matches_the_naive_one_at_the_first_layer() {
-    // dW = xᵀ·dy for a batch of 64 MNIST-like rows and W [784, 400]: sparse path vs the naive
-    // triple loop.
-    let x = sparse_tensor(64, 784, 0.2, 40);
-    let w = random_tensor(&[784, 400], 41);
-    let dy = random_tensor(&[64, 400], 42);
-    let mut tape = Tape::new();
-    let xv = tape.constant(x.clone());
-    let wv = tape.param(&w);
-    let y = tape.matmul(xv, wv);
-    let grads = tape.backward_from(y, dy.clone());
-    let dw = grads.get(wv).expect("a gradient for w");
-    let want = matmul_naive(&x.t().as_standard_layout().into_owned().into_dyn(), &dy);
-    assert_close(dw, &want, 1e-5);
+    // dW = xᵀ·dy for a first layer W [784, n]: sparse path vs the naive triple loop. The MLP's
+    // chunk (64 rows, n = 400: about 10,000 nonzeros × 400) splits its rows across the pool;
+    // Burda's batch (20 rows, n = 200: about 1,600 × 200) stays below the split's threshold of
+    // 2^20 multiply-adds and runs on one core.
+    for (m, n, density, seed) in [(64, 400, 0.2, 40), (20, 200, 0.1, 50)] {
+        let x = sparse_tensor(m, 784, density, seed);
+        let w = random_tensor(&[784, n], seed + 1);
+        let dy = random_tensor(&[m, n], seed + 2);
+        let mut tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let wv = tape.param(&w);
+        let y = tape.matmul(xv, wv);
+        let grads = tape.backward_from(y, dy.clone());
+        let dw = grads.get(wv).expect("a gradient for w");
+        let want = matmul_naive(&x.t().as_standard_layout().into_owned().into_dyn(), &dy);
+        assert_close(dw, &want, 1e-5);
+    }
 }
 
 #[test]

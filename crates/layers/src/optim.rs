@@ -13,8 +13,13 @@ use ndarray::Zip;
 use vae_autodiff::kernels::loops;
 use vae_autodiff::Tensor;
 
-/// Tensors at least this long are updated in parallel.
-const PARALLEL_LEN: usize = 1 << 15;
+/// Tensors at least this long are updated in parallel. A shorter update takes less than the
+/// other core's wake-up saves (30–70 µs, `examples/join_latency.rs`): Burda's largest weight,
+/// 156,800 values, updated on one core made its whole step 13% faster (docs/PERFORMANCE.md,
+/// 2026-12-04, fourth session), while the MLP's 313,600 still gain from two.
+const PARALLEL_LEN: usize = 1 << 18;
+/// Values per piece of a parallel update.
+const PARALLEL_PIECE: usize = 1 << 14;
 
 /// A first-order optimizer: updates parameters in place from their gradients.
 pub trait Optimizer: Send {
@@ -48,7 +53,7 @@ fn zip4(
     };
     if g.len() >= PARALLEL_LEN {
         use rayon::prelude::*;
-        let piece = PARALLEL_LEN / 2;
+        let piece = PARALLEL_PIECE;
         t.par_chunks_mut(piece)
             .zip(g.par_chunks(piece))
             .zip(a.par_chunks_mut(piece).zip(b.par_chunks_mut(piece)))

@@ -219,6 +219,9 @@ fn sum_in_chunk_order(chunk_grads: Vec<Vec<Tensor>>) -> Vec<Tensor> {
     let mut chunks = chunk_grads.into_iter();
     let mut grads = chunks.next().unwrap_or_default();
     let rest: Vec<Vec<Tensor>> = chunks.collect();
+    if rest.is_empty() {
+        return grads; // one chunk: nothing to add, and no reason to wake the other cores
+    }
     grads.par_iter_mut().enumerate().for_each(|(p, acc)| {
         for chunk in &rest {
             match (acc.as_slice_mut(), chunk[p].as_slice()) {
