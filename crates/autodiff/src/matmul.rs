@@ -266,9 +266,9 @@ fn sparse_row_times_dense((cols, vals): (&[u32], &[f32]), b: &[f32], n: usize, y
 
 /// Multiply-adds (nonzeros × columns) from which [`sparse_transpose_times_dense`] splits its
 /// rows across the pool. Burda's batch of 20 binarized images has about 2,000 nonzeros, so its
-/// first weight gradient (× 200 columns: about 410,000 multiply-adds) stays on one core: waking the other costs
-/// 30–70 µs (`examples/join_latency.rs`). The MLP's batch chunk of 64 grey images, about 9,600
-/// nonzeros × 400, is split.
+/// first weight gradient (× 200 columns: about 410,000 multiply-adds) stays on one core, where
+/// waking the other would cost 30–70 µs (`examples/join_latency.rs`). The MLP's chunk of 64
+/// grey images, about 9,600 nonzeros × 400 columns, is split.
 const SPARSE_PARALLEL_WORK: usize = 1 << 20;
 
 /// aᵀ·dy [K, N] for a sparse a [M, K] and dense dy [M, N]: row k is Σ_{i: a_ik ≠ 0} a_ik · dy_i·,

@@ -13,10 +13,11 @@ use ndarray::Zip;
 use vae_autodiff::kernels::loops;
 use vae_autodiff::Tensor;
 
-/// Tensors at least this long are updated in parallel. A shorter update takes less than the
-/// other core's wake-up saves (30–70 µs, `examples/join_latency.rs`): Burda's largest weight,
-/// 156,800 values, updated on one core made its whole step 13% faster (docs/PERFORMANCE.md,
-/// 2026-12-04, fourth session), while the MLP's 313,600 still gain from two.
+/// Tensors at least this long are updated in parallel. Below it, waking the other core (30–70
+/// µs, `examples/join_latency.rs`) costs about what the split saves: Burda's weights of 156,800
+/// values update on one core, and its step, with nothing else waking the other core, took 0.83
+/// ms instead of 0.97–0.98 (docs/PERFORMANCE.md, 2026-12-04, fourth session). The MLP's
+/// weights of 313,600 values still gain from two.
 const PARALLEL_LEN: usize = 1 << 18;
 /// Values per piece of a parallel update.
 const PARALLEL_PIECE: usize = 1 << 14;
