@@ -19,7 +19,8 @@ trap 'rm -rf "$work"' EXIT
 # name, then train's flags: the default MLP (batch 128: 8 steps), Burda's model (batch 20,
 # tanh, the thin-product tiles: 25 steps) and the conv model (the convolutions' implicit GEMM,
 # two steps) on small subsets. QEMU emulates AVX2 slowly: on an Intel Xeon each -cpu Haswell
-# run took 94-113 s with twice the MLP's and Burda's images, a third of CI's time.
+# run took 94-113 s (the MLP's and Burda's on twice these images; 56-57 s now), a third of
+# CI's time.
 runs=(
   "mlp|--epochs 1 --train-limit 1000 --test-limit 250"
   "burda|--preset burda --epochs 1 --train-limit 500 --test-limit 100"
