@@ -2,7 +2,8 @@
 //!
 //! Every `*.safetensors` file in `tests/fixtures/reference/` is one case: its metadata names
 //! the model kind, likelihood, σ and sizes, and its tensors hold the parameters, inputs and
-//! expected values (see that folder's README). Adding a file adds a case. For each, this test
+//! expected values (see that folder's README). Adding a file adds a case (listed in
+//! `REFERENCE_FILES`, so that a deleted file fails the test). For each, this test
 //! checks mu, logvar, z, the decoder output, recon, kl, loss, every parameter gradient, and the
 //! losses and parameters of three Adam steps, and prints a table of max abs / max rel errors.
 
@@ -110,6 +111,7 @@ impl Fixture {
         let likelihood = match self.meta["likelihood"].as_str() {
             "bernoulli" => Likelihood::Bernoulli,
             "gaussian" => Likelihood::Gaussian { sigma: self.meta["sigma"].parse().unwrap() },
+            "dlogistic" => Likelihood::DLogistic,
             l => panic!("unknown likelihood {l}"),
         };
         let (arch, input, latent) = match self.meta["model"].as_str() {
@@ -161,7 +163,8 @@ impl Table {
             let d = (a - e).abs();
             max_abs = max_abs.max(d);
             max_rel = max_rel.max(d / e.abs().max(1e-12));
-            ok &= d <= rtol * e.abs() + atol;
+            // A non-finite value on either side is a failure, never a match of two infinities.
+            ok &= a.is_finite() && e.is_finite() && d <= rtol * e.abs() + atol;
         }
         self.rows.push((name.to_string(), max_abs, max_rel, ok));
     }
@@ -173,7 +176,7 @@ impl Table {
         let last = self.rows.last_mut().unwrap();
         last.1 = (ours - e).abs();
         last.2 = last.1 / e.abs().max(1e-12);
-        last.3 = last.1 <= tol.0 * e.abs() + tol.1;
+        last.3 = ours.is_finite() && e.is_finite() && last.1 <= tol.0 * e.abs() + tol.1;
     }
 }
 
@@ -471,6 +474,18 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
     }
 }
 
+/// The committed cases, one per model the engine proves against PyTorch.
+const REFERENCE_FILES: [&str; 8] = [
+    "conv_bernoulli.safetensors",
+    "conv_dlogistic.safetensors",
+    "mlp2_iwae.safetensors",
+    "mlp_bernoulli.safetensors",
+    "mlp_cvae.safetensors",
+    "mlp_gaussian.safetensors",
+    "mlp_iwae.safetensors",
+    "vq_mlp.safetensors",
+];
+
 #[test]
 fn every_reference_file_matches_pytorch() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference");
@@ -480,7 +495,11 @@ fn every_reference_file_matches_pytorch() {
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "expected the reference files in {}", dir.display());
+    // Every committed case must be there: deleting one fails the test rather than shrinking it.
+    for name in REFERENCE_FILES {
+        assert!(dir.join(name).is_file(), "the reference file {name} is missing from {}", dir.display());
+    }
+    assert_eq!(files.len(), REFERENCE_FILES.len(), "a file in {} that REFERENCE_FILES does not list", dir.display());
     let failed: Vec<_> = files.iter().filter(|f| !check_case(f)).collect();
     assert!(failed.is_empty(), "cases outside tolerance: {failed:?} (tables above)");
 }

@@ -4,6 +4,8 @@
 //! - N: batch, D: values per example (pixels: everything after the first axis), J: latent size
 //! - `bce_with_logits`, `gaussian_nll`: logits / mean [N, …], target [N, …] → y `[N]`
 //! - `kl_std_normal`: mu [N, J], logvar [N, J] → y `[N]`
+//! - `dlogistic_nll`: mean [N, D], log_scale [N, D], target [N, D] on the 256 levels k/255 →
+//!   y `[N]`
 //!
 //! Each is a composition of primitives whose gradient simplifies once written out; the tests
 //! check every fused op against the composition it replaces. Targets are data: they get no
@@ -137,6 +139,103 @@ impl Tape<'_> {
         let y = per_example_sum(m, lv, |mu, lv| -0.5 * (1.0 + lv - mu * mu - lv.exp()));
         self.push(y, Op::KlStdNormal { mu, logvar })
     }
+}
+
+/// The 256 levels of an 8-bit pixel are k/255, k = 0 … 255; each owns a bin of this width.
+pub const BIN: f32 = 1.0 / 255.0;
+
+impl Tape<'_> {
+    /// Negative log-likelihood of 8-bit pixels under the discretized logistic (Kingma et al.
+    /// 2016, Salimans et al. 2017), per example: pixel x = k/255 has the probability mass the
+    /// logistic of mean m and scale e^s puts on its bin [x − ½/255, x + ½/255], the first bin
+    /// taking everything below and the last everything above:
+    ///
+    /// ```text
+    ///   a = (x − m + ½/255)·e^−s,  b = (x − m − ½/255)·e^−s,  Δ = a − b = e^−s/255
+    ///   k = 0:       log P = log σ(a)                      = −softplus(−a)
+    ///   k = 255:     log P = log(1 − σ(b))                 = −softplus(b)
+    ///   otherwise:   log P = log(σ(a) − σ(b))              = −softplus(−a) − softplus(b) + ln(1 − e^−Δ)
+    /// ```
+    ///
+    /// The last line is exact (σ(a) − σ(b) = σ(a)·σ(−b)·(1 − e^−Δ)), so no difference of two
+    /// nearly equal probabilities is ever formed: finite for every scale e^s from far below a
+    /// bin (a mass near 0 or 1) to far above it (a mass near Δ·density), where PixelCNN++'s
+    /// subtraction needs its mid-bin fallback. y_n = −Σ_i log P_ni, in nats.
+    ///
+    /// # Panics
+    /// If the shapes differ, or the target needs a gradient.
+    #[track_caller]
+    pub fn dlogistic_nll(&mut self, mean: Var, log_scale: Var, target: Var) -> Var {
+        check_constant_target("dlogistic_nll", self, target);
+        let (m, s, x) = (self.value(mean), self.value(log_scale), self.value(target));
+        check_same("dlogistic_nll", m, x);
+        check_same("dlogistic_nll", s, x);
+        let n = m.shape()[0];
+        let d = m.len() / n.max(1);
+        let (m, s, x) = (contiguous(m), contiguous(s), contiguous(x));
+        let y: Vec<f32> = (0..n)
+            .map(|r| {
+                let row = r * d..(r + 1) * d;
+                let terms: Vec<f32> = m[row.clone()]
+                    .iter()
+                    .zip(&s[row.clone()])
+                    .zip(&x[row])
+                    .map(|((&m, &s), &x)| dlogistic(m, s, x).0)
+                    .collect();
+                sum_f64(&terms) as f32
+            })
+            .collect();
+        let y = Tensor::from_shape_vec(vec![n], y).expect("[N]");
+        self.push(y, Op::DLogisticNll { mean, log_scale, target })
+    }
+}
+
+/// One pixel's −log P under the discretized logistic and its two derivatives, (−log P,
+/// ∂/∂m, ∂/∂s), from the terms of [`Tape::dlogistic_nll`] (∂a/∂m = ∂b/∂m = −e^−s, ∂a/∂s = −a,
+/// ∂b/∂s = −b, ∂Δ/∂s = −Δ, and d softplus(u)/du = σ(u)):
+///
+/// ```text
+///   k = 0:       −log P = softplus(−a)       ∂m = e^−s·σ(−a)                 ∂s = a·σ(−a)
+///   k = 255:     −log P = softplus(b)        ∂m = −e^−s·σ(b)                 ∂s = −b·σ(b)
+///   otherwise:   ∂m = e^−s·(σ(−a) − σ(b))    ∂s = a·σ(−a) − b·σ(b) + Δ/(e^Δ − 1)
+/// ```
+pub fn dlogistic(m: f32, s: f32, x: f32) -> (f32, f32, f32) {
+    let inv = (-s).exp();
+    let (a, b) = (inv * (x - m + 0.5 * BIN), inv * (x - m - 0.5 * BIN));
+    if x < 0.5 * BIN {
+        let sa = sigmoid(-a);
+        (softplus(-a), inv * sa, a * sa)
+    } else if x > 1.0 - 0.5 * BIN {
+        let sb = sigmoid(b);
+        (softplus(b), -inv * sb, -b * sb)
+    } else {
+        let delta = inv * BIN;
+        let (sa, sb) = (sigmoid(-a), sigmoid(b));
+        let nll = softplus(-a) + softplus(b) - (-(-delta).exp_m1()).ln();
+        let ds = a * sa - b * sb + if delta > 0.0 { delta / delta.exp_m1() } else { 1.0 };
+        (nll, inv * (sa - sb), ds)
+    }
+}
+
+/// y_n = −Σ_i log P(x_ni | m_ni, s_ni)  ⇒  dm_ni = dy_n · ∂m,  ds_ni = dy_n · ∂s ([`dlogistic`])
+pub(crate) fn dlogistic_nll_backward(
+    mean: &Tensor,
+    log_scale: &Tensor,
+    target: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor) {
+    let n = mean.shape()[0];
+    let d = mean.len() / n.max(1);
+    let (m, s, x, dy) = (contiguous(mean), contiguous(log_scale), contiguous(target), contiguous(dy));
+    let (mut dm, mut ds) = (vec![0.0f32; m.len()], vec![0.0f32; m.len()]);
+    for i in 0..m.len() {
+        let (_, gm, gs) = dlogistic(m[i], s[i], x[i]);
+        let dyn_ = dy[i / d.max(1)];
+        dm[i] = dyn_ * gm;
+        ds[i] = dyn_ * gs;
+    }
+    let shaped = |v| Tensor::from_shape_vec(mean.raw_dim(), v).expect("shape of mean");
+    (shaped(dm), shaped(ds))
 }
 
 /// y_n = Σ_i softplus(l_ni) − x_ni·l_ni  ⇒  dl_ni = dy_n · (σ(l_ni) − x_ni)

@@ -161,6 +161,16 @@ pub enum Op {
         /// fixed standard deviation
         sigma: f32,
     },
+    /// y_n = −Σ_i log P(x_ni) under the discretized logistic of mean m and scale e^s (target x
+    /// on the levels k/255 is a constant)
+    DLogisticNll {
+        /// logistic means [N, …]
+        mean: Var,
+        /// log-scales, same shape
+        log_scale: Var,
+        /// pixels k/255, same shape
+        target: Var,
+    },
     /// y_n = −½ Σ_j (1 + logvar_nj − mu_nj² − exp(logvar_nj))
     KlStdNormal {
         /// posterior mean [N, J]
@@ -382,6 +392,11 @@ impl<'p> Tape<'p> {
             Op::GaussianNll { mean, target, sigma } => {
                 g.add(*mean, Some(loss::gaussian_nll_backward(v(mean), v(target), *sigma, &dy)))
             }
+            Op::DLogisticNll { mean, log_scale, target } => {
+                let (dmean, dlog_scale) = loss::dlogistic_nll_backward(v(mean), v(log_scale), v(target), &dy);
+                g.add(*mean, Some(dmean));
+                g.add(*log_scale, Some(dlog_scale));
+            }
             Op::KlStdNormal { mu, logvar } => {
                 let (dmu, dlogvar) = loss::kl_std_normal_backward(v(mu), v(logvar), &dy);
                 g.add(*mu, Some(dmu));
@@ -428,6 +443,7 @@ impl Op {
             // Targets are constants of the loss: their gradient is never computed.
             Op::BceWithLogits { logits, .. } => vec![*logits],
             Op::GaussianNll { mean, .. } => vec![*mean],
+            Op::DLogisticNll { mean, log_scale, .. } => vec![*mean, *log_scale],
             Op::KlStdNormal { mu, logvar } => vec![*mu, *logvar],
         }
     }

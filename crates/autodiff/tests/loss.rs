@@ -144,3 +144,81 @@ fn a_trainable_target_is_refused_rather_than_left_without_gradient() {
     let target = tape.input(targets(&[2, 3], 8));
     tape.bce_with_logits(logits, target);
 }
+
+/// Pixels on the 256 levels k/255, the first and last level included.
+fn levels(shape: &[usize], seed: u64) -> Tensor {
+    let mut x =
+        random_tensor(shape, seed).mapv(|v| (vae_autodiff::elementwise::sigmoid(2.0 * v) * 255.0).round() / 255.0);
+    let n = x.len();
+    let flat = x.as_slice_mut().unwrap();
+    flat[0] = 0.0;
+    flat[n - 1] = 1.0;
+    flat[n / 2] = 0.0;
+    flat[n / 3] = 1.0;
+    x
+}
+
+/// The mass of level k under the logistic (m, e^s), in f64 by the textbook difference of CDFs,
+/// the edge bins taking the tails: the definition `dlogistic_nll` must agree with.
+fn mass_by_definition(m: f64, s: f64, k: u32) -> f64 {
+    let cdf = |v: f64| 1.0 / (1.0 + (-(v - m) / s.exp()).exp());
+    let (x, h) = (k as f64 / 255.0, 0.5 / 255.0);
+    let upper = if k == 255 { 1.0 } else { cdf(x + h) };
+    let lower = if k == 0 { 0.0 } else { cdf(x - h) };
+    upper - lower
+}
+
+fn dlogistic_nll_of(m: f32, s: f32, x: f32) -> f32 {
+    let mut tape = Tape::new();
+    let (mv, sv) = (tape.input(Tensor::from_elem(vec![1, 1], m)), tape.input(Tensor::from_elem(vec![1, 1], s)));
+    let xv = tape.constant(Tensor::from_elem(vec![1, 1], x));
+    let y = tape.dlogistic_nll(mv, sv, xv);
+    tape.value(y)[[0]]
+}
+
+#[test]
+fn dlogistic_nll_matches_finite_differences_at_every_kind_of_bin() {
+    // Odd, non-square shapes; means around the pixels; scales from a tenth of a bin to 0.2.
+    for (shape, lo, hi) in [([3usize, 5usize], -3.5f32, -1.5f32), ([2, 7], -7.5, -5.0)] {
+        let mean = random_tensor(&shape, 3).mapv(|v| 0.5 + 0.4 * v);
+        let log_scale = random_tensor(&shape, 4).mapv(|v| lo + (hi - lo) * vae_autodiff::elementwise::sigmoid(v));
+        let x = levels(&shape, 5);
+        check_gradients(&[mean, log_scale], |t, v| {
+            let x = t.constant(x.clone());
+            t.dlogistic_nll(v[0], v[1], x)
+        })
+        .assert_within(2e-3, 2e-2);
+    }
+}
+
+#[test]
+fn dlogistic_masses_sum_to_one_and_match_the_difference_of_cdfs() {
+    for (m, s) in [(0.5f32, -3.0f32), (0.02, -4.5), (0.97, -2.0), (0.3, -6.0), (1.4, -1.0), (-0.2, 0.5)] {
+        let mut total = 0.0f64;
+        for k in 0..=255u32 {
+            let p = (-dlogistic_nll_of(m, s, k as f32 / 255.0) as f64).exp();
+            let want = mass_by_definition(m as f64, s as f64, k);
+            assert!((p - want).abs() <= 2e-6 + 1e-4 * want, "m {m} s {s} k {k}: {p} against {want}");
+            total += p;
+        }
+        assert!((total - 1.0).abs() < 1e-4, "m {m} s {s}: the 256 masses sum to {total}");
+    }
+}
+
+#[test]
+fn dlogistic_nll_is_finite_for_tiny_and_huge_scales_at_the_edges_and_inside() {
+    for s in [-40.0f32, -12.0, 0.0, 6.0] {
+        for (m, x) in [(0.0f32, 0.0f32), (1.0, 1.0), (0.5, 0.5), (0.0, 1.0), (1.0, 0.0), (0.5, 128.0 / 255.0)] {
+            let y = dlogistic_nll_of(m, s, x);
+            assert!(y.is_finite() && y >= -1e-6, "s {s} m {m} x {x}: {y}");
+            let (_, dm, ds) = vae_autodiff::loss::dlogistic(m, s, x);
+            assert!(dm.is_finite() && ds.is_finite(), "s {s} m {m} x {x}: {dm} {ds}");
+        }
+    }
+    // A tiny scale on the pixel itself: all the mass in its bin.
+    assert!(dlogistic_nll_of(0.5, -12.0, 0.5) < 1e-3);
+    // A huge scale: the mass of an inner bin is about its width times the density at the mean,
+    // 1/(255·4·e^s).
+    let y = dlogistic_nll_of(0.5, 6.0, 0.5) as f64;
+    assert!((y - (255.0 * 4.0 * 6f64.exp()).ln()).abs() < 1e-3, "{y}");
+}

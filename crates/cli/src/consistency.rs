@@ -108,7 +108,7 @@ mod tests {
 
     /// A split of 2×2 images with the given pixels and labels.
     fn split(images: &[[u8; 4]], labels: &[u8]) -> Split {
-        Split { images: images.concat(), labels: labels.to_vec(), rows: 2, cols: 2 }
+        Split { images: images.concat(), labels: labels.to_vec(), channels: 1, rows: 2, cols: 2 }
     }
 
     #[test]

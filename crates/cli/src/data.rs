@@ -1,21 +1,23 @@
-//! The data of a command: the folder, the splits checked against the model, and the one
-//! mapping from `--binarize` to what the batches do. A long-lived process that trains many
-//! runs (the playground) keeps the data it has read ([`keep_loaded`]) instead of reading and
-//! unpacking 55 MB again for every run.
+//! The data of a command: the source (`--data` and its preparation flags, detected and
+//! described by `vae::data`), the splits checked against the model, and the one mapping from
+//! `--binarize` to what the batches do. A long-lived process that trains many runs (the
+//! playground) keeps the data it has read ([`keep_loaded`]) instead of reading and unpacking
+//! it again for every run.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use vae::data::{Binarize, Dataset, Split};
+use vae::data::{Binarize, Dataset, Format, Prep, Split};
 
-use crate::options::{BinarizeKind, Result};
+use crate::options::{BinarizeKind, DataArgs, Result};
+use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::streams::{stream, Purpose};
 
-/// The data folder: the one given, else `datasets/mnist` under the current folder, else the
+/// The data path: the one given, else `datasets/mnist` under the current folder, else the
 /// copy shipped in this repository.
-pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
-    if let Some(d) = given {
+pub fn data_dir(given: &DataArgs) -> PathBuf {
+    if let Some(d) = &given.data {
         return d.clone();
     }
     let local = Path::new("datasets/mnist");
@@ -26,16 +28,28 @@ pub fn data_dir(given: &Option<PathBuf>) -> PathBuf {
     }
 }
 
-/// Checks that the images of `split` (read from `dir`) have the size the model takes and, for
+/// The preparation the flags ask for. Nothing is resized or converted unless asked: a model's
+/// commands given data of another shape say so and name the flags that would prepare it.
+pub fn prep(args: &DataArgs) -> Prep {
+    Prep {
+        image_size: args.image_size,
+        channels: args.channels,
+        test_fraction: args.test_fraction.unwrap_or(Prep::default().test_fraction),
+        skip_bad: args.skip_bad,
+    }
+}
+
+/// Checks that the images of `split` (read from `dir`) have the shape the model takes and, for
 /// a conditional model, that every label is one of its classes.
 pub fn check_split(model: &dyn vae::Family, split: &vae::data::Split, dir: &Path) -> Result<()> {
-    let [_, rows, cols] = model.input();
-    if (split.rows, split.cols) != (rows, cols) {
+    let [c, rows, cols] = model.input();
+    if split.shape() != [c, rows, cols] {
+        let [sc, sr, sw] = split.shape();
+        let hint =
+            if rows == cols { format!("; --image-size {rows} --channels {c} prepares it so") } else { String::new() };
         return Err(format!(
-            "the model takes {rows}×{cols} images but {} holds {}×{} images",
+            "the model takes {rows}×{cols} images of {c} channel(s) but {} holds {sr}×{sw} images of {sc}{hint}",
             dir.display(),
-            split.rows,
-            split.cols
         )
         .into());
     }
@@ -52,12 +66,18 @@ pub fn check_split(model: &dyn vae::Family, split: &vae::data::Split, dir: &Path
     Ok(())
 }
 
-/// The test split of the data folder (`--data` or the default), checked against the model.
-pub fn load_test(data: &Option<PathBuf>, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
+/// The data set for a model's command (its size and channels), checked against the model.
+pub fn load_for_model(data: &DataArgs, model: &dyn vae::Family) -> Result<(Arc<Dataset>, PathBuf)> {
     let dir = data_dir(data);
-    let test = load(&dir)?.test.clone();
-    check_split(model, &test, &dir)?;
-    Ok((test, dir))
+    let set = load(&dir, &prep(data))?;
+    check_split(model, &set.test, &dir)?;
+    Ok((set, dir))
+}
+
+/// The test split of the data (`--data` or the default), checked against the model.
+pub fn load_test(data: &DataArgs, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
+    let (set, dir) = load_for_model(data, model)?;
+    Ok((set.test.clone(), dir))
 }
 
 /// Which split a static binarization is drawn for: each has its own stream.
@@ -81,39 +101,57 @@ pub fn binarize(split: Split, kind: BinarizeKind, seed: u64, part: Part) -> (Spl
     }
 }
 
-/// The dataset kept by [`keep_loaded`]: its folder and the data.
-static KEPT: Mutex<Option<(PathBuf, Arc<Dataset>)>> = Mutex::new(None);
+/// The dataset kept by [`keep_loaded`]: its path, its preparation and the data.
+static KEPT: Mutex<Option<(PathBuf, Prep, Arc<Dataset>)>> = Mutex::new(None);
 /// Whether [`load`] keeps what it reads.
 static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// From now on, [`load`] keeps the last dataset it read and hands it out again for the same
-/// folder (the playground: one process, many runs).
+/// path and preparation (the playground: one process, many runs).
 pub fn keep_loaded() {
     KEEP.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// The dataset in `dir`: read from its files, or the kept copy (see [`keep_loaded`]).
-pub fn load(dir: &Path) -> Result<Arc<Dataset>> {
+/// Reads and prepares the data at `path`, with a progress bar while a folder of images is
+/// decoded.
+fn read(path: &Path, prep: &Prep) -> Result<Dataset> {
+    let bar: OnceLock<Progress> = OnceLock::new();
+    let decoding = vae::data::detect(path).is_ok_and(|f| f == Format::ImageFolder);
+    let progress = |_done: usize, total: usize| {
+        if decoding {
+            bar.get_or_init(|| Progress::new(total as u64, "decoding images".into())).step(String::new);
+        }
+    };
+    let set = Dataset::open(path, prep, &progress);
+    if let Some(bar) = bar.get() {
+        bar.finish();
+    }
+    Ok(set?)
+}
+
+/// The dataset at `path` prepared as `prep` says: read, or the kept copy (see [`keep_loaded`]).
+pub fn load(path: &Path, prep: &Prep) -> Result<Arc<Dataset>> {
     if !KEEP.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(Arc::new(Dataset::load(dir)?));
+        return Ok(Arc::new(read(path, prep)?));
     }
     let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, data)) = kept.as_ref().filter(|(kept_dir, _)| kept_dir == dir) {
+    if let Some((_, _, data)) = kept.as_ref().filter(|(kept_path, kept_prep, _)| kept_path == path && kept_prep == prep)
+    {
         return Ok(data.clone());
     }
-    let data = Arc::new(Dataset::load(dir)?);
-    *kept = Some((dir.to_path_buf(), data.clone()));
+    let data = Arc::new(read(path, prep)?);
+    *kept = Some((path.to_path_buf(), prep.clone(), data.clone()));
     Ok(data)
 }
 
 /// The data, limited and binarized as the settings say; the mode for batches. A dataset of
 /// this run alone is taken apart without a copy; a kept one is copied as far as the limits say.
-pub fn prepare_data(dir: &Path, s: &Settings) -> Result<(Split, Split, Binarize)> {
+pub fn prepare_data(dir: &Path, prep: &Prep, s: &Settings) -> Result<(Split, Split, Binarize)> {
     let limited = |split: Split, limit: Option<usize>| match limit {
         Some(n) => split.truncated(n),
         None => split,
     };
-    let (train, test) = match Arc::try_unwrap(load(dir)?) {
+    let (train, test) = match Arc::try_unwrap(load(dir, prep)?) {
         Ok(data) => (limited(data.train, s.train_limit), limited(data.test, s.test_limit)),
         Err(shared) => {
             let part = |split: &Split, limit: Option<usize>| split.truncated(limit.unwrap_or(split.len()));

@@ -26,9 +26,9 @@ pub struct EvalArgs {
     /// A model.safetensors or checkpoint.safetensors written by `vae-cli train`.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    /// The data and its preparation.
+    #[command(flatten)]
+    pub data: crate::options::DataArgs,
     /// Also estimate −log p(x) with K importance samples per image (Burda et al. use 5000).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub iw_samples: Option<u64>,
@@ -146,7 +146,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
     let consistency = match conditional {
         Some(vae) => {
-            let data = vae::data::Dataset::load(&dir)?;
+            let (data, _) = crate::data::load_for_model(&args.data, model)?;
             Some(label_consistency(
                 vae,
                 &data.train,
@@ -167,7 +167,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         if let Some((k, nll)) = nll {
             obj["nll"] = serde_json::json!(nll);
-            obj["nll_bits_per_dim"] = serde_json::json!(bits_per_dim(nll, model));
+            if counts_bits(model, args.binarize) {
+                obj["nll_bits_per_dim"] = serde_json::json!(bits_per_dim(nll, model));
+            }
             obj["iw_samples"] = serde_json::json!(k);
         }
         if let Some(active) = &active {
@@ -203,8 +205,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         // A conditional model's bound is that of log p(x|y), the label given.
         let of = if model.classes() > 0 { "(x|y)" } else { "(x)" };
         if let Some((k, nll)) = nll {
-            let bpd = bits_per_dim(nll, model);
-            say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k}), {bpd:.4} bits per dimension");
+            let bpd = match counts_bits(model, args.binarize) {
+                true => format!(", {:.4} bits per dimension", bits_per_dim(nll, model)),
+                false => String::new(),
+            };
+            say!("−log p{of}  {nll:.4} nats per image (importance-weighted, K = {k}){bpd}");
         }
         if let Some(active) = &active {
             for (name, (count, variances)) in active {
@@ -222,9 +227,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether −log p(x) is a count of bits of discrete data, so that bits per dimension compare
+/// with other models of the same data: the discretized logistic on 8-bit pixels, or Bernoulli
+/// pixels on binarized images. A density (the Gaussian) or Bernoulli on grey levels (no
+/// probability mass of the 8-bit image) gives none.
+pub fn counts_bits(model: &dyn Family, binarize: BinarizeKind) -> bool {
+    match vae::Likelihood::from_metadata(&model.metadata()) {
+        Ok(vae::Likelihood::DLogistic) => true,
+        Ok(vae::Likelihood::Bernoulli) => binarize != BinarizeKind::None,
+        _ => false,
+    }
+}
+
 /// Nats per image as bits per dimension, the unit of papers on natural images: divided by the
 /// number of pixels D and by ln 2 (book chapter 10).
-fn bits_per_dim(nats: f64, model: &dyn Family) -> f64 {
+pub fn bits_per_dim(nats: f64, model: &dyn Family) -> f64 {
     let [c, h, w] = model.input();
     nats / ((c * h * w) as f64 * std::f64::consts::LN_2)
 }

@@ -1,8 +1,9 @@
 //! Pictures: an RGB canvas, image grids upscaled with nearest neighbour, and PNG output
 //! written atomically.
 //!
-//! Shape legend: an image batch is [N, H·W] in [0, 1] (row-major pixels); a grid puts N images
-//! in `rows`×`cols` cells of (H·s)×(W·s) pixels with s the upscale factor.
+//! Shape legend: an image batch is [N, C·H·W] in [0, 1], each image C planes of row-major
+//! pixels (C = 1 grey, 3 red-green-blue); a grid puts N images in `rows`×`cols` cells of
+//! (H·s)×(W·s) pixels with s the upscale factor.
 
 use std::path::Path;
 
@@ -48,13 +49,22 @@ impl Canvas {
         }
     }
 
-    /// Draws a grey image of h×w values in [0, 1] (0 black, 1 white) at (x, y), each pixel
-    /// a `scale`×`scale` block.
-    pub fn blit_gray(&mut self, x: i64, y: i64, pixels: &[f32], h: usize, w: usize, scale: usize) {
+    /// Draws an image of h×w pixels at (x, y), each pixel a `scale`×`scale` block: grey if
+    /// `pixels` holds h·w values in [0, 1] (0 black, 1 white), colour if it holds three planes
+    /// of them (red, green, blue).
+    pub fn blit(&mut self, x: i64, y: i64, pixels: &[f32], h: usize, w: usize, scale: usize) {
+        let hw = h * w;
+        let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let colour = pixels.len() == 3 * hw;
         for r in 0..h {
             for c in 0..w {
-                let v = (pixels[r * w + c].clamp(0.0, 1.0) * 255.0).round() as u8;
-                self.fill_rect(x + (c * scale) as i64, y + (r * scale) as i64, scale, scale, [v, v, v]);
+                let i = r * w + c;
+                let rgb = if colour {
+                    [byte(pixels[i]), byte(pixels[hw + i]), byte(pixels[2 * hw + i])]
+                } else {
+                    [byte(pixels[i]); 3]
+                };
+                self.fill_rect(x + (c * scale) as i64, y + (r * scale) as i64, scale, scale, rgb);
             }
         }
     }
@@ -85,7 +95,8 @@ pub const SCALE: usize = 3;
 /// Pixels between grid cells.
 pub const GAP: usize = 2;
 
-/// A grid of `rows`×`cols` grey images of h×w taken from `images` [N, H·W] in order (missing
+/// A grid of `rows`×`cols` images of h×w (grey or colour, see [`Canvas::blit`]) taken from
+/// `images` [N, C·H·W] in order (missing
 /// cells stay blank), each upscaled [`SCALE`] times, on a dark background so that cell borders
 /// show.
 pub fn grid(images: &Tensor, rows: usize, cols: usize, h: usize, w: usize) -> Canvas {
@@ -99,7 +110,7 @@ pub fn grid_scaled(images: &Tensor, rows: usize, cols: usize, h: usize, w: usize
     for (i, img) in images.outer_iter().enumerate().take(rows * cols) {
         let (r, c) = (i / cols, i % cols);
         let px = img.as_slice().expect("standard layout");
-        canvas.blit_gray((GAP + c * cw) as i64, (GAP + r * ch) as i64, px, h, w, scale);
+        canvas.blit((GAP + c * cw) as i64, (GAP + r * ch) as i64, px, h, w, scale);
     }
     canvas
 }

@@ -15,9 +15,34 @@ pub struct ModelArgs {
     /// A model.safetensors or checkpoint.safetensors written by `vae-cli train`.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
-    #[arg(long, value_name = "DIR")]
+    /// The data: see [`DataArgs`].
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Where the images come from and how they are prepared (every command that reads data).
+#[derive(Args, Debug, Clone, Default, PartialEq)]
+pub struct DataArgs {
+    /// The data (default: the shipped datasets/mnist): a folder of MNIST-format IDX files
+    /// (MNIST, Fashion-MNIST, KMNIST), a folder of PNG/JPEG images (class subfolders give
+    /// labels; train/ and test/ subfolders give the split), a NumPy .npy/.npz of uint8 images,
+    /// or a folder of CIFAR-10/100 binary batches.
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+    /// Crop each image to its centred square and resize it to S×S (a triangle filter); needed
+    /// when the images differ in size. Give a model's commands the flags it was trained with.
+    #[arg(long, value_name = "S")]
+    pub image_size: Option<usize>,
+    /// 1 (grey) or 3 (colour) channels [default: what the data has].
+    #[arg(long, value_name = "C")]
+    pub channels: Option<usize>,
+    /// The share of images held out for testing, drawn with a fixed seed, when the data has no
+    /// split of its own (no train/ and test/ folders, no x_train and x_test) [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
+    /// Skip (and count) images that cannot be decoded instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 /// The class a conditional model draws; an unconditional model refuses the flag.
@@ -62,6 +87,20 @@ pub enum LikelihoodKind {
     Bernoulli,
     /// Gaussian pixels with fixed --sigma (squared error plus its normalizer).
     Gaussian,
+    /// 8-bit pixels under the discretized logistic (Kingma et al. 2016): a mean and a
+    /// log-scale per value from the decoder, 256 bins; reports bits per dimension.
+    Dlogistic,
+}
+
+impl LikelihoodKind {
+    /// The model's likelihood, with --sigma for the Gaussian.
+    pub fn likelihood(self, sigma: f32) -> vae::Likelihood {
+        match self {
+            LikelihoodKind::Bernoulli => vae::Likelihood::Bernoulli,
+            LikelihoodKind::Gaussian => vae::Likelihood::Gaussian { sigma },
+            LikelihoodKind::Dlogistic => vae::Likelihood::DLogistic,
+        }
+    }
 }
 
 /// Optimizer.

@@ -33,9 +33,9 @@ pub struct PriorArgs {
     /// A model.safetensors of a VQ-VAE (`vae-cli train --family vqvae`).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    /// The data and its preparation.
+    #[command(flatten)]
+    pub data: crate::options::DataArgs,
     /// Folder for prior.safetensors, prior_checkpoint.safetensors (the resumable state: prior,
     /// Adam's moments, progress), prior.json, prior_metrics.csv and the pictures [default: the
     /// checkpoint's].
@@ -116,7 +116,7 @@ pub fn run(args: PriorArgs) -> Result<()> {
     run.settings.epochs = epochs;
 
     let dir = data_dir(&args.data);
-    let data = Dataset::load(&dir)?;
+    let data: Dataset = Dataset::clone(&*crate::data::load(&dir, &crate::data::prep(&args.data))?);
     check_split(&model, &data.train, &dir)?;
     let (mut train, mut test) = (data.train, data.test);
     if let Some(n) = run.settings.train_limit {

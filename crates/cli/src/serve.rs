@@ -52,9 +52,9 @@ pub struct ServeArgs {
     /// needs the page's own token, so other web pages cannot.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    /// The data and its preparation.
+    #[command(flatten)]
+    pub data: crate::options::DataArgs,
     /// The playground's folder of runs: each run it starts is a folder here, and it lists
     /// the runs it finds here.
     #[arg(long, value_name = "DIR", default_value = "runs")]
@@ -169,10 +169,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
             crate::threads::init_threads(args.threads)?;
             let dir = crate::data::data_dir(&args.data);
             crate::data::keep_loaded();
-            let test = crate::data::load(&dir)?.test.clone();
+            let test = crate::data::load(&dir, &crate::data::prep(&args.data))?.test.clone();
             let runs = args.runs.display().to_string();
             (
-                Site::Playground(Playground::new(args.runs.clone(), args.data.clone(), test)),
+                Site::Playground(Playground::new(args.runs.clone(), args.data.data.clone(), test)),
                 format!("the playground (runs in {runs}/)"),
             )
         }

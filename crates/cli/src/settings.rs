@@ -61,6 +61,15 @@ pub struct Settings {
     pub epochs: u64,
     /// The epochs the learning-rate schedule spans (usually `epochs`; older files: `epochs`).
     pub schedule_epochs: u64,
+    /// The share of images held out for testing when the data has no split of its own.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// `--image-size`: the side images were cropped and resized to, if any.
+    #[serde(default)]
+    pub image_size: Option<usize>,
+    /// `--channels`: the channels images were converted to, if asked.
+    #[serde(default)]
+    pub channels: Option<usize>,
 }
 
 // The values of runs written before each setting existed: the plain protocol (the one-sample
@@ -82,6 +91,9 @@ fn default_schedule() -> LrScheduleKind {
 }
 fn default_adam_eps() -> f32 {
     1e-8
+}
+fn default_test_fraction() -> f64 {
+    vae::data::Prep::default().test_fraction
 }
 fn default_epochs() -> u64 {
     10

@@ -8,21 +8,21 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use rand::seq::IndexedRandom;
-use vae::data::{Binarize, Split};
+use vae::data::{Binarize, Prep, Split};
 use vae::family::{StepSettings, Sums};
 use vae::objective::Objective;
 use vae::train::NonFinite;
 use vae::{Activation, Arch, Family, Likelihood, Vae, VaeConfig};
 
 use crate::control::Control;
-use crate::data::{check_split, data_dir, prepare_data};
+use crate::data::{check_split, data_dir, prep, prepare_data};
 use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::family_hvae::{self, HvaeFlags};
 use crate::family_vqvae::VqFlags;
 use crate::interrupt;
 use crate::options::{
-    check_number, ActivationKind, BinarizeKind, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind, ObjectiveKind,
-    OptimizerKind, OutputBias, Preset, Result,
+    check_number, ActivationKind, BinarizeKind, DataArgs, FamilyKind, LikelihoodKind, LrScheduleKind, ModelKind,
+    ObjectiveKind, OptimizerKind, OutputBias, Preset, Result,
 };
 use crate::rundir::{metrics_header, write_pictures, Run, CHECKPOINT, MODEL, MODEL_RUN};
 use crate::say::say;
@@ -107,9 +107,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
-    /// Folder with the four MNIST-format IDX files (default: the shipped datasets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    /// The data and its preparation.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Run folder for the model, checkpoint, metrics and pictures (default: a new folder under runs/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -197,15 +197,12 @@ impl TrainArgs {
 
 /// The model the flags describe, for the images and labels of `train`, initialized from `seed`.
 fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn Family>> {
-    let likelihood = match a.likelihood {
-        LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
-        LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: a.sigma },
-    };
+    let likelihood = a.likelihood.likelihood(a.sigma);
     let activation = match p.activation {
         ActivationKind::Relu => Activation::Relu,
         ActivationKind::Tanh => Activation::Tanh,
     };
-    let input = [1, train.rows, train.cols];
+    let input = train.shape();
     let rng = &mut stream(a.seed, 0, 0, Purpose::Init);
     let parts = (activation, likelihood);
     match p.family {
@@ -259,6 +256,9 @@ fn init_output_bias(model: &mut dyn Family, likelihood: Likelihood, train: &Spli
             })
             .collect(),
         Likelihood::Gaussian { .. } => mean,
+        Likelihood::DLogistic => {
+            return Err("--output-bias data-mean is for the bernoulli and gaussian likelihoods".into())
+        }
     };
     if model.set_output_bias(&bias) {
         Ok(())
@@ -317,6 +317,9 @@ fn settings_from_args(a: &TrainArgs, p: &Protocol) -> Settings {
         adam_eps: p.adam_eps,
         epochs: p.epochs,
         schedule_epochs: a.schedule_epochs.unwrap_or(p.epochs),
+        test_fraction: a.data.test_fraction.unwrap_or(Prep::default().test_fraction),
+        image_size: a.data.image_size,
+        channels: a.data.channels,
     }
 }
 
@@ -339,7 +342,10 @@ pub fn run_controlled(args: TrainArgs, control: &Control) -> Result<()> {
     let s = run.settings.clone();
     // A resumed run goes on to its planned epochs unless --epochs says otherwise.
     let epochs = if args.resume { args.epochs.unwrap_or(s.epochs) } else { protocol.epochs };
-    let (train, test, mode) = prepare_data(&dir, &s)?;
+    // The run's own preparation of the data (a resumed run keeps what it started with).
+    let prep =
+        Prep { image_size: s.image_size, channels: s.channels, test_fraction: s.test_fraction, ..prep(&args.data) };
+    let (train, test, mode) = prepare_data(&dir, &prep, &s)?;
     check_split(run.model.as_ref(), &train, &dir)?;
     check_split(run.model.as_ref(), &test, &dir)?;
     if train.is_empty() || test.is_empty() {
@@ -416,15 +422,12 @@ fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
 /// fresh optimizer. Refuses a folder that already holds a run.
 fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, out: &Path) -> Result<Run> {
     MODEL_RUN.check_fresh(out)?;
-    let probe = crate::data::load(dir)?; // fail early, before creating a folder
+    let probe = crate::data::load(dir, &prep(&args.data))?; // fail early, before creating a folder
+    say!("data: {}", probe.describe());
     let mut model = model_from_args(args, protocol, &probe.train)?;
     if protocol.output_bias == OutputBias::DataMean {
         check_split(model.as_ref(), &probe.train, dir)?;
-        let likelihood = match args.likelihood {
-            LikelihoodKind::Bernoulli => Likelihood::Bernoulli,
-            LikelihoodKind::Gaussian => Likelihood::Gaussian { sigma: args.sigma },
-        };
-        init_output_bias(model.as_mut(), likelihood, &probe.train)?;
+        init_output_bias(model.as_mut(), args.likelihood.likelihood(args.sigma), &probe.train)?;
     }
     Ok(Run { model, opt: settings.optimizer(), settings, state: RunState::default() })
 }
@@ -491,7 +494,12 @@ impl Trainer for ModelTrainer<'_> {
         }
         row.extend(test.statistics.iter().map(|(_, v)| format!("{v:.4}")));
         row.push(format!("{seconds:.2}"));
-        let stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
+        let mut stats: String = test.statistics.iter().map(|(name, v)| format!("  {name} {v:.1}")).collect();
+        if crate::eval::counts_bits(model, s.binarize) && s.beta == 1.0 {
+            // The test −ELBO bounds −log p(x): in bits per dimension, as papers on images report.
+            let bits = crate::eval::bits_per_dim(model.loss(&test.means, &knobs), model);
+            stats += &format!("  ≤ {bits:.3} bits/dim");
+        }
         let mut lines = vec![format!(
             "epoch {:>3}/{}  train {}  test {}{stats}  {seconds:.1}s",
             epoch + 1,
@@ -590,7 +598,7 @@ mod tests {
     #[test]
     fn the_output_bias_starts_at_the_logit_of_the_pixel_means() {
         // Two 1×2 images: pixel 0 is 255 then 0 (mean ½), pixel 1 always 0 (clipped to 0.001).
-        let train = Split { images: vec![255, 0, 0, 0], labels: vec![0, 1], rows: 1, cols: 2 };
+        let train = Split { images: vec![255, 0, 0, 0], labels: vec![0, 1], channels: 1, rows: 1, cols: 2 };
         let config =
             VaeConfig { arch: Arch::Mlp { hidden: vec![3] }, input: [1, 1, 2], latent: 1, ..VaeConfig::mlp_mnist() };
         let mut model = Vae::new(config, &mut StdRng::seed_from_u64(0)).unwrap();
@@ -615,12 +623,12 @@ mod tests {
     /// splits as reading the files afresh, limited and binarized alike.
     #[test]
     fn kept_data_gives_the_same_splits_as_fresh_data() {
-        let dir = data_dir(&None);
+        let dir = data_dir(&DataArgs::default());
         let s = settings(&["--train-limit", "300", "--test-limit", "200", "--binarize", "static"]);
-        let (train, test, mode) = prepare_data(&dir, &s).unwrap();
+        let (train, test, mode) = prepare_data(&dir, &Prep::default(), &s).unwrap();
         crate::data::keep_loaded();
         for _ in 0..2 {
-            let (kept_train, kept_test, kept_mode) = prepare_data(&dir, &s).unwrap();
+            let (kept_train, kept_test, kept_mode) = prepare_data(&dir, &Prep::default(), &s).unwrap();
             assert_eq!((kept_train.images, kept_train.labels), (train.images.clone(), train.labels.clone()));
             assert_eq!((kept_test.images, kept_test.labels), (test.images.clone(), test.labels.clone()));
             assert_eq!(kept_mode, mode);

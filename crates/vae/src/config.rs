@@ -19,6 +19,10 @@ pub enum Likelihood {
         /// The standard deviation σ > 0.
         sigma: f32,
     },
+    /// 8-bit pixels under the discretized logistic (Kingma et al. 2016, Salimans et al. 2017):
+    /// the decoder gives each value a mean and a log-scale (two outputs per value: the means
+    /// first, then the log-scales), and each pixel k/255 has the mass of its bin.
+    DLogistic,
 }
 
 impl Likelihood {
@@ -27,6 +31,7 @@ impl Likelihood {
         let (lik, sigma) = match self {
             Likelihood::Bernoulli => ("bernoulli", 1.0),
             Likelihood::Gaussian { sigma } => ("gaussian", sigma),
+            Likelihood::DLogistic => ("dlogistic", 1.0),
         };
         m.insert("likelihood".into(), lik.into());
         m.insert("sigma".into(), sigma.to_string());
@@ -36,6 +41,7 @@ impl Likelihood {
     pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
         match m.get("likelihood").map(String::as_str) {
             Some("bernoulli") => Ok(Likelihood::Bernoulli),
+            Some("dlogistic") => Ok(Likelihood::DLogistic),
             Some("gaussian") => match m.get("sigma").map(|s| s.parse::<f32>()) {
                 Some(Ok(sigma)) => Ok(Likelihood::Gaussian { sigma }),
                 _ => Err(Error::config("configuration entry \"sigma\" is missing or not a number".into())),
@@ -222,7 +228,7 @@ impl VaeConfig {
         let add = |a: usize, b: usize| a.checked_add(b);
         let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o); // weight and bias
         let d = self.input.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
-        let (j, y) = (self.latent, self.classes);
+        let (j, y, outputs) = (self.latent, self.classes, self.likelihood.outputs_per_value());
         // The encoder's body ends in a width w that the two heads read (with y appended); the
         // decoder's first layer reads [z, y].
         let (body, w, decoder) = match &self.arch {
@@ -230,7 +236,7 @@ impl VaeConfig {
                 let mut widths = vec![add(d, y)?];
                 widths.extend(hidden);
                 let mut enc = 0usize;
-                let mut dec = linear(*widths.last()?, d)?; // dec_out, last hidden → D
+                let mut dec = linear(*widths.last()?, d.checked_mul(outputs)?)?; // dec_out, last hidden → D (2D)
                 for p in widths.windows(2) {
                     enc = add(enc, linear(p[0], p[1])?)?;
                 }
@@ -245,10 +251,13 @@ impl VaeConfig {
                 let shapes = self.conv_shapes().ok()?;
                 let mut enc = 0usize;
                 let mut dec = 0usize;
-                for (l, s) in layers.iter().zip(&shapes) {
-                    let weights = s[0].checked_mul(l.channels)?.checked_mul(l.kernel.checked_mul(l.kernel)?)?;
+                for (i, (l, s)) in layers.iter().zip(&shapes).enumerate() {
+                    let area = l.kernel.checked_mul(l.kernel)?;
+                    let weights = s[0].checked_mul(l.channels)?.checked_mul(area)?;
                     enc = add(enc, add(weights, l.channels)?)?; // convolution: bias per output channel
-                    dec = add(dec, add(weights, s[0])?)?; // its mirror: bias per input channel
+                                                                // Its mirror: back to the input channels (the output layer: `outputs` per channel).
+                    let back = if i == 0 { s[0].checked_mul(outputs)? } else { s[0] };
+                    dec = add(dec, add(back.checked_mul(l.channels)?.checked_mul(area)?, back)?)?;
                 }
                 let flat = shapes.last()?.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
                 (enc, add(flat, y)?, add(dec, linear(add(j, y)?, flat)?)?)
@@ -304,6 +313,7 @@ impl VaeConfig {
         let mut lik = match c.likelihood {
             Likelihood::Bernoulli => "bernoulli".to_string(),
             Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+            Likelihood::DLogistic => "discretized logistic".to_string(),
         };
         if c.activation != Activation::Relu {
             lik = format!("{} {lik}", c.activation.name());

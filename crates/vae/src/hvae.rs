@@ -114,6 +114,11 @@ impl HvaeConfig {
                 return Err(Error::config(format!("sigma must be a positive number, found {sigma}")));
             }
         }
+        if self.likelihood.outputs_per_value() != 1 {
+            return Err(Error::config(
+                "the discretized logistic is for the vae and cvae families so far; use bernoulli or gaussian".into(),
+            ));
+        }
         if self.parameter_count().is_none_or(|n| n > MAX_PARAMETERS) {
             return Err(Error::config(format!("the model would have more than {MAX_PARAMETERS} parameters")));
         }
@@ -166,6 +171,7 @@ impl HvaeConfig {
         let lik = match self.likelihood {
             Likelihood::Bernoulli => "bernoulli".to_string(),
             Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+            Likelihood::DLogistic => "discretized logistic".to_string(),
         };
         format!("hvae {} {} {lik}", parts.join("-"), self.activation.name())
     }

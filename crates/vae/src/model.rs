@@ -124,7 +124,8 @@ impl Vae {
             Arch::Mlp { hidden } => {
                 let back: Vec<usize> = hidden.iter().rev().copied().collect();
                 let body = Mlp::new(&mut params, "dec", dec_width, &back, config.activation, rng);
-                let out = Linear::new(&mut params, "dec_out", body.width(), d, rng);
+                let outputs = d * config.likelihood.outputs_per_value();
+                let out = Linear::new(&mut params, "dec_out", body.width(), outputs, rng);
                 DecoderBody::Mlp { hidden: body, out }
             }
             Arch::Conv { layers } => {
@@ -132,6 +133,8 @@ impl Vae {
                 let top = *shapes.last().expect("non-empty");
                 let fc = Linear::new(&mut params, "dec_fc1", dec_width, top.iter().product(), rng);
                 // Mirror: the i-th deconvolution undoes the (L−i)-th convolution.
+                // The last gives O output channels per input channel (the means, then the log-scales).
+                let last = layers.len();
                 let deconvs = layers
                     .iter()
                     .zip(shapes.windows(2))
@@ -140,7 +143,8 @@ impl Vae {
                     .map(|(i, (l, s))| {
                         let geom = ConvGeom::new(l.stride, l.padding);
                         let name = format!("dec_deconv{}", i + 1);
-                        ConvTranspose2d::new(&mut params, &name, s[1][0], s[0][0], l.kernel, geom, rng)
+                        let out = if i + 1 == last { s[0][0] * config.likelihood.outputs_per_value() } else { s[0][0] };
+                        ConvTranspose2d::new(&mut params, &name, s[1][0], out, l.kernel, geom, rng)
                     })
                     .collect();
                 DecoderBody::Conv { fc, shape: top, deconvs: DeconvStack::new(deconvs, config.activation) }

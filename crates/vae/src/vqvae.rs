@@ -127,6 +127,11 @@ impl VqConfig {
                 self.input, self.code_dim, self.codebook_size
             )));
         }
+        if self.likelihood.outputs_per_value() != 1 {
+            return Err(Error::config(
+                "the discretized logistic is for the vae and cvae families so far; use bernoulli or gaussian".into(),
+            ));
+        }
         if let Some(g) = self.ema_decay {
             if !(g > 0.0 && g < 1.0) {
                 return Err(Error::config(format!("the EMA decay must lie strictly between 0 and 1, found {g}")));

@@ -89,9 +89,16 @@ fn inconsistent_sets_and_missing_files_are_refused() {
     let e = Dataset::load(&d).unwrap_err().to_string();
     assert!(e.contains("holds 4 images but") && e.contains("holds 5 labels"), "{e}");
 
+    // A folder with some of the four files is an IDX folder missing the others.
     let d = dir("missing");
+    write_set(&d, 4, 3, 4);
+    std::fs::remove_file(d.join("train-images-idx3-ubyte.gz")).unwrap();
     let e = Dataset::load(&d).unwrap_err().to_string();
     assert!(e.contains("no train-images-idx3-ubyte.gz or train-images-idx3-ubyte here"), "{e}");
+    // A folder with none of them and no images says what it looked for.
+    let d = dir("empty");
+    let e = Dataset::load(&d).unwrap_err().to_string();
+    assert!(e.contains("no images found") && e.contains("not an IDX data set"), "{e}");
     let e = Dataset::load(&d.join("nope")).unwrap_err().to_string();
     assert!(e.contains("does not exist"), "{e}");
 }

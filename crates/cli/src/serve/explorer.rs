@@ -145,7 +145,7 @@ impl Explorer {
         let image = self.space().decode_points(z, &[label.unwrap_or(0)]);
         let [_, h, w] = self.model.input();
         let mut canvas = Canvas::new(w * ZOOM, h * ZOOM, [0, 0, 0]);
-        canvas.blit_gray(0, 0, image.as_slice().expect("contiguous"), h, w, ZOOM);
+        canvas.blit(0, 0, image.as_slice().expect("contiguous"), h, w, ZOOM);
         match canvas.encode_png() {
             Ok(png) => (200, "image/png", png),
             Err(e) => text(500, format!("cannot encode the image: {e}")),

@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(args.train_limit, Some(2000));
         assert_eq!(args.out, None);
         // Nothing given: the command line's defaults.
-        assert_eq!(parse("{}", Some(Path::new("elsewhere"))).unwrap().0.data.as_deref(), Some(Path::new("elsewhere")));
+        assert_eq!(
+            parse("{}", Some(Path::new("elsewhere"))).unwrap().0.data.data.as_deref(),
+            Some(Path::new("elsewhere"))
+        );
     }
 
     /// The refusal matrix: each bad setting gets one line that names it.

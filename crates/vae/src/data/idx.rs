@@ -1,11 +1,11 @@
-//! Data: IDX files (MNIST's format), plain or gzip, and batches of f32 pixels.
+//! IDX files (MNIST's format), plain or gzip, and the folder of four that MNIST, Fashion-MNIST
+//! and KMNIST ship as.
 //!
 //! An IDX file is a 4-byte magic number — two zero bytes, a type code (0x08 for unsigned
 //! bytes) and the number of dimensions — then each dimension as a big-endian u32, then the
-//! values in row-major order. Images stay `u8` in memory (47 MB for MNIST's training set);
-//! a batch is converted to f32 in [0, 1] when it is drawn.
+//! values in row-major order.
 //!
-//! Shape legend: N examples, H×W pixels per image, B batch, D = H·W.
+//! Shape legend: N images of H×W grey pixels; labels [N].
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ReadBytesExt};
 use flate2::read::GzDecoder;
-use rand::Rng;
-use vae_autodiff::Tensor;
 
+use super::Split;
 use crate::error::Error;
 
 /// The four file names of MNIST and of the data sets that copy its layout.
@@ -96,117 +95,6 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One split of a data set: images as bytes and their labels.
-#[derive(Clone, Debug)]
-pub struct Split {
-    /// N·H·W pixel values, 0 to 255, image after image.
-    pub images: Vec<u8>,
-    /// N labels.
-    pub labels: Vec<u8>,
-    /// H
-    pub rows: usize,
-    /// W
-    pub cols: usize,
-}
-
-/// How pixels in [0, 1] are turned into training targets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binarize {
-    /// Grey values as they are (PyTorch's example).
-    None,
-    /// Each pixel resampled as a Bernoulli(p) draw every time it is used (Burda et al.).
-    Dynamic,
-}
-
-impl Split {
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether the split is empty.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// D = H·W.
-    pub fn pixels(&self) -> usize {
-        self.rows * self.cols
-    }
-
-    /// Images `indices` as a batch [B, D] of f32 in [0, 1].
-    pub fn batch(&self, indices: &[usize], binarize: Binarize, rng: &mut impl Rng) -> Tensor {
-        let d = self.pixels();
-        let mut out = Vec::with_capacity(indices.len() * d);
-        for &i in indices {
-            let img = &self.images[i * d..(i + 1) * d];
-            match binarize {
-                Binarize::None => out.extend(img.iter().map(|&p| p as f32 / 255.0)),
-                Binarize::Dynamic => {
-                    out.extend(img.iter().map(|&p| if rng.random::<f32>() < p as f32 / 255.0 { 1.0 } else { 0.0 }))
-                }
-            }
-        }
-        Tensor::from_shape_vec(vec![indices.len(), d], out).expect("B·D values")
-    }
-
-    /// The rows a model with `classes` classes reads for images `indices`: the batch [B, D] of
-    /// [`Split::batch`], and for a conditional model (`classes` > 0) each image's one-hot label
-    /// after its pixels, [B, D + classes]. The labels take no random draws, so the pixels are
-    /// the same either way.
-    ///
-    /// # Panics
-    /// If a label is not below `classes` (check with [`Split::classes`] first).
-    pub fn rows(&self, indices: &[usize], binarize: Binarize, rng: &mut impl Rng, classes: usize) -> Tensor {
-        let x = self.batch(indices, binarize, rng);
-        if classes == 0 {
-            return x;
-        }
-        let labels: Vec<usize> = indices.iter().map(|&i| self.labels[i] as usize).collect();
-        crate::cvae::with_labels(&x, &labels, classes)
-    }
-
-    /// The number of classes the labels use: the largest label + 1 (0 if empty).
-    pub fn classes(&self) -> usize {
-        self.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0)
-    }
-
-    /// Each pixel's mean grey value over the split, in [0, 1] (D values; zeros if empty).
-    pub fn pixel_mean(&self) -> Vec<f32> {
-        let d = self.pixels();
-        let mut sums = vec![0u64; d];
-        for img in self.images.chunks_exact(d.max(1)) {
-            sums.iter_mut().zip(img).for_each(|(s, &p)| *s += p as u64);
-        }
-        let n = self.len().max(1) as f64;
-        sums.iter().map(|&s| (s as f64 / (255.0 * n)) as f32).collect()
-    }
-
-    /// A copy with every pixel replaced, once and for all, by a Bernoulli draw of its grey
-    /// value (the fixed binarization of Larochelle & Murray), from `rng`.
-    pub fn binarized(&self, rng: &mut impl Rng) -> Split {
-        let images =
-            self.images.iter().map(|&p| if rng.random::<f32>() < p as f32 / 255.0 { 255 } else { 0 }).collect();
-        Split { images, ..self.clone() }
-    }
-
-    /// The first `n` examples (all of them if there are fewer).
-    pub fn truncated(&self, n: usize) -> Split {
-        let n = n.min(self.len());
-        let (images, labels) = (self.images[..n * self.pixels()].to_vec(), self.labels[..n].to_vec());
-        Split { images, labels, rows: self.rows, cols: self.cols }
-    }
-}
-
-/// A training and a test split with images of one size.
-#[derive(Clone, Debug)]
-pub struct Dataset {
-    /// The training images.
-    pub train: Split,
-    /// The test images.
-    pub test: Split,
-}
-
 /// Finds `name` or `name.gz` in `dir`.
 fn locate(dir: &Path, name: &str) -> Result<PathBuf, Error> {
     let plain = dir.join(name);
@@ -249,27 +137,18 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, Error> {
             lab_path.display()
         )));
     }
-    Ok(Split { images: img.data, labels: lab.data, rows, cols })
+    Ok(Split { images: img.data, labels: lab.data, channels: 1, rows, cols })
 }
 
-impl Dataset {
-    /// Loads the four MNIST-format files from `dir` (MNIST, Fashion-MNIST, KMNIST, …).
-    pub fn load(dir: &Path) -> Result<Self, Error> {
-        if !dir.is_dir() {
-            return Err(Error::Data(format!("data folder {} does not exist", dir.display())));
-        }
-        let train = load_split(dir, FILES[0], FILES[1])?;
-        let test = load_split(dir, FILES[2], FILES[3])?;
-        if (train.rows, train.cols) != (test.rows, test.cols) {
-            return Err(Error::Data(format!(
-                "{}: training images are {}×{} but test images {}×{}",
-                dir.display(),
-                train.rows,
-                train.cols,
-                test.rows,
-                test.cols
-            )));
-        }
-        Ok(Self { train, test })
-    }
+/// Whether `dir` holds an IDX data set: any of its four files, plain or gzip (so that a
+/// folder missing one is told which).
+pub fn is_idx_folder(dir: &Path) -> bool {
+    FILES.iter().any(|f| locate(dir, f).is_ok())
+}
+
+/// The training and test splits of the IDX folder `dir`.
+pub fn load_folder(dir: &Path) -> Result<(Split, Split), Error> {
+    let train = load_split(dir, FILES[0], FILES[1])?;
+    let test = load_split(dir, FILES[2], FILES[3])?;
+    Ok((train, test))
 }
