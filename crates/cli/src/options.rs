@@ -162,7 +162,9 @@ pub enum LrScheduleKind {
 pub enum OutputBias {
     /// PyTorch's default initialization, like every other bias.
     Default,
-    /// The logit of each pixel's mean over the training set (its mean, for a Gaussian decoder).
+    /// The logit of each pixel's mean over the training set (its mean, for a Gaussian decoder;
+    /// for the discretized logistic, its mean and a log-scale from its spread: the default
+    /// there).
     DataMean,
 }
 

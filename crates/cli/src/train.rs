@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// Standard deviation of the Gaussian likelihood.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub sigma: f32,
-    /// Initial bias of the decoder's output layer [default: default].
+    /// Initial bias of the decoder's output layer [default: default; data-mean with --preset burda and --likelihood dlogistic].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
     /// Training objective.
@@ -185,7 +185,11 @@ impl TrainArgs {
             upper_latent: self.hvae.upper_latent(if two_layer { &[50] } else { &[] }),
             upper_hidden: self.hvae.upper_hidden(),
             activation: pick(burda, self.activation, ActivationKind::Tanh, ActivationKind::Relu),
-            output_bias: pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
+            // The discretized logistic starts from the data's means and spreads (see init_output_bias).
+            output_bias: match self.likelihood {
+                LikelihoodKind::Dlogistic => self.output_bias.unwrap_or(OutputBias::DataMean),
+                _ => pick(burda, self.output_bias, OutputBias::DataMean, OutputBias::Default),
+            },
             lr_schedule: pick(burda, self.lr_schedule, LrScheduleKind::Burda, LrScheduleKind::Constant),
             adam_eps: pick(burda, self.adam_eps, 1e-4, 1e-8),
             batch_size: pick(burda, self.batch_size, 20, 128) as usize,
@@ -243,8 +247,11 @@ pub fn lr_at(schedule: LrScheduleKind, lr: f32, epoch: u64, epochs: u64) -> f32 
     }
 }
 
-/// Sets the decoder's output bias to the logit of each pixel's mean over `train` (clipped to
-/// [0.001, 0.999]), as Burda et al. initialize it; for a Gaussian decoder, to the mean itself.
+/// Sets the decoder's output bias from the training images, as Burda et al. initialize it:
+/// Bernoulli, the logit of each pixel's mean (clipped to [0.001, 0.999]); Gaussian, the mean;
+/// the discretized logistic, the mean and the log of the logistic scale with each pixel's
+/// standard deviation (std·√3/π, at least a bin's 1/255), so that training starts from the
+/// data's spread instead of a scale of 1, which it would take thousands of steps to leave.
 fn init_output_bias(model: &mut dyn Family, likelihood: Likelihood, train: &Split) -> Result<()> {
     let mean = train.pixel_mean();
     let bias: Vec<f32> = match likelihood {
@@ -257,7 +264,9 @@ fn init_output_bias(model: &mut dyn Family, likelihood: Likelihood, train: &Spli
             .collect(),
         Likelihood::Gaussian { .. } => mean,
         Likelihood::DLogistic => {
-            return Err("--output-bias data-mean is for the bernoulli and gaussian likelihoods".into())
+            let spread = train.pixel_std();
+            let log_scale = spread.iter().map(|&sd| (sd.max(1.0 / 255.0) * 3f32.sqrt() / std::f32::consts::PI).ln());
+            mean.iter().copied().chain(log_scale).collect()
         }
     };
     if model.set_output_bias(&bias) {

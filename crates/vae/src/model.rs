@@ -268,18 +268,21 @@ impl Vae {
         self.decode_mean(crate::cvae::with_labels(&z, &labels, self.config.classes))
     }
 
-    /// Sets the bias of the decoder's last layer: one value per output pixel for an MLP (D
-    /// values), the mean of `bias` for a conv model's one output channel.
+    /// Sets the bias of the decoder's last layer from one value per decoder output, O·D values
+    /// (O outputs per pixel value, [`crate::Likelihood::outputs_per_value`]): an MLP takes them
+    /// as they are; a conv model's output channel (O·C of them) takes the mean of its H·W values.
     ///
     /// # Panics
-    /// If an MLP gets other than D values.
+    /// If `bias` does not hold O·D values.
     pub fn set_output_bias(&mut self, bias: &[f32]) {
+        let outputs = self.config.input_len() * self.config.likelihood.outputs_per_value();
+        assert_eq!(bias.len(), outputs, "set_output_bias: {} values for {outputs} decoder outputs", bias.len());
         let (id, values) = match &self.decoder {
             DecoderBody::Mlp { out, .. } => (out.bias, bias.to_vec()),
             DecoderBody::Conv { deconvs, .. } => {
-                let last = deconvs.last();
-                let mean = bias.iter().map(|&b| b as f64).sum::<f64>() / bias.len().max(1) as f64;
-                (last.bias, vec![mean as f32])
+                let [_, h, w] = self.config.input;
+                let mean = |plane: &[f32]| (plane.iter().map(|&b| b as f64).sum::<f64>() / plane.len() as f64) as f32;
+                (deconvs.last().bias, bias.chunks_exact(h * w).map(mean).collect())
             }
         };
         let slot = &mut self.params.values_mut()[id.0];

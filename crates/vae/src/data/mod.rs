@@ -137,6 +137,27 @@ impl Split {
         sums.iter().map(|&s| (s as f64 / (255.0 * n)) as f32).collect()
     }
 
+    /// Each value's standard deviation over the split, in [0, 1] units (D values; zeros if
+    /// empty).
+    pub fn pixel_std(&self) -> Vec<f32> {
+        let d = self.pixels();
+        let (mut sums, mut squares) = (vec![0u64; d], vec![0u64; d]);
+        for img in self.images.chunks_exact(d.max(1)) {
+            for ((s, q), &p) in sums.iter_mut().zip(squares.iter_mut()).zip(img) {
+                *s += p as u64;
+                *q += p as u64 * p as u64;
+            }
+        }
+        let n = self.len().max(1) as f64;
+        sums.iter()
+            .zip(&squares)
+            .map(|(&s, &q)| {
+                let mean = s as f64 / n;
+                ((q as f64 / n - mean * mean).max(0.0).sqrt() / 255.0) as f32
+            })
+            .collect()
+    }
+
     /// A copy with every pixel replaced, once and for all, by a Bernoulli draw of its grey
     /// value (the fixed binarization of Larochelle & Murray), from `rng`.
     pub fn binarized(&self, rng: &mut impl Rng) -> Split {
