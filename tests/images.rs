@@ -53,6 +53,9 @@ fn train_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
         .map(|s| s.to_string())
         .collect();
     a.extend(["--batch-size", "32", "--out", out.to_str().unwrap()].map(String::from));
+    if !extra.contains(&"--cache") {
+        a.push("--no-cache".into()); // the user's own cache folder stays untouched by tests
+    }
     a.extend(extra.iter().map(|s| s.to_string()));
     if !extra.contains(&"--epochs") {
         a.extend(["--epochs", "1"].map(String::from));
@@ -212,4 +215,35 @@ fn bad_images_and_arrays_get_one_clear_line_and_nothing_is_written() {
     // Settings out of range.
     refused(&mixed, &["--channels", "2"], "--channels must be 1");
     refused(&mixed, &["--test-fraction", "1.5"], "--test-fraction must lie");
+}
+
+#[test]
+fn a_second_run_reads_the_decoded_folder_from_the_cache_until_a_file_changes() {
+    let root = scratch("cache");
+    let data = root.join("shapes");
+    let s = vae::data::shapes::generate(40, 8, 9);
+    write_split(&data, "train", &s.truncated(30));
+    write_split(&data, "test", &s.select(&(30..40).collect::<Vec<_>>()));
+    let cache = root.join("cache");
+    let said = |name: &str| {
+        let o = run(&train_args(&data, &root.join(name), &["--cache", cache.to_str().unwrap()]));
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).lines().next().unwrap().to_string()
+    };
+    assert!(said("first").contains("decoded images cached in"), "the first run decodes and writes");
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(files.len(), 1, "one cache file per folder and settings");
+    assert!(said("second").contains("decoded images read from the cache"));
+    // The metrics of a run from the cache are those of a run that decoded.
+    assert_eq!(losses(&root.join("first")), losses(&root.join("second")));
+    // A changed image invalidates the cache: decoded again, and the file rewritten in place.
+    write_png(&data.join("train").join("00003.png"), &[7; 3 * 64], 3, 8, 8);
+    assert!(said("third").contains("decoded images cached in"));
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    // A damaged cache file is decoded past, never trusted.
+    let file = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 5]).unwrap();
+    assert!(said("fourth").contains("decoded images cached in"));
+    assert!(!data.read_dir().unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "vaedata")));
 }

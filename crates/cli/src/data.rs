@@ -36,7 +36,18 @@ pub fn prep(args: &DataArgs) -> Prep {
         channels: args.channels,
         test_fraction: args.test_fraction.unwrap_or(Prep::default().test_fraction),
         skip_bad: args.skip_bad,
+        cache: if args.no_cache { None } else { args.cache.clone().or_else(default_cache) },
     }
+}
+
+/// The user's cache folder for decoded images: $XDG_CACHE_HOME/vae-engine, else
+/// ~/.cache/vae-engine; none if neither variable is set.
+fn default_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("vae-engine"))
 }
 
 /// Checks that the images of `split` (read from `dir`) have the shape the model takes and, for

@@ -10,7 +10,7 @@ use vae_autodiff::Tensor;
 use crate::figure::{self, Format, Layout, Mark, Panel, Series};
 use crate::image::PALETTE;
 use crate::options::{ModelArgs, Result};
-use crate::pictures::{done, load_test, load_with_space, space, test_rows, top_two_axes};
+use crate::pictures::{done, load_with_space, space, test_rows, top_two_axes};
 use crate::say::say;
 
 /// Flags of `vae-cli latent`.
@@ -32,13 +32,14 @@ pub struct LatentArgs {
 pub fn run(args: LatentArgs) -> Result<()> {
     let model = load_with_space(&args.model.checkpoint, "latent")?;
     let (model, space) = (model.as_ref(), space(model.as_ref()));
-    let test = load_test(&args.model, model)?;
+    let (data, _) = crate::data::load_for_model(&args.model.data, model)?;
+    let (test, names) = (&data.test, &data.info.class_names);
     let j = space.latent_dim();
     let idx: Vec<usize> = (0..test.len()).collect();
     let mut mus = Vec::new();
     let mut logvars = Vec::new();
     for chunk in idx.chunks(1000) {
-        let (mu, logvar) = space.encode_points(test_rows(model, &test, chunk));
+        let (mu, logvar) = space.encode_points(test_rows(model, test, chunk));
         mus.push(mu);
         logvars.extend(logvar);
     }
@@ -62,11 +63,13 @@ pub fn run(args: LatentArgs) -> Result<()> {
         let points = mu.outer_iter().map(|m| (proj(m.clone(), &a), proj(m, &b))).collect();
         (points, format!("latent means of {n} test images: their top two principal axes of {j}"), ("PC1", "PC2"))
     };
-    // One series of dots per label, in the label's colour.
-    let series: Vec<Series> = (0..10u8)
+    // One series of dots per label, in the label's colour, named by its class where the data
+    // names them (an image folder's subfolders, CIFAR's meta files).
+    let series: Vec<Series> = (0..=u8::MAX)
         .map(|label| {
             let mine = points.iter().zip(&test.labels).filter(|(_, &l)| l == label).map(|(p, _)| *p).collect();
-            Series { mark: Mark::Dots(2), ..Series::line(&label.to_string(), mine) }.colored(PALETTE[label as usize])
+            let name = names.get(label as usize).cloned().unwrap_or_else(|| label.to_string());
+            Series { mark: Mark::Dots(2), ..Series::line(&name, mine) }.colored(PALETTE[label as usize % PALETTE.len()])
         })
         .filter(|s| !s.points.is_empty())
         .collect();

@@ -43,6 +43,13 @@ pub struct DataArgs {
     /// Skip (and count) images that cannot be decoded instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Where decoded image folders are cached, so that the next run on an unchanged folder
+    /// starts at once [default: $XDG_CACHE_HOME/vae-engine, else ~/.cache/vae-engine].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Decode image folders every time, without reading or writing the cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
 }
 
 /// The class a conditional model draws; an unconditional model refuses the flag.

@@ -7,13 +7,15 @@
 //! - When every image sits in a subfolder (below `train/` and `test/`, if they exist), the
 //!   subfolder names are the classes: sorted, label 0 the first.
 //! - Each image is decoded once, in parallel, to grey or RGB (an alpha channel is dropped),
-//!   cropped and resized if asked, and kept as u8 planes [C, H, W].
+//!   cropped and resized if asked, and kept as u8 planes [C, H, W]; with a cache folder
+//!   ([`Prep::cache`]), a second read of an unchanged folder takes them from [`super::cache`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use super::cache::{self, CacheUse};
 use super::prep::{convert_channels, crop_resize, planar_rgb, split_by_fraction, Prep};
 use super::{DataInfo, Split, SplitOrigin};
 use crate::error::Error;
@@ -148,6 +150,16 @@ pub fn load(
         info.class_names = names;
     }
 
+    // The cache, if one is given and its fingerprint of the files and settings still matches.
+    let paths: Vec<PathBuf> = found.iter().map(|(p, _, _)| p.clone()).collect();
+    let cached = prep.cache.as_ref().map(|c| (cache::file_for(c, dir, prep), cache::fingerprint(&paths, prep)));
+    if let Some((file, fingerprint)) = &cached {
+        if let Some(splits) = std::fs::read(file).ok().and_then(|b| cache::decode(&b, *fingerprint, info)) {
+            info.cache = CacheUse::Read(file.clone());
+            return Ok(splits);
+        }
+    }
+
     // Decode every image once, in parallel.
     let done = AtomicUsize::new(0);
     let total = found.len();
@@ -220,5 +232,13 @@ pub fn load(
         names.push(rel.to_string_lossy().into_owned());
     }
     info.files = Some((train_files, test_files));
+    if let Some((file, fingerprint)) = cached {
+        let bytes = cache::encode(fingerprint, &train, &test, info);
+        let written = file.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| Error::io("create", &file, e));
+        info.cache = match written.and_then(|()| crate::checkpoint::write_atomic(&file, &bytes)) {
+            Ok(()) => CacheUse::Written(file),
+            Err(e) => CacheUse::Unwritten(e.to_string()),
+        };
+    }
     Ok((train, test))
 }

@@ -18,6 +18,7 @@ use vae_autodiff::Tensor;
 
 use crate::error::Error;
 
+pub mod cache;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
@@ -238,6 +239,8 @@ pub struct DataInfo {
     /// For an image folder: the files of the training and the test split, by path below the
     /// folder, in the splits' order.
     pub files: Option<(Vec<String>, Vec<String>)>,
+    /// For an image folder: whether its decoded images came from the cache or went into it.
+    pub cache: cache::CacheUse,
 }
 
 /// A training and a test split with images of one shape [C, H, W], and what was found.
@@ -298,6 +301,7 @@ impl Dataset {
             resized: 0,
             split: SplitOrigin::Given,
             files: None,
+            cache: cache::CacheUse::Off,
         };
         let (train, test) = match format {
             Format::Idx => {
@@ -383,7 +387,13 @@ impl Dataset {
             }
         }
         let bytes = self.train.images.len() + self.test.images.len();
-        line + &format!(", {:.1} MB in memory", bytes as f64 / 1e6)
+        line += &format!(", {:.1} MB in memory", bytes as f64 / 1e6);
+        match &i.cache {
+            cache::CacheUse::Off => line,
+            cache::CacheUse::Read(f) => line + &format!(" (decoded images read from the cache {})", f.display()),
+            cache::CacheUse::Written(f) => line + &format!(" (decoded images cached in {})", f.display()),
+            cache::CacheUse::Unwritten(why) => line + &format!(" (not cached: {why})"),
+        }
     }
 
     /// Images per label over both splits, for labels 0 to the largest.

@@ -29,11 +29,13 @@ pub struct Prep {
     pub test_fraction: f64,
     /// Skip (and count) images that cannot be decoded, instead of stopping at the first.
     pub skip_bad: bool,
+    /// A folder for the cache of decoded image folders ([`super::cache`]); `None`: no cache.
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Prep {
     fn default() -> Self {
-        Self { image_size: None, channels: None, test_fraction: 0.1, skip_bad: false }
+        Self { image_size: None, channels: None, test_fraction: 0.1, skip_bad: false, cache: None }
     }
 }
 
