@@ -54,7 +54,7 @@ fn files(format: Format) -> (&'static [&'static str], &'static str) {
 }
 
 /// Parses the bytes of one batch file: records of `label_bytes` labels (the last is kept)
-/// then [`PIXELS`] pixels. `Err` says what is wrong.
+/// then 3,072 pixels (3 × 32 × 32). `Err` says what is wrong.
 pub fn parse_batch(raw: &[u8], label_bytes: usize) -> Result<Split, String> {
     let record = label_bytes + PIXELS;
     if raw.is_empty() || !raw.len().is_multiple_of(record) {

@@ -66,17 +66,21 @@ fn images_below(root: &Path) -> Result<(Vec<PathBuf>, usize), Error> {
 }
 
 /// One decoded image: [C, H, W] planes.
-struct Decoded {
-    channels: usize,
-    rows: usize,
-    cols: usize,
-    planes: Vec<u8>,
+pub struct Decoded {
+    /// C: 1 (grey) or 3 (red, green, blue).
+    pub channels: usize,
+    /// H
+    pub rows: usize,
+    /// W
+    pub cols: usize,
+    /// C·H·W values, plane after plane.
+    pub planes: Vec<u8>,
 }
 
-/// Decodes one file to grey or RGB planes, cropped and resized to `size` if given.
-fn decode(path: &Path, size: Option<usize>) -> Result<Decoded, String> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
+/// Decodes the bytes of one PNG or JPEG file (told apart by their content) to grey or RGB
+/// planes, cropped and resized to `size` if given. `Err` says why the bytes are no image.
+pub fn decode_bytes(bytes: &[u8], size: Option<usize>) -> Result<Decoded, String> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?
         .decode()
@@ -88,6 +92,11 @@ fn decode(path: &Path, size: Option<usize>) -> Result<Decoded, String> {
         Some(s) => Decoded { channels, rows: s, cols: s, planes: crop_resize(&planes, channels, h, w, s) },
         None => Decoded { channels, rows: h, cols: w, planes },
     })
+}
+
+/// [`decode_bytes`] of a file.
+fn decode(path: &Path, size: Option<usize>) -> Result<Decoded, String> {
+    decode_bytes(&std::fs::read(path).map_err(|e| e.to_string())?, size)
 }
 
 /// The class of each file: its first folder below `root`, when every file has one.

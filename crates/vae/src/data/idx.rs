@@ -5,7 +5,7 @@
 //! bytes) and the number of dimensions — then each dimension as a big-endian u32, then the
 //! values in row-major order.
 //!
-//! Shape legend: N images of H×W grey pixels; labels [N].
+//! Shape legend: N images of H×W grey pixels; labels `[N]`.
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -98,8 +98,13 @@ fn read_images<R: std::io::Read + std::io::Seek>(
 /// Reads a `.npy` or `.npz` file ([`Format::Npy`] or [`Format::Npz`]).
 pub fn load(path: &Path, format: Format) -> Result<Found, Error> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    read(BufReader::new(file), format, path)
+}
+
+/// [`load`] from any reader; `path` names the source in errors.
+pub fn read<R: std::io::Read + std::io::Seek>(file: R, format: Format, path: &Path) -> Result<Found, Error> {
     if format == Format::Npy {
-        let a = ArrayD::<u8>::read_npy(BufReader::new(file)).map_err(|e| {
+        let a = ArrayD::<u8>::read_npy(file).map_err(|e| {
             data_error(
                 path,
                 format!(
