@@ -88,6 +88,8 @@ fn the_bound_does_not_depend_on_the_chunk_size() {
     assert_eq!(a, b);
     let c = iw_log_likelihood(&model, &x, 60, 7, &mut StdRng::seed_from_u64(11));
     for (a, c) in a.iter().zip(&c) {
-        assert!((a - c).abs() < 2.0, "chunked {c} far from unchunked {a}");
+        // The same samples, combined chunk by chunk: equal up to the rounding of the merge
+        // (measured: equal to the last bit).
+        assert!((a - c).abs() <= 1e-6 * a.abs().max(1.0), "chunked {c} differs from unchunked {a}");
     }
 }
