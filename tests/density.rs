@@ -5,10 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use common::{assert_clean_error, metrics, ok, run, scratch, spawn, wait_started};
+use common::{assert_clean_error, finish, metrics, ok, run, scratch, signal, spawn_paused};
 
 /// The Burda protocol with smaller layers on 20,000 images (1,000 steps of 20 per epoch), IWAE
 /// with K samples: over 3 epochs the compressed schedule gives each epoch another learning rate.
@@ -24,12 +22,11 @@ fn the_burda_protocol_resumes_exactly_after_ctrl_c() {
     let (whole, split) = (scratch("burda-whole"), scratch("burda-split"));
     ok(&run(&burda_args(&whole, "3", "3")));
 
-    let child = spawn(&burda_args(&split, "3", "3"));
-    wait_started(&split, Duration::from_millis(500));
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let o = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && stdout.contains("interrupted"), "no clean interruption: {stdout}");
+    // Stopped at a known step: 1,500 of 3,000 (three epochs of 1,000 steps of 20 images).
+    let (child, out) = spawn_paused(&burda_args(&split, "3", "3"), 1500);
+    signal(&child, "INT");
+    let (status, stdout) = finish(child, out);
+    assert!(status.success() && stdout.contains("interrupted"), "no clean interruption: {stdout}");
 
     // --resume with no other flag: the saved settings, and the planned 3 epochs.
     ok(&run(&["train", "--resume", "--out", split.to_str().unwrap()]));

@@ -4,8 +4,9 @@
 
 pub mod web;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
@@ -103,4 +104,38 @@ pub fn wait_started(out: &std::path::Path, extra: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(extra);
+}
+
+/// Starts vae-cli (`train` or `prior`) with `--pause-at-step STEP` and waits until it says it
+/// has paused there: the line it prints on standard output once `step` steps are taken. The
+/// test then signals a run that stands at a known step, so no delay decides what is tested.
+/// Returns the child and its standard output, to read the rest from once it ends.
+#[allow(clippy::zombie_processes)] // the child goes back to the caller, who waits for it
+pub fn spawn_paused(args: &[String], step: u64) -> (Child, BufReader<ChildStdout>) {
+    let mut args = args.to_vec();
+    args.extend(["--pause-at-step".to_string(), step.to_string()]);
+    let mut child = spawn(&args);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "vae-cli ended before pausing at step {step}: {:?}", child.wait_with_output().unwrap());
+        if line.starts_with(&format!("paused after step {step} ")) {
+            return (child, out);
+        }
+    }
+}
+
+/// Sends `signal` (`INT`, `KILL`) to the child.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits for a child started by [`spawn_paused`]; its exit status and the rest of its output.
+pub fn finish(mut child: Child, mut out: BufReader<ChildStdout>) -> (std::process::ExitStatus, String) {
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    (child.wait().unwrap(), rest)
 }

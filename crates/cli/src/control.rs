@@ -7,6 +7,7 @@
 //! whether to go on; nothing here touches the model, so pausing and stopping change no number
 //! of the run.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -41,6 +42,9 @@ pub struct Control {
 struct Switches {
     /// Pause at the next step boundary.
     pause: bool,
+    /// Pause, and say so on standard output, once this many steps of the run are taken (the
+    /// hook that lets a test signal a run at a known step instead of after a delay).
+    pause_at_step: Option<u64>,
     /// Pause after every epoch.
     hold_each_epoch: bool,
     position: Position,
@@ -59,6 +63,7 @@ impl Control {
             stop: AtomicBool::new(false),
             inner: Mutex::new(Switches {
                 pause: false,
+                pause_at_step: None,
                 hold_each_epoch: false,
                 position: Position { epochs_done: 0, epochs: 0, step: 0, steps: 0, paused: false },
             }),
@@ -94,6 +99,13 @@ impl Control {
         self.wake.notify_all();
     }
 
+    /// Pause once the run has taken `steps` steps in all (epochs before the current one
+    /// included), and print `paused after step N` on standard output, flushed: a test reads
+    /// that line, then signals the process at a known step (`--pause-at-step`).
+    pub fn pause_at_step(&self, steps: u64) {
+        self.lock().pause_at_step = Some(steps);
+    }
+
     /// Pause after every epoch (`on`), or not.
     pub fn hold_each_epoch(&self, on: bool) {
         self.lock().hold_each_epoch = on;
@@ -109,6 +121,14 @@ impl Control {
     pub fn report(&self, epochs_done: u64, epochs: u64, step: usize, steps: usize) {
         let mut s = self.lock();
         s.position = Position { epochs_done, epochs, step, steps, paused: false };
+        let taken = epochs_done * steps as u64 + step as u64;
+        if s.pause_at_step == Some(taken) {
+            s.pause = true;
+            // Written here rather than through `say!` (which would make the two modules import
+            // each other); the test that asked for it reads this line.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "paused after step {taken} (--pause-at-step)").and_then(|()| out.flush());
+        }
     }
 
     /// The loop's report after an epoch; with `hold_each_epoch` set, this pauses the run.

@@ -45,6 +45,10 @@ pub struct PriorArgs {
     /// with its saved settings (Ctrl-C saves one mid-epoch; --epochs may extend the run).
     #[arg(long)]
     pub resume: bool,
+    /// A hook for tests: pause once this many steps are taken and say so on standard output
+    /// (see `train --pause-at-step`).
+    #[arg(long, value_name = "N", hide = true)]
+    pub pause_at_step: Option<u64>,
     /// Hidden widths of the masked MLP, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "512,512", value_parser = clap::value_parser!(u64).range(1..))]
     pub hidden: Vec<u64>,
@@ -135,6 +139,9 @@ pub fn run(args: PriorArgs) -> Result<()> {
         out.join(PRIOR_CHECKPOINT).display()
     );
     interrupt::install();
+    if let Some(n) = args.pause_at_step {
+        interrupt::control().pause_at_step(n);
+    }
     let mut state = std::mem::take(&mut run.state);
     let stopped = train_epochs(
         &mut PriorTrainer { run: &mut run, codes: &codes, out: &out },

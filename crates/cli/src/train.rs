@@ -116,6 +116,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its checkpoint, with its saved settings.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// A hook for tests: pause once this many steps are taken and say so on standard output,
+    /// so that a test signals the run at a known step rather than after a delay.
+    #[arg(long, value_name = "N", hide = true)]
+    pub pause_at_step: Option<u64>,
     /// Use only the first N training images (for quick experiments and tests).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
@@ -335,6 +339,9 @@ fn settings_from_args(a: &TrainArgs, p: &Protocol) -> Settings {
 /// `vae-cli train`: Ctrl-C stops it.
 pub fn run(args: TrainArgs) -> Result<()> {
     interrupt::install();
+    if let Some(n) = args.pause_at_step {
+        interrupt::control().pause_at_step(n);
+    }
     run_controlled(args, interrupt::control())
 }
 

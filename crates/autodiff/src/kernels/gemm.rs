@@ -662,12 +662,9 @@ mod tests {
         x.shape() == y.shape() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
     }
 
-    /// The levels with a tile that this CPU runs; prints the ones it cannot.
+    /// The levels with a tile that this CPU runs (`kernels::testable_levels`).
     fn tile_levels() -> Vec<Simd> {
-        for level in [Simd::Avx2, Simd::Avx512].into_iter().filter(|l| !l.supported()) {
-            println!("{}: not supported by this CPU, its tile is not tested here", level.name());
-        }
-        [Simd::Avx2, Simd::Avx512].into_iter().filter(|l| l.supported()).collect()
+        crate::kernels::testable_levels(&[Simd::Avx2, Simd::Avx512])
     }
 
     #[test]

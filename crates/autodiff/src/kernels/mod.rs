@@ -90,6 +90,24 @@ impl Simd {
     }
 }
 
+/// Test support: the levels a test can run here, after checking the environment variable
+/// `VAE_REQUIRE_SIMD` (levels as `VAE_SIMD` names them, comma-separated): a required level this
+/// CPU is not detected to support is a failure, not a skipped part. CI sets it from
+/// /proc/cpuinfo, independently of this detection; elsewhere an unsupported level is only said.
+#[cfg(test)]
+pub(crate) fn testable_levels(levels: &[Simd]) -> Vec<Simd> {
+    let required = std::env::var("VAE_REQUIRE_SIMD").unwrap_or_default();
+    for name in required.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let level = Simd::ALL.into_iter().find(|l| l.name() == name);
+        let level = level.unwrap_or_else(|| panic!("VAE_REQUIRE_SIMD names {name:?}, not a level"));
+        assert!(level.supported(), "VAE_REQUIRE_SIMD asks for {name}, which this CPU is not detected to support");
+    }
+    for level in levels.iter().filter(|l| !l.supported()) {
+        println!("{}: not supported by this CPU, not tested here", level.name());
+    }
+    levels.iter().copied().filter(|l| l.supported()).collect()
+}
+
 /// The level this process runs its kernels at: the widest the CPU supports, or lower if the
 /// environment variable `VAE_SIMD` asks for it. Decided on first use and fixed afterwards.
 pub fn simd() -> Simd {
