@@ -186,6 +186,17 @@ mod tests {
         assert!(waiting.join().unwrap(), "a stop wakes a paused loop and says stop");
     }
 
+    /// The test hook pauses exactly when the run's steps, earlier epochs included, reach N.
+    #[test]
+    fn pause_at_step_counts_the_steps_of_earlier_epochs() {
+        let control = Control::new();
+        control.pause_at_step(12);
+        control.report(1, 3, 1, 10); // 11 steps taken
+        assert!(!control.lock().pause);
+        control.report(1, 3, 2, 10); // 12
+        assert!(control.lock().pause, "paused after step 12");
+    }
+
     /// Holding after each epoch pauses at every epoch's end but the last.
     #[test]
     fn holding_pauses_after_every_epoch_but_the_last() {
