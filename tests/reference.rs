@@ -111,7 +111,9 @@ impl Fixture {
         let likelihood = match self.meta["likelihood"].as_str() {
             "bernoulli" => Likelihood::Bernoulli,
             "gaussian" => Likelihood::Gaussian { sigma: self.meta["sigma"].parse().unwrap() },
-            "dlogistic" => Likelihood::DLogistic,
+            "dlogistic" => {
+                Likelihood::DLogistic { mixtures: self.meta.get("mixtures").map_or(1, |m| m.parse().unwrap()) }
+            }
             l => panic!("unknown likelihood {l}"),
         };
         let (arch, input, latent) = match self.meta["model"].as_str() {
@@ -475,12 +477,13 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
 }
 
 /// The committed cases, one per model the engine proves against PyTorch.
-const REFERENCE_FILES: [&str; 8] = [
+const REFERENCE_FILES: [&str; 9] = [
     "conv_bernoulli.safetensors",
     "conv_dlogistic.safetensors",
     "mlp2_iwae.safetensors",
     "mlp_bernoulli.safetensors",
     "mlp_cvae.safetensors",
+    "mlp_dlogistic_mix.safetensors",
     "mlp_gaussian.safetensors",
     "mlp_iwae.safetensors",
     "vq_mlp.safetensors",

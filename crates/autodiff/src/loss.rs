@@ -6,6 +6,7 @@
 //! - `kl_std_normal`: mu [N, J], logvar [N, J] → y `[N]`
 //! - `dlogistic_nll`: mean [N, D], log_scale [N, D], target [N, D] on the 256 levels k/255 →
 //!   y `[N]`
+//! - `dlogistic_log_prob`: mean, log_scale, target [N, …] → log P per value, the same shape
 //!
 //! Each is a composition of primitives whose gradient simplifies once written out; the tests
 //! check every fused op against the composition it replaces. Targets are data: they get no
@@ -188,6 +189,39 @@ impl Tape<'_> {
         let y = Tensor::from_shape_vec(vec![n], y).expect("[N]");
         self.push(y, Op::DLogisticNll { mean, log_scale, target })
     }
+}
+
+impl Tape<'_> {
+    /// log P(x | m, e^s) of each value under the discretized logistic, the terms that
+    /// [`Tape::dlogistic_nll`] sums, in the shape of its inputs: what a mixture of them
+    /// (`vae`'s `--mixtures`) combines with its weights before summing.
+    ///
+    /// # Panics
+    /// If the shapes differ, or the target needs a gradient.
+    #[track_caller]
+    pub fn dlogistic_log_prob(&mut self, mean: Var, log_scale: Var, target: Var) -> Var {
+        check_constant_target("dlogistic_log_prob", self, target);
+        let (m, s, x) = (self.value(mean), self.value(log_scale), self.value(target));
+        check_same("dlogistic_log_prob", m, x);
+        check_same("dlogistic_log_prob", s, x);
+        let y = ndarray::Zip::from(m).and(s).and(x).map_collect(|&m, &s, &x| -dlogistic(m, s, x).0);
+        self.push(y, Op::DLogisticLogProb { mean, log_scale, target })
+    }
+}
+
+/// y = log P(x | m, e^s) per value  ⇒  dm = −dy · ∂m,  ds = −dy · ∂s (the derivatives of −log P,
+/// [`dlogistic`])
+pub(crate) fn dlogistic_log_prob_backward(
+    mean: &Tensor,
+    log_scale: &Tensor,
+    target: &Tensor,
+    dy: &Tensor,
+) -> (Tensor, Tensor) {
+    let grads = ndarray::Zip::from(mean).and(log_scale).and(target).and(dy).map_collect(|&m, &s, &x, &d| {
+        let (_, gm, gs) = dlogistic(m, s, x);
+        (-d * gm, -d * gs)
+    });
+    (grads.mapv(|g| g.0), grads.mapv(|g| g.1))
 }
 
 /// One pixel's −log P under the discretized logistic and its two derivatives, (−log P,

@@ -171,6 +171,15 @@ pub enum Op {
         /// pixels k/255, same shape
         target: Var,
     },
+    /// y = log P(x | m, e^s) of each value under the discretized logistic (target x a constant)
+    DLogisticLogProb {
+        /// logistic means [N, …]
+        mean: Var,
+        /// log-scales, same shape
+        log_scale: Var,
+        /// pixels k/255, same shape
+        target: Var,
+    },
     /// y_n = −½ Σ_j (1 + logvar_nj − mu_nj² − exp(logvar_nj))
     KlStdNormal {
         /// posterior mean [N, J]
@@ -397,6 +406,11 @@ impl<'p> Tape<'p> {
                 g.add(*mean, Some(dmean));
                 g.add(*log_scale, Some(dlog_scale));
             }
+            Op::DLogisticLogProb { mean, log_scale, target } => {
+                let (dmean, dlog_scale) = loss::dlogistic_log_prob_backward(v(mean), v(log_scale), v(target), &dy);
+                g.add(*mean, Some(dmean));
+                g.add(*log_scale, Some(dlog_scale));
+            }
             Op::KlStdNormal { mu, logvar } => {
                 let (dmu, dlogvar) = loss::kl_std_normal_backward(v(mu), v(logvar), &dy);
                 g.add(*mu, Some(dmu));
@@ -443,7 +457,9 @@ impl Op {
             // Targets are constants of the loss: their gradient is never computed.
             Op::BceWithLogits { logits, .. } => vec![*logits],
             Op::GaussianNll { mean, .. } => vec![*mean],
-            Op::DLogisticNll { mean, log_scale, .. } => vec![*mean, *log_scale],
+            Op::DLogisticNll { mean, log_scale, .. } | Op::DLogisticLogProb { mean, log_scale, .. } => {
+                vec![*mean, *log_scale]
+            }
             Op::KlStdNormal { mu, logvar } => vec![*mu, *logvar],
         }
     }

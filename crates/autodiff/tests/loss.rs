@@ -222,3 +222,32 @@ fn dlogistic_nll_is_finite_for_tiny_and_huge_scales_at_the_edges_and_inside() {
     let y = dlogistic_nll_of(0.5, 6.0, 0.5) as f64;
     assert!((y - (255.0 * 4.0 * 6f64.exp()).ln()).abs() < 1e-3, "{y}");
 }
+
+#[test]
+fn dlogistic_log_prob_matches_finite_differences_and_sums_to_minus_the_nll() {
+    let shape = [2usize, 3, 5];
+    let mean = random_tensor(&shape, 13).mapv(|v| 0.5 + 0.4 * v);
+    let log_scale = random_tensor(&shape, 14).mapv(|v| -4.0 + 1.5 * v);
+    let x = levels(&shape, 15);
+    let xc = x.clone();
+    check_gradients(&[mean.clone(), log_scale.clone()], |t, v| {
+        let x = t.constant(xc.clone());
+        t.dlogistic_log_prob(v[0], v[1], x)
+    })
+    .assert_within(2e-3, 2e-2);
+    // Its terms summed per example are minus dlogistic_nll, values and gradients both.
+    let flat = |t: &Tensor| t.to_shape((2, 15)).unwrap().to_owned().into_dyn();
+    assert_fused_matches(
+        &[flat(&mean), flat(&log_scale)],
+        |t, v| {
+            let x = t.constant(flat(&x));
+            let nll = t.dlogistic_nll(v[0], v[1], x);
+            t.neg(nll)
+        },
+        |t, v| {
+            let x = t.constant(flat(&x));
+            let lp = t.dlogistic_log_prob(v[0], v[1], x);
+            t.sum_axis(lp, 1)
+        },
+    );
+}

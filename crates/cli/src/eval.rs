@@ -233,7 +233,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// probability mass of the 8-bit image) gives none.
 pub fn counts_bits(model: &dyn Family, binarize: BinarizeKind) -> bool {
     match vae::Likelihood::from_metadata(&model.metadata()) {
-        Ok(vae::Likelihood::DLogistic) => true,
+        Ok(vae::Likelihood::DLogistic { .. }) => true,
         Ok(vae::Likelihood::Bernoulli) => binarize != BinarizeKind::None,
         _ => false,
     }

@@ -100,12 +100,13 @@ pub enum LikelihoodKind {
 }
 
 impl LikelihoodKind {
-    /// The model's likelihood, with --sigma for the Gaussian.
-    pub fn likelihood(self, sigma: f32) -> vae::Likelihood {
+    /// The model's likelihood, with --sigma for the Gaussian and --mixtures for the
+    /// discretized logistic.
+    pub fn likelihood(self, sigma: f32, mixtures: usize) -> vae::Likelihood {
         match self {
             LikelihoodKind::Bernoulli => vae::Likelihood::Bernoulli,
             LikelihoodKind::Gaussian => vae::Likelihood::Gaussian { sigma },
-            LikelihoodKind::Dlogistic => vae::Likelihood::DLogistic,
+            LikelihoodKind::Dlogistic => vae::Likelihood::DLogistic { mixtures },
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct TrainArgs {
     /// Standard deviation of the Gaussian likelihood.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub sigma: f32,
+    /// Components of the discretized logistic's mixture per value (--likelihood dlogistic).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub mixtures: u64,
     /// Initial bias of the decoder's output layer [default: default; data-mean with --preset burda and --likelihood dlogistic].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
@@ -205,7 +208,7 @@ impl TrainArgs {
 
 /// The model the flags describe, for the images and labels of `train`, initialized from `seed`.
 fn model_from_args(a: &TrainArgs, p: &Protocol, train: &Split) -> Result<Box<dyn Family>> {
-    let likelihood = a.likelihood.likelihood(a.sigma);
+    let likelihood = a.likelihood.likelihood(a.sigma, a.mixtures as usize);
     let activation = match p.activation {
         ActivationKind::Relu => Activation::Relu,
         ActivationKind::Tanh => Activation::Tanh,
@@ -267,10 +270,14 @@ fn init_output_bias(model: &mut dyn Family, likelihood: Likelihood, train: &Spli
             })
             .collect(),
         Likelihood::Gaussian { .. } => mean,
-        Likelihood::DLogistic => {
+        Likelihood::DLogistic { mixtures } => {
             let spread = train.pixel_std();
-            let log_scale = spread.iter().map(|&sd| (sd.max(1.0 / 255.0) * 3f32.sqrt() / std::f32::consts::PI).ln());
-            mean.iter().copied().chain(log_scale).collect()
+            let log_scale: Vec<f32> =
+                spread.iter().map(|&sd| (sd.max(1.0 / 255.0) * 3f32.sqrt() / std::f32::consts::PI).ln()).collect();
+            // A mixture's weights start equal (logits 0) and every component at the data.
+            let logits = vec![0.0; if mixtures > 1 { mixtures * mean.len() } else { 0 }];
+            let (means, log_scales) = (mean.repeat(mixtures), log_scale.repeat(mixtures));
+            logits.into_iter().chain(means).chain(log_scales).collect()
         }
     };
     if model.set_output_bias(&bias) {
@@ -398,6 +405,9 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
         check_number("lr", lr, 0.0, false)?;
     }
     check_number("sigma", args.sigma, 0.0, false)?;
+    if args.mixtures > 1 && args.likelihood != LikelihoodKind::Dlogistic {
+        return Err("--mixtures is for --likelihood dlogistic, a mixture of discretized logistics".into());
+    }
     check_number("beta", args.beta, 0.0, true)?;
     check_number("kl-warmup", args.kl_warmup, 0.0, true)?;
     if let Some(c) = args.clip_norm {
@@ -443,7 +453,7 @@ fn start(args: &TrainArgs, protocol: &Protocol, settings: Settings, dir: &Path, 
     let mut model = model_from_args(args, protocol, &probe.train)?;
     if protocol.output_bias == OutputBias::DataMean {
         check_split(model.as_ref(), &probe.train, dir)?;
-        init_output_bias(model.as_mut(), args.likelihood.likelihood(args.sigma), &probe.train)?;
+        init_output_bias(model.as_mut(), args.likelihood.likelihood(args.sigma, args.mixtures as usize), &probe.train)?;
     }
     Ok(Run { model, opt: settings.optimizer(), settings, state: RunState::default() })
 }

@@ -21,8 +21,13 @@ pub enum Likelihood {
     },
     /// 8-bit pixels under the discretized logistic (Kingma et al. 2016, Salimans et al. 2017):
     /// the decoder gives each value a mean and a log-scale (two outputs per value: the means
-    /// first, then the log-scales), and each pixel k/255 has the mass of its bin.
-    DLogistic,
+    /// first, then the log-scales), and each pixel k/255 has the mass of its bin. With
+    /// `mixtures` M > 1, each value's distribution is a mixture of M of them, with weights from
+    /// M more outputs (3M per value: the weights' logits, the means, the log-scales).
+    DLogistic {
+        /// M ≥ 1 components per value.
+        mixtures: usize,
+    },
 }
 
 impl Likelihood {
@@ -31,17 +36,25 @@ impl Likelihood {
         let (lik, sigma) = match self {
             Likelihood::Bernoulli => ("bernoulli", 1.0),
             Likelihood::Gaussian { sigma } => ("gaussian", sigma),
-            Likelihood::DLogistic => ("dlogistic", 1.0),
+            Likelihood::DLogistic { .. } => ("dlogistic", 1.0),
         };
         m.insert("likelihood".into(), lik.into());
         m.insert("sigma".into(), sigma.to_string());
+        if let Likelihood::DLogistic { mixtures } = self {
+            m.insert("mixtures".into(), mixtures.to_string());
+        }
     }
 
     /// Reads what [`Likelihood::insert_metadata`] wrote.
     pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
         match m.get("likelihood").map(String::as_str) {
             Some("bernoulli") => Ok(Likelihood::Bernoulli),
-            Some("dlogistic") => Ok(Likelihood::DLogistic),
+            // Files from before mixtures existed hold one component.
+            Some("dlogistic") => match m.get("mixtures").map(|s| s.parse::<usize>()) {
+                None => Ok(Likelihood::DLogistic { mixtures: 1 }),
+                Some(Ok(mixtures)) if mixtures >= 1 => Ok(Likelihood::DLogistic { mixtures }),
+                _ => Err(Error::config("configuration entry \"mixtures\" is not a whole number ≥ 1".into())),
+            },
             Some("gaussian") => match m.get("sigma").map(|s| s.parse::<f32>()) {
                 Some(Ok(sigma)) => Ok(Likelihood::Gaussian { sigma }),
                 _ => Err(Error::config("configuration entry \"sigma\" is missing or not a number".into())),
@@ -313,7 +326,8 @@ impl VaeConfig {
         let mut lik = match c.likelihood {
             Likelihood::Bernoulli => "bernoulli".to_string(),
             Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
-            Likelihood::DLogistic => "discretized logistic".to_string(),
+            Likelihood::DLogistic { mixtures: 1 } => "discretized logistic".to_string(),
+            Likelihood::DLogistic { mixtures } => format!("discretized logistic, {mixtures} mixtures"),
         };
         if c.activation != Activation::Relu {
             lik = format!("{} {lik}", c.activation.name());

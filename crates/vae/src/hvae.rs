@@ -171,7 +171,7 @@ impl HvaeConfig {
         let lik = match self.likelihood {
             Likelihood::Bernoulli => "bernoulli".to_string(),
             Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
-            Likelihood::DLogistic => "discretized logistic".to_string(),
+            Likelihood::DLogistic { .. } => "discretized logistic".to_string(),
         };
         format!("hvae {} {} {lik}", parts.join("-"), self.activation.name())
     }
