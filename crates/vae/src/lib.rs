@@ -74,6 +74,8 @@ pub mod book {
     pub struct Chapter10Density;
     #[doc = include_str!("../../../docs/book/11-families.md")]
     pub struct Chapter11Families;
+    #[doc = include_str!("../../../docs/book/12-colour.md")]
+    pub struct Chapter12Colour;
 }
 
 pub mod checkpoint;
