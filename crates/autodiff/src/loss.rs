@@ -174,15 +174,15 @@ impl Tape<'_> {
         let n = m.shape()[0];
         let d = m.len() / n.max(1);
         let (m, s, x) = (contiguous(m), contiguous(s), contiguous(x));
+        // One buffer of D terms, reused row after row (as `per_example_sum` does).
+        let mut terms = vec![0.0f32; d];
         let y: Vec<f32> = (0..n)
             .map(|r| {
                 let row = r * d..(r + 1) * d;
-                let terms: Vec<f32> = m[row.clone()]
-                    .iter()
-                    .zip(&s[row.clone()])
-                    .zip(&x[row])
-                    .map(|((&m, &s), &x)| dlogistic(m, s, x).0)
-                    .collect();
+                let inputs = m[row.clone()].iter().zip(&s[row.clone()]).zip(&x[row]);
+                for (t, ((&m, &s), &x)) in terms.iter_mut().zip(inputs) {
+                    *t = dlogistic(m, s, x).0;
+                }
                 sum_f64(&terms) as f32
             })
             .collect();
