@@ -139,6 +139,37 @@ fn a_colour_folder_with_classes_trains_a_conv_model_and_draws_in_colour() {
     ok(&run(&[&eval[..], &["--image-size", "16", "--channels", "1"]].concat()));
 }
 
+/// The library's one call (`vae::run::train`, as examples/train_folder.rs makes it) and
+/// `vae-cli train` with the same recipe write the same metrics, bit for bit: the command line
+/// adds flags and reports, nothing else.
+#[test]
+fn one_library_call_trains_a_folder_to_the_numbers_of_the_command_line() {
+    let root = scratch("library-run");
+    let data = root.join("shapes");
+    let split = vae::data::shapes::generate(240, 32, 3);
+    write_split(&data, "all", &split); // no split of its own: a tenth held out, as both say
+    let cli = root.join("cli");
+    let flags = ["--model", "conv", "--likelihood", "dlogistic", "--epochs", "2", "--batch-size", "32"];
+    let args = [&["train", "--data", data.to_str().unwrap(), "--no-cache", "--out", cli.to_str().unwrap()], &flags[..]];
+    ok(&run(&args.concat()));
+
+    let set = Dataset::open(&data, &vae::data::Prep::default(), &|_, _| {}).unwrap();
+    let mut recipe = vae::run::Recipe { model: vae::run::recipe::ModelKind::Conv, ..Default::default() }
+        .with_likelihood(vae::Likelihood::DLogistic { mixtures: 1 });
+    recipe.settings.batch_size = 32;
+    (recipe.settings.epochs, recipe.settings.schedule_epochs) = (2, 2);
+    let library = root.join("library");
+    let trained = vae::run::train(&recipe, set, &library, &mut vae::run::Quiet).unwrap();
+    assert_eq!(trained.state.epochs_done, 2);
+    let reference = losses(&cli);
+    assert_eq!(reference.len(), 3, "a header and two epochs");
+    assert_eq!(losses(&library), reference);
+    // A second call into the same folder is refused: the run there is kept.
+    let set = Dataset::open(&data, &vae::data::Prep::default(), &|_, _| {}).unwrap();
+    let again = vae::run::train(&recipe, set, &library, &mut vae::run::Quiet).err().unwrap().to_string();
+    assert!(again.contains("already holds a run"), "{again}");
+}
+
 #[test]
 fn a_folder_without_a_split_holds_out_a_fixed_fraction_and_says_so() {
     let root = scratch("fraction");

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use vae::data::{Binarize, Split};
 use vae::Vae;
 
-use crate::streams::{stream, Purpose};
+use vae::run::streams::{stream, Purpose};
 
 /// Query images per parallel task.
 const QUERY_BLOCK: usize = 64;

@@ -1,18 +1,15 @@
 //! The data of a command: the source (`--data` and its preparation flags, detected and
-//! described by `vae::data`), the splits checked against the model, and the one mapping from
-//! `--binarize` to what the batches do. A long-lived process that trains many runs (the
-//! playground) keeps the data it has read ([`keep_loaded`]) instead of reading and unpacking
-//! it again for every run.
+//! described by `vae::data`), the splits checked against the model and prepared for a run. A
+//! long-lived process that trains many runs (the playground) keeps the data it has read
+//! ([`keep_loaded`]) instead of reading and unpacking it again for every run.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use vae::data::{Binarize, Dataset, Format, Prep, Split};
+use vae::data::{Dataset, Format, Prep, Split};
 
-use crate::options::{BinarizeKind, DataArgs, Result};
+use crate::options::{DataArgs, Result};
 use crate::progress::Progress;
-use crate::settings::Settings;
-use crate::streams::{stream, Purpose};
 
 /// The data path: the one given, else `datasets/mnist` under the current folder, else the
 /// copy shipped in this repository.
@@ -50,31 +47,9 @@ fn default_cache() -> Option<PathBuf> {
     Some(base.join("vae-engine"))
 }
 
-/// Checks that the images of `split` (read from `dir`) have the shape the model takes and, for
-/// a conditional model, that every label is one of its classes.
-pub fn check_split(model: &dyn vae::Family, split: &vae::data::Split, dir: &Path) -> Result<()> {
-    let [c, rows, cols] = model.input();
-    if split.shape() != [c, rows, cols] {
-        let [sc, sr, sw] = split.shape();
-        let hint =
-            if rows == cols { format!("; --image-size {rows} --channels {c} prepares it so") } else { String::new() };
-        return Err(format!(
-            "the model takes {rows}×{cols} images of {c} channel(s) but {} holds {sr}×{sw} images of {sc}{hint}",
-            dir.display(),
-        )
-        .into());
-    }
-    let classes = model.classes();
-    if classes > 0 && split.classes() > classes {
-        return Err(format!(
-            "the model knows {classes} classes (labels 0 to {}) but {} holds the label {}",
-            classes - 1,
-            dir.display(),
-            split.classes() - 1
-        )
-        .into());
-    }
-    Ok(())
+/// [`vae::run::check_split`] with the command line's error type.
+pub fn check_split(model: &dyn vae::Family, split: &Split, dir: &Path) -> Result<()> {
+    Ok(vae::run::check_split(model, split, dir)?)
 }
 
 /// The data set for a model's command (its size and channels), checked against the model.
@@ -89,27 +64,6 @@ pub fn load_for_model(data: &DataArgs, model: &dyn vae::Family) -> Result<(Arc<D
 pub fn load_test(data: &DataArgs, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
     let (set, dir) = load_for_model(data, model)?;
     Ok((set.test.clone(), dir))
-}
-
-/// Which split a static binarization is drawn for: each has its own stream.
-#[derive(Clone, Copy)]
-pub enum Part {
-    /// The training images.
-    Train = 0,
-    /// The test images.
-    Test = 1,
-}
-
-/// `--binarize` applied to a split: `static` replaces it, once, by Bernoulli draws from the
-/// stream (seed, part, 0, binarize) and leaves the batches alone; `dynamic` keeps the grey
-/// values and has every batch draw fresh pixels; `none` keeps grey values. Returns the split
-/// and the mode its batches take.
-pub fn binarize(split: Split, kind: BinarizeKind, seed: u64, part: Part) -> (Split, Binarize) {
-    match kind {
-        BinarizeKind::None => (split, Binarize::None),
-        BinarizeKind::Dynamic => (split, Binarize::Dynamic),
-        BinarizeKind::Static => (split.binarized(&mut stream(seed, part as u64, 0, Purpose::Binarize)), Binarize::None),
-    }
 }
 
 /// The dataset kept by [`keep_loaded`]: its path, its preparation and the data.
@@ -155,21 +109,17 @@ pub fn load(path: &Path, prep: &Prep) -> Result<Arc<Dataset>> {
     Ok(data)
 }
 
-/// The data, limited and binarized as the settings say; the mode for batches. A dataset of
-/// this run alone is taken apart without a copy; a kept one is copied as far as the limits say.
-pub fn prepare_data(dir: &Path, prep: &Prep, s: &Settings) -> Result<(Split, Split, Binarize)> {
-    let limited = |split: Split, limit: Option<usize>| match limit {
-        Some(n) => split.truncated(n),
-        None => split,
-    };
+/// The data of `run`: read (or the kept copy), limited and binarized as its settings say. A
+/// dataset of this run alone is taken apart without a copy; a kept one is copied as far as the
+/// limits say.
+pub fn prepare_data(dir: &Path, prep: &Prep, run: &vae::run::Run) -> Result<vae::run::Splits> {
+    let s = &run.settings;
     let (train, test) = match Arc::try_unwrap(load(dir, prep)?) {
-        Ok(data) => (limited(data.train, s.train_limit), limited(data.test, s.test_limit)),
+        Ok(data) => (data.train, data.test),
         Err(shared) => {
             let part = |split: &Split, limit: Option<usize>| split.truncated(limit.unwrap_or(split.len()));
             (part(&shared.train, s.train_limit), part(&shared.test, s.test_limit))
         }
     };
-    let (train, mode) = binarize(train, s.binarize, s.seed, Part::Train);
-    let (test, _) = binarize(test, s.binarize, s.seed, Part::Test);
-    Ok((train, test, mode))
+    Ok(run.splits(train, test))
 }

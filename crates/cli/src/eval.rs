@@ -7,18 +7,18 @@ use clap::Args;
 use rayon::prelude::*;
 use vae::checkpoint;
 use vae::family::StepSettings;
+use vae::run::streams::{stream, Purpose};
+use vae::run::testpass::evaluate;
+use vae::run::{binarize, bits_per_dim, counts_bits, Part};
 use vae::train::{active_units, iw_log_likelihood, ACTIVE_UNIT_THRESHOLD};
-use vae::Family;
 
 use crate::consistency::{label_consistency, Consistency};
-use crate::data::{binarize, load_test, Part};
+use crate::data::load_test;
 use crate::figure::{self, Format, Layout, Mark, Panel, Series};
 use crate::image::PALETTE;
 use crate::options::{BinarizeKind, Result};
 use crate::progress::Progress;
 use crate::say::{say, say_err};
-use crate::streams::{stream, Purpose};
-use crate::testpass::evaluate;
 
 /// Flags of `vae-cli eval`.
 #[derive(Args, Debug, Clone)]
@@ -225,25 +225,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether −log p(x) is a count of bits of discrete data, so that bits per dimension compare
-/// with other models of the same data: the discretized logistic on 8-bit pixels, or Bernoulli
-/// pixels on binarized images. A density (the Gaussian) or Bernoulli on grey levels (no
-/// probability mass of the 8-bit image) gives none.
-pub fn counts_bits(model: &dyn Family, binarize: BinarizeKind) -> bool {
-    match vae::Likelihood::from_metadata(&model.metadata()) {
-        Ok(vae::Likelihood::DLogistic { .. }) => true,
-        Ok(vae::Likelihood::Bernoulli) => binarize != BinarizeKind::None,
-        _ => false,
-    }
-}
-
-/// Nats per image as bits per dimension, the unit of papers on natural images: divided by the
-/// number of pixels D and by ln 2 (book chapter 10).
-pub fn bits_per_dim(nats: f64, model: &dyn Family) -> f64 {
-    let [c, h, w] = model.input();
-    nats / ((c * h * w) as f64 * std::f64::consts::LN_2)
 }
 
 /// The text report of `--label-consistency`: the mean, then a row of shares per class.

@@ -1,11 +1,9 @@
-//! `train --family vqvae`: the VQ-VAE's own flags, their checks, and the model they describe.
+//! `train --family vqvae`: the VQ-VAE's own flags, their checks, and the sizes they give.
 
 use clap::Args;
-use rand::rngs::StdRng;
-use vae::vqvae::{VqArch, VqConfig, VqVae};
-use vae::{Activation, Family, Likelihood};
+use vae::run::recipe::VqSizes;
 
-use crate::options::{check_number, ModelKind, Result};
+use crate::options::{check_number, Result};
 
 /// The VQ-VAE's flags of `vae-cli train`.
 #[derive(Args, Debug, Clone)]
@@ -45,23 +43,12 @@ impl VqFlags {
         Ok(())
     }
 
-    /// The model: an MLP of `hidden` widths with `codes` code vectors per image, or the conv
-    /// stack of the MNIST model (7×7 codes).
-    pub fn build(
-        &self,
-        model: ModelKind,
-        (hidden, codes): (&[usize], usize),
-        input: [usize; 3],
-        (activation, likelihood): (Activation, Likelihood),
-        rng: &mut StdRng,
-    ) -> Result<Box<dyn Family>> {
-        let arch = match model {
-            ModelKind::Mlp => VqArch::Mlp { hidden: hidden.to_vec(), codes },
-            ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
-        };
-        let (code_dim, codebook_size, ema_decay) =
-            (self.code_dim as usize, self.codebook_size as usize, self.codebook_ema);
-        let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood, ema_decay };
-        Ok(Box::new(VqVae::new(config, rng)?))
+    /// The codebook's sizes.
+    pub fn sizes(&self) -> VqSizes {
+        VqSizes {
+            codebook_size: self.codebook_size as usize,
+            code_dim: self.code_dim as usize,
+            codebook_ema: self.codebook_ema,
+        }
     }
 }

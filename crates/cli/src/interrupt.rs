@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use crate::control::Control;
+use vae::run::Control;
 
 /// The command line's run: Ctrl-C stops it.
 static COMMAND_LINE: Control = Control::new();

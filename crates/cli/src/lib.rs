@@ -25,9 +25,7 @@ pub mod train;
 
 // What they share.
 pub mod consistency;
-pub mod control;
 pub mod data;
-pub mod epochs;
 pub mod family_hvae;
 pub mod family_vqvae;
 pub mod figure;
@@ -37,9 +35,5 @@ pub mod options;
 pub mod pictures;
 pub mod prior_run;
 pub mod progress;
-pub mod rundir;
 pub mod say;
-pub mod settings;
-pub mod streams;
-pub mod testpass;
 pub mod threads;

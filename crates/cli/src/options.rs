@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+pub use vae::run::recipe::{FamilyKind, ModelKind, OutputBias, Preset};
+pub use vae::run::settings::{BinarizeKind, LrScheduleKind, ObjectiveKind, OptimizerKind};
 
 /// Errors reach `main` as one printable line.
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -60,33 +62,6 @@ pub struct LabelArgs {
     pub label: Option<usize>,
 }
 
-/// Model family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FamilyKind {
-    /// The VAE: q(z|x), p(x|z), prior N(0, I).
-    Vae,
-    /// The conditional VAE: the one-hot label y joins the encoder's input [x, y] and the
-    /// decoder's [z, y] (labels from the IDX label files); `sample --label 7` draws sevens.
-    Cvae,
-    /// The VQ-VAE: a grid of code vectors, each snapped to the nearest of --codebook-size
-    /// learned rows (with --model conv, 7×7 codes for MNIST; with mlp, --latent-dim codes).
-    Vqvae,
-    /// A VAE with a chain of Gaussian stochastic layers (Burda et al.'s two-layer model with
-    /// --preset burda2): q(h1|x) through --hidden to --latent-dim units, then each layer of
-    /// --upper-latent through --upper-hidden; p(hl|hl+1) learned Gaussians, p(x|h1), p(hL) =
-    /// N(0, I). MLP only.
-    Hvae,
-}
-
-/// Network shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModelKind {
-    /// Dense layers (sizes from --hidden).
-    Mlp,
-    /// Two stride-2 convolutions and their mirror (28×28 → 7×7 → 28×28).
-    Conv,
-}
-
 /// Decoder distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LikelihoodKind {
@@ -111,30 +86,6 @@ impl LikelihoodKind {
     }
 }
 
-/// Optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerKind {
-    /// Adam, PyTorch's form (β 0.9, 0.999; ε 1e-8).
-    Adam,
-    /// SGD with momentum 0.9.
-    Sgd,
-    /// Adagrad (Kingma & Welling's choice).
-    Adagrad,
-}
-
-/// Pixel binarization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BinarizeKind {
-    /// Grey values in [0, 1] as they are.
-    None,
-    /// A fresh Bernoulli sample of every pixel each time it is used.
-    Dynamic,
-    /// One fixed Bernoulli sample of every pixel, drawn once from --seed.
-    Static,
-}
-
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ActivationKind {
@@ -144,49 +95,9 @@ pub enum ActivationKind {
     Tanh,
 }
 
-/// Training objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ObjectiveKind {
-    /// The negative ELBO: reconstruction averaged over --k samples of z, KL in closed form.
-    Elbo,
-    /// The negative importance-weighted bound −L_K with --k samples (Burda et al.'s IWAE).
-    Iwae,
-}
-
-/// Learning-rate schedule over the run's epochs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LrScheduleKind {
-    /// --lr throughout.
-    Constant,
-    /// Burda et al.'s 8 stages: stage i = 0..7 lasts 3^i of 3,280 epochs at --lr·10^(−i/7);
-    /// mapped in proportion onto --epochs when that is not 3,280.
-    Burda,
-}
-
-/// Initial bias of the decoder's output layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputBias {
-    /// PyTorch's default initialization, like every other bias.
-    Default,
-    /// The logit of each pixel's mean over the training set (its mean, for a Gaussian decoder;
-    /// for the discretized logistic, its mean and a log-scale from its spread: the default
-    /// there).
-    DataMean,
-}
-
-/// A whole training protocol in one flag; each of its pieces can still be overridden by its
-/// own flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// Burda, Grosse & Salakhutdinov (2015), one stochastic layer: --hidden 200,200
-    /// --latent-dim 50 --activation tanh --binarize dynamic --batch-size 20 --lr-schedule burda
-    /// --adam-eps 1e-4 --output-bias data-mean --epochs 3280.
-    Burda,
-    /// Their two-stochastic-layer model, same protocol: --family hvae --hidden 200,200
-    /// --latent-dim 100 --upper-hidden 100,100 --upper-latent 50, and the rest as burda.
-    Burda2,
+/// The command-line name of a value of a flag's enum.
+pub fn enum_name<T: ValueEnum>(v: T) -> String {
+    v.to_possible_value().expect("no skipped variants").get_name().to_string()
 }
 
 /// Checks that a float flag is a finite number above `min` (or at least, when `inclusive`).

@@ -1,6 +1,7 @@
 //! What the picture commands (`sample`, `reconstruct`, `interpolate`, `manifold`, `latent`)
 //! and the explorer share: loading a model with a latent space, the test images as the rows a
-//! model reads, the `--label` check, the principal axes of the latent means.
+//! model reads, the `--label` check, the principal axes of the latent means; and the two
+//! pictures a training run writes after every epoch.
 
 use std::path::Path;
 
@@ -11,9 +12,11 @@ use vae::family::LatentSpace;
 use vae::Family;
 use vae_autodiff::Tensor;
 
+use vae::run::streams::{stream, Purpose};
+
+use crate::image;
 use crate::options::{LabelArgs, ModelArgs, Result};
 use crate::say::say;
-use crate::streams::{stream, Purpose};
 
 /// The model of a checkpoint, if it has a continuous latent space to encode to and decode
 /// from (the latent commands and the explorer need one); `command` names the asker in the error.
@@ -124,4 +127,22 @@ pub fn top_two_axes(x: &Tensor) -> [Vec<f64>; 2] {
         *axis = v;
     }
     axes
+}
+
+/// Writes samples.png (8×8 prior samples; for a conditional model a row of 8 per class) and
+/// reconstructions.png (8 test images above their reconstructions).
+pub fn write_pictures(model: &dyn Family, test: &Split, seed: u64, out: &Path) -> Result<()> {
+    let (h, w) = (test.rows, test.cols);
+    let classes = model.classes();
+    let rows = if classes > 0 { classes } else { 8 };
+    let labels: Vec<usize> = (0..rows * 8).map(|i| i / 8).collect();
+    let samples = model.sample(rows * 8, &labels, &mut stream(seed, 0, 0, Purpose::Pictures));
+    image::grid(&samples, rows, 8, h, w).save(&out.join("samples.png"))?;
+    let idx: Vec<usize> = (0..8.min(test.len())).collect();
+    let x = test.rows(&idx, Binarize::None, &mut stream(seed, 0, 1, Purpose::Pictures), classes);
+    let recon = model.reconstruct(x.clone());
+    let x = x.slice_axis(ndarray::Axis(1), ndarray::Slice::from(..test.pixels()));
+    let both = ndarray::concatenate(ndarray::Axis(0), &[x, recon.view()]).expect("same widths");
+    image::grid(&both, 2, idx.len(), h, w).save(&out.join("reconstructions.png"))?;
+    Ok(())
 }

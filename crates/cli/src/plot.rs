@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use vae::run::files::METRICS_HEADER;
 
 use crate::figure::{self, Format, Layout, Panel, Series};
 use crate::options::Result;
 use crate::pictures::done;
-use crate::rundir::METRICS_HEADER;
 
 /// Flags of `vae-cli plot`.
 #[derive(Args, Debug, Clone)]

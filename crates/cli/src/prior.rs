@@ -2,7 +2,7 @@
 //! codes, trains the autoregressive prior (`vae::prior`) on them, reports its negative
 //! log-likelihood and the bound it gives on −log p(x), and draws pictures: samples through the
 //! prior beside samples of uniform random codes, and the codes' use. The training runs in the
-//! epoch loop `train` uses (`epochs.rs`); a checkpoint after every epoch and on Ctrl-C
+//! epoch loop `train` uses (`vae::run::epochs`); a checkpoint after every epoch and on Ctrl-C
 //! (`prior_run.rs`) lets `--resume` continue an interrupted training.
 
 use std::path::{Path, PathBuf};
@@ -12,17 +12,18 @@ use vae::checkpoint;
 use vae::data::{Binarize, Dataset, Split};
 use vae::family::Sums;
 use vae::prior::train_step;
+use vae::run::epochs::{train_epochs, RunState, Trainer, Watch};
+use vae::run::streams::{stream, Purpose};
 use vae::vqvae::{perplexity, VqVae};
+use vae::Error;
 
 use crate::data::{check_split, data_dir};
-use crate::epochs::{train_epochs, RunState, Trainer};
 use crate::figure::{self, Format, Layout, Mark, Panel, Series};
 use crate::image::{grid, PALETTE};
 use crate::interrupt;
 use crate::options::{check_number, Result};
 use crate::prior_run::{load_vq, save_prior, PriorRun, PriorSettings, PRIOR, PRIOR_CHECKPOINT, PRIOR_RUN};
 use crate::say::say;
-use crate::streams::{stream, Purpose};
 
 /// Epochs of `vae-cli prior` when --epochs is not given.
 pub const DEFAULT_PRIOR_EPOCHS: u64 = 10;
@@ -142,12 +143,13 @@ pub fn run(args: PriorArgs) -> Result<()> {
     if let Some(n) = args.pause_at_step {
         interrupt::control().pause_at_step(n);
     }
-    let mut state = std::mem::take(&mut run.state);
+    let (mut state, seed) = (std::mem::take(&mut run.state), run.settings.seed);
     let stopped = train_epochs(
         &mut PriorTrainer { run: &mut run, codes: &codes, out: &out },
         &mut state,
         epochs,
         interrupt::control(),
+        &mut crate::train::Reports { bar: None, seed, out: &out },
     )?;
     run.state = state;
     if let Some(at) = stopped {
@@ -190,17 +192,17 @@ impl Trainer for PriorTrainer<'_> {
         "prior epoch"
     }
     /// A step on the grids `idx`: its mean −log p(k) per image.
-    fn step(&mut self, idx: &[usize], epoch: u64, step: usize, _steps: usize) -> Result<Vec<f64>> {
+    fn step(&mut self, idx: &[usize], epoch: u64, step: usize, _steps: usize) -> std::result::Result<Vec<f64>, Error> {
         let l = self.codes.places;
         let grids: Vec<usize> =
             idx.iter().flat_map(|&i| self.codes.train[i * l..(i + 1) * l].iter().copied()).collect();
         let nll = train_step(&mut self.run.prior, &mut self.run.adam, &grids).map_err(|e| {
-            format!(
+            Error::run(format!(
                 "training the prior diverged at epoch {} step {}: {e}; the checkpoint of the last finished epoch in {} is intact",
                 epoch + 1,
                 step + 1,
                 self.out.display()
-            )
+            ))
         })?;
         Ok(vec![nll])
     }
@@ -208,7 +210,13 @@ impl Trainer for PriorTrainer<'_> {
         format!("nll {:.2}", means[0])
     }
     /// The test set's −log p(k) per image and the metrics row.
-    fn finish_epoch(&mut self, epoch: u64, train: &Sums, seconds: f64) -> Result<(String, Vec<String>)> {
+    fn finish_epoch(
+        &mut self,
+        epoch: u64,
+        train: &Sums,
+        seconds: f64,
+        _watch: &mut dyn Watch,
+    ) -> std::result::Result<(String, Vec<String>), Error> {
         let test_nll = self.run.prior.nll_value(&self.codes.test);
         let train_nll = train.means()[0];
         let row = format!("{},{train_nll:.4},{test_nll:.4},{seconds:.2}", epoch + 1);
@@ -219,11 +227,11 @@ impl Trainer for PriorTrainer<'_> {
         );
         Ok((row, vec![line]))
     }
-    fn write_metrics(&self, rows: &[String]) -> Result<()> {
+    fn write_metrics(&self, rows: &[String]) -> std::result::Result<(), Error> {
         PRIOR_RUN.write_metrics(self.out, METRICS_HEADER, rows)
     }
-    fn save(&self, state: &RunState) -> Result<()> {
-        self.run.save(self.out, state)
+    fn save(&self, state: &RunState) -> std::result::Result<(), Error> {
+        self.run.save(self.out, state).map_err(|e| Error::run(e.to_string()))
     }
 }
 

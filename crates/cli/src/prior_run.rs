@@ -9,15 +9,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use vae::checkpoint;
 use vae::prior::{Prior, PriorConfig};
+use vae::run::epochs::RunState;
+use vae::run::files::RunFiles;
+use vae::run::settings::{fields_from_metadata, fields_to_metadata};
+use vae::run::streams::{stream, Purpose};
 use vae::vqvae::VqVae;
 use vae_autodiff::Tensor;
 use vae_layers::optim::{Adam, Optimizer};
 
-use crate::epochs::RunState;
 use crate::options::Result;
-use crate::rundir::RunFiles;
-use crate::settings::{fields_from_metadata, fields_to_metadata};
-use crate::streams::{stream, Purpose};
 
 /// The trained prior, for `vae-cli sample --prior`.
 pub const PRIOR: &str = "prior.safetensors";

@@ -6,12 +6,12 @@ use clap::Args;
 use ndarray::{Axis, Slice};
 use vae::checkpoint;
 use vae::data::Binarize;
+use vae::run::streams::{stream, Purpose};
 use vae_autodiff::Tensor;
 
 use crate::image::grid;
 use crate::options::{ModelArgs, Result};
 use crate::pictures::done;
-use crate::streams::{stream, Purpose};
 
 /// Flags of `vae-cli reconstruct`.
 #[derive(Args, Debug, Clone)]

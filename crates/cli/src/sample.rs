@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use vae::checkpoint;
+use vae::run::streams::{stream, Purpose};
 
 use crate::image::grid;
 use crate::options::{LabelArgs, ModelArgs, Result};
 use crate::pictures::{chosen_label, done};
 use crate::say::say;
-use crate::streams::{stream, Purpose};
 
 /// Flags of `vae-cli sample`.
 #[derive(Args, Debug, Clone)]

@@ -13,6 +13,9 @@ pub enum Error {
     Data(String),
     /// A checkpoint that cannot be read or does not fit the model.
     Checkpoint(String),
+    /// A training run that cannot go on: a diverged step, a run folder that is taken, a
+    /// report its watcher could not write.
+    Run(String),
     /// An operating-system error on a file.
     Io {
         /// What we were doing, with the file's path.
@@ -27,6 +30,11 @@ impl Error {
         Error::Config(msg)
     }
 
+    /// A training run that cannot go on, and why.
+    pub fn run(msg: impl Into<String>) -> Self {
+        Error::Run(msg.into())
+    }
+
     /// An I/O error while `doing` something with `path`.
     pub fn io(doing: &str, path: &Path, source: std::io::Error) -> Self {
         Error::Io { context: format!("{doing} {}", path.display()), source }
@@ -38,7 +46,7 @@ impl fmt::Display for Error {
         match self {
             Error::Config(m) => write!(f, "invalid model configuration: {m}"),
             Error::Data(m) => write!(f, "{m}"),
-            Error::Checkpoint(m) => write!(f, "{m}"),
+            Error::Checkpoint(m) | Error::Run(m) => write!(f, "{m}"),
             Error::Io { context, source } => write!(f, "cannot {context}: {source}"),
         }
     }

@@ -21,7 +21,8 @@
 //! | [`parts`] | what models are built from: [`parts::Mlp`], the Gaussian stochastic layer, likelihoods, the N(0, I) prior |
 //! | [`hvae`] | a chain of Gaussian stochastic layers (Burda et al.'s two-layer model), from the parts |
 //! | [`checkpoint`] | safetensors files with the configuration in their metadata |
-//! | [`data`] | IDX (MNIST) files and batches |
+//! | [`data`] | the data sources (IDX, image folders, NumPy arrays, CIFAR), their preparation and batches |
+//! | [`run`] | the training run: recipe and presets, epochs, schedule, warm-up, checkpoints, metrics |
 //!
 //! The derivations behind each piece, next to the code, are in the book: `docs/book/README.md`
 //! (the ELBO, the reparameterization trick, the closed-form KL, likelihoods, training).
@@ -89,6 +90,7 @@ pub mod model;
 pub mod objective;
 pub mod parts;
 pub mod prior;
+pub mod run;
 pub mod train;
 pub mod vqvae;
 

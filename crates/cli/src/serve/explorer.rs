@@ -5,13 +5,13 @@
 use ndarray::Axis;
 use vae::data::{Binarize, Split};
 use vae::family::LatentSpace;
+use vae::run::streams::{stream, Purpose};
 use vae::Family;
 use vae_autodiff::Tensor;
 
 use super::http::{json, param, text, Answer};
 use crate::image::Canvas;
 use crate::pictures::{space, top_two_axes};
-use crate::streams::{stream, Purpose};
 
 /// Enlargement of decoded images.
 const ZOOM: usize = 8;

@@ -145,8 +145,8 @@ mod tests {
             "lr":"3e-4","epochs":3,"train-limit":2000,"objective":"elbo","k":2,"hold":true}"#;
         let (args, hold) = parse(body, None).unwrap();
         assert!(hold);
-        let p = args.protocol();
-        assert_eq!((p.latent, p.hidden.clone(), p.epochs), (2, vec![256, 128], 3));
+        let r = args.recipe();
+        assert_eq!((r.latent, r.hidden.clone(), r.settings.epochs), (2, vec![256, 128], 3));
         assert_eq!((args.beta, args.kl_warmup, args.lr, args.k), (0.5, 2.0, Some(3e-4), 2));
         assert_eq!(args.train_limit, Some(2000));
         assert_eq!(args.out, None);

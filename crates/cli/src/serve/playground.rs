@@ -28,17 +28,16 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use vae::data::Split;
+use vae::run::files::MODEL;
 
 use super::explorer::{metrics_table, Explorer};
 use super::form;
 use super::http::{json, text, Answer};
-use crate::control::Control;
 use crate::figure::{Format, Layout};
-use crate::options::ObjectiveKind;
+use crate::options::{enum_name, ObjectiveKind};
 use crate::pictures::load_with_space;
-use crate::rundir::MODEL;
-use crate::settings::enum_name;
 use crate::{threads, train};
+use vae::run::Control;
 
 /// The page, with its script and style inline; `{{TOKEN}}` is replaced by the server's token.
 const PAGE: &str = include_str!("playground.html");
@@ -165,8 +164,8 @@ impl Playground {
             Ok(parsed) => parsed,
             Err(e) => return text(400, e),
         };
-        let protocol = args.protocol();
-        let mut tail = format!("{}-z{}", enum_name(protocol.family), protocol.latent);
+        let recipe = args.recipe();
+        let mut tail = format!("{}-z{}", enum_name(recipe.family), recipe.latent);
         if args.objective != ObjectiveKind::Elbo || args.k != 1 {
             tail.push_str(&format!("-{}-k{}", enum_name(args.objective), args.k));
         }

@@ -1,8 +1,8 @@
-//! The epoch loop every trainer runs (`train`'s model, `prior`'s code prior), and the progress
-//! a run's checkpoint keeps, so that Ctrl-C and `--resume` behave the same for both.
+//! The epoch loop every trainer runs (a model's, a VQ-VAE's code prior's), and the progress
+//! a run's checkpoint keeps, so that a stop and a resume behave the same for both.
 //!
 //! An epoch: the examples shuffled by the stream (seed, epoch, shuffle); steps of a batch each,
-//! with a progress bar of the running means; after the last step the trainer's test pass and
+//! each reported to the run's [`Watch`] (a progress bar); after the last step the trainer's test pass and
 //! metrics row, then the metrics file and the checkpoint. Between two steps the run's
 //! [`Control`] may pause it, or stop it (Ctrl-C, a closed standard output, the playground's Stop
 //! button): a stop saves the partial epoch (steps taken, sums, seconds) in the checkpoint; a
@@ -13,13 +13,37 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use vae::family::Sums;
 
-use crate::control::Control;
-use crate::options::Result;
-use crate::progress::Progress;
-use crate::say::say;
-use crate::streams::{stream, Purpose};
+use crate::error::Error;
+use crate::family::Sums;
+use crate::run::control::Control;
+use crate::run::streams::{stream, Purpose};
+
+/// What the loop and its trainers return.
+type Result<T> = std::result::Result<T, Error>;
+
+/// Whoever watches a run: the command line's progress bar and epoch lines, the playground's
+/// page, or nobody ([`Quiet`]). Every method has a default that does nothing.
+pub trait Watch {
+    /// An epoch begins, named `label` (`epoch 3/10`), of `steps` steps of which `done` were
+    /// taken before an interruption.
+    fn epoch_begins(&mut self, _label: &str, _steps: usize, _done: usize) {}
+    /// A step was taken; `means` gives the text of the running means, if wanted.
+    fn step_taken(&mut self, _means: &dyn Fn() -> String) {}
+    /// The epoch's steps are over (finished, stopped, or failed).
+    fn steps_end(&mut self) {}
+    /// A finished epoch's lines of report.
+    fn report(&mut self, _lines: &[String]) {}
+    /// After each epoch of a model's training: the model and the test images, for pictures.
+    fn pictures(&mut self, _model: &dyn crate::Family, _test: &crate::data::Split) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A watcher that watches nothing.
+pub struct Quiet;
+
+impl Watch for Quiet {}
 
 /// How far a run has got: what its checkpoint keeps besides the model, the optimizer and the
 /// settings.
@@ -111,7 +135,14 @@ pub trait Trainer {
     fn show(&self, means: &[f64]) -> String;
     /// After an epoch's last step, given the training sums and the seconds spent: the test
     /// pass, any pictures and housekeeping. Returns the metrics row and the lines to print.
-    fn finish_epoch(&mut self, epoch: u64, train: &Sums, seconds: f64) -> Result<(String, Vec<String>)>;
+    /// `watch` receives the pictures of a model's training.
+    fn finish_epoch(
+        &mut self,
+        epoch: u64,
+        train: &Sums,
+        seconds: f64,
+        watch: &mut dyn Watch,
+    ) -> Result<(String, Vec<String>)>;
     /// Writes the metrics file from the rows of the finished epochs.
     fn write_metrics(&self, rows: &[String]) -> Result<()>;
     /// Writes the checkpoint: the trainer's model, optimizer and settings with `state`.
@@ -119,19 +150,20 @@ pub trait Trainer {
 }
 
 /// Runs epochs `state.epochs_done` to `epochs` (finishing a partial one first), pausing and
-/// stopping as `control` says between steps. Returns where a stop ended the run (`at epoch 3
+/// stopping as `control` says between steps, reporting to `watch`. Returns where a stop ended the run (`at epoch 3
 /// step 20 of 100; checkpoint saved`, or `after epoch 3`), or `None` when every epoch is done.
 pub fn train_epochs(
     t: &mut dyn Trainer,
     state: &mut RunState,
     epochs: u64,
     control: &Control,
+    watch: &mut dyn Watch,
 ) -> Result<Option<String>> {
     t.write_metrics(&state.metrics)?;
     let steps = t.examples().div_ceil(t.batch_size());
     control.report(state.epochs_done, epochs, state.step_in_epoch, steps);
     for epoch in state.epochs_done..epochs {
-        let interrupted = one_epoch(t, state, epoch, epochs, control)?;
+        let interrupted = one_epoch(t, state, (epoch, epochs), control, watch)?;
         if interrupted {
             return Ok(Some(format!(
                 "at epoch {} step {} of {steps}; checkpoint saved",
@@ -148,26 +180,31 @@ pub fn train_epochs(
 
 /// One epoch (or the rest of an interrupted one). Returns `true` when a stop ended it
 /// mid-epoch (the checkpoint then holds the partial epoch).
-fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64, control: &Control) -> Result<bool> {
+fn one_epoch(
+    t: &mut dyn Trainer,
+    state: &mut RunState,
+    (epoch, epochs): (u64, u64),
+    control: &Control,
+    watch: &mut dyn Watch,
+) -> Result<bool> {
     let t0 = Instant::now();
     let mut order: Vec<usize> = (0..t.examples()).collect();
     order.shuffle(&mut stream(t.seed(), epoch, 0, Purpose::Shuffle));
     let batch = t.batch_size();
     let steps = order.len().div_ceil(batch);
-    let bar = Progress::new(steps as u64, format!("{} {}/{epochs}", t.epoch_name(), epoch + 1));
     // After an interruption, the epoch continues where it stopped, with its sums so far.
     let first_step = std::mem::take(&mut state.step_in_epoch);
     let mut totals = std::mem::take(&mut state.partial);
     let seconds_before = std::mem::take(&mut state.partial_seconds);
-    bar.skip(first_step as u64);
+    watch.epoch_begins(&format!("{} {}/{epochs}", t.epoch_name(), epoch + 1), steps, first_step);
     t.start_epoch(epoch);
     for (step, idx) in order.chunks(batch).enumerate().skip(first_step) {
-        let means = t.step(idx, epoch, step, steps).inspect_err(|_| bar.finish())?;
+        let means = t.step(idx, epoch, step, steps).inspect_err(|_| watch.steps_end())?;
         totals.add_means(&means, idx.len());
-        bar.step(|| t.show(&totals.means()));
+        watch.step_taken(&|| t.show(&totals.means()));
         control.report(epoch, epochs, step + 1, steps);
         if step + 1 < steps && control.wait_if_paused() {
-            bar.finish();
+            watch.steps_end();
             state.step_in_epoch = step + 1;
             state.partial = totals;
             state.partial_seconds = seconds_before + t0.elapsed().as_secs_f64();
@@ -175,15 +212,13 @@ fn one_epoch(t: &mut dyn Trainer, state: &mut RunState, epoch: u64, epochs: u64,
             return Ok(true);
         }
     }
-    bar.finish();
-    let (row, lines) = t.finish_epoch(epoch, &totals, seconds_before + t0.elapsed().as_secs_f64())?;
+    watch.steps_end();
+    let (row, lines) = t.finish_epoch(epoch, &totals, seconds_before + t0.elapsed().as_secs_f64(), watch)?;
     state.metrics.push(row);
     state.epochs_done = epoch + 1;
     t.write_metrics(&state.metrics)?;
     t.save(state)?;
     control.epoch_finished(state.epochs_done);
-    for line in lines {
-        say!("{line}");
-    }
+    watch.report(&lines);
     Ok(false)
 }

@@ -1,15 +1,64 @@
-//! The training settings a run keeps in its checkpoint's metadata (`train.*` keys), so that
-//! `--resume` continues with exactly them.
+//! The training settings a run keeps in its checkpoint's metadata (`train.*` keys), so that a
+//! resumed run continues with exactly them, and the named choices among them (optimizer,
+//! binarization, objective, learning-rate schedule).
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use vae::objective::Objective;
 use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
 
-use crate::options::{BinarizeKind, LrScheduleKind, ObjectiveKind, OptimizerKind};
+use crate::objective::Objective;
 
-/// The learning rate when --lr is not given (PyTorch's example).
+/// Optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// Adam, PyTorch's form (β 0.9, 0.999; ε 1e-8).
+    Adam,
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adagrad (Kingma & Welling's choice).
+    Adagrad,
+}
+
+/// Pixel binarization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum BinarizeKind {
+    /// Grey values in [0, 1] as they are.
+    None,
+    /// A fresh Bernoulli sample of every pixel each time it is used.
+    Dynamic,
+    /// One fixed Bernoulli sample of every pixel, drawn once from --seed.
+    Static,
+}
+
+/// Training objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveKind {
+    /// The negative ELBO: reconstruction averaged over --k samples of z, KL in closed form.
+    Elbo,
+    /// The negative importance-weighted bound −L_K with --k samples (Burda et al.'s IWAE).
+    Iwae,
+}
+
+/// Learning-rate schedule over the run's epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum LrScheduleKind {
+    /// --lr throughout.
+    Constant,
+    /// Burda et al.'s 8 stages: stage i = 0..7 lasts 3^i of 3,280 epochs at --lr·10^(−i/7);
+    /// mapped in proportion onto --epochs when that is not 3,280.
+    Burda,
+}
+
+/// The learning rate of PyTorch's example, the default.
 pub const DEFAULT_LR: f32 = 1e-3;
 
 /// The training settings a run keeps in its checkpoint, so that `--resume` continues with them.
@@ -72,6 +121,37 @@ pub struct Settings {
     pub channels: Option<usize>,
 }
 
+impl Default for Settings {
+    /// PyTorch's example: seed 1, Adam at 1e-3 (ε 1e-8), batches of 128, grey pixels as they
+    /// are, the one-sample ELBO at β = 1, a constant rate, 10 epochs; 10% of the images held
+    /// out for testing when the data has no split of its own.
+    fn default() -> Self {
+        Settings {
+            seed: 1,
+            batch_size: 128,
+            lr: DEFAULT_LR,
+            optimizer: OptimizerKind::Adam,
+            binarize: BinarizeKind::None,
+            kl_warmup: 0.0,
+            clip_norm: None,
+            train_limit: None,
+            test_limit: None,
+            objective: ObjectiveKind::Elbo,
+            k: 1,
+            beta: 1.0,
+            commitment: default_commitment(),
+            restart_codes: true,
+            lr_schedule: LrScheduleKind::Constant,
+            adam_eps: default_adam_eps(),
+            epochs: default_epochs(),
+            schedule_epochs: default_epochs(),
+            test_fraction: default_test_fraction(),
+            image_size: None,
+            channels: None,
+        }
+    }
+}
+
 // The values of runs written before each setting existed: the plain protocol (the one-sample
 // ELBO, a constant rate, Adam's ε 1e-8, 10 epochs planned).
 fn default_objective() -> ObjectiveKind {
@@ -84,7 +164,7 @@ fn one_f32() -> f32 {
     1.0
 }
 fn default_commitment() -> f32 {
-    vae::vqvae::DEFAULT_BETA
+    crate::vqvae::DEFAULT_BETA
 }
 fn default_schedule() -> LrScheduleKind {
     LrScheduleKind::Constant
@@ -93,7 +173,7 @@ fn default_adam_eps() -> f32 {
     1e-8
 }
 fn default_test_fraction() -> f64 {
-    vae::data::Prep::default().test_fraction
+    crate::data::Prep::default().test_fraction
 }
 fn default_epochs() -> u64 {
     10
@@ -134,11 +214,6 @@ pub fn fields_from_metadata(m: &HashMap<String, String>, prefix: &str) -> serde_
         fields.insert(name.to_string(), value);
     }
     fields
-}
-
-/// The command-line name of a value of a flag's enum.
-pub fn enum_name<T: clap::ValueEnum>(v: T) -> String {
-    v.to_possible_value().expect("no skipped variants").get_name().to_string()
 }
 
 impl Settings {

@@ -1,11 +1,9 @@
-//! The test pass of any family, as `train` runs it after every epoch and `eval` once: the
-//! family's terms per image over a split, each chunk with its own random stream.
+//! The test pass of any family, as a run takes it after every epoch and `vae-cli eval` once:
+//! the family's terms per image over a split, each chunk with its own random stream.
 
-use vae::data::{Binarize, Split};
-use vae::family::{evaluate_split, StepSettings};
-use vae::Family;
-
-use crate::streams::{stream, Purpose};
+use crate::data::{Binarize, Split};
+use crate::family::{evaluate_split, Family, StepSettings};
+use crate::run::streams::{stream, Purpose};
 
 /// What a test pass gives: the family's term means and its statistics.
 pub struct Evaluation {

@@ -1,9 +1,9 @@
 //! The switches of one training run and where it stands: stop (save a checkpoint after the
 //! current step), pause and resume (between two steps), pause after every epoch, and the
-//! run's position for whoever watches it. The command line's run has one, which Ctrl-C stops
-//! (`interrupt.rs`); each run the playground starts (`serve/playground.rs`) has its own.
+//! run's position for whoever watches it. The command line's run has one, which Ctrl-C stops;
+//! each run the playground starts has its own.
 //!
-//! The epoch loop (`epochs.rs`) reports to it after every step and asks it between steps
+//! The epoch loop ([`crate::run::epochs`]) reports to it after every step and asks it between steps
 //! whether to go on; nothing here touches the model, so pausing and stopping change no number
 //! of the run.
 
@@ -124,8 +124,7 @@ impl Control {
         let taken = epochs_done * steps as u64 + step as u64;
         if s.pause_at_step == Some(taken) {
             s.pause = true;
-            // Written here rather than through `say!` (which would make the two modules import
-            // each other); the test that asked for it reads this line.
+            // The test that asked for it reads this line.
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "paused after step {taken} (--pause-at-step)").and_then(|()| out.flush());
         }

@@ -1,0 +1,238 @@
+//! What a new run is: the model (family, body, sizes, nonlinearity, likelihood, output bias)
+//! and its [`Settings`], with the published protocols as presets. [`Recipe::build`] makes the
+//! model for the data's shape from the run's initialization stream, so that any caller (the
+//! command line, the playground, a program of the user's) starts from the same parameters.
+
+use crate::data::Split;
+use crate::error::Error;
+use crate::family::Family;
+use crate::hvae::{Hvae, HvaeConfig, LayerSpec};
+use crate::run::settings::{BinarizeKind, LrScheduleKind, Settings};
+use crate::run::streams::{stream, Purpose};
+use crate::vqvae::{VqArch, VqConfig, VqVae};
+use crate::{Activation, Arch, Likelihood, Vae, VaeConfig};
+
+/// Model family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum FamilyKind {
+    /// The VAE: q(z|x), p(x|z), prior N(0, I).
+    Vae,
+    /// The conditional VAE: the one-hot label y joins the encoder's input [x, y] and the
+    /// decoder's [z, y] (labels from the IDX label files); `sample --label 7` draws sevens.
+    Cvae,
+    /// The VQ-VAE: a grid of code vectors, each snapped to the nearest of --codebook-size
+    /// learned rows (with --model conv, 7×7 codes for MNIST; with mlp, --latent-dim codes).
+    Vqvae,
+    /// A VAE with a chain of Gaussian stochastic layers (Burda et al.'s two-layer model with
+    /// --preset burda2): q(h1|x) through --hidden to --latent-dim units, then each layer of
+    /// --upper-latent through --upper-hidden; p(hl|hl+1) learned Gaussians, p(x|h1), p(hL) =
+    /// N(0, I). MLP only.
+    Hvae,
+}
+
+/// Network shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ModelKind {
+    /// Dense layers (sizes from --hidden).
+    Mlp,
+    /// Two stride-2 convolutions and their mirror (28×28 → 7×7 → 28×28).
+    Conv,
+}
+
+/// Initial bias of the decoder's output layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum OutputBias {
+    /// PyTorch's default initialization, like every other bias.
+    Default,
+    /// The logit of each pixel's mean over the training set (its mean, for a Gaussian decoder;
+    /// for the discretized logistic, its mean and a log-scale from its spread: the default
+    /// there).
+    DataMean,
+}
+
+/// A whole training protocol in one flag; each of its pieces can still be overridden by its
+/// own flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Preset {
+    /// Burda, Grosse & Salakhutdinov (2015), one stochastic layer: --hidden 200,200
+    /// --latent-dim 50 --activation tanh --binarize dynamic --batch-size 20 --lr-schedule burda
+    /// --adam-eps 1e-4 --output-bias data-mean --epochs 3280.
+    Burda,
+    /// Their two-stochastic-layer model, same protocol: --family hvae --hidden 200,200
+    /// --latent-dim 100 --upper-hidden 100,100 --upper-latent 50, and the rest as burda.
+    Burda2,
+}
+
+/// The VQ-VAE's own sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VqSizes {
+    /// Kc, the rows of the codebook.
+    pub codebook_size: usize,
+    /// Dc, the width of a code vector.
+    pub code_dim: usize,
+    /// Learn the codebook by moving averages with this decay instead of by gradient.
+    pub codebook_ema: Option<f32>,
+}
+
+/// Hidden widths between a chain's upper layers unless said otherwise (Burda et al.'s).
+pub const DEFAULT_UPPER_HIDDEN: [usize; 2] = [100, 100];
+
+/// A new run: the model and the settings of its training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// The model family.
+    pub family: FamilyKind,
+    /// The network body (MLP or conv).
+    pub model: ModelKind,
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    /// Latent dimension J (of h1 for a chain; codes per image for an MLP VQ-VAE).
+    pub latent: usize,
+    /// A chain's units of h2, h3, … (empty: one stochastic layer).
+    pub upper_latent: Vec<usize>,
+    /// A chain's hidden widths between consecutive stochastic layers.
+    pub upper_hidden: Vec<usize>,
+    /// Hidden-layer nonlinearity.
+    pub activation: Activation,
+    /// The decoder's likelihood p(x|z).
+    pub likelihood: Likelihood,
+    /// The decoder's initial output bias.
+    pub output_bias: OutputBias,
+    /// The VQ-VAE's codebook.
+    pub vq: VqSizes,
+    /// How it is trained.
+    pub settings: Settings,
+}
+
+impl Default for Recipe {
+    /// PyTorch's example: a 784-400-20 MLP, ReLU, Bernoulli pixels, Adam at 1e-3, batches of
+    /// 128, 10 epochs (the default run: a test loss of 105.48 nats on MNIST).
+    fn default() -> Self {
+        Recipe {
+            family: FamilyKind::Vae,
+            model: ModelKind::Mlp,
+            hidden: vec![400],
+            latent: 20,
+            upper_latent: vec![],
+            upper_hidden: DEFAULT_UPPER_HIDDEN.to_vec(),
+            activation: Activation::Relu,
+            likelihood: Likelihood::Bernoulli,
+            output_bias: OutputBias::Default,
+            vq: VqSizes { codebook_size: 128, code_dim: 16, codebook_ema: None },
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl Recipe {
+    /// A published protocol (see [`Preset`]).
+    pub fn preset(preset: Preset) -> Self {
+        let plain = Recipe::default();
+        let settings = Settings {
+            batch_size: 20,
+            binarize: BinarizeKind::Dynamic,
+            lr_schedule: LrScheduleKind::Burda,
+            adam_eps: 1e-4,
+            epochs: 3280,
+            schedule_epochs: 3280,
+            ..plain.settings.clone()
+        };
+        let burda = Recipe {
+            hidden: vec![200, 200],
+            latent: 50,
+            activation: Activation::Tanh,
+            output_bias: OutputBias::DataMean,
+            settings,
+            ..plain
+        };
+        match preset {
+            Preset::Burda => burda,
+            Preset::Burda2 => Recipe { family: FamilyKind::Hvae, latent: 100, upper_latent: vec![50], ..burda },
+        }
+    }
+
+    /// The recipe with another likelihood. The discretized logistic also starts its output
+    /// bias from the data (its means and spreads), since a scale of 1 takes thousands of steps
+    /// to leave.
+    pub fn with_likelihood(self, likelihood: Likelihood) -> Self {
+        let output_bias =
+            if matches!(likelihood, Likelihood::DLogistic { .. }) { OutputBias::DataMean } else { self.output_bias };
+        Recipe { likelihood, output_bias, ..self }
+    }
+
+    /// The model for images shaped like `train`'s (and, for a conditional model, a class per
+    /// label it uses), initialized from the stream (seed, 0, 0, init). The output bias is the
+    /// data's if the recipe says so ([`crate::run::schedule::init_output_bias`]).
+    pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
+        let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
+        let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
+        let mut model: Box<dyn Family> = match self.family {
+            FamilyKind::Hvae => {
+                let first = LayerSpec { hidden: self.hidden.clone(), latent: self.latent };
+                let upper =
+                    self.upper_latent.iter().map(|&latent| LayerSpec { hidden: self.upper_hidden.clone(), latent });
+                let layers = std::iter::once(first).chain(upper).collect();
+                Box::new(Hvae::new(HvaeConfig { input, layers, activation, likelihood }, rng)?)
+            }
+            FamilyKind::Vqvae => {
+                let arch = match self.model {
+                    ModelKind::Mlp => VqArch::Mlp { hidden: self.hidden.clone(), codes: self.latent },
+                    ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
+                };
+                let VqSizes { codebook_size, code_dim, codebook_ema: ema_decay } = self.vq;
+                let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood, ema_decay };
+                Box::new(VqVae::new(config, rng)?)
+            }
+            FamilyKind::Vae | FamilyKind::Cvae => {
+                let base = match self.model {
+                    ModelKind::Mlp => {
+                        VaeConfig { arch: Arch::Mlp { hidden: self.hidden.clone() }, ..VaeConfig::mlp_mnist() }
+                    }
+                    ModelKind::Conv => VaeConfig::conv_mnist(),
+                };
+                // A conditional model has a class per label the training set uses.
+                let classes = match self.family {
+                    FamilyKind::Cvae if train.classes() >= 2 => train.classes(),
+                    FamilyKind::Cvae => {
+                        return Err(Error::config(
+                            "a conditional VAE (--family cvae) needs a training set with at least two labels".into(),
+                        ))
+                    }
+                    _ => 0,
+                };
+                let config = VaeConfig { input, latent: self.latent, activation, likelihood, classes, ..base };
+                Box::new(Vae::new(config, rng)?)
+            }
+        };
+        if self.output_bias == OutputBias::DataMean {
+            crate::run::schedule::init_output_bias(model.as_mut(), likelihood, train)?;
+        }
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The presets change only the pieces their documentation names.
+    #[test]
+    fn the_presets_are_burda_et_al_s_protocols() {
+        let (plain, burda, burda2) = (Recipe::default(), Recipe::preset(Preset::Burda), Recipe::preset(Preset::Burda2));
+        assert_eq!((burda.hidden.as_slice(), burda.latent, burda.activation), (&[200, 200][..], 50, Activation::Tanh));
+        let s = &burda.settings;
+        assert_eq!(
+            (s.batch_size, s.binarize, s.lr_schedule, s.epochs),
+            (20, BinarizeKind::Dynamic, LrScheduleKind::Burda, 3280)
+        );
+        assert_eq!((s.adam_eps, s.lr, s.seed), (1e-4, plain.settings.lr, plain.settings.seed));
+        assert_eq!((burda2.family, burda2.latent, burda2.upper_latent.as_slice()), (FamilyKind::Hvae, 100, &[50][..]));
+        assert_eq!(Recipe { family: FamilyKind::Vae, latent: 50, upper_latent: vec![], ..burda2 }, burda);
+        let dlogistic = plain.with_likelihood(Likelihood::DLogistic { mixtures: 1 });
+        assert_eq!(dlogistic.output_bias, OutputBias::DataMean);
+    }
+}
