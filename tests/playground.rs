@@ -278,6 +278,49 @@ fn bad_settings_and_misuse_are_refused_in_one_line_and_the_server_goes_on() {
     wait_status(port, "the run to finish", |s| s["state"] == "done");
 }
 
+/// With `--datasets DIR`, the page offers each data set in DIR by name; a run trains on the one
+/// it names (here colour shapes from an .npz beside MNIST), its scatter comes from that set,
+/// and a name that is not offered (a path above all) is refused in one line.
+#[test]
+fn the_page_offers_the_data_sets_of_a_folder_by_name() {
+    let root = scratch("playground-datasets");
+    let (sets, runs) = (root.join("sets"), root.join("runs"));
+    std::fs::create_dir_all(&sets).unwrap();
+    std::fs::create_dir_all(&runs).unwrap();
+    std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist"), sets.join("mnist"))
+        .unwrap();
+    let shapes = vae::data::shapes::generate(240, 16, 4);
+    let images = ndarray::Array4::from_shape_vec((240, 3, 16, 16), shapes.images.clone()).unwrap();
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(sets.join("shapes.npz")).unwrap());
+    npz.add_array("x", &images).unwrap();
+    npz.finish().unwrap();
+    std::fs::write(sets.join("notes.txt"), "not a data set").unwrap();
+    let args = ["serve", "--runs", runs.to_str().unwrap(), "--datasets", sets.to_str().unwrap(), "--port", "0"];
+    let (_server, port) = serve_with(&[&args[..], &["--threads", "2"]].concat());
+    let page = String::from_utf8(get(port, "/").1).unwrap();
+    let token = page.split("const TOKEN = \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+
+    let offered: serde_json::Value = serde_json::from_slice(&get(port, "/api/settings").1).unwrap();
+    assert_eq!(offered["datasets"], serde_json::json!(["mnist", "shapes.npz"]));
+    assert_eq!(offered["settings"][0], serde_json::json!({"name": "dataset", "default": "mnist", "max": null}));
+    for name in ["../sets/shapes.npz", "/etc", "notes.txt"] {
+        let body = serde_json::json!({ "dataset": name }).to_string();
+        let (code, reply) = post(port, &token, "/api/start", &body);
+        assert_eq!(code, 400, "{name}: {reply}");
+        assert!(reply.contains("offers mnist, shapes.npz") && reply.trim().lines().count() == 1, "{reply:?}");
+    }
+    let body = serde_json::json!({"dataset": "shapes.npz", "latent-dim": 2, "hidden": "32", "epochs": 1}).to_string();
+    let (code, reply) = post(port, &token, "/api/start", &body);
+    assert_eq!(code, 202, "{reply}");
+    let name = serde_json::from_str::<serde_json::Value>(&reply).unwrap()["run"].as_str().unwrap().to_string();
+    let s = wait_status(port, "the run to finish", |s| s["state"] != "training");
+    assert_eq!(s["state"], "done", "{s}");
+    let (code, latent) = get(port, &format!("/api/runs/{name}/latent"));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&latent));
+    let latent: serde_json::Value = serde_json::from_slice(&latent).unwrap();
+    assert_eq!(latent["points"].as_array().unwrap().len(), 24, "the shapes' 24 test images (a tenth held out)");
+}
+
 /// The server's resident memory in kB (Linux).
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

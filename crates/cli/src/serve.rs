@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// The data and its preparation.
     #[command(flatten)]
     pub data: crate::options::DataArgs,
+    /// The playground's data sets: every folder or file in DIR that --data would read (image
+    /// folders, IDX folders, .npy/.npz, CIFAR batches), offered on the page by name (the page
+    /// sends the name, never a path), each prepared as --image-size and --channels say.
+    /// Without it, the playground trains on --data.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["checkpoint", "data"])]
+    pub datasets: Option<PathBuf>,
     /// The playground's folder of runs: each run it starts is a folder here, and it lists
     /// the runs it finds here.
     #[arg(long, value_name = "DIR", default_value = "runs")]
@@ -167,14 +173,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         None => {
             crate::threads::init_threads(args.threads)?;
-            let dir = crate::data::data_dir(&args.data);
+            let datasets = playground::find_datasets(args.datasets.as_deref(), &args.data)?;
             crate::data::keep_loaded();
-            let test = crate::data::load(&dir, &crate::data::prep(&args.data))?.test.clone();
-            let runs = args.runs.display().to_string();
-            (
-                Site::Playground(Playground::new(args.runs.clone(), args.data.data.clone(), test)),
-                format!("the playground (runs in {runs}/)"),
-            )
+            // The first data set read now: a bad one is said before the server starts.
+            let first = &datasets[0];
+            let set = crate::data::load(&first.path, &crate::data::prep(&args.data))?;
+            say!("data: {}", set.describe());
+            let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+            let what = format!("the playground (runs in {}/; data sets: {})", args.runs.display(), names.join(", "));
+            (Site::Playground(Playground::new(args.runs.clone(), datasets, args.data.clone())), what)
         }
     };
     let site = Arc::new(site);

@@ -4,10 +4,22 @@
 //! command line's own (clap's ranges, then `train::check_flags`), after the playground's limits
 //! on sizes. Nothing is started until every check has passed.
 
+use std::path::PathBuf;
+
 use clap::Parser;
 use serde_json::Value;
 
+use crate::options::DataArgs;
 use crate::train::{check_flags, TrainArgs};
+
+/// A data set the playground offers: the name the page shows and sends, and where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSet {
+    /// Its file or folder name.
+    pub name: String,
+    /// Its path, which the page never sees.
+    pub path: PathBuf,
+}
 
 /// One playground setting: its name (the flag's), what it holds, and its largest value.
 pub struct Setting {
@@ -46,17 +58,23 @@ pub const MAX_LAYERS: usize = 4;
 /// Longest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// The settings as JSON for the page: each one's default and limit.
-pub fn describe() -> Value {
-    let settings: Vec<Value> =
-        SETTINGS.iter().map(|s| serde_json::json!({ "name": s.name, "default": s.default, "max": s.max })).collect();
-    serde_json::json!({ "settings": settings, "families": FAMILIES, "max_layers": MAX_LAYERS })
+/// The settings as JSON for the page: each one's default and limit, the first being the data
+/// set (one of `datasets`, by name).
+pub fn describe(datasets: &[DataSet]) -> Value {
+    let first = datasets.first().map_or("", |d| d.name.as_str());
+    let dataset = serde_json::json!({ "name": "dataset", "default": first, "max": null });
+    let settings: Vec<Value> = std::iter::once(dataset)
+        .chain(SETTINGS.iter().map(|s| serde_json::json!({ "name": s.name, "default": s.default, "max": s.max })))
+        .collect();
+    let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+    serde_json::json!({ "settings": settings, "families": FAMILIES, "max_layers": MAX_LAYERS, "datasets": names })
 }
 
 /// The train flags from the page's JSON `body` (an object of settings and `hold`), or the
-/// one-line reason it is refused. Returns the flags (without `--out`, which the caller names)
-/// and whether to pause after each epoch.
-pub fn parse(body: &str, data: Option<&std::path::Path>) -> Result<(TrainArgs, bool), String> {
+/// one-line reason it is refused. The `dataset` setting names one of `datasets` (the first if
+/// not given), which trains with the preparation of `prep`. Returns the flags (without
+/// `--out`, which the caller names) and whether to pause after each epoch.
+pub fn parse(body: &str, datasets: &[DataSet], prep: &DataArgs) -> Result<(TrainArgs, bool), String> {
     let value: Value = serde_json::from_str(body).map_err(|e| format!("the settings are not JSON: {e}"))?;
     let Value::Object(fields) = value else { return Err("the settings must be a JSON object".into()) };
     let mut argv: Vec<String> = Vec::new();
@@ -65,6 +83,9 @@ pub fn parse(body: &str, data: Option<&std::path::Path>) -> Result<(TrainArgs, b
         if name == "hold" {
             hold = value.as_bool().ok_or("hold must be true or false")?;
             continue;
+        }
+        if name == "dataset" {
+            continue; // below: a name, never a path
         }
         let setting = SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| format!("unknown setting {name:?}"))?;
         let text = match value {
@@ -85,10 +106,17 @@ pub fn parse(body: &str, data: Option<&std::path::Path>) -> Result<(TrainArgs, b
     if !FAMILIES.contains(&family) {
         return Err(format!("unknown family {family:?}: the playground trains {}", FAMILIES.join(" or ")));
     }
-    if let Some(data) = data {
-        argv.extend(["--data".to_string(), data.display().to_string()]);
-    }
-    let args = Flags::try_parse_from(&argv).map_err(|e| first_line(&e.render().to_string()))?.args;
+    let chosen = match fields.get("dataset") {
+        None | Some(Value::Null) => datasets.first(),
+        Some(Value::String(name)) => datasets.iter().find(|d| d.name == name.trim()),
+        Some(_) => return Err("dataset must be the name of a data set".into()),
+    };
+    let Some(chosen) = chosen else {
+        let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+        return Err(format!("unknown dataset: the playground offers {}", names.join(", ")));
+    };
+    let mut args = Flags::try_parse_from(&argv).map_err(|e| first_line(&e.render().to_string()))?.args;
+    args.data = DataArgs { data: Some(chosen.path.clone()), ..prep.clone() };
     check_flags(&args).map_err(|e| e.to_string())?;
     Ok((args, hold))
 }
@@ -132,8 +160,15 @@ mod tests {
 
     use super::*;
 
+    /// Two data sets, by name.
+    fn sets() -> Vec<DataSet> {
+        [("mnist", "/data/mnist"), ("shapes", "/data/shapes.npz")]
+            .map(|(name, path)| DataSet { name: name.into(), path: path.into() })
+            .to_vec()
+    }
+
     fn refusal(body: &str) -> String {
-        match parse(body, None) {
+        match parse(body, &sets(), &DataArgs::default()) {
             Ok(_) => panic!("{body} was accepted"),
             Err(e) => e,
         }
@@ -143,18 +178,20 @@ mod tests {
     fn good_settings_become_the_train_flags() {
         let body = r#"{"family":"cvae","latent-dim":2,"hidden":[256,128],"beta":"0.5","kl-warmup":2,
             "lr":"3e-4","epochs":3,"train-limit":2000,"objective":"elbo","k":2,"hold":true}"#;
-        let (args, hold) = parse(body, None).unwrap();
+        let (args, hold) = parse(body, &sets(), &DataArgs::default()).unwrap();
         assert!(hold);
         let r = args.recipe();
         assert_eq!((r.latent, r.hidden.clone(), r.settings.epochs), (2, vec![256, 128], 3));
         assert_eq!((args.beta, args.kl_warmup, args.lr, args.k), (0.5, 2.0, Some(3e-4), 2));
         assert_eq!(args.train_limit, Some(2000));
         assert_eq!(args.out, None);
-        // Nothing given: the command line's defaults.
-        assert_eq!(
-            parse("{}", Some(Path::new("elsewhere"))).unwrap().0.data.data.as_deref(),
-            Some(Path::new("elsewhere"))
-        );
+        // Nothing given: the command line's defaults, on the first data set, prepared as the
+        // server was told.
+        let prep = DataArgs { image_size: Some(32), ..DataArgs::default() };
+        let (args, _) = parse("{}", &sets(), &prep).unwrap();
+        assert_eq!((args.data.data.as_deref(), args.data.image_size), (Some(Path::new("/data/mnist")), Some(32)));
+        let (args, _) = parse(r#"{"dataset":"shapes"}"#, &sets(), &prep).unwrap();
+        assert_eq!(args.data.data.as_deref(), Some(Path::new("/data/shapes.npz")));
     }
 
     /// The refusal matrix: each bad setting gets one line that names it.
@@ -180,6 +217,9 @@ mod tests {
             (r#"[1,2]"#, "object"),
             ("not json", "JSON"),
             (r#"{"latent-dim":"two"}"#, "latent-dim"),
+            (r#"{"dataset":"/etc"}"#, "offers mnist, shapes"),
+            (r#"{"dataset":"../mnist"}"#, "offers mnist, shapes"),
+            (r#"{"dataset":3}"#, "dataset"),
         ];
         for (body, needle) in cases {
             let e = refusal(body);

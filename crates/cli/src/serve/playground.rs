@@ -1,14 +1,15 @@
 //! The playground (`vae-cli serve` without `--checkpoint`): start a training run from the page
-//! and watch it. A run is an ordinary `vae-cli train` run in a folder under `--runs`, trained
-//! on a thread of the server with its own [`Control`] (pause, resume, stop, pause after every
-//! epoch); the page polls `/api/status` and, after each epoch, fetches the run's curves, its
+//! and watch it, on one of the data sets it was given (`--datasets DIR`: the page sends a
+//! name, never a path). A run is an ordinary `vae-cli train` run in a folder under `--runs`,
+//! trained on a thread of the server with its own [`Control`] (pause, resume, stop, pause after
+//! every epoch); the page polls `/api/status` and, after each epoch, fetches the run's curves, its
 //! pictures and the test set's latent means, which the server computes from the epoch's
 //! `model.safetensors`. One run trains at a time: a second start is refused (409), not queued.
 //!
 //! | request | answer |
 //! |---|---|
 //! | `GET /` | the page (with the token its POSTs carry) |
-//! | `GET /api/settings` | the settings a run takes, their defaults and limits |
+//! | `GET /api/settings` | the settings a run takes, their defaults and limits, the data sets by name |
 //! | `GET /api/status` | the current run: name, state, epochs, step, message, its settings |
 //! | `GET /api/runs` | the runs under `--runs`: name, epochs done, last test loss |
 //! | `GET /api/runs/NAME/curves` | JSON: the run's metrics.csv (`header`, `rows`) |
@@ -27,17 +28,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use std::collections::HashMap;
+
 use vae::data::Split;
 use vae::run::files::MODEL;
+use vae::run::Control;
 
 use super::explorer::{metrics_table, Explorer};
-use super::form;
+use super::form::{self, DataSet};
 use super::http::{json, text, Answer};
 use crate::figure::{Format, Layout};
 use crate::options::{enum_name, ObjectiveKind};
+use crate::options::{DataArgs, Result};
 use crate::pictures::load_with_space;
 use crate::{threads, train};
-use vae::run::Control;
 
 /// The page, with its script and style inline; `{{TOKEN}}` is replaced by the server's token.
 const PAGE: &str = include_str!("playground.html");
@@ -74,10 +78,14 @@ struct View {
 pub struct Playground {
     /// Folder of the runs (each a direct child).
     runs: PathBuf,
-    /// The data folder the runs train on (`None`: the shipped MNIST).
-    data: Option<PathBuf>,
-    /// The test images the scatter shows.
-    test: Split,
+    /// The data sets a run may train on (the page picks one by name), the first by default.
+    datasets: Vec<DataSet>,
+    /// How every data set is prepared (`--image-size`, `--channels`, …).
+    prep: DataArgs,
+    /// Each data set's first test images, for the scatter, read when first needed.
+    tests: Mutex<HashMap<String, Arc<Split>>>,
+    /// The data set of each run started here.
+    run_data: Mutex<HashMap<String, String>>,
     /// The token the page's POSTs carry.
     pub token: String,
     current: Mutex<Option<Current>>,
@@ -98,13 +106,33 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Playground {
-    /// A playground over the runs in `runs`, training on `data`, scattering `test`.
-    pub fn new(runs: PathBuf, data: Option<PathBuf>, mut test: Split) -> Self {
-        let keep = SCATTER_IMAGES.min(test.len());
-        test.images.truncate(keep * test.rows * test.cols);
-        test.labels.truncate(keep);
+    /// A playground over the runs in `runs`, training on the data sets `datasets` (at least
+    /// one) prepared as `prep` says.
+    pub fn new(runs: PathBuf, datasets: Vec<DataSet>, prep: DataArgs) -> Self {
+        assert!(!datasets.is_empty(), "a playground needs a data set");
         let token = format!("{:032x}", rand::random::<u128>());
-        Playground { runs, data, test, token, current: Mutex::new(None), view: Mutex::new(None) }
+        Playground {
+            runs,
+            datasets,
+            prep,
+            tests: Mutex::new(HashMap::new()),
+            run_data: Mutex::new(HashMap::new()),
+            token,
+            current: Mutex::new(None),
+            view: Mutex::new(None),
+        }
+    }
+
+    /// The first [`SCATTER_IMAGES`] test images of data set `set`, read once.
+    fn test_images(&self, set: &DataSet) -> Result<Arc<Split>> {
+        if let Some(test) = lock(&self.tests).get(&set.name) {
+            return Ok(test.clone());
+        }
+        let prep = crate::data::prep(&self.prep);
+        let test = crate::data::load(&set.path, &prep)?.test.truncated(SCATTER_IMAGES);
+        let test = Arc::new(test);
+        lock(&self.tests).insert(set.name.clone(), test.clone());
+        Ok(test)
     }
 
     /// The page with its token.
@@ -115,7 +143,7 @@ impl Playground {
     /// A GET of `path` (below `/api/`).
     pub fn get(&self, path: &str, query: &[(String, String)]) -> Answer {
         match path {
-            "settings" => json(form::describe()),
+            "settings" => json(form::describe(&self.datasets)),
             "status" => self.status(),
             "runs" => self.list(),
             _ => match path.strip_prefix("runs/").and_then(|p| p.split_once('/')) {
@@ -160,7 +188,7 @@ impl Playground {
         if let Some(c) = current.as_ref().filter(|c| *lock(&c.outcome) == Outcome::Training) {
             return text(409, format!("a run is training ({}): stop it first, or wait until it ends", c.name));
         }
-        let (mut args, hold) = match form::parse(body, self.data.as_deref()) {
+        let (mut args, hold) = match form::parse(body, &self.datasets, &self.prep) {
             Ok(parsed) => parsed,
             Err(e) => return text(400, e),
         };
@@ -171,6 +199,9 @@ impl Playground {
         }
         let name = self.next_name(&tail);
         args.out = Some(self.runs.join(&name));
+        if let Some(set) = self.datasets.iter().find(|d| args.data.data.as_ref() == Some(&d.path)) {
+            lock(&self.run_data).insert(name.clone(), set.name.clone());
+        }
         if let Some(old) = current.take() {
             old.thread.map(JoinHandle::join);
         }
@@ -332,7 +363,7 @@ impl Playground {
     }
 
     /// The explorer of run `name`'s latest model, built again when the model file changes.
-    fn explorer(&self, name: &str) -> Result<Arc<Explorer>, String> {
+    fn explorer(&self, name: &str) -> std::result::Result<Arc<Explorer>, String> {
         let model_path: PathBuf = self.runs.join(name).join(MODEL);
         let stamp = model_path.metadata().and_then(|m| m.modified()).map_err(|_| format!("{name} has no model yet"))?;
         let mut view = lock(&self.view);
@@ -340,11 +371,58 @@ impl Playground {
             return Ok(v.explorer.clone());
         }
         let model = load_with_space(&model_path, "the playground").map_err(|e| e.to_string())?;
-        crate::data::check_split(model.as_ref(), &self.test, Path::new("the test set")).map_err(|e| e.to_string())?;
-        let explorer = Arc::new(Explorer::new(model, &self.test, None));
+        let test = self.scatter_set(name, model.as_ref())?;
+        let explorer = Arc::new(Explorer::new(model, &test, None));
         *view = Some(View { name: name.to_string(), stamp, explorer: explorer.clone() });
         Ok(explorer)
     }
+}
+
+impl Playground {
+    /// The test images to scatter for run `name`: those of the data set it was started on
+    /// here, else of the first data set whose images fit the model.
+    fn scatter_set(&self, name: &str, model: &dyn vae::Family) -> std::result::Result<Arc<Split>, String> {
+        let started_on = lock(&self.run_data).get(name).cloned();
+        let candidates: Vec<&DataSet> = match started_on {
+            Some(set) => self.datasets.iter().filter(|d| d.name == set).collect(),
+            None => self.datasets.iter().collect(),
+        };
+        let mut why = String::from("no data set");
+        for set in candidates {
+            let test = self.test_images(set).map_err(|e| e.to_string())?;
+            match crate::data::check_split(model, &test, Path::new(&set.name)) {
+                Ok(()) => return Ok(test),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(format!("{name}: {why}"))
+    }
+}
+
+/// The data sets of `--datasets DIR`: every file or folder in it that `--data` would read, by
+/// name, sorted; or, without the flag, the one data set of `--data` (the shipped MNIST if not
+/// given).
+pub fn find_datasets(dir: Option<&Path>, data: &DataArgs) -> Result<Vec<DataSet>> {
+    let name_of = |p: &Path| p.file_name().map_or("data".into(), |n| n.to_string_lossy().into_owned());
+    let Some(dir) = dir else {
+        let path = crate::data::data_dir(data);
+        return Ok(vec![DataSet { name: name_of(&path), path }]);
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("--datasets: cannot read {}: {e}", dir.display()))?;
+    let mut sets: Vec<DataSet> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !name_of(p).starts_with('.') && vae::data::detect(p).is_ok())
+        .map(|path| DataSet { name: name_of(&path), path })
+        .collect();
+    sets.sort_by(|a, b| a.name.cmp(&b.name));
+    if sets.is_empty() {
+        return Err(format!(
+            "--datasets: {} holds no data set (a folder of images or IDX files, a .npy/.npz, CIFAR batches)",
+            dir.display()
+        )
+        .into());
+    }
+    Ok(sets)
 }
 
 /// A metrics file's header and rows (unparsable values as NaN), or `None` if unreadable or
