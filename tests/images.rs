@@ -132,11 +132,18 @@ fn a_colour_folder_with_classes_trains_a_conv_model_and_draws_in_colour() {
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("16×16, 1 channel (grey)") && said.contains("360 images converted"), "{said}");
     assert!(said.contains("360 images cropped and resized"), "{said}");
-    // eval of that model on the folder as it is names the flags that prepare it; with them, runs.
+    // The model's commands prepare its data as its run did (the model file says how); told
+    // otherwise, they name the flags that prepare it.
     let model = out.join("model.safetensors");
     let eval = ["eval", "--checkpoint", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
-    assert_clean_error(&run(&eval), "--image-size 16 --channels 1 prepares it so");
-    ok(&run(&[&eval[..], &["--image-size", "16", "--channels", "1"]].concat()));
+    let o = run(&eval);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("mlp 256-64-4") && said.contains("60 images from"), "{said}");
+    assert_clean_error(
+        &run(&[&eval[..], &["--image-size", "32"]].concat()),
+        "--image-size 16 --channels 1 prepares it so",
+    );
 }
 
 /// The library's one call (`vae::run::train`, as examples/train_folder.rs makes it) and

@@ -52,17 +52,35 @@ pub fn check_split(model: &dyn vae::Family, split: &Split, dir: &Path) -> Result
     Ok(vae::run::check_split(model, split, dir)?)
 }
 
-/// The data set for a model's command (its size and channels), checked against the model.
-pub fn load_for_model(data: &DataArgs, model: &dyn vae::Family) -> Result<(Arc<Dataset>, PathBuf)> {
-    let dir = data_dir(data);
-    let set = load(&dir, &prep(data))?;
+/// The data flags of a command that reads the model at `checkpoint`: those given, and for
+/// each preparation flag not given (`--test-fraction`, `--image-size`, `--channels`), the
+/// value the model's run used, when its file says (files of older runs do not).
+pub fn for_model(given: &DataArgs, checkpoint: &Path) -> Result<DataArgs> {
+    let m = vae::checkpoint::read_metadata(checkpoint)?;
+    let read = |key: &str| m.get(&format!("train.{key}")).filter(|v| !v.is_empty());
+    let number = |key: &str| read(key).and_then(|v| v.parse::<usize>().ok());
+    Ok(DataArgs {
+        test_fraction: given.test_fraction.or_else(|| read("test_fraction").and_then(|v| v.parse().ok())),
+        image_size: given.image_size.or_else(|| number("image_size")),
+        channels: given.channels.or_else(|| number("channels")),
+        ..given.clone()
+    })
+}
+
+/// The data set for a command on the model at `checkpoint` (read as [`for_model`] says),
+/// checked against the model.
+pub fn load_for_model(data: &DataArgs, checkpoint: &Path, model: &dyn vae::Family) -> Result<(Arc<Dataset>, PathBuf)> {
+    let data = for_model(data, checkpoint)?;
+    let dir = data_dir(&data);
+    let set = load(&dir, &prep(&data))?;
     check_split(model, &set.test, &dir)?;
     Ok((set, dir))
 }
 
-/// The test split of the data (`--data` or the default), checked against the model.
-pub fn load_test(data: &DataArgs, model: &dyn vae::Family) -> Result<(vae::data::Split, PathBuf)> {
-    let (set, dir) = load_for_model(data, model)?;
+/// The test split of the data (`--data` or the default) for the model at `checkpoint`, checked
+/// against the model.
+pub fn load_test(data: &DataArgs, checkpoint: &Path, model: &dyn vae::Family) -> Result<(Split, PathBuf)> {
+    let (set, dir) = load_for_model(data, checkpoint, model)?;
     Ok((set.test.clone(), dir))
 }
 

@@ -97,7 +97,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (Some(_), _) => return Err("--label-consistency is for conditional models (vae-cli train --family cvae); this checkpoint's samples have no class to keep".into()),
         (None, _) => None,
     };
-    let (mut test, dir) = load_test(&args.data, model)?;
+    let (mut test, dir) = load_test(&args.data, &args.checkpoint, model)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n as usize);
     }
@@ -146,7 +146,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
     let consistency = match conditional {
         Some(vae) => {
-            let (data, _) = crate::data::load_for_model(&args.data, model)?;
+            let (data, _) = crate::data::load_for_model(&args.data, &args.checkpoint, model)?;
             Some(label_consistency(
                 vae,
                 &data.train,

@@ -32,7 +32,7 @@ pub struct LatentArgs {
 pub fn run(args: LatentArgs) -> Result<()> {
     let model = load_with_space(&args.model.checkpoint, "latent")?;
     let (model, space) = (model.as_ref(), space(model.as_ref()));
-    let (data, _) = crate::data::load_for_model(&args.model.data, model)?;
+    let (data, _) = crate::data::load_for_model(&args.model.data, &args.model.checkpoint, model)?;
     let (test, names) = (&data.test, &data.info.class_names);
     let j = space.latent_dim();
     let idx: Vec<usize> = (0..test.len()).collect();

@@ -39,7 +39,7 @@ pub fn space(model: &dyn Family) -> &dyn LatentSpace {
 
 /// The test split, checked against the model's image size.
 pub fn load_test(args: &ModelArgs, model: &dyn Family) -> Result<Split> {
-    Ok(crate::data::load_test(&args.data, model)?.0)
+    Ok(crate::data::load_test(&args.data, &args.checkpoint, model)?.0)
 }
 
 /// The height and width of the model's images.

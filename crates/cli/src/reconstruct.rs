@@ -31,7 +31,7 @@ pub struct ReconstructArgs {
 /// z = mu, or at the nearest codes).
 pub fn run(args: ReconstructArgs) -> Result<()> {
     let model = checkpoint::load_family(&args.model.checkpoint)?.model;
-    let test = crate::data::load_test(&args.model.data, model.as_ref())?.0;
+    let test = crate::data::load_test(&args.model.data, &args.model.checkpoint, model.as_ref())?.0;
     let n = (args.count as usize).min(test.len());
     let idx: Vec<usize> = (0..n).collect();
     let rows_in = test.rows(&idx, Binarize::None, &mut stream(0, 0, 0, Purpose::Pictures), model.classes());

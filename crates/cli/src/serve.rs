@@ -154,7 +154,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (site, what) = match &args.checkpoint {
         Some(checkpoint) => {
             let model = load_with_space(checkpoint, "serve")?;
-            let (test, _) = crate::data::load_test(&args.data, model.as_ref())?;
+            let (test, _) = crate::data::load_test(&args.data, checkpoint, model.as_ref())?;
             let curves = checkpoint
                 .parent()
                 .map(|d| d.join("metrics.csv"))

@@ -79,6 +79,16 @@ pub fn read_tensors(path: &Path) -> Result<Contents, Error> {
     read_with(path, decode)
 }
 
+/// Reads the metadata of a safetensors file alone (its tensors are not decoded).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, Error> {
+    read_with(path, |bytes| {
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            Error::Checkpoint(format!("not a readable safetensors checkpoint ({e}); expected a model.safetensors or checkpoint.safetensors written by vae-cli"))
+        })?;
+        Ok(meta.metadata().clone().unwrap_or_default())
+    })
+}
+
 /// Reads the file at `path` and parses it with `parse`; a checkpoint error names the file.
 fn read_with<T>(path: &Path, parse: impl FnOnce(&[u8]) -> Result<T, Error>) -> Result<T, Error> {
     let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;

@@ -36,7 +36,6 @@ pub mod settings;
 pub mod streams;
 pub mod testpass;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use vae_layers::optim::Optimizer;
@@ -107,11 +106,11 @@ impl Run {
         self.opt.set_lr(lr);
     }
 
-    /// Saves the model alone, then the full checkpoint (model, optimizer state, settings,
-    /// and `state`: `train.epochs_done`, `train.metrics`, `train.partial_<term>`, …), each
-    /// atomically.
+    /// Saves the model alone (with the data's preparation, [`Settings::data_metadata`]), then
+    /// the full checkpoint (model, optimizer state, settings, and `state`:
+    /// `train.epochs_done`, `train.metrics`, `train.partial_<term>`, …), each atomically.
     pub fn save(&self, out: &Path, state: &RunState) -> Result<(), Error> {
-        checkpoint::save(&out.join(MODEL), self.model.as_ref(), &[], &HashMap::new())?;
+        checkpoint::save(&out.join(MODEL), self.model.as_ref(), &[], &self.settings.data_metadata())?;
         let (steps, opt_state) = self.opt.state();
         let opt_state = checkpoint::optimizer_state_to_file(self.model.params(), opt_state);
         let mut meta = self.settings.to_metadata();

@@ -58,6 +58,9 @@ pub enum LrScheduleKind {
     Burda,
 }
 
+/// The fields of [`Settings`] that say how the data was prepared.
+pub const DATA_KEYS: [&str; 3] = ["test_fraction", "image_size", "channels"];
+
 /// The learning rate of PyTorch's example, the default.
 pub const DEFAULT_LR: f32 = 1e-3;
 
@@ -228,6 +231,15 @@ impl Settings {
     /// The settings as `train.*` metadata entries (see [`fields_to_metadata`]).
     pub fn to_metadata(&self) -> HashMap<String, String> {
         fields_to_metadata(self, "train.")
+    }
+
+    /// The entries of [`Settings::to_metadata`] that say how the data was prepared (the share
+    /// held out for testing, the image size, the channels): the model file keeps them too, so
+    /// that the commands that read a model prepare its data as its run did.
+    pub fn data_metadata(&self) -> HashMap<String, String> {
+        let mut m = self.to_metadata();
+        m.retain(|k, _| DATA_KEYS.iter().any(|d| k.strip_prefix("train.") == Some(*d)));
+        m
     }
 
     /// Reads the entries [`Settings::to_metadata`] wrote; older files lack some, which then
