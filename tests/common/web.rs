@@ -79,8 +79,14 @@ impl Drop for Reaped {
 /// `vae-cli <args>` (a `serve` command with `--port 0`) started from the repository root:
 /// the child and the port it printed.
 pub fn serve_with(args: &[&str]) -> (Reaped, u16) {
+    serve_with_env(args, &[])
+}
+
+/// [`serve_with`] with extra environment variables for the server.
+pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> (Reaped, u16) {
     let mut child = Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

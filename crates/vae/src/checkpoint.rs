@@ -8,9 +8,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -20,7 +19,9 @@ use vae_layers::{ParamId, ParamStore};
 use crate::config::VaeConfig;
 use crate::error::Error;
 use crate::family::Family;
+use crate::hvae::{Hvae, HvaeConfig};
 use crate::model::Vae;
+use crate::vqvae::{VqConfig, VqVae};
 
 /// The metadata key naming this file format.
 pub const FORMAT_KEY: &str = "format";
@@ -39,20 +40,21 @@ pub struct Loaded {
     pub metadata: HashMap<String, String>,
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut tmp = PathBuf::from(path);
-    tmp.as_mut_os_string().push(".tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io("write", path, e)
-    })
+pub use crate::atomic::write_atomic;
+
+/// The model a checkpoint's metadata describes (by its `family` entry; files without one are
+/// plain VAEs), with freshly initialized parameters for the caller to fill: the one place
+/// where a family's name is read, and where a new family adds its line.
+pub fn family_from_metadata(m: &HashMap<String, String>) -> Result<Box<dyn Family>, Error> {
+    let seed = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    match m.get("family").map(String::as_str) {
+        None | Some("vae") | Some("cvae") => Ok(Box::new(Vae::new(VaeConfig::from_metadata(m)?, seed)?)),
+        Some("vqvae") => Ok(Box::new(VqVae::new(VqConfig::from_metadata(m)?, seed)?)),
+        Some("hvae") => Ok(Box::new(Hvae::new(HvaeConfig::from_metadata(m)?, seed)?)),
+        Some(other) => {
+            Err(Error::config(format!("unknown model family {other:?} (expected vae, cvae, vqvae or hvae)")))
+        }
+    }
 }
 
 /// Encodes named f32 tensors and metadata as a safetensors file image.
@@ -207,13 +209,13 @@ pub struct LoadedFamily {
     pub metadata: HashMap<String, String>,
 }
 
-/// Loads a checkpoint of any family (see [`crate::family::from_metadata`]), with the checks
+/// Loads a checkpoint of any family (see [`family_from_metadata`]), with the checks
 /// of [`load`].
 pub fn load_family(path: &Path) -> Result<LoadedFamily, Error> {
     read_with(path, |bytes| {
         let (tensors, metadata) = decode_ours(bytes)?;
         let fail = |e: String| Error::Checkpoint(e);
-        let mut model = crate::family::from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
+        let mut model = family_from_metadata(&metadata).map_err(|e| fail(e.to_string()))?;
         let extra = restore_params(model.params_mut(), tensors).map_err(fail)?;
         Ok(LoadedFamily { model, extra, metadata })
     })

@@ -12,7 +12,8 @@
 //! [`Family::importance_weighted`], [`Family::latent_layers`] and [`Family::latent_space`], so
 //! that a command asks for what it needs and refuses a model without it by name.
 //!
-//! A family is a type implementing [`Family`]; [`from_metadata`] names every family a
+//! A family is a type implementing [`Family`] in its own module (the plain VAE's in
+//! [`crate::plain`]); [`crate::checkpoint::family_from_metadata`] names every family a
 //! checkpoint can hold. How to add one: docs/ARCHITECTURE.md, "How to add a model family".
 
 use std::collections::HashMap;
@@ -24,12 +25,12 @@ use vae_layers::optim::Optimizer;
 use vae_layers::ParamStore;
 
 use crate::data::{Binarize, Split};
-use crate::error::Error;
-use crate::model::{standard_normal, Vae};
+use crate::model::Vae;
 use crate::objective::{ImportanceWeighted, Objective};
-use crate::train::{evaluate_batch_objective, train_step_objective, NonFinite};
-use crate::vqvae::{self, VqVae};
-use crate::VaeConfig;
+use crate::step::NonFinite;
+
+/// The VQ-VAE's commitment weight β in the paper (van den Oord et al. 2017).
+pub const DEFAULT_COMMITMENT: f32 = 0.25;
 
 /// The knobs of a training step that are not part of the model; each family reads the ones
 /// its loss has.
@@ -49,7 +50,7 @@ impl StepSettings {
     /// The bound itself for every family: the one-sample ELBO at β = 1, the VQ-VAE's
     /// commitment weight at the paper's 0.25, no clipping.
     pub fn bound() -> Self {
-        StepSettings { objective: Objective::default(), kl_weight: 1.0, commitment: vqvae::DEFAULT_BETA, clip: None }
+        StepSettings { objective: Objective::default(), kl_weight: 1.0, commitment: DEFAULT_COMMITMENT, clip: None }
     }
 }
 
@@ -260,170 +261,6 @@ pub fn evaluate_split(
     parts.iter().fold(Sums::default(), |a, b| a.plus(b))
 }
 
-/// The model a checkpoint's metadata describes (by its `family` entry; files without one are
-/// plain VAEs), with freshly initialized parameters for the caller to fill.
-pub fn from_metadata(m: &HashMap<String, String>) -> Result<Box<dyn Family>, Error> {
-    let seed = &mut <StdRng as rand::SeedableRng>::seed_from_u64(0);
-    match m.get("family").map(String::as_str) {
-        None | Some("vae") | Some("cvae") => Ok(Box::new(Vae::new(VaeConfig::from_metadata(m)?, seed)?)),
-        Some("vqvae") => Ok(Box::new(VqVae::new(vqvae::VqConfig::from_metadata(m)?, seed)?)),
-        Some("hvae") => Ok(Box::new(crate::hvae::Hvae::new(crate::hvae::HvaeConfig::from_metadata(m)?, seed)?)),
-        Some(other) => {
-            Err(Error::config(format!("unknown model family {other:?} (expected vae, cvae, vqvae or hvae)")))
-        }
-    }
-}
-
-impl Family for Vae {
-    fn name(&self) -> &'static str {
-        self.config.family()
-    }
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut ParamStore {
-        &mut self.params
-    }
-    fn metadata(&self) -> HashMap<String, String> {
-        self.config.to_metadata()
-    }
-    fn input(&self) -> [usize; 3] {
-        self.config.input
-    }
-    fn classes(&self) -> usize {
-        self.config.classes
-    }
-    fn terms(&self) -> &'static [&'static str] {
-        GAUSSIAN_TERMS
-    }
-    fn shown(&self) -> &'static [&'static str] {
-        &GAUSSIAN_TERMS[..2]
-    }
-    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        gaussian_loss(m, s)
-    }
-    fn train_step(
-        &mut self,
-        opt: &mut dyn Optimizer,
-        x: &Tensor,
-        s: &StepSettings,
-        rng: &mut StdRng,
-    ) -> Result<Vec<f64>, NonFinite> {
-        // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
-        let eps = standard_normal(&[s.objective.k() * x.shape()[0], self.config.latent], rng);
-        let t = train_step_objective(self, opt, x, eps, s.objective, s.kl_weight, s.clip)?;
-        Ok(vec![t.recon, t.kl, t.gain])
-    }
-    fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
-        let t = evaluate_batch_objective(self, x, s.objective, rng);
-        (vec![t.recon, t.kl, t.gain], vec![])
-    }
-    fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor {
-        Vae::sample(self, n, labels, rng)
-    }
-    fn reconstruct(&self, x: Tensor) -> Tensor {
-        Vae::reconstruct(self, x)
-    }
-    fn as_vae(&self) -> Option<&Vae> {
-        Some(self)
-    }
-    fn importance_weighted(&self) -> Option<&dyn ImportanceWeighted> {
-        Some(self)
-    }
-    fn latent_layers(&self) -> Option<&dyn LatentLayers> {
-        Some(self)
-    }
-    fn latent_space(&self) -> Option<&dyn LatentSpace> {
-        Some(self)
-    }
-    fn describe(&self) -> String {
-        self.config.describe()
-    }
-    fn loss_name(&self, s: &StepSettings) -> String {
-        gaussian_loss_name(self.config.classes > 0, s)
-    }
-    fn describe_knobs(&self, s: &StepSettings) -> String {
-        gaussian_knobs(s)
-    }
-    fn set_output_bias(&mut self, bias: &[f32]) -> bool {
-        Vae::set_output_bias(self, bias);
-        true
-    }
-}
-
-impl Family for VqVae {
-    fn name(&self) -> &'static str {
-        "vqvae"
-    }
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut ParamStore {
-        &mut self.params
-    }
-    fn metadata(&self) -> HashMap<String, String> {
-        self.config.to_metadata()
-    }
-    fn buffer_scalars(&self) -> usize {
-        self.ema.map_or(0, |(count, sum)| self.params.get(count).len() + self.params.get(sum).len())
-    }
-    fn input(&self) -> [usize; 3] {
-        self.config.input
-    }
-    fn terms(&self) -> &'static [&'static str] {
-        &["recon", "codebook", "commit"]
-    }
-    /// recon + codebook + β·commit; an EMA codebook's term is reported but not trained.
-    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        let t = |name| term(self.terms(), m, name);
-        let codebook = if self.ema.is_some() { 0.0 } else { t("codebook") };
-        t("recon") + codebook + s.commitment as f64 * t("commit")
-    }
-    fn train_step(
-        &mut self,
-        opt: &mut dyn Optimizer,
-        x: &Tensor,
-        s: &StepSettings,
-        _rng: &mut StdRng,
-    ) -> Result<Vec<f64>, NonFinite> {
-        let t = vqvae::train_step(self, opt, x, s.commitment, s.clip)?;
-        Ok(vec![t.recon, t.codebook, t.commit])
-    }
-    fn evaluate(&self, x: Tensor, _s: &StepSettings, _rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
-        let t = vqvae::evaluate_batch(self, &x);
-        (t.sums.to_vec(), t.code_counts)
-    }
-    fn statistics(&self, counts: &[u64]) -> Vec<(&'static str, f64)> {
-        vec![("perplexity", vqvae::perplexity(counts))]
-    }
-    fn after_epoch(&mut self, counts: &[u64], x: &Tensor, rng: &mut StdRng) -> Option<String> {
-        let moved = self.restart_dead_codes(counts, x, rng);
-        (moved > 0).then(|| format!("restarted {moved} unused codes at encoder outputs"))
-    }
-    /// Without a learned prior: codes drawn uniformly and independently (what the second stage,
-    /// `vae-cli prior`, improves on).
-    fn sample(&self, n: usize, _labels: &[usize], rng: &mut StdRng) -> Tensor {
-        let codes: Vec<usize> =
-            (0..n * self.config.codes()).map(|_| rand::Rng::random_range(rng, 0..self.config.codebook_size)).collect();
-        self.decode_codes(&codes)
-    }
-    fn reconstruct(&self, x: Tensor) -> Tensor {
-        self.reconstruct(&x)
-    }
-    fn describe(&self) -> String {
-        self.config.describe()
-    }
-    fn loss_name(&self, s: &StepSettings) -> String {
-        format!("per image (recon + codebook + {}·commit)", s.commitment)
-    }
-    fn describe_knobs(&self, s: &StepSettings) -> String {
-        format!("commitment β={}", s.commitment)
-    }
-    fn sample_source(&self) -> &'static str {
-        "uniformly drawn codes (no learned prior: see --prior)"
-    }
-}
-
 /// The loss terms of every model with Gaussian latents: −log p(x|z) (`recon`), the KL term
 /// (`kl`), and the IWAE's `gain`, how far L_K lies above the average of its K sampled ELBO
 /// terms, kept to give its loss but not shown.
@@ -450,31 +287,4 @@ pub fn gaussian_loss_name(conditional: bool, s: &StepSettings) -> String {
 /// [`Family::describe_knobs`] of a model with Gaussian latents: the objective and K.
 pub fn gaussian_knobs(s: &StepSettings) -> String {
     format!("objective {} K={}", s.objective.name(), s.objective.k())
-}
-
-impl LatentSpace for Vae {
-    fn latent_dim(&self) -> usize {
-        self.config.latent
-    }
-    fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
-        let (mu, logvar) = self.encode_values(x);
-        (mu, Some(logvar))
-    }
-    /// The decoder mean at [z, y] for a conditional model, at z otherwise.
-    fn decode_points(&self, z: Tensor, labels: &[usize]) -> Tensor {
-        match self.config.classes {
-            0 => self.decode_mean(z),
-            c => self.decode_mean(crate::cvae::with_labels(&z, labels, c)),
-        }
-    }
-}
-
-impl LatentLayers for Vae {
-    fn latent_layers(&self) -> Vec<(String, usize)> {
-        vec![("z".into(), self.config.latent)]
-    }
-    /// mu(x), the encoder's mean: exact, no draws.
-    fn posterior_means(&self, x: Tensor, _rng: &mut StdRng) -> Vec<Tensor> {
-        vec![self.encode_values(x).0]
-    }
 }

@@ -42,7 +42,8 @@ use crate::family::{
 use crate::model::standard_normal;
 use crate::objective::{ImportanceWeighted, Weights};
 use crate::parts::{standard_normal_log_prob, Gaussian, GaussianLayer, Mlp};
-use crate::train::{evaluate_weighted, update, weighted_gradients, NonFinite};
+use crate::step::{update, NonFinite};
+use crate::train::{evaluate_weighted, weighted_gradients};
 
 /// The most parameters a configuration may ask for (as [`crate::config`]'s limit for the VAE).
 const MAX_PARAMETERS: usize = 1 << 28;
@@ -400,9 +401,9 @@ impl LatentSpace for Hvae {
     fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
         let (mut mus, mut logvars) = (Vec::new(), Vec::new());
         let n = x.shape()[0];
-        for start in (0..n.max(1)).step_by(crate::train::CHUNK_ROWS) {
+        for start in (0..n.max(1)).step_by(crate::step::CHUNK_ROWS) {
             let rows =
-                x.slice_axis(Axis(0), ndarray::Slice::from(start.min(n)..(start + crate::train::CHUNK_ROWS).min(n)));
+                x.slice_axis(Axis(0), ndarray::Slice::from(start.min(n)..(start + crate::step::CHUNK_ROWS).min(n)));
             let mut tape = Tape::new();
             let p = self.params.on_tape(&mut tape);
             let mut h = tape.constant(rows.to_owned());
@@ -450,8 +451,8 @@ impl LatentLayers for Hvae {
         let n = x.shape()[0];
         let mut means: Vec<Tensor> = latents.iter().map(|&j| Tensor::zeros(vec![n, j])).collect();
         // Images a tape at a time, so that memory stays bounded for the whole test set.
-        for start in (0..n).step_by(crate::train::CHUNK_ROWS) {
-            let end = (start + crate::train::CHUNK_ROWS).min(n);
+        for start in (0..n).step_by(crate::step::CHUNK_ROWS) {
+            let end = (start + crate::step::CHUNK_ROWS).min(n);
             let rows = x.slice_axis(Axis(0), ndarray::Slice::from(start..end)).to_owned();
             let mut tape = Tape::new();
             let p = self.params.on_tape(&mut tape);

@@ -16,11 +16,14 @@
 //! | [`objective`] | the K-sample ELBO and the importance-weighted bound (IWAE) |
 //! | [`family`] | the [`Family`] interface every model family implements, and checkpoints' dispatch |
 //! | [`model`] | [`Vae`]: encoder, [`model::reparameterize`], decoder, [`Vae::elbo`] |
+//! | [`step`] | the training step every family shares: chunks, gradients summed in chunk order, the update |
 //! | [`train`] | [`train::train_step`], evaluation, the importance-weighted bound |
+//! | [`plain`] | the VAE and the conditional VAE as a [`Family`] |
+//! | [`atomic`] | files written whole or not at all |
 //! | [`vqvae`] | the VQ-VAE: nearest codebook rows, straight-through gradient, codebook and commitment terms |
 //! | [`parts`] | what models are built from: [`parts::Mlp`], the Gaussian stochastic layer, likelihoods, the N(0, I) prior |
 //! | [`hvae`] | a chain of Gaussian stochastic layers (Burda et al.'s two-layer model), from the parts |
-//! | [`checkpoint`] | safetensors files with the configuration in their metadata |
+//! | [`checkpoint`] | safetensors files with the configuration in their metadata; the one place a family's name is read |
 //! | [`data`] | the data sources (IDX, image folders, NumPy arrays, CIFAR), their preparation and batches |
 //! | [`run`] | the training run: recipe and presets, epochs, schedule, warm-up, checkpoints, metrics |
 //!
@@ -79,6 +82,7 @@ pub mod book {
     pub struct Chapter12Colour;
 }
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod cvae;
@@ -89,8 +93,10 @@ pub mod hvae;
 pub mod model;
 pub mod objective;
 pub mod parts;
+pub mod plain;
 pub mod prior;
 pub mod run;
+pub mod step;
 pub mod train;
 pub mod vqvae;
 

@@ -23,9 +23,8 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 
 use crate::config::{Arch, VaeConfig};
 use crate::error::Error;
-use crate::objective::tile;
 use crate::parts::conv::{ConvStack, DeconvStack};
-use crate::parts::{Gaussian, Mlp};
+use crate::parts::{tile, Gaussian, Mlp};
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
@@ -295,7 +294,7 @@ impl Vae {
         // A tape per `CHUNK_ROWS` rows: the 10,000 test images of `vae-cli latent` on one tape
         // spent most of their time faulting in fresh pages. Rows are independent, so the cut
         // does not change the result.
-        let (n, rows_per_tape) = (x.shape()[0], crate::train::CHUNK_ROWS);
+        let (n, rows_per_tape) = (x.shape()[0], crate::step::CHUNK_ROWS);
         let (mut mus, mut logvars) = (Vec::new(), Vec::new());
         // At least one tape, so that an empty x still gives [0, J] results.
         for start in (0..n.max(1)).step_by(rows_per_tape) {

@@ -34,7 +34,7 @@ use vae_layers::{ParamStore, ParamVars};
 
 use crate::model::{reparameterize, Vae};
 use crate::parts::gaussian::log_prob_of_own_sample;
-use crate::parts::standard_normal_log_prob;
+use crate::parts::{standard_normal_log_prob, tile};
 
 /// What a training step minimizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,11 +94,11 @@ impl Objective {
     }
 
     /// Examples per tape in a training step or a test pass: the plain VAE's
-    /// [`crate::train::CHUNK_ROWS`] at K = 1 (so its numbers never move), and
+    /// [`crate::step::CHUNK_ROWS`] at K = 1 (so its numbers never move), and
     /// [`IW_CHUNK_ROWS`] / K otherwise.
     pub fn chunk_examples(self) -> usize {
         match self.k() {
-            1 => crate::train::CHUNK_ROWS,
+            1 => crate::step::CHUNK_ROWS,
             k => (IW_CHUNK_ROWS / k).max(1),
         }
     }
@@ -131,15 +131,6 @@ pub struct LogWeights {
     pub log_qz: Var,
     /// log w = log p(x|z) + log p(z) − log q(z|x) [K·N].
     pub log_w: Var,
-}
-
-/// K copies of x [N, …] stacked along the first axis: [K·N, …], row k·N + n = row n. The
-/// backward of the concatenation adds the K gradients back into x's.
-pub fn tile(tape: &mut Tape, x: Var, k: usize) -> Var {
-    if k == 1 {
-        return x;
-    }
-    tape.concat(&vec![x; k], 0)
 }
 
 /// log N(z; 0, I) per row of z [M, J] (the prior part, [`crate::parts::prior`]). `[M]`.

@@ -29,7 +29,7 @@ use vae_layers::optim::Optimizer;
 use vae_layers::{Linear, ParamStore, ParamVars};
 
 use crate::error::Error;
-use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS};
+use crate::step::{batch_gradients, update, NonFinite, CHUNK_ROWS};
 
 /// The shape of the prior.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,15 +4,15 @@
 
 use ndarray::{Axis, Slice};
 use rand::Rng;
-use rayon::prelude::*;
 use vae_autodiff::{Tape, Tensor, Var};
-use vae_layers::optim::{clip_grad_norm, Optimizer};
-use vae_layers::{ParamStore, ParamVars};
+use vae_layers::optim::Optimizer;
+use vae_layers::ParamVars;
 
 use crate::data::{Binarize, Split};
 use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
 use crate::objective::{self, sample_rows, ImportanceWeighted, Objective};
+use crate::step::{batch_gradients, update, NonFinite};
 
 /// Loss terms in nats per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -27,33 +27,6 @@ pub struct Terms {
     /// ELBO terms, recon + kl − loss ≥ 0
     pub gain: f64,
 }
-
-/// Why a step was refused: the loss or a gradient was NaN or infinite. The parameters were
-/// left as they were.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NonFinite {
-    /// The loss of the failed step (possibly NaN).
-    pub loss: f64,
-    /// The first parameter whose gradient is not finite, if the loss itself was finite.
-    pub param: Option<String>,
-}
-
-impl std::fmt::Display for NonFinite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.param {
-            None => write!(f, "the loss is not finite ({})", self.loss),
-            Some(p) => write!(f, "the gradient of {p} is not finite (loss {})", self.loss),
-        }
-    }
-}
-
-impl std::error::Error for NonFinite {}
-
-/// Rows of a batch handled by one tape. A batch is cut into chunks of this many rows, each
-/// chunk's forward and backward runs on its own core, and the chunks' gradients are summed in
-/// chunk order. The cut depends only on the batch size, never on the number of threads, so a
-/// run gives the same numbers on any machine.
-pub const CHUNK_ROWS: usize = 64;
 
 /// One training step of the plain VAE (the one-sample ELBO) on a batch x [N, D] with noise
 /// eps [N, J]: [`train_step_objective`] with [`Objective::default`].
@@ -146,101 +119,12 @@ pub fn evaluate_weighted<M: ImportanceWeighted + ?Sized>(
     totals
 }
 
-/// The gradient of any model's loss on a batch of `n` examples: the engine's loop that every
-/// family's training step runs through. The batch is cut into chunks of `per_chunk` examples;
-/// for each, on its own tape and core, `chunk_loss(tape, p, start, end)` builds the loss of
-/// examples `start..end` and reports its terms (the loss first) as per-example means. The
-/// batch loss is the mean over examples, so with chunks c of n_c examples,
-/// L = Σ_c (n_c/N)·L_c and ∂L/∂θ = Σ_c (n_c/N)·∂L_c/∂θ: each chunk's backward is seeded with
-/// its weight n_c/N, and gradients and terms are added in chunk order (the cut depends only on
-/// n, so any thread count gives the same sums). Returns the batch's terms, in `chunk_loss`'s
-/// order, and one gradient per parameter.
-pub fn batch_gradients<F>(params: &ParamStore, n: usize, per_chunk: usize, chunk_loss: F) -> (Vec<f64>, Vec<Tensor>)
-where
-    F: Fn(&mut Tape, &ParamVars, usize, usize) -> (Var, Vec<f64>) + Sync,
-{
-    let ranges: Vec<(usize, usize)> = (0..n).step_by(per_chunk.max(1)).map(|s| (s, (s + per_chunk).min(n))).collect();
-    let chunk_results: Vec<(Vec<f64>, Vec<Tensor>)> = ranges
-        .par_iter()
-        .map(|&(start, end)| {
-            let weight = (end - start) as f64 / n as f64;
-            let mut tape = Tape::new();
-            let p = params.on_tape(&mut tape);
-            let (loss, terms) = chunk_loss(&mut tape, &p, start, end);
-            let seed = Tensor::from_elem(vec![], weight as f32);
-            let terms = terms.iter().map(|t| weight * t).collect();
-            (terms, p.gradients(&tape, tape.backward_from(loss, seed)))
-        })
-        .collect();
-    let mut terms: Vec<f64> = Vec::new();
-    let mut chunk_grads = Vec::with_capacity(chunk_results.len());
-    for (t, g) in chunk_results {
-        terms.resize(t.len(), 0.0);
-        terms.iter_mut().zip(&t).for_each(|(sum, v)| *sum += v);
-        chunk_grads.push(g);
-    }
-    (terms, sum_in_chunk_order(chunk_grads))
-}
-
-/// The update of a step: refuses a non-finite `loss` or gradient (the parameters are then left
-/// as they were), clips the gradient's global norm if asked, and lets the optimizer step.
-pub fn update(
-    params: &mut ParamStore,
-    opt: &mut dyn Optimizer,
-    mut grads: Vec<Tensor>,
-    loss: f64,
-    clip: Option<f32>,
-) -> Result<(), NonFinite> {
-    if !loss.is_finite() {
-        return Err(NonFinite { loss, param: None });
-    }
-    if let Some(i) = grads.iter().position(|g| !all_finite(g)) {
-        let name = params.iter().nth(i).map(|(n, _)| n.to_string());
-        return Err(NonFinite { loss, param: name });
-    }
-    if let Some(max_norm) = clip {
-        clip_grad_norm(&mut grads, max_norm);
-    }
-    opt.step(params.values_mut(), &grads);
-    Ok(())
-}
-
 /// A chunk's loss terms, each times the chunk's share `weight` of the batch.
 fn weighted_terms(tape: &Tape, l: &objective::Loss, objective: Objective, weight: f64) -> Terms {
     let (loss, recon, kl) =
         (tape.scalar(l.loss) as f64, tape.scalar(l.recon_mean) as f64, tape.scalar(l.kl_mean) as f64);
     let gain = if matches!(objective, Objective::Iwae { .. }) { recon + kl - loss } else { 0.0 };
     Terms { loss: weight * loss, recon: weight * recon, kl: weight * kl, gain: weight * gain }
-}
-
-/// Σ_c g_c for each parameter, the chunks added in order (so the sum is the same on any
-/// number of threads); parameters are summed in parallel, each in one contiguous pass.
-fn sum_in_chunk_order(chunk_grads: Vec<Vec<Tensor>>) -> Vec<Tensor> {
-    let mut chunks = chunk_grads.into_iter();
-    let mut grads = chunks.next().unwrap_or_default();
-    let rest: Vec<Vec<Tensor>> = chunks.collect();
-    if rest.is_empty() {
-        return grads; // one chunk: nothing to add, and no reason to wake the other cores
-    }
-    grads.par_iter_mut().enumerate().for_each(|(p, acc)| {
-        for chunk in &rest {
-            match (acc.as_slice_mut(), chunk[p].as_slice()) {
-                (Some(a), Some(g)) => a.iter_mut().zip(g).for_each(|(a, &g)| *a += g),
-                _ => *acc += &chunk[p],
-            }
-        }
-    });
-    grads
-}
-
-/// Whether every value is finite: one branch-free pass (an OR of "exponent all ones" flags)
-/// that vectorizes, instead of a test and an early exit per value.
-fn all_finite(g: &Tensor) -> bool {
-    const EXPONENT: u32 = 0x7f80_0000;
-    match g.as_slice() {
-        Some(s) => !s.iter().fold(false, |bad, v| bad | (v.to_bits() & EXPONENT == EXPONENT)),
-        None => g.iter().all(|v| v.is_finite()),
-    }
 }
 
 /// Sums of per-example loss terms over a data set, for an average in nats per example.
@@ -283,13 +167,6 @@ impl Totals {
     }
 }
 
-/// Rows of a batch evaluated on one tape by [`evaluate_batch`], as many as a training chunk. A
-/// forward pass keeps every intermediate value until its tape is dropped, and larger tapes made
-/// the C allocator hand memory back to the kernel and fault it in again: the conv model's test
-/// pass (`vae-cli eval`) took 2.06 s with tapes of 500 rows and 1.67 s with 128, both with
-/// 522,000 page faults, and takes 1.20–1.26 s with 64 (43,000 faults).
-pub const EVAL_ROWS: usize = CHUNK_ROWS;
-
 /// The plain VAE's test pass on x [N, D]: [`evaluate_batch_objective`] with the one-sample
 /// ELBO.
 pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
@@ -298,7 +175,7 @@ pub fn evaluate_batch(model: &Vae, x: Tensor, rng: &mut impl Rng) -> Totals {
 
 /// Forward pass only on x [N, D + Y] (a conditional model's labels after the pixels) with z sampled (not the mean): the per-example sums of the
 /// objective's terms (β = 1). The noise for all N rows (K·N for K samples) is drawn first; the
-/// rows then go through the model [`Objective::chunk_examples`] at a time ([`EVAL_ROWS`] for the
+/// rows then go through the model [`Objective::chunk_examples`] at a time ([`crate::step::EVAL_ROWS`] for the
 /// plain VAE), and the sums run over the rows in order, so the result does not depend on that
 /// cut.
 pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rng: &mut impl Rng) -> Totals {

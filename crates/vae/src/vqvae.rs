@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 
 use ndarray::{Axis, Slice};
+use rand::rngs::StdRng;
 use rand::Rng;
 use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
 use vae_layers::optim::Optimizer;
@@ -35,14 +36,15 @@ use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamId, ParamStore, ParamVars
 
 use crate::config::{Activation, Likelihood};
 use crate::error::Error;
+use crate::family::{term, Family, StepSettings};
 pub use crate::parts::codebook::nearest_codes;
 use crate::parts::codebook::{quantize, Quantized};
 use crate::parts::conv::{ConvStack, DeconvStack};
 use crate::parts::Mlp;
-use crate::train::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
+use crate::step::{batch_gradients, update, NonFinite, CHUNK_ROWS, EVAL_ROWS};
 
 /// The commitment weight β of the paper.
-pub const DEFAULT_BETA: f32 = 0.25;
+pub const DEFAULT_BETA: f32 = crate::family::DEFAULT_COMMITMENT;
 
 /// The network shape of a VQ-VAE.
 #[derive(Clone, Debug, PartialEq)]
@@ -513,8 +515,8 @@ impl VqTerms {
     }
 }
 
-/// One training step on x [N, D]: the batch through [`crate::train::batch_gradients`] in
-/// chunks of [`crate::train::CHUNK_ROWS`] examples, then the optimizer's update.
+/// One training step on x [N, D]: the batch through [`crate::step::batch_gradients`] in
+/// chunks of [`crate::step::CHUNK_ROWS`] examples, then the optimizer's update.
 pub fn train_step(
     model: &mut VqVae,
     opt: &mut dyn Optimizer,
@@ -611,7 +613,7 @@ impl VqTotals {
     }
 }
 
-/// The forward pass only, over x [N, D] in chunks of [`crate::train::EVAL_ROWS`] rows: the
+/// The forward pass only, over x [N, D] in chunks of [`crate::step::EVAL_ROWS`] rows: the
 /// terms' sums and the codes' use.
 pub fn evaluate_batch(model: &VqVae, x: &Tensor) -> VqTotals {
     let n = x.shape()[0];
@@ -630,6 +632,79 @@ pub fn evaluate_batch(model: &VqVae, x: &Tensor) -> VqTotals {
         totals.count += end - start;
     }
     totals
+}
+
+impl Family for VqVae {
+    fn name(&self) -> &'static str {
+        "vqvae"
+    }
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.params
+    }
+    fn metadata(&self) -> HashMap<String, String> {
+        self.config.to_metadata()
+    }
+    fn buffer_scalars(&self) -> usize {
+        self.ema.map_or(0, |(count, sum)| self.params.get(count).len() + self.params.get(sum).len())
+    }
+    fn input(&self) -> [usize; 3] {
+        self.config.input
+    }
+    fn terms(&self) -> &'static [&'static str] {
+        &["recon", "codebook", "commit"]
+    }
+    /// recon + codebook + β·commit; an EMA codebook's term is reported but not trained.
+    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
+        let t = |name| term(self.terms(), m, name);
+        let codebook = if self.ema.is_some() { 0.0 } else { t("codebook") };
+        t("recon") + codebook + s.commitment as f64 * t("commit")
+    }
+    fn train_step(
+        &mut self,
+        opt: &mut dyn Optimizer,
+        x: &Tensor,
+        s: &StepSettings,
+        _rng: &mut StdRng,
+    ) -> Result<Vec<f64>, NonFinite> {
+        let t = train_step(self, opt, x, s.commitment, s.clip)?;
+        Ok(vec![t.recon, t.codebook, t.commit])
+    }
+    fn evaluate(&self, x: Tensor, _s: &StepSettings, _rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
+        let t = evaluate_batch(self, &x);
+        (t.sums.to_vec(), t.code_counts)
+    }
+    fn statistics(&self, counts: &[u64]) -> Vec<(&'static str, f64)> {
+        vec![("perplexity", perplexity(counts))]
+    }
+    fn after_epoch(&mut self, counts: &[u64], x: &Tensor, rng: &mut StdRng) -> Option<String> {
+        let moved = self.restart_dead_codes(counts, x, rng);
+        (moved > 0).then(|| format!("restarted {moved} unused codes at encoder outputs"))
+    }
+    /// Without a learned prior: codes drawn uniformly and independently (what the second stage,
+    /// `vae-cli prior`, improves on).
+    fn sample(&self, n: usize, _labels: &[usize], rng: &mut StdRng) -> Tensor {
+        let codes: Vec<usize> =
+            (0..n * self.config.codes()).map(|_| rand::Rng::random_range(rng, 0..self.config.codebook_size)).collect();
+        self.decode_codes(&codes)
+    }
+    fn reconstruct(&self, x: Tensor) -> Tensor {
+        self.reconstruct(&x)
+    }
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+    fn loss_name(&self, s: &StepSettings) -> String {
+        format!("per image (recon + codebook + {}·commit)", s.commitment)
+    }
+    fn describe_knobs(&self, s: &StepSettings) -> String {
+        format!("commitment β={}", s.commitment)
+    }
+    fn sample_source(&self) -> &'static str {
+        "uniformly drawn codes (no learned prior: see --prior)"
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use rand::SeedableRng;
 use vae::family::{Family, LatentLayers, LatentSpace};
 use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
 use vae::model::standard_normal;
-use vae::objective::{tile, ImportanceWeighted};
+use vae::objective::ImportanceWeighted;
+use vae::parts::tile;
 use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
 
@@ -95,7 +96,7 @@ fn the_configuration_survives_its_metadata_and_bad_entries_are_named() {
     missing.remove("hidden");
     assert!(HvaeConfig::from_metadata(&missing).unwrap_err().to_string().contains("\"hidden\""));
     // Through the family registry, as a checkpoint is read.
-    let model = vae::family::from_metadata(&m).unwrap();
+    let model = vae::checkpoint::family_from_metadata(&m).unwrap();
     assert_eq!((model.name(), model.params().num_scalars()), ("hvae", 521_084));
 }
 

@@ -244,7 +244,7 @@ pub fn load(
     if let Some((file, fingerprint)) = cached {
         let bytes = cache::encode(fingerprint, &train, &test, info);
         let written = file.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| Error::io("create", &file, e));
-        info.cache = match written.and_then(|()| crate::checkpoint::write_atomic(&file, &bytes)) {
+        info.cache = match written.and_then(|()| crate::atomic::write_atomic(&file, &bytes)) {
             Ok(()) => CacheUse::Written(file),
             Err(e) => CacheUse::Unwritten(e.to_string()),
         };

@@ -24,3 +24,12 @@ pub mod prior;
 pub use gaussian::{Gaussian, GaussianLayer};
 pub use mlp::Mlp;
 pub use prior::standard_normal_log_prob;
+
+/// K copies of x [N, …] stacked along the first axis: [K·N, …], row k·N + n = row n. The
+/// backward of the concatenation adds the K gradients back into x's.
+pub fn tile(tape: &mut vae_autodiff::Tape, x: vae_autodiff::Var, k: usize) -> vae_autodiff::Var {
+    if k == 1 {
+        return x;
+    }
+    tape.concat(&vec![x; k], 0)
+}

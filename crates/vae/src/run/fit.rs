@@ -17,7 +17,7 @@ use crate::run::settings::{BinarizeKind, Settings};
 use crate::run::streams::{stream, Purpose};
 use crate::run::testpass::evaluate;
 use crate::run::Run;
-use crate::train::NonFinite;
+use crate::step::NonFinite;
 use crate::Likelihood;
 
 /// A model's training as the epoch loop sees it: the run and what every epoch reads.

@@ -1,0 +1,121 @@
+//! The plain VAE (and the conditional VAE, a [`Vae`] with classes) as a [`Family`]: its terms,
+//! its step and test pass through [`crate::train`], its latent space and its one Gaussian layer.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use vae_autodiff::Tensor;
+use vae_layers::optim::Optimizer;
+use vae_layers::ParamStore;
+
+use crate::family::{
+    gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, LatentSpace, StepSettings, GAUSSIAN_TERMS,
+};
+use crate::model::{standard_normal, Vae};
+use crate::objective::ImportanceWeighted;
+use crate::step::NonFinite;
+use crate::train::{evaluate_batch_objective, train_step_objective};
+
+impl Family for Vae {
+    fn name(&self) -> &'static str {
+        self.config.family()
+    }
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamStore {
+        &mut self.params
+    }
+    fn metadata(&self) -> HashMap<String, String> {
+        self.config.to_metadata()
+    }
+    fn input(&self) -> [usize; 3] {
+        self.config.input
+    }
+    fn classes(&self) -> usize {
+        self.config.classes
+    }
+    fn terms(&self) -> &'static [&'static str] {
+        GAUSSIAN_TERMS
+    }
+    fn shown(&self) -> &'static [&'static str] {
+        &GAUSSIAN_TERMS[..2]
+    }
+    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
+        gaussian_loss(m, s)
+    }
+    fn train_step(
+        &mut self,
+        opt: &mut dyn Optimizer,
+        x: &Tensor,
+        s: &StepSettings,
+        rng: &mut StdRng,
+    ) -> Result<Vec<f64>, NonFinite> {
+        // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
+        let eps = standard_normal(&[s.objective.k() * x.shape()[0], self.config.latent], rng);
+        let t = train_step_objective(self, opt, x, eps, s.objective, s.kl_weight, s.clip)?;
+        Ok(vec![t.recon, t.kl, t.gain])
+    }
+    fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {
+        let t = evaluate_batch_objective(self, x, s.objective, rng);
+        (vec![t.recon, t.kl, t.gain], vec![])
+    }
+    fn sample(&self, n: usize, labels: &[usize], rng: &mut StdRng) -> Tensor {
+        Vae::sample(self, n, labels, rng)
+    }
+    fn reconstruct(&self, x: Tensor) -> Tensor {
+        Vae::reconstruct(self, x)
+    }
+    fn as_vae(&self) -> Option<&Vae> {
+        Some(self)
+    }
+    fn importance_weighted(&self) -> Option<&dyn ImportanceWeighted> {
+        Some(self)
+    }
+    fn latent_layers(&self) -> Option<&dyn LatentLayers> {
+        Some(self)
+    }
+    fn latent_space(&self) -> Option<&dyn LatentSpace> {
+        Some(self)
+    }
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+    fn loss_name(&self, s: &StepSettings) -> String {
+        gaussian_loss_name(self.config.classes > 0, s)
+    }
+    fn describe_knobs(&self, s: &StepSettings) -> String {
+        gaussian_knobs(s)
+    }
+    fn set_output_bias(&mut self, bias: &[f32]) -> bool {
+        Vae::set_output_bias(self, bias);
+        true
+    }
+}
+
+impl LatentSpace for Vae {
+    fn latent_dim(&self) -> usize {
+        self.config.latent
+    }
+    fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
+        let (mu, logvar) = self.encode_values(x);
+        (mu, Some(logvar))
+    }
+    /// The decoder mean at [z, y] for a conditional model, at z otherwise.
+    fn decode_points(&self, z: Tensor, labels: &[usize]) -> Tensor {
+        match self.config.classes {
+            0 => self.decode_mean(z),
+            c => self.decode_mean(crate::cvae::with_labels(&z, labels, c)),
+        }
+    }
+}
+
+impl LatentLayers for Vae {
+    fn latent_layers(&self) -> Vec<(String, usize)> {
+        vec![("z".into(), self.config.latent)]
+    }
+    /// mu(x), the encoder's mean: exact, no draws.
+    fn posterior_means(&self, x: Tensor, _rng: &mut StdRng) -> Vec<Tensor> {
+        vec![self.encode_values(x).0]
+    }
+}
