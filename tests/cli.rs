@@ -390,3 +390,38 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     let p = plain.join("model.safetensors");
     assert_clean_error(&run(&["prior", "--checkpoint", p.to_str().unwrap()]), "not a VQ-VAE");
 }
+
+/// A VAE with the VampPrior: it trains, resumes to the numbers of an uninterrupted run (its
+/// pseudo-inputs among the parameters), draws samples from its own prior, bounds −log p(x) by
+/// importance sampling, and the picture that needs N(0, I) refuses it by name; flags that do
+/// not fit it are refused in one line.
+#[test]
+fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() {
+    let (whole, split) = (scratch("vamp-whole"), scratch("vamp-split"));
+    let vamp = ["--prior", "vamp", "--pseudo-inputs", "50"];
+    ok(&small_run(&whole, "2", &vamp));
+    ok(&small_run(&split, "1", &vamp));
+    ok(&run(&["train", "--resume", "--out", split.to_str().unwrap(), "--epochs", "2"]));
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 2);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra[..7], rb[..7], "resumed metrics differ");
+    }
+    let model = whole.join("model.safetensors");
+    let model = model.to_str().unwrap();
+    let o = run(&["eval", "--checkpoint", model, "--iw-samples", "20", "--test-limit", "100", "--json"]);
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (elbo, nll) = (report["test_loss"].as_f64().unwrap(), report["nll"].as_f64().unwrap());
+    assert!(nll < elbo, "−log p(x) {nll} is below the negative ELBO {elbo}");
+    let samples = whole.join("s.png");
+    ok(&run(&["sample", "--checkpoint", model, "--out", samples.to_str().unwrap()]));
+    let grid = whole.join("m.png");
+    assert_clean_error(
+        &run(&["manifold", "--checkpoint", model, "--out", grid.to_str().unwrap()]),
+        "this model's prior is a VampPrior of 50 pseudo-inputs",
+    );
+    assert!(!grid.exists());
+    assert_clean_error(&run(&["train", "--pseudo-inputs", "9"]), "--pseudo-inputs is for --prior vamp");
+    assert_clean_error(&run(&["train", "--prior", "vamp", "--family", "cvae"]), "--prior vamp is for --family vae");
+}

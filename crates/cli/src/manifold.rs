@@ -72,6 +72,12 @@ pub fn normal_quantile(p: f64) -> f64 {
 pub fn run(args: ManifoldArgs) -> Result<()> {
     let model = load_with_space(&args.model.checkpoint, "manifold")?;
     let (model, space) = (model.as_ref(), space(model.as_ref()));
+    if let Some(prior) = space.prior_if_not_standard() {
+        return Err(format!(
+            "manifold lays its grid over the quantiles of N(0, I); this model's prior is {prior}: draw from it with `vae-cli sample`"
+        )
+        .into());
+    }
     let j = space.latent_dim();
     let (a, b) = match args.dims.as_slice() {
         &[a, b] if a != b && a < j && b < j => (a, b),

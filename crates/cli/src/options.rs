@@ -86,6 +86,16 @@ impl LikelihoodKind {
     }
 }
 
+/// The prior p(z) of a one-layer VAE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PriorChoice {
+    /// N(0, I): the KL in closed form.
+    Normal,
+    /// The VampPrior (Tomczak & Welling 2018): the mixture of the encoder's posteriors at
+    /// --pseudo-inputs learned pseudo-inputs, started at training images; the KL is sampled.
+    Vamp,
+}
+
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ActivationKind {

@@ -19,7 +19,7 @@ use crate::family_vqvae::VqFlags;
 use crate::interrupt;
 use crate::options::{
     check_number, enum_name, ActivationKind, BinarizeKind, DataArgs, FamilyKind, LikelihoodKind, LrScheduleKind,
-    ModelKind, ObjectiveKind, OptimizerKind, OutputBias, Preset, Result,
+    ModelKind, ObjectiveKind, OptimizerKind, OutputBias, Preset, PriorChoice, Result,
 };
 use crate::pictures::write_pictures;
 use crate::progress::Progress;
@@ -55,6 +55,12 @@ pub struct TrainArgs {
     /// Components of the discretized logistic's mixture per value (--likelihood dlogistic).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub mixtures: u64,
+    /// The prior p(z) (--family vae).
+    #[arg(long, value_enum, default_value_t = PriorChoice::Normal)]
+    pub prior: PriorChoice,
+    /// Pseudo-inputs K of the VampPrior [default: 500, Tomczak & Welling's].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub pseudo_inputs: Option<u64>,
     /// Initial bias of the decoder's output layer [default: default; data-mean with --preset burda and --likelihood dlogistic].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
@@ -151,6 +157,10 @@ impl TrainArgs {
             None => r.activation,
         };
         r.output_bias = self.output_bias.unwrap_or(r.output_bias);
+        r.prior = match self.prior {
+            PriorChoice::Normal => vae::PriorKind::Normal,
+            PriorChoice::Vamp => vae::PriorKind::Vamp { components: self.pseudo_inputs.unwrap_or(500) as usize },
+        };
         r.vq = self.vq.sizes();
         let s = &mut r.settings;
         s.seed = self.seed;
@@ -296,6 +306,9 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
         check_number("lr", lr, 0.0, false)?;
     }
     check_number("sigma", args.sigma, 0.0, false)?;
+    if args.pseudo_inputs.is_some() && args.prior != PriorChoice::Vamp {
+        return Err("--pseudo-inputs is for --prior vamp".into());
+    }
     if args.mixtures > 1 && args.likelihood != LikelihoodKind::Dlogistic {
         return Err("--mixtures is for --likelihood dlogistic, a mixture of discretized logistics".into());
     }

@@ -65,6 +65,49 @@ impl Likelihood {
     }
 }
 
+/// The prior p(z) of the latent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PriorKind {
+    /// N(0, I): the ELBO's KL in closed form.
+    #[default]
+    Normal,
+    /// The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the mixture of
+    /// the encoder's own posteriors at K learned pseudo-inputs u_k. Its KL has no closed form:
+    /// the ELBO takes it from the sample, log q(z|x) − log p(z).
+    Vamp {
+        /// K ≥ 1 pseudo-inputs.
+        components: usize,
+    },
+}
+
+impl PriorKind {
+    /// Writes the `prior` entry of checkpoint metadata (and `pseudo_inputs` for the VampPrior).
+    pub fn insert_metadata(self, m: &mut HashMap<String, String>) {
+        match self {
+            PriorKind::Normal => m.insert("prior".into(), "normal".into()),
+            PriorKind::Vamp { components } => {
+                m.insert("pseudo_inputs".into(), components.to_string());
+                m.insert("prior".into(), "vamp".into())
+            }
+        };
+    }
+
+    /// Reads what [`PriorKind::insert_metadata`] wrote; files from before priors were parts
+    /// have the standard normal.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {
+        match m.get("prior").map(String::as_str) {
+            None | Some("normal") => Ok(PriorKind::Normal),
+            Some("vamp") => match m.get("pseudo_inputs").map(|k| k.parse::<usize>()) {
+                Some(Ok(components)) if components >= 1 => Ok(PriorKind::Vamp { components }),
+                _ => Err(Error::config(
+                    "configuration entry \"pseudo_inputs\" is missing or not a whole number ≥ 1".into(),
+                )),
+            },
+            Some(other) => Err(Error::config(format!("unknown prior {other:?} (expected normal or vamp)"))),
+        }
+    }
+}
+
 /// The nonlinearity after every hidden layer of the encoder and the decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Activation {
@@ -147,6 +190,8 @@ pub struct VaeConfig {
     /// Classes C of a conditional VAE (its family is `cvae`): the one-hot label y joins the
     /// encoder's input [x, y] and the decoder's input [z, y]. 0 for the plain VAE.
     pub classes: usize,
+    /// The prior p(z).
+    pub prior: PriorKind,
 }
 
 impl VaeConfig {
@@ -159,6 +204,7 @@ impl VaeConfig {
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             classes: 0,
+            prior: PriorKind::Normal,
         }
     }
 
@@ -207,6 +253,17 @@ impl VaeConfig {
         }
         if self.latent == 0 {
             return Err(Error::config("latent dimension must be at least 1".to_string()));
+        }
+        match self.prior {
+            PriorKind::Vamp { components: 0 } => {
+                return Err(Error::config("a VampPrior needs at least one pseudo-input".to_string()))
+            }
+            PriorKind::Vamp { .. } if self.classes > 0 => {
+                return Err(Error::config(
+                    "a conditional VAE keeps the N(0, I) prior (its pseudo-inputs would need labels)".to_string(),
+                ))
+            }
+            _ => {}
         }
         if let Likelihood::Gaussian { sigma } = self.likelihood {
             if !(sigma > 0.0 && sigma.is_finite()) {
@@ -276,7 +333,12 @@ impl VaeConfig {
                 (enc, add(flat, y)?, add(dec, linear(add(j, y)?, flat)?)?)
             }
         };
-        add(add(body, linear(w, j)?.checked_mul(2)?)?, decoder) // + mu and logvar heads
+        let pseudo_inputs = match self.prior {
+            PriorKind::Normal => 0,
+            PriorKind::Vamp { components } => components.checked_mul(d)?,
+        };
+        add(add(add(body, linear(w, j)?.checked_mul(2)?)?, decoder)?, pseudo_inputs)
+        // + mu and logvar heads
     }
 
     /// For a conv model: the [C, H, W] after each encoder convolution, starting with the input.
@@ -315,8 +377,12 @@ impl VaeConfig {
     /// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
     /// conditional model's begins `cvae, 10 classes,`).
     pub fn describe(&self) -> String {
+        let prior = match self.prior {
+            PriorKind::Normal => String::new(),
+            PriorKind::Vamp { components } => format!(", VampPrior of {components} pseudo-inputs"),
+        };
         match self.classes {
-            0 => self.describe_body(),
+            0 => format!("{}{prior}", self.describe_body()),
             y => format!("cvae, {y} classes, {}", self.describe_body()),
         }
     }
@@ -373,6 +439,9 @@ impl VaeConfig {
         if self.classes > 0 {
             m.insert("classes".into(), self.classes.to_string());
         }
+        if self.prior != PriorKind::Normal {
+            self.prior.insert_metadata(&mut m); // files of N(0, I) models stay as they were
+        }
         m
     }
 
@@ -426,7 +495,8 @@ impl VaeConfig {
             },
             Some(other) => return Err(Error::config(format!("unknown model family {other:?} (expected vae or cvae)"))),
         };
-        let config = Self { arch, input, latent, activation, likelihood, classes };
+        let prior = PriorKind::from_metadata(m)?;
+        let config = Self { arch, input, latent, activation, likelihood, classes, prior };
         config.validate()?;
         Ok(config)
     }

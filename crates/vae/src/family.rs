@@ -81,6 +81,11 @@ pub trait LatentSpace {
     /// The images [N, D] (pixel means) decoded from points z [N, J]; a conditional model
     /// decodes row n as class `labels[n]`, any other ignores `labels`.
     fn decode_points(&self, z: Tensor, labels: &[usize]) -> Tensor;
+    /// The space's prior, if it is N(0, I), or its name: pictures that lay a grid over the
+    /// prior's quantiles (`manifold`) need the standard normal and refuse any other by name.
+    fn prior_if_not_standard(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A model whose latents are Gaussian layers, whose posterior means can be read: what the

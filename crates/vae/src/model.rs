@@ -11,9 +11,13 @@
 //! ```text
 //!  x ──encoder──► mu, logvar ──► z = mu + exp(½·logvar) ⊙ eps ──decoder──► out
 //!                     │                                                      │
-//!                     └──► KL(q(z|x) ‖ N(0, I))          −log p(x|z) ◄──────┘
+//!                     └──► KL(q(z|x) ‖ p(z))             −log p(x|z) ◄──────┘
 //!  loss = mean_n [ recon_n + β·kl_n ]  (nats per example)
 //! ```
+//!
+//! The prior p(z) is N(0, I), whose KL has a closed form, or the VampPrior
+//! ([`crate::parts::vamp`]): the mixture of the encoder's posteriors at K learned
+//! pseudo-inputs u [K, D], whose KL is taken from the sample, log q(z|x) − log p(z).
 
 use ndarray::{Axis, Slice};
 use rand::Rng;
@@ -21,10 +25,12 @@ use rand_distr::{Distribution, StandardNormal};
 use vae_autodiff::{ConvGeom, Tape, Tensor, Var};
 use vae_layers::{Conv2d, ConvTranspose2d, Linear, ParamStore, ParamVars};
 
-use crate::config::{Arch, VaeConfig};
+use crate::config::{Arch, PriorKind, VaeConfig};
 use crate::error::Error;
 use crate::parts::conv::{ConvStack, DeconvStack};
-use crate::parts::{tile, Gaussian, Mlp};
+use crate::parts::gaussian::log_prob_of_own_sample;
+use crate::parts::{standard_normal_log_prob, tile, vamp, Gaussian, Mlp};
+use vae_layers::ParamId;
 
 /// The encoder's layers before the two heads.
 #[derive(Clone, Debug)]
@@ -51,6 +57,8 @@ pub struct Vae {
     enc_mu: Linear,
     enc_logvar: Linear,
     decoder: DecoderBody,
+    /// The VampPrior's pseudo-inputs u [K, D], if the prior is one.
+    pseudo_inputs: Option<ParamId>,
 }
 
 /// The nodes of one forward pass, for reading values and for backward.
@@ -149,7 +157,45 @@ impl Vae {
                 DecoderBody::Conv { fc, shape: top, deconvs: DeconvStack::new(deconvs, config.activation) }
             }
         };
-        Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder })
+        // Registered last, so that a model with N(0, I) draws exactly the parameters it did.
+        let pseudo_inputs = match config.prior {
+            PriorKind::Normal => None,
+            PriorKind::Vamp { components } => {
+                // Near-blank images, as Tomczak & Welling's default (their mean 0.05, std 0.01);
+                // a run starts them at training images instead (`Vae::set_pseudo_inputs`).
+                let u = Tensor::from_shape_simple_fn(vec![components, d], || {
+                    0.05 + 0.01 * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng)
+                });
+                Some(params.add("prior.pseudo_inputs", u))
+            }
+        };
+        Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder, pseudo_inputs })
+    }
+
+    /// log p(z) per row of z [M, J] under the model's prior: N(0, I), or the VampPrior, the
+    /// mixture of the posteriors q(z | u_k) at the pseudo-inputs (encoded on this tape, so that
+    /// the gradient reaches them and the encoder). `[M]`.
+    pub fn log_prior(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
+        match self.pseudo_inputs {
+            None => standard_normal_log_prob(tape, z),
+            Some(u) => {
+                let (mu_u, logvar_u) = self.encode(tape, p, p.var(u));
+                vamp::mixture_log_prob(tape, z, mu_u, logvar_u)
+            }
+        }
+    }
+
+    /// Sets the VampPrior's pseudo-inputs, K rows of D values (a run starts them at K training
+    /// images); false if the prior is N(0, I).
+    ///
+    /// # Panics
+    /// If `u` does not hold K·D values.
+    pub fn set_pseudo_inputs(&mut self, u: &[f32]) -> bool {
+        let Some(id) = self.pseudo_inputs else { return false };
+        let slot = &mut self.params.values_mut()[id.0];
+        assert_eq!(u.len(), slot.len(), "set_pseudo_inputs: {} values for {:?}", u.len(), slot.shape());
+        *slot = Tensor::from_shape_vec(slot.raw_dim(), u.to_vec()).expect("the pseudo-inputs' shape");
+        true
     }
 
     /// The hidden layers' nonlinearity, applied to a pre-activation.
@@ -220,8 +266,9 @@ impl Vae {
 
     /// The whole forward pass and the negative ELBO with KL weight `beta`, for x [N, D] and
     /// noise eps [K·N, J]: K draws of z per example (row k·N + n: draw k of example n; K = 1
-    /// for the plain VAE), the reconstruction term averaged over all K·N draws, the KL in
-    /// closed form per example. A conditional model's decoder reads [z, y].
+    /// for the plain VAE), the reconstruction term averaged over all K·N draws, the KL per
+    /// example: in closed form under N(0, I), else the average over its K draws of
+    /// log q(z|x) − log p(z). A conditional model's decoder reads [z, y].
     pub fn elbo(&self, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, beta: f32) -> Elbo {
         let k = tape.value(eps).shape()[0] / tape.value(x).shape()[0].max(1);
         let (mu, logvar) = self.encode(tape, p, x);
@@ -231,7 +278,17 @@ impl Vae {
         let z_y = self.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
         let out = self.decode(tape, p, z_y);
         let recon = self.recon_nll(tape, out, x_rep);
-        let kl = tape.kl_std_normal(mu, logvar);
+        let kl = match self.pseudo_inputs {
+            None => tape.kl_std_normal(mu, logvar),
+            Some(_) => {
+                let log_q = log_prob_of_own_sample(tape, logvar_rep, eps); // [K·N]
+                let log_p = self.log_prior(tape, p, z);
+                let log_ratio = tape.sub(log_q, log_p);
+                let n = tape.value(mu).shape()[0];
+                let draws = tape.reshape(log_ratio, &[k, n]);
+                tape.mean_axis(draws, 0) // [N]
+            }
+        };
         let recon_mean = tape.mean(recon);
         let kl_mean = tape.mean(kl);
         let weighted_kl = tape.scale(kl_mean, beta);
@@ -251,20 +308,32 @@ impl Vae {
         tape.value(mean).clone()
     }
 
-    /// Decoded samples from the prior: z ~ N(0, I), then the decoder mean. [n, D]. A
+    /// Decoded samples from the prior: z ~ p(z), then the decoder mean. [n, D]. A
     /// conditional model draws sample i of class `labels[i % labels.len()]` (the plain VAE
     /// ignores `labels`).
     ///
     /// # Panics
     /// If a conditional model gets no labels or a label ≥ Y.
     pub fn sample(&self, n: usize, labels: &[usize], rng: &mut impl Rng) -> Tensor {
-        let z = standard_normal(&[n, self.config.latent], rng);
+        let z = self.sample_prior(n, rng);
         if self.config.classes == 0 {
             return self.decode_mean(z);
         }
         assert!(!labels.is_empty(), "a conditional model samples given labels");
         let labels: Vec<usize> = (0..n).map(|i| labels[i % labels.len()]).collect();
         self.decode_mean(crate::cvae::with_labels(&z, &labels, self.config.classes))
+    }
+
+    /// n draws z ~ p(z) [n, J]: N(0, I), or under the VampPrior a component k drawn uniformly
+    /// for each, then z = mu_k + exp(½·logvar_k) ⊙ eps.
+    pub fn sample_prior(&self, n: usize, rng: &mut impl Rng) -> Tensor {
+        let eps = standard_normal(&[n, self.config.latent], rng);
+        let Some(u) = self.pseudo_inputs else { return eps };
+        let (mu_u, logvar_u) = self.encode_values(self.params.get(u).clone());
+        let k = mu_u.shape()[0];
+        let picks: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
+        let (mu, logvar) = (mu_u.select(Axis(0), &picks), logvar_u.select(Axis(0), &picks));
+        mu + (logvar * 0.5).mapv(f32::exp) * eps
     }
 
     /// Sets the bias of the decoder's last layer from one value per decoder output, O·D values

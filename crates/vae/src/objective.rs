@@ -174,7 +174,7 @@ pub fn log_weights(
     let z_y = model.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
     let out = model.decode(tape, p, z_y);
     let recon = model.recon_nll(tape, out, x_rep); // −log p(x|z)
-    let log_pz = log_prior(tape, z);
+    let log_pz = model.log_prior(tape, p, z);
     let log_qz = log_posterior(tape, logvar_rep, eps);
     let log_joint = tape.sub(log_pz, recon);
     let log_w = tape.sub(log_joint, log_qz);

@@ -8,6 +8,7 @@ use vae_autodiff::Tensor;
 use vae_layers::optim::Optimizer;
 use vae_layers::ParamStore;
 
+use crate::config::PriorKind;
 use crate::family::{
     gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, LatentSpace, StepSettings, GAUSSIAN_TERMS,
 };
@@ -96,6 +97,12 @@ impl Family for Vae {
 impl LatentSpace for Vae {
     fn latent_dim(&self) -> usize {
         self.config.latent
+    }
+    fn prior_if_not_standard(&self) -> Option<String> {
+        match self.config.prior {
+            PriorKind::Normal => None,
+            PriorKind::Vamp { components } => Some(format!("a VampPrior of {components} pseudo-inputs")),
+        }
     }
     fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
         let (mu, logvar) = self.encode_values(x);

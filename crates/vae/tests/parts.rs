@@ -1,8 +1,9 @@
 //! The model parts against finite differences on odd, non-square shapes, and each shortcut
 //! against its definition: the Gaussian's log-density at its own sample (from eps) against the
-//! log-density at any point, and the standard-normal prior against a Gaussian with mu = 0,
-//! logvar = 0.
+//! log-density at any point, the standard-normal prior against a Gaussian with mu = 0,
+//! logvar = 0, and the VampPrior's mixture against its sum written out in f64.
 
+use vae::parts::vamp::mixture_log_prob;
 use vae::parts::{standard_normal_log_prob, Gaussian, GaussianLayer};
 use vae::Activation;
 use vae_autodiff::gradcheck::{check_gradients, random_tensor};
@@ -117,4 +118,49 @@ fn a_gaussian_layer_matches_finite_differences() {
         g.log_prob(t, hv)
     })
     .assert_within(1e-3, 1e-2);
+}
+
+/// The VampPrior's log-density, through z, the components' mu and logvar: M = 3 latents,
+/// K = 5 components, J = 2.
+#[test]
+fn the_mixture_log_density_matches_finite_differences() {
+    let z = random_tensor(&[3, 2], 21);
+    let mu = random_tensor(&[5, 2], 22);
+    let logvar = random_tensor(&[5, 2], 23).mapv(|v| 0.5 * v);
+    check_gradients(&[z, mu, logvar], |t, v| mixture_log_prob(t, v[0], v[1], v[2])).assert_within(1e-3, 1e-2);
+}
+
+/// log p(z) = log (1/K) Σ_k N(z; mu_k, diag(exp(logvar_k))), summed term by term in f64; and a
+/// mixture of one component is that Gaussian.
+#[test]
+fn the_mixture_log_density_is_its_definition() {
+    let (m, k, j) = (4, 7, 3);
+    let (z, mu) = (random_tensor(&[m, j], 24), random_tensor(&[k, j], 25));
+    let logvar = random_tensor(&[k, j], 26).mapv(|v| 0.8 * v);
+    let mut tape = Tape::new();
+    let (zv, muv, lvv) = (tape.constant(z.clone()), tape.constant(mu.clone()), tape.constant(logvar.clone()));
+    let ours = mixture_log_prob(&mut tape, zv, muv, lvv);
+    for row in 0..m {
+        let density: f64 = (0..k)
+            .map(|c| {
+                let log_n: f64 = (0..j)
+                    .map(|d| {
+                        let (x, mean, lv) = (z[[row, d]] as f64, mu[[c, d]] as f64, logvar[[c, d]] as f64);
+                        -0.5 * ((x - mean).powi(2) / lv.exp() + lv + (2.0 * std::f64::consts::PI).ln())
+                    })
+                    .sum();
+                log_n.exp() / k as f64
+            })
+            .sum();
+        let got = tape.value(ours)[[row]] as f64;
+        assert!((got - density.ln()).abs() < 1e-5, "row {row}: {got} against {}", density.ln());
+    }
+    let one = tape.slice(muv, 0, 2, 1);
+    let one_lv = tape.slice(lvv, 0, 2, 1);
+    let single = mixture_log_prob(&mut tape, zv, one, one_lv);
+    let (one_rep, lv_rep) = (tape.gather_rows(one, &[0; 4]), tape.gather_rows(one_lv, &[0; 4]));
+    let direct = Gaussian { mu: one_rep, logvar: lv_rep }.log_prob(&mut tape, zv);
+    for row in 0..m {
+        assert!((tape.value(single)[[row]] - tape.value(direct)[[row]]).abs() < 1e-5);
+    }
 }

@@ -7,6 +7,7 @@
 //! | [`Gaussian`], [`GaussianLayer`] | `gaussian.rs` | a diagonal Gaussian on the tape (sample, log-density); a net that outputs one (a stochastic layer) |
 //! | [`crate::Likelihood`] | `likelihood.rs` | p(x\|h): Bernoulli on logits or Gaussian with fixed σ, as a negative log-density and a mean |
 //! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
+//! | [`vamp::mixture_log_prob`] | `vamp.rs` | the VampPrior: the mixture of the posteriors at learned pseudo-inputs |
 //! | [`codebook::quantize`] | `codebook.rs` | the VQ-VAE's nearest codes and straight-through copy |
 //!
 //! A learned conditional prior such as p(h1|h2) is a [`GaussianLayer`] reading h2; the VQ-VAE's
@@ -20,6 +21,7 @@ pub mod gaussian;
 pub mod likelihood;
 pub mod mlp;
 pub mod prior;
+pub mod vamp;
 
 pub use gaussian::{Gaussian, GaussianLayer};
 pub use mlp::Mlp;

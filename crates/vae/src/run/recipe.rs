@@ -10,7 +10,7 @@ use crate::hvae::{Hvae, HvaeConfig, LayerSpec};
 use crate::run::settings::{BinarizeKind, LrScheduleKind, Settings};
 use crate::run::streams::{stream, Purpose};
 use crate::vqvae::{VqArch, VqConfig, VqVae};
-use crate::{Activation, Arch, Likelihood, Vae, VaeConfig};
+use crate::{Activation, Arch, Likelihood, PriorKind, Vae, VaeConfig};
 
 /// Model family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,8 @@ pub struct Recipe {
     pub likelihood: Likelihood,
     /// The decoder's initial output bias.
     pub output_bias: OutputBias,
+    /// The prior p(z) of a one-layer VAE (a VampPrior's pseudo-inputs start at training images).
+    pub prior: PriorKind,
     /// The VQ-VAE's codebook.
     pub vq: VqSizes,
     /// How it is trained.
@@ -122,6 +124,7 @@ impl Default for Recipe {
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             output_bias: OutputBias::Default,
+            prior: PriorKind::Normal,
             vq: VqSizes { codebook_size: 128, code_dim: 16, codebook_ema: None },
             settings: Settings::default(),
         }
@@ -170,6 +173,12 @@ impl Recipe {
     pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
         let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
         let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
+        if self.prior != PriorKind::Normal && self.family != FamilyKind::Vae {
+            return Err(Error::config(
+                "--prior vamp is for --family vae (one Gaussian latent layer); the other families keep their own prior"
+                    .into(),
+            ));
+        }
         let mut model: Box<dyn Family> = match self.family {
             FamilyKind::Hvae => {
                 let first = LayerSpec { hidden: self.hidden.clone(), latent: self.latent };
@@ -204,8 +213,13 @@ impl Recipe {
                     }
                     _ => 0,
                 };
-                let config = VaeConfig { input, latent: self.latent, activation, likelihood, classes, ..base };
-                Box::new(Vae::new(config, rng)?)
+                let prior = self.prior;
+                let config = VaeConfig { input, latent: self.latent, activation, likelihood, classes, prior, ..base };
+                let mut vae = Vae::new(config, rng)?;
+                if let PriorKind::Vamp { components } = prior {
+                    vae.set_pseudo_inputs(&pseudo_inputs_from(train, components, self.settings.seed)?);
+                }
+                Box::new(vae)
             }
         };
         if self.output_bias == OutputBias::DataMean {
@@ -213,6 +227,23 @@ impl Recipe {
         }
         Ok(model)
     }
+}
+
+/// K training images, drawn without replacement from the stream (seed, 0, 1, init), as rows of
+/// grey values in [0, 1]: where a VampPrior's pseudo-inputs start (Tomczak & Welling's
+/// initialization from training data), so that the prior begins as a mixture of posteriors of
+/// real images.
+fn pseudo_inputs_from(train: &Split, k: usize, seed: u64) -> Result<Vec<f32>, Error> {
+    if k > train.len() {
+        return Err(Error::config(format!(
+            "--pseudo-inputs {k} is more than the {} training images they start from",
+            train.len()
+        )));
+    }
+    let rng = &mut stream(seed, 0, 1, Purpose::Init);
+    let idx = rand::seq::index::sample(rng, train.len(), k).into_vec();
+    let rows = train.rows(&idx, crate::data::Binarize::None, rng, 0);
+    Ok(rows.iter().copied().collect())
 }
 
 #[cfg(test)]
@@ -234,5 +265,25 @@ mod tests {
         assert_eq!(Recipe { family: FamilyKind::Vae, latent: 50, upper_latent: vec![], ..burda2 }, burda);
         let dlogistic = plain.with_likelihood(Likelihood::DLogistic { mixtures: 1 });
         assert_eq!(dlogistic.output_bias, OutputBias::DataMean);
+    }
+
+    /// A VampPrior's pseudo-inputs start at distinct training images, as many as asked, and
+    /// never more than there are.
+    #[test]
+    fn the_pseudo_inputs_start_at_training_images() {
+        let images: Vec<u8> = (0..6u8).flat_map(|i| [i * 40, 255 - i * 40]).collect();
+        let train = Split { images, labels: vec![0; 6], channels: 1, rows: 1, cols: 2 };
+        let recipe =
+            |k| Recipe { hidden: vec![3], latent: 2, prior: PriorKind::Vamp { components: k }, ..Recipe::default() };
+        let model = recipe(4).build(&train).unwrap();
+        let params = model.params();
+        let u = params.get(params.find("prior.pseudo_inputs").unwrap());
+        let rows: Vec<Vec<u8>> =
+            u.outer_iter().map(|r| r.iter().map(|&v| (v * 255.0).round() as u8).collect()).collect();
+        let originals: Vec<&[u8]> = train.images.chunks(2).collect();
+        assert!(rows.iter().all(|r| originals.contains(&r.as_slice())), "{rows:?}");
+        assert!(rows.iter().enumerate().all(|(i, r)| !rows[..i].contains(r)), "distinct images: {rows:?}");
+        let e = recipe(7).build(&train).err().unwrap().to_string();
+        assert!(e.contains("more than the 6 training images"), "{e}");
     }
 }
