@@ -391,22 +391,30 @@ fn a_vq_vae_trains_resumes_exactly_and_its_prior_bounds_the_likelihood() {
     assert_clean_error(&run(&["prior", "--checkpoint", p.to_str().unwrap()]), "not a VQ-VAE");
 }
 
-/// A VAE with the VampPrior: it trains, resumes to the numbers of an uninterrupted run (its
-/// pseudo-inputs among the parameters), draws samples from its own prior, bounds −log p(x) by
-/// importance sampling, and the picture that needs N(0, I) refuses it by name; flags that do
-/// not fit it are refused in one line.
-#[test]
-fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() {
-    let (whole, split) = (scratch("vamp-whole"), scratch("vamp-split"));
-    let vamp = ["--prior", "vamp", "--pseudo-inputs", "50"];
-    ok(&small_run(&whole, "2", &vamp));
-    ok(&small_run(&split, "1", &vamp));
+/// Two epochs of a small run with the flags `extra`, and the same run stopped after one epoch
+/// and resumed: their metrics agree (all but the seconds). Returns the whole run's folder and
+/// what it printed.
+fn resumes_exactly(name: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let (whole, split) = (scratch(&format!("{name}-whole")), scratch(&format!("{name}-split")));
+    let o = small_run(&whole, "2", extra);
+    ok(&o);
+    ok(&small_run(&split, "1", extra));
     ok(&run(&["train", "--resume", "--out", split.to_str().unwrap(), "--epochs", "2"]));
     let (a, b) = (metrics(&whole), metrics(&split));
     assert_eq!(a.len(), 2);
     for (ra, rb) in a.iter().zip(&b) {
         assert_eq!(ra[..7], rb[..7], "resumed metrics differ");
     }
+    (whole, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// A VAE with the VampPrior: it trains, resumes to the numbers of an uninterrupted run (its
+/// pseudo-inputs among the parameters), draws samples from its own prior, bounds −log p(x) by
+/// importance sampling, and the picture that needs N(0, I) refuses it by name; flags that do
+/// not fit it are refused in one line.
+#[test]
+fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() {
+    let (whole, _) = resumes_exactly("vamp", &["--prior", "vamp", "--pseudo-inputs", "50"]);
     let model = whole.join("model.safetensors");
     let model = model.to_str().unwrap();
     let o = run(&["eval", "--checkpoint", model, "--iw-samples", "20", "--test-limit", "100", "--json"]);
@@ -424,4 +432,27 @@ fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() 
     assert!(!grid.exists());
     assert_clean_error(&run(&["train", "--pseudo-inputs", "9"]), "--pseudo-inputs is for --prior vamp");
     assert_clean_error(&run(&["train", "--prior", "vamp", "--family", "cvae"]), "--prior vamp is for --family vae");
+}
+
+/// A VAE whose posterior sample goes through an inverse autoregressive flow: it trains,
+/// resumes to the numbers of an uninterrupted run, bounds −log p(x) below its negative ELBO,
+/// counts active units from draws, draws every picture; flags that do not fit it are refused.
+#[test]
+fn an_iaf_vae_trains_resumes_and_evaluates() {
+    let (whole, said) = resumes_exactly("iaf", &["--flow", "iaf", "--flow-depth", "2", "--flow-width", "16"]);
+    assert!(said.contains("IAF of 2 steps × 16 units"), "{said}");
+    let model = whole.join("model.safetensors");
+    let model = model.to_str().unwrap();
+    let o =
+        run(&["eval", "--checkpoint", model, "--iw-samples", "20", "--test-limit", "100", "--active-units", "--json"]);
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (elbo, nll) = (report["test_loss"].as_f64().unwrap(), report["nll"].as_f64().unwrap());
+    assert!(nll < elbo, "−log p(x) {nll} is below the negative ELBO {elbo}");
+    for (command, file) in [("manifold", "m.png"), ("reconstruct", "r.png"), ("latent", "l.png")] {
+        let out = whole.join(file);
+        ok(&run(&[command, "--checkpoint", model, "--out", out.to_str().unwrap()]));
+    }
+    assert_clean_error(&run(&["train", "--flow-depth", "3"]), "--flow-depth and --flow-width are for --flow iaf");
+    assert_clean_error(&run(&["train", "--flow", "iaf", "--family", "hvae"]), "--flow iaf is for --family vae or cvae");
 }

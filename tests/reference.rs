@@ -142,8 +142,9 @@ impl Fixture {
             Some(a) => panic!("unknown activation {a}"),
         };
         let classes = self.classes();
-        let prior = vae::PriorKind::from_metadata(&self.meta).unwrap();
-        let config = VaeConfig { arch, input, latent, activation, likelihood, classes, prior };
+        let (prior, flow) =
+            (vae::PriorKind::from_metadata(&self.meta).unwrap(), vae::FlowSpec::from_metadata(&self.meta).unwrap());
+        let config = VaeConfig { arch, input, latent, activation, likelihood, classes, prior, flow };
         let model = Vae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
         let params: Vec<(String, Tensor)> = self
             .tensors
@@ -480,7 +481,7 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
 }
 
 /// The committed cases, one per model the engine proves against PyTorch.
-const REFERENCE_FILES: [&str; 10] = [
+const REFERENCE_FILES: [&str; 11] = [
     "conv_bernoulli.safetensors",
     "conv_dlogistic.safetensors",
     "mlp2_iwae.safetensors",
@@ -488,6 +489,7 @@ const REFERENCE_FILES: [&str; 10] = [
     "mlp_cvae.safetensors",
     "mlp_dlogistic_mix.safetensors",
     "mlp_gaussian.safetensors",
+    "mlp_iaf.safetensors",
     "mlp_iwae.safetensors",
     "mlp_vamp.safetensors",
     "vq_mlp.safetensors",

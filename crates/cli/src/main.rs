@@ -18,8 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a model: a VAE by default (PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs); --family cvae or vqvae for the others.
-    Train(train::TrainArgs),
+    /// Train a model: a VAE by default (PyTorch's MNIST example, 784-400-20, Bernoulli, Adam 1e-3, 10 epochs); --family cvae, vqvae or hvae for the others, --prior vamp, --flow iaf.
+    Train(Box<train::TrainArgs>),
     /// Report the negative ELBO on the test set (and optionally −log p(x) by importance sampling, active units, a conditional model's label consistency); a VQ-VAE's terms and code use.
     Eval(eval::EvalArgs),
     /// Draw a grid of samples from the prior, decoded (a row per class for a conditional model).
@@ -43,7 +43,7 @@ enum Command {
 /// Runs the parsed command.
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => on_pool(args.threads, args, train::run),
+        Command::Train(args) => on_pool(args.threads, *args, train::run),
         Command::Eval(args) => on_pool(args.threads, args, eval::run),
         Command::Sample(args) => sample::run(args),
         Command::Reconstruct(args) => reconstruct::run(args),

@@ -96,6 +96,16 @@ pub enum PriorChoice {
     Vamp,
 }
 
+/// A flow on the posterior's sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FlowChoice {
+    /// None: q(z|x) is the diagonal Gaussian.
+    None,
+    /// Inverse autoregressive flow (Kingma et al. 2016): --flow-depth steps, each a MADE of
+    /// --flow-width hidden units with the stable update z ← σ ⊙ z + (1 − σ) ⊙ m.
+    Iaf,
+}
+
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ActivationKind {

@@ -18,8 +18,8 @@ use crate::family_hvae::HvaeFlags;
 use crate::family_vqvae::VqFlags;
 use crate::interrupt;
 use crate::options::{
-    check_number, enum_name, ActivationKind, BinarizeKind, DataArgs, FamilyKind, LikelihoodKind, LrScheduleKind,
-    ModelKind, ObjectiveKind, OptimizerKind, OutputBias, Preset, PriorChoice, Result,
+    check_number, enum_name, ActivationKind, BinarizeKind, DataArgs, FamilyKind, FlowChoice, LikelihoodKind,
+    LrScheduleKind, ModelKind, ObjectiveKind, OptimizerKind, OutputBias, Preset, PriorChoice, Result,
 };
 use crate::pictures::write_pictures;
 use crate::progress::Progress;
@@ -61,6 +61,15 @@ pub struct TrainArgs {
     /// Pseudo-inputs K of the VampPrior [default: 500, Tomczak & Welling's].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub pseudo_inputs: Option<u64>,
+    /// A flow on q(z|x)'s sample (--family vae or cvae).
+    #[arg(long, value_enum, default_value_t = FlowChoice::None)]
+    pub flow: FlowChoice,
+    /// Steps of the flow [default: 2].
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub flow_depth: Option<u64>,
+    /// Hidden units of each flow step's MADE [default: 320].
+    #[arg(long, value_name = "W", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub flow_width: Option<u64>,
     /// Initial bias of the decoder's output layer [default: default; data-mean with --preset burda and --likelihood dlogistic].
     #[arg(long, value_enum)]
     pub output_bias: Option<OutputBias>,
@@ -157,6 +166,13 @@ impl TrainArgs {
             None => r.activation,
         };
         r.output_bias = self.output_bias.unwrap_or(r.output_bias);
+        r.flow = match self.flow {
+            FlowChoice::None => None,
+            FlowChoice::Iaf => Some(vae::FlowSpec {
+                depth: self.flow_depth.unwrap_or(2) as usize,
+                width: self.flow_width.unwrap_or(320) as usize,
+            }),
+        };
         r.prior = match self.prior {
             PriorChoice::Normal => vae::PriorKind::Normal,
             PriorChoice::Vamp => vae::PriorKind::Vamp { components: self.pseudo_inputs.unwrap_or(500) as usize },
@@ -306,6 +322,9 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
         check_number("lr", lr, 0.0, false)?;
     }
     check_number("sigma", args.sigma, 0.0, false)?;
+    if (args.flow_depth.is_some() || args.flow_width.is_some()) && args.flow != FlowChoice::Iaf {
+        return Err("--flow-depth and --flow-width are for --flow iaf".into());
+    }
     if args.pseudo_inputs.is_some() && args.prior != PriorChoice::Vamp {
         return Err("--pseudo-inputs is for --prior vamp".into());
     }

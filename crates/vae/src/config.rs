@@ -108,6 +108,38 @@ impl PriorKind {
     }
 }
 
+/// An inverse autoregressive flow on q(z|x)'s sample: `depth` steps, each a MADE of `width`
+/// hidden units ([`crate::parts::iaf`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSpec {
+    /// Steps T ≥ 1.
+    pub depth: usize,
+    /// Hidden units of each step's MADE, W ≥ 1.
+    pub width: usize,
+}
+
+impl FlowSpec {
+    /// Writes the `flow`, `flow_depth` and `flow_width` entries of checkpoint metadata.
+    pub fn insert_metadata(self, m: &mut HashMap<String, String>) {
+        m.insert("flow".into(), "iaf".into());
+        m.insert("flow_depth".into(), self.depth.to_string());
+        m.insert("flow_width".into(), self.width.to_string());
+    }
+
+    /// Reads what [`FlowSpec::insert_metadata`] wrote; none in files of models without a flow.
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Option<Self>, Error> {
+        let whole = |k: &str| match m.get(k).map(|v| v.parse::<usize>()) {
+            Some(Ok(v)) if v >= 1 => Ok(v),
+            _ => Err(Error::config(format!("configuration entry {k:?} is missing or not a whole number ≥ 1"))),
+        };
+        match m.get("flow").map(String::as_str) {
+            None => Ok(None),
+            Some("iaf") => Ok(Some(FlowSpec { depth: whole("flow_depth")?, width: whole("flow_width")? })),
+            Some(other) => Err(Error::config(format!("unknown flow {other:?} (expected iaf)"))),
+        }
+    }
+}
+
 /// The nonlinearity after every hidden layer of the encoder and the decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Activation {
@@ -192,6 +224,8 @@ pub struct VaeConfig {
     pub classes: usize,
     /// The prior p(z).
     pub prior: PriorKind,
+    /// An inverse autoregressive flow on the posterior's sample, if any.
+    pub flow: Option<FlowSpec>,
 }
 
 impl VaeConfig {
@@ -205,6 +239,7 @@ impl VaeConfig {
             likelihood: Likelihood::Bernoulli,
             classes: 0,
             prior: PriorKind::Normal,
+            flow: None,
         }
     }
 
@@ -264,6 +299,11 @@ impl VaeConfig {
                 ))
             }
             _ => {}
+        }
+        if let Some(f) = self.flow {
+            if f.depth == 0 || f.width == 0 {
+                return Err(Error::config("a flow needs at least one step of at least one hidden unit".to_string()));
+            }
         }
         if let Likelihood::Gaussian { sigma } = self.likelihood {
             if !(sigma > 0.0 && sigma.is_finite()) {
@@ -377,13 +417,16 @@ impl VaeConfig {
     /// A one-line description such as `mlp 784-400-20 bernoulli` (`tanh` named when chosen; a
     /// conditional model's begins `cvae, 10 classes,`).
     pub fn describe(&self) -> String {
-        let prior = match self.prior {
+        let mut prior = match self.prior {
             PriorKind::Normal => String::new(),
             PriorKind::Vamp { components } => format!(", VampPrior of {components} pseudo-inputs"),
         };
+        if let Some(f) = self.flow {
+            prior += &format!(", IAF of {} steps × {} units", f.depth, f.width);
+        }
         match self.classes {
             0 => format!("{}{prior}", self.describe_body()),
-            y => format!("cvae, {y} classes, {}", self.describe_body()),
+            y => format!("cvae, {y} classes, {}{prior}", self.describe_body()),
         }
     }
 
@@ -442,6 +485,9 @@ impl VaeConfig {
         if self.prior != PriorKind::Normal {
             self.prior.insert_metadata(&mut m); // files of N(0, I) models stay as they were
         }
+        if let Some(flow) = self.flow {
+            flow.insert_metadata(&mut m);
+        }
         m
     }
 
@@ -495,8 +541,8 @@ impl VaeConfig {
             },
             Some(other) => return Err(Error::config(format!("unknown model family {other:?} (expected vae or cvae)"))),
         };
-        let prior = PriorKind::from_metadata(m)?;
-        let config = Self { arch, input, latent, activation, likelihood, classes, prior };
+        let (prior, flow) = (PriorKind::from_metadata(m)?, FlowSpec::from_metadata(m)?);
+        let config = Self { arch, input, latent, activation, likelihood, classes, prior, flow };
         config.validate()?;
         Ok(config)
     }

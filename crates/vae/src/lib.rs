@@ -100,7 +100,7 @@ pub mod step;
 pub mod train;
 pub mod vqvae;
 
-pub use config::{Activation, Arch, ConvSpec, Likelihood, PriorKind, VaeConfig};
+pub use config::{Activation, Arch, ConvSpec, FlowSpec, Likelihood, PriorKind, VaeConfig};
 pub use error::Error;
 pub use family::Family;
 pub use model::Vae;

@@ -17,7 +17,11 @@
 //!
 //! The prior p(z) is N(0, I), whose KL has a closed form, or the VampPrior
 //! ([`crate::parts::vamp`]): the mixture of the encoder's posteriors at K learned
-//! pseudo-inputs u [K, D], whose KL is taken from the sample, log q(z|x) − log p(z).
+//! pseudo-inputs u [K, D]. q(z|x) is the Gaussian, or its sample carried through T inverse
+//! autoregressive flow steps ([`crate::parts::iaf`]), z_T = f_T(… f_1(z_0)), with
+//! log q(z_T|x) = log N(z_0; mu, σ²) − Σ_t log |det ∂z_t/∂z_{t−1}|. Beyond N(0, I) and the
+//! plain Gaussian, the KL has no closed form and is taken from the sample,
+//! log q(z|x) − log p(z).
 
 use ndarray::{Axis, Slice};
 use rand::Rng;
@@ -29,6 +33,7 @@ use crate::config::{Arch, PriorKind, VaeConfig};
 use crate::error::Error;
 use crate::parts::conv::{ConvStack, DeconvStack};
 use crate::parts::gaussian::log_prob_of_own_sample;
+use crate::parts::iaf::IafStep;
 use crate::parts::{standard_normal_log_prob, tile, vamp, Gaussian, Mlp};
 use vae_layers::ParamId;
 
@@ -59,6 +64,8 @@ pub struct Vae {
     decoder: DecoderBody,
     /// The VampPrior's pseudo-inputs u [K, D], if the prior is one.
     pseudo_inputs: Option<ParamId>,
+    /// The inverse autoregressive flow on q's sample (no steps: the plain Gaussian).
+    flow: Vec<IafStep>,
 }
 
 /// The nodes of one forward pass, for reading values and for backward.
@@ -169,7 +176,50 @@ impl Vae {
                 Some(params.add("prior.pseudo_inputs", u))
             }
         };
-        Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder, pseudo_inputs })
+        // Each flow step reverses the order of z of the one before; its MADE uses the hidden
+        // layers' nonlinearity.
+        let flow = match config.flow {
+            None => vec![],
+            Some(f) => (0..f.depth)
+                .map(|t| {
+                    let name = format!("flow{}", t + 1);
+                    IafStep::new(&mut params, &name, (j, f.width), t % 2 == 1, config.activation, rng)
+                })
+                .collect(),
+        };
+        Ok(Self { config, params, encoder, enc_mu, enc_logvar, decoder, pseudo_inputs, flow })
+    }
+
+    /// Whether the KL must be taken from the sample: beyond N(0, I) with a plain Gaussian q.
+    pub fn sampled_kl(&self) -> bool {
+        self.pseudo_inputs.is_some() || !self.flow.is_empty()
+    }
+
+    /// The flow's steps on a sample z_0 [M, J]: z_T and Σ_t log |det ∂z_t/∂z_{t−1}| `[M]`
+    /// (z_0 itself and no log-determinant without a flow).
+    pub fn flow(&self, tape: &mut Tape, p: &ParamVars, z0: Var) -> (Var, Option<Var>) {
+        let mut z = z0;
+        let mut log_det: Option<Var> = None;
+        for step in &self.flow {
+            let (next, ld) = step.forward(tape, p, z);
+            z = next;
+            log_det = Some(match log_det {
+                None => ld,
+                Some(sum) => tape.add(sum, ld),
+            });
+        }
+        (z, log_det)
+    }
+
+    /// A sample of q(z|x) from the posterior's tiled mu, logvar and the noise eps [M, J]: the
+    /// latent z (after the flow) and log q(z|x) `[M]`.
+    pub fn posterior_sample(&self, tape: &mut Tape, p: &ParamVars, mu: Var, logvar: Var, eps: Var) -> (Var, Var) {
+        let z0 = reparameterize(tape, mu, logvar, eps);
+        let log_q0 = log_prob_of_own_sample(tape, logvar, eps);
+        match self.flow(tape, p, z0) {
+            (z, None) => (z, log_q0),
+            (z, Some(log_det)) => (z, tape.sub(log_q0, log_det)),
+        }
     }
 
     /// log p(z) per row of z [M, J] under the model's prior: N(0, I), or the VampPrior, the
@@ -274,14 +324,20 @@ impl Vae {
         let (mu, logvar) = self.encode(tape, p, x);
         // K copies of each row (no op at all when K = 1).
         let (mu_rep, logvar_rep, x_rep) = (tile(tape, mu, k), tile(tape, logvar, k), tile(tape, x, k));
-        let z = reparameterize(tape, mu_rep, logvar_rep, eps);
+        // z [K·N, J]; log q(z|x) [K·N] only where the KL is sampled.
+        let (z, log_q) = match self.sampled_kl() {
+            false => (reparameterize(tape, mu_rep, logvar_rep, eps), None),
+            true => {
+                let (z, log_q) = self.posterior_sample(tape, p, mu_rep, logvar_rep, eps);
+                (z, Some(log_q))
+            }
+        };
         let z_y = self.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
         let out = self.decode(tape, p, z_y);
         let recon = self.recon_nll(tape, out, x_rep);
-        let kl = match self.pseudo_inputs {
+        let kl = match log_q {
             None => tape.kl_std_normal(mu, logvar),
-            Some(_) => {
-                let log_q = log_prob_of_own_sample(tape, logvar_rep, eps); // [K·N]
+            Some(log_q) => {
                 let log_p = self.log_prior(tape, p, z);
                 let log_ratio = tape.sub(log_q, log_p);
                 let n = tape.value(mu).shape()[0];
@@ -382,10 +438,25 @@ impl Vae {
         (join(&mus), join(&logvars))
     }
 
-    /// Reconstructions of x [N, D + Y]: the decoder mean at z = mu (no sampling), given the
-    /// same label for a conditional model. [N, D].
+    /// The posterior's centre for x [N, D + Y]: mu, carried through the flow if the model has
+    /// one (the latent at eps = 0). [N, J].
+    pub fn centre_values(&self, x: Tensor) -> Tensor {
+        let (mu, _) = self.encode_values(x);
+        if self.flow.is_empty() {
+            return mu;
+        }
+        let mut tape = Tape::new();
+        let p = self.params.on_tape(&mut tape);
+        let mu = tape.constant(mu);
+        let (z, _) = self.flow(&mut tape, &p, mu);
+        tape.value(z).clone()
+    }
+
+    /// Reconstructions of x [N, D + Y]: the decoder mean at the posterior's centre (no
+    /// sampling: z = mu, through the flow if any), given the same label for a conditional
+    /// model. [N, D].
     pub fn reconstruct(&self, x: Tensor) -> Tensor {
-        let (mu, _) = self.encode_values(x.clone());
+        let mu = self.centre_values(x.clone());
         if self.config.classes == 0 {
             return self.decode_mean(mu);
         }

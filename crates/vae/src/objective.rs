@@ -32,7 +32,7 @@
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::{ParamStore, ParamVars};
 
-use crate::model::{reparameterize, Vae};
+use crate::model::Vae;
 use crate::parts::gaussian::log_prob_of_own_sample;
 use crate::parts::{standard_normal_log_prob, tile};
 
@@ -170,12 +170,11 @@ pub fn log_weights(
     logvar_rep: Var,
     eps: Var,
 ) -> LogWeights {
-    let z = reparameterize(tape, mu_rep, logvar_rep, eps);
+    let (z, log_qz) = model.posterior_sample(tape, p, mu_rep, logvar_rep, eps); // through the flow, if any
     let z_y = model.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
     let out = model.decode(tape, p, z_y);
     let recon = model.recon_nll(tape, out, x_rep); // −log p(x|z)
     let log_pz = model.log_prior(tape, p, z);
-    let log_qz = log_posterior(tape, logvar_rep, eps);
     let log_joint = tape.sub(log_pz, recon);
     let log_w = tape.sub(log_joint, log_qz);
     LogWeights { z, out, recon, log_pz, log_qz, log_w }

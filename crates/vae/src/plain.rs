@@ -104,7 +104,12 @@ impl LatentSpace for Vae {
             PriorKind::Vamp { components } => Some(format!("a VampPrior of {components} pseudo-inputs")),
         }
     }
+    /// mu and logvar; with a flow, the posterior's centre (mu through the flow) alone, since
+    /// q(z|x) is then no longer a diagonal Gaussian.
     fn encode_points(&self, x: Tensor) -> (Tensor, Option<Tensor>) {
+        if self.config.flow.is_some() {
+            return (self.centre_values(x), None);
+        }
         let (mu, logvar) = self.encode_values(x);
         (mu, Some(logvar))
     }
@@ -121,8 +126,27 @@ impl LatentLayers for Vae {
     fn latent_layers(&self) -> Vec<(String, usize)> {
         vec![("z".into(), self.config.latent)]
     }
-    /// mu(x), the encoder's mean: exact, no draws.
-    fn posterior_means(&self, x: Tensor, _rng: &mut StdRng) -> Vec<Tensor> {
-        vec![self.encode_values(x).0]
+    /// mu(x), the encoder's mean: exact, no draws. With a flow, E_q[z_T|x] has no closed
+    /// form: the mean of [`crate::hvae::MEAN_DRAWS`] draws of z_T per row, every row with the
+    /// same draws of eps (common random numbers), so that a unit whose posterior does not
+    /// depend on x gets the same mean for every x (variance 0, inactive) instead of a
+    /// Monte Carlo noise of σ²/draws, which would sit at the threshold of 0.01 itself.
+    fn posterior_means(&self, x: Tensor, rng: &mut StdRng) -> Vec<Tensor> {
+        let (mu, logvar) = self.encode_values(x);
+        if self.config.flow.is_none() {
+            return vec![mu];
+        }
+        let draws = crate::hvae::MEAN_DRAWS;
+        let mut sum = Tensor::zeros(mu.raw_dim());
+        for _ in 0..draws {
+            let mut tape = vae_autodiff::Tape::new();
+            let p = self.params.on_tape(&mut tape);
+            let row = standard_normal(&[1, mu.shape()[1]], rng);
+            let eps = row.broadcast(mu.raw_dim()).expect("one row for every row").to_owned();
+            let (m, lv, e) = (tape.constant(mu.clone()), tape.constant(logvar.clone()), tape.constant(eps));
+            let (z, _) = self.posterior_sample(&mut tape, &p, m, lv, e);
+            sum += tape.value(z);
+        }
+        vec![sum / draws as f32]
     }
 }

@@ -7,6 +7,8 @@
 //! | [`Gaussian`], [`GaussianLayer`] | `gaussian.rs` | a diagonal Gaussian on the tape (sample, log-density); a net that outputs one (a stochastic layer) |
 //! | [`crate::Likelihood`] | `likelihood.rs` | p(x\|h): Bernoulli on logits or Gaussian with fixed σ, as a negative log-density and a mean |
 //! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
+//! | [`made::Made`], [`made::MaskedLinear`] | `made.rs` | a network autoregressive in its input, by masked weights |
+//! | [`iaf::IafStep`] | `iaf.rs` | an inverse autoregressive flow step on a Gaussian sample, with its log-determinant |
 //! | [`vamp::mixture_log_prob`] | `vamp.rs` | the VampPrior: the mixture of the posteriors at learned pseudo-inputs |
 //! | [`codebook::quantize`] | `codebook.rs` | the VQ-VAE's nearest codes and straight-through copy |
 //!
@@ -18,7 +20,9 @@
 pub mod codebook;
 pub mod conv;
 pub mod gaussian;
+pub mod iaf;
 pub mod likelihood;
+pub mod made;
 pub mod mlp;
 pub mod prior;
 pub mod vamp;

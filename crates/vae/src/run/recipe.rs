@@ -10,7 +10,7 @@ use crate::hvae::{Hvae, HvaeConfig, LayerSpec};
 use crate::run::settings::{BinarizeKind, LrScheduleKind, Settings};
 use crate::run::streams::{stream, Purpose};
 use crate::vqvae::{VqArch, VqConfig, VqVae};
-use crate::{Activation, Arch, Likelihood, PriorKind, Vae, VaeConfig};
+use crate::{Activation, Arch, FlowSpec, Likelihood, PriorKind, Vae, VaeConfig};
 
 /// Model family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +104,8 @@ pub struct Recipe {
     pub output_bias: OutputBias,
     /// The prior p(z) of a one-layer VAE (a VampPrior's pseudo-inputs start at training images).
     pub prior: PriorKind,
+    /// An inverse autoregressive flow on a one-layer VAE's posterior sample, if any.
+    pub flow: Option<FlowSpec>,
     /// The VQ-VAE's codebook.
     pub vq: VqSizes,
     /// How it is trained.
@@ -125,6 +127,7 @@ impl Default for Recipe {
             likelihood: Likelihood::Bernoulli,
             output_bias: OutputBias::Default,
             prior: PriorKind::Normal,
+            flow: None,
             vq: VqSizes { codebook_size: 128, code_dim: 16, codebook_ema: None },
             settings: Settings::default(),
         }
@@ -179,6 +182,9 @@ impl Recipe {
                     .into(),
             ));
         }
+        if self.flow.is_some() && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
+            return Err(Error::config("--flow iaf is for --family vae or cvae (one Gaussian latent layer)".into()));
+        }
         let mut model: Box<dyn Family> = match self.family {
             FamilyKind::Hvae => {
                 let first = LayerSpec { hidden: self.hidden.clone(), latent: self.latent };
@@ -213,8 +219,9 @@ impl Recipe {
                     }
                     _ => 0,
                 };
-                let prior = self.prior;
-                let config = VaeConfig { input, latent: self.latent, activation, likelihood, classes, prior, ..base };
+                let (prior, flow) = (self.prior, self.flow);
+                let config =
+                    VaeConfig { input, latent: self.latent, activation, likelihood, classes, prior, flow, ..base };
                 let mut vae = Vae::new(config, rng)?;
                 if let PriorKind::Vamp { components } = prior {
                     vae.set_pseudo_inputs(&pseudo_inputs_from(train, components, self.settings.seed)?);
