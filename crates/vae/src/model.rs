@@ -191,8 +191,31 @@ impl Vae {
     }
 
     /// Whether the KL must be taken from the sample: beyond N(0, I) with a plain Gaussian q.
-    pub fn sampled_kl(&self) -> bool {
+    pub fn kl_is_sampled(&self) -> bool {
         self.pseudo_inputs.is_some() || !self.flow.is_empty()
+    }
+
+    /// The KL per example `[N]` from K draws each: the mean over its draws of
+    /// log q(z|x) − log p(z), with log q(z|x) = log N(z_0; mu, σ²) − log |det| of the flow, from
+    /// the tiled logvar and eps [K·N, J] and the draws' z and log-determinant.
+    fn kl_from_sample(
+        &self,
+        tape: &mut Tape,
+        p: &ParamVars,
+        (logvar, eps): (Var, Var),
+        (z, log_det): (Var, Option<Var>),
+        k: usize,
+    ) -> Var {
+        let log_q0 = log_prob_of_own_sample(tape, logvar, eps);
+        let log_q = match log_det {
+            None => log_q0,
+            Some(log_det) => tape.sub(log_q0, log_det),
+        };
+        let log_p = self.log_prior(tape, p, z);
+        let log_ratio = tape.sub(log_q, log_p);
+        let n = tape.value(log_ratio).shape()[0] / k;
+        let draws = tape.reshape(log_ratio, &[k, n]);
+        tape.mean_axis(draws, 0)
     }
 
     /// The flow's steps on a sample z_0 [M, J]: z_T and Σ_t log |det ∂z_t/∂z_{t−1}| `[M]`
@@ -324,26 +347,14 @@ impl Vae {
         let (mu, logvar) = self.encode(tape, p, x);
         // K copies of each row (no op at all when K = 1).
         let (mu_rep, logvar_rep, x_rep) = (tile(tape, mu, k), tile(tape, logvar, k), tile(tape, x, k));
-        // z [K·N, J]; log q(z|x) [K·N] only where the KL is sampled.
-        let (z, log_q) = match self.sampled_kl() {
-            false => (reparameterize(tape, mu_rep, logvar_rep, eps), None),
-            true => {
-                let (z, log_q) = self.posterior_sample(tape, p, mu_rep, logvar_rep, eps);
-                (z, Some(log_q))
-            }
-        };
+        let z0 = reparameterize(tape, mu_rep, logvar_rep, eps); // z ~ q(z|x)
+        let (z, log_det) = self.flow(tape, p, z0); // z0 itself without a flow
         let z_y = self.join_label(tape, z, x_rep); // [z, y]; z itself for the plain VAE
         let out = self.decode(tape, p, z_y);
         let recon = self.recon_nll(tape, out, x_rep);
-        let kl = match log_q {
-            None => tape.kl_std_normal(mu, logvar),
-            Some(log_q) => {
-                let log_p = self.log_prior(tape, p, z);
-                let log_ratio = tape.sub(log_q, log_p);
-                let n = tape.value(mu).shape()[0];
-                let draws = tape.reshape(log_ratio, &[k, n]);
-                tape.mean_axis(draws, 0) // [N]
-            }
+        let kl = match self.kl_is_sampled() {
+            false => tape.kl_std_normal(mu, logvar), // closed form, [N]
+            true => self.kl_from_sample(tape, p, (logvar_rep, eps), (z, log_det), k),
         };
         let recon_mean = tape.mean(recon);
         let kl_mean = tape.mean(kl);
