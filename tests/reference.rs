@@ -15,6 +15,7 @@ use safetensors::SafeTensors;
 use vae::checkpoint::{restore, restore_params};
 use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
 use vae::objective::{self, log_weights, ImportanceWeighted, Objective};
+use vae::parts::resnet::ResBlock;
 use vae::parts::tile;
 use vae::parts::Gaussian;
 use vae::step::update;
@@ -22,8 +23,8 @@ use vae::train::{train_step, train_step_objective, weighted_gradients};
 use vae::vqvae::{train_step as vq_train_step, VqArch, VqConfig, VqVae};
 use vae::{Activation, Arch, ConvSpec, Likelihood, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
-use vae_layers::optim::Adam;
-use vae_layers::ParamId;
+use vae_layers::optim::{Adam, Optimizer};
+use vae_layers::{ParamId, ParamStore};
 
 /// Forward values and the loss: |ours − theirs| ≤ 1e-5·|theirs| + 1e-6.
 const FORWARD: (f64, f64) = (1e-5, 1e-6);
@@ -195,6 +196,7 @@ fn check_case(path: &Path) -> bool {
         Some("iwae") if fx.meta.contains_key("layers") => check_chain_case(&fx, &mut table),
         Some("iwae") => check_iwae_case(&fx, &mut table),
         Some("vq") => check_vq_case(&fx, &mut table),
+        Some("block") => check_block_case(&fx, &mut table),
         Some(o) => panic!("{}: unknown objective {o}", path.display()),
     }
     print_table(path, &fx, &table);
@@ -460,6 +462,54 @@ fn check_vq_case(fx: &Fixture, table: &mut Table) {
     }
 }
 
+/// A residual block of weight-normalized convolutions alone (the ResNet VAE's unit): y, the
+/// loss Σ y ⊙ r for the file's projection r, every parameter's gradient, three Adam steps.
+fn check_block_case(fx: &Fixture, table: &mut Table) {
+    let sizes: Vec<usize> = serde_json::from_str(&fx.meta["sizes"]).unwrap();
+    let &[_, c_in, c_out, _, _] = sizes.as_slice() else { panic!("sizes {sizes:?}") };
+    let stride: usize = fx.meta["stride"].parse().unwrap();
+    let mut store = ParamStore::new();
+    let block = ResBlock::new(
+        &mut store,
+        "block",
+        (c_in, c_out),
+        stride,
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0),
+    );
+    let params: Vec<(String, Tensor)> =
+        fx.tensors.keys().filter_map(|k| k.strip_prefix("param.").map(|name| (name.to_string(), fx.f32(k)))).collect();
+    restore_params(&mut store, params).unwrap();
+    let (x, r) = (fx.f32("input.x"), fx.f32("input.r"));
+    let loss_of = |store: &ParamStore| {
+        let mut tape = Tape::new();
+        let p = store.on_tape(&mut tape);
+        let (xv, rv) = (tape.constant(x.clone()), tape.constant(r.clone()));
+        let y = block.forward(&mut tape, &p, xv);
+        let yr = tape.mul(y, rv);
+        let loss = tape.sum(yr);
+        let grads = p.gradients(&tape, tape.backward(loss));
+        (tape.value(y).clone(), tape.scalar(loss) as f64, grads)
+    };
+    let (y, loss, grads) = loss_of(&store);
+    table.compare("y", &y, fx.get("expect.y"), FORWARD);
+    table.scalar("loss", loss, fx.get("expect.loss"), FORWARD);
+    for (i, ((name, _), g)) in store.iter().zip(&grads).enumerate() {
+        let g = store.to_pytorch(ParamId(i), g);
+        table.compare(&format!("grad.{name}"), &g, fx.get(&format!("expect.grad.{name}")), GRADIENT);
+    }
+    let mut adam = Adam::new(1e-2);
+    for i in 0..4 {
+        let (_, loss, grads) = loss_of(&store);
+        table.scalar(&format!("adam_loss{i}"), loss, fx.get(&format!("expect.adam_loss{i}")), FORWARD);
+        if i < 3 {
+            adam.step(store.values_mut(), &grads);
+        }
+    }
+    for (name, value) in store.iter_pytorch() {
+        table.compare(&format!("adam_param.{name}"), &value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
+    }
+}
+
 fn compare_adam_params(fx: &Fixture, model: &Vae, table: &mut Table) {
     for (name, value) in model.params.iter_pytorch() {
         table.compare(&format!("adam_param.{name}"), &value, fx.get(&format!("expect.adam_param.{name}")), GRADIENT);
@@ -481,7 +531,7 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
 }
 
 /// The committed cases, one per model the engine proves against PyTorch.
-const REFERENCE_FILES: [&str; 11] = [
+const REFERENCE_FILES: [&str; 12] = [
     "conv_bernoulli.safetensors",
     "conv_dlogistic.safetensors",
     "mlp2_iwae.safetensors",
@@ -492,6 +542,7 @@ const REFERENCE_FILES: [&str; 11] = [
     "mlp_iaf.safetensors",
     "mlp_iwae.safetensors",
     "mlp_vamp.safetensors",
+    "resblock.safetensors",
     "vq_mlp.safetensors",
 ];
 

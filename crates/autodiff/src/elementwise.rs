@@ -201,6 +201,13 @@ impl Tape<'_> {
         self.push(y, Op::LeakyRelu(x, alpha))
     }
 
+    /// y = x for x > 0, eˣ − 1 otherwise (the ELU of Clevert et al. 2016, with α = 1): smooth
+    /// at 0, and its negative side saturates at −1 instead of cutting the gradient to 0.
+    pub fn elu(&mut self, x: Var) -> Var {
+        let y = map(self.value(x), |x| if x > 0.0 { x } else { x.exp_m1() });
+        self.push(y, Op::Elu(x))
+    }
+
     /// y = σ(x) = 1 / (1 + e^(−x)), computed without overflow for any x.
     pub fn sigmoid(&mut self, x: Var) -> Var {
         let y = map(self.value(x), sigmoid);
@@ -315,6 +322,12 @@ pub(crate) fn relu_backward(x: &Tensor, dy: Tensor) -> Tensor {
 /// y = x if x > 0 else αx  ⇒  dx = dy · (1 if x > 0 else α)
 pub(crate) fn leaky_relu_backward(x: &Tensor, alpha: f32, dy: Tensor) -> Tensor {
     map2_into(dy, x, |d, x| if x > 0.0 { d } else { alpha * d })
+}
+
+/// y = x (x > 0), eˣ − 1 (x ≤ 0)  ⇒  dx = dy (x > 0), dy · eˣ = dy · (y + 1) (x ≤ 0)
+pub(crate) fn elu_backward(x: &Tensor, y: &Tensor, dy: Tensor) -> Tensor {
+    let slope = Zip::from(x).and(y).map_collect(|&x, &y| if x > 0.0 { 1.0 } else { y + 1.0 });
+    map2_into(dy, &slope, |d, s| d * s)
 }
 
 /// y = σ(x)  ⇒  dx = dy · σ(x)(1 − σ(x)) = dy · y(1 − y)

@@ -8,7 +8,7 @@
 //!
 //! | file | ops |
 //! |---|---|
-//! | [`elementwise`] | `add` `sub` `mul` `div` (broadcasting), `neg` `scale` `exp` `log` `sqrt` `square`, `relu` `leaky_relu` `sigmoid` `tanh` `softplus` |
+//! | [`elementwise`] | `add` `sub` `mul` `div` (broadcasting), `neg` `scale` `exp` `log` `sqrt` `square`, `relu` `leaky_relu` `elu` `sigmoid` `tanh` `softplus` |
 //! | [`matmul`] | `matmul` (a sparse path for a mostly-zero left operand), `matmul_nt` (a·bᵀ, no copy) |
 //! | [`reduce`] | `sum` `mean` `sum_axis` `mean_axis` `log_sum_exp` |
 //! | [`shape`] | `reshape` `flatten` `transpose` `slice` `concat` |

@@ -66,6 +66,8 @@ pub enum Op {
     Relu(Var),
     /// y = x if x > 0 else α·x
     LeakyRelu(Var, f32),
+    /// y = x if x > 0 else eˣ − 1
+    Elu(Var),
     /// y = 1 / (1 + e^(−x))
     Sigmoid(Var),
     /// y = tanh(x)
@@ -355,6 +357,7 @@ impl<'p> Tape<'p> {
             Op::Square(x) => g.add(*x, Some(elementwise::square_backward(v(x), dy))),
             Op::Relu(x) => g.add(*x, Some(elementwise::relu_backward(v(x), dy))),
             Op::LeakyRelu(x, a) => g.add(*x, Some(elementwise::leaky_relu_backward(v(x), *a, dy))),
+            Op::Elu(x) => g.add(*x, Some(elementwise::elu_backward(v(x), y, dy))),
             Op::Sigmoid(x) => g.add(*x, Some(elementwise::sigmoid_backward(y, dy))),
             Op::Tanh(x) => g.add(*x, Some(elementwise::tanh_backward(y, dy))),
             Op::Softplus(x) => g.add(*x, Some(elementwise::softplus_backward(v(x), dy))),
@@ -435,6 +438,7 @@ impl Op {
             | Op::Square(x)
             | Op::Relu(x)
             | Op::LeakyRelu(x, _)
+            | Op::Elu(x)
             | Op::Sigmoid(x)
             | Op::Tanh(x)
             | Op::Softplus(x)

@@ -70,6 +70,18 @@ fn unary_ops_match_finite_differences() {
     check_unary(positive(&[3, 5], 9), |t, v| t.sqrt(v));
 }
 
+/// The ELU is smooth at 0 (slope 1 on both sides), so it is checked across it too; and its
+/// values are x above 0 and eˣ − 1 below.
+#[test]
+fn elu_matches_finite_differences_and_its_definition() {
+    check_unary(random_tensor(&[2, 3, 5], 11).mapv(|v| 2.0 * v), |t, v| t.elu(v));
+    let mut tape = Tape::new();
+    let x = tape.constant(Tensor::from_shape_vec(vec![4], vec![-3.0, -0.5, 0.0, 2.0]).unwrap());
+    let y = tape.elu(x);
+    let want = [(-3.0f32).exp() - 1.0, (-0.5f32).exp() - 1.0, 0.0, 2.0];
+    assert!(tape.value(y).iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-7));
+}
+
 #[test]
 fn relu_and_leaky_relu_match_finite_differences_away_from_the_kink() {
     let x = away_from_zero(&[2, 3, 5], 10, 0.05);

@@ -113,6 +113,8 @@ pub enum ActivationKind {
     Relu,
     /// tanh(x) (Burda et al.).
     Tanh,
+    /// x for x > 0, eˣ − 1 otherwise (Kingma et al.'s ResNet VAE).
+    Elu,
 }
 
 /// The command-line name of a value of a flag's enum.

@@ -163,6 +163,7 @@ impl TrainArgs {
         r.activation = match self.activation {
             Some(ActivationKind::Relu) => Activation::Relu,
             Some(ActivationKind::Tanh) => Activation::Tanh,
+            Some(ActivationKind::Elu) => Activation::Elu,
             None => r.activation,
         };
         r.output_bias = self.output_bias.unwrap_or(r.output_bias);

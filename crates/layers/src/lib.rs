@@ -6,6 +6,8 @@
 //! - [`Linear`], [`Conv2d`], [`ConvTranspose2d`]: layers that own nothing but the ids of their
 //!   parameters; their `forward` records ops on a tape. Initialization follows PyTorch's
 //!   defaults (see [`init`]). Activations are the tape's own functions (`tape.relu(h)`).
+//! - [`WnConv2d`]: a weight-normalized convolution (w = g·v/‖v‖) with its data-dependent
+//!   initialization.
 //! - [`optim`]: Adam, SGD with momentum and Adagrad, each one fused pass per parameter, and
 //!   gradient clipping by global norm.
 //!
@@ -43,7 +45,9 @@ pub mod init;
 pub mod linear;
 pub mod optim;
 pub mod params;
+pub mod weight_norm;
 
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use linear::Linear;
 pub use params::{Layout, ParamId, ParamStore, ParamVars};
+pub use weight_norm::WnConv2d;

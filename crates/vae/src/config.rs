@@ -148,6 +148,8 @@ pub enum Activation {
     Relu,
     /// tanh(x), as Burda et al.'s density-estimation models.
     Tanh,
+    /// x for x > 0, eˣ − 1 otherwise, as Kingma et al.'s ResNet VAE (2016).
+    Elu,
 }
 
 impl Activation {
@@ -157,7 +159,8 @@ impl Activation {
         match m.get("activation").map(String::as_str) {
             None | Some("relu") => Ok(Activation::Relu),
             Some("tanh") => Ok(Activation::Tanh),
-            Some(other) => Err(Error::config(format!("unknown activation {other:?} (expected relu or tanh)"))),
+            Some("elu") => Ok(Activation::Elu),
+            Some(other) => Err(Error::config(format!("unknown activation {other:?} (expected relu, tanh or elu)"))),
         }
     }
 
@@ -166,6 +169,7 @@ impl Activation {
         match self {
             Activation::Relu => tape.relu(a),
             Activation::Tanh => tape.tanh(a),
+            Activation::Elu => tape.elu(a),
         }
     }
 
@@ -174,6 +178,7 @@ impl Activation {
         match self {
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
+            Activation::Elu => "elu",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use vae::parts::iaf::IafStep;
 use vae::parts::made::{hidden_degrees, input_degrees, Made};
+use vae::parts::resnet::ResBlock;
 use vae::parts::vamp::mixture_log_prob;
 use vae::parts::{standard_normal_log_prob, Gaussian, GaussianLayer};
 use vae::Activation;
@@ -293,6 +294,34 @@ fn an_iaf_step_matches_finite_differences() {
     check_gradients(&[z], |t, v| {
         let p = params.on_tape(t);
         step.forward(t, &p, v[0]).1
+    })
+    .assert_within(1e-3, 1e-2);
+}
+
+/// A stride-2 residual block through its input (N = 2, 3 → 5 channels, 6×4 maps); after the
+/// data-dependent start, its output is the one `init_from_data` returned, and the branch is a
+/// tenth of the shortcut's size.
+#[test]
+fn a_residual_block_matches_finite_differences_and_starts_near_its_shortcut() {
+    let mut params = ParamStore::new();
+    let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(41);
+    let block = ResBlock::new(&mut params, "res1", (3, 5), 2, rng);
+    let x = random_tensor(&[2, 3, 6, 4], 42);
+    let returned = block.init_from_data(&mut params, &x);
+    let params: &'static ParamStore = Box::leak(Box::new(params));
+    let mut tape = Tape::new();
+    let p = params.on_tape(&mut tape);
+    let xv = tape.constant(x.clone());
+    let y = block.forward(&mut tape, &p, xv);
+    assert!(tape.value(y).iter().zip(returned.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
+    let skip = block.shortcut.as_ref().unwrap().forward(&mut tape, &p, xv);
+    let branch = tape.sub(y, skip);
+    let rms = |v: &vae_autodiff::Tensor| (v.iter().map(|&a| (a * a) as f64).sum::<f64>() / v.len() as f64).sqrt();
+    let ratio = rms(tape.value(branch)) / rms(tape.value(skip));
+    assert!((ratio - 0.1).abs() < 0.02, "branch/shortcut {ratio}");
+    check_gradients(&[x], |t, v| {
+        let p = params.on_tape(t);
+        block.forward(t, &p, v[0])
     })
     .assert_within(1e-3, 1e-2);
 }

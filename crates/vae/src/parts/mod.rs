@@ -9,6 +9,7 @@
 //! | [`standard_normal_log_prob`] | `prior.rs` | the prior p(z) = N(0, I) |
 //! | [`made::Made`], [`made::MaskedLinear`] | `made.rs` | a network autoregressive in its input, by masked weights |
 //! | [`iaf::IafStep`] | `iaf.rs` | an inverse autoregressive flow step on a Gaussian sample, with its log-determinant |
+//! | [`resnet::ResBlock`] | `resnet.rs` | a residual block of weight-normalized convolutions with ELU |
 //! | [`vamp::mixture_log_prob`] | `vamp.rs` | the VampPrior: the mixture of the posteriors at learned pseudo-inputs |
 //! | [`codebook::quantize`] | `codebook.rs` | the VQ-VAE's nearest codes and straight-through copy |
 //!
@@ -25,6 +26,7 @@ pub mod likelihood;
 pub mod made;
 pub mod mlp;
 pub mod prior;
+pub mod resnet;
 pub mod vamp;
 
 pub use gaussian::{Gaussian, GaussianLayer};
