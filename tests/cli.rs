@@ -456,3 +456,21 @@ fn an_iaf_vae_trains_resumes_and_evaluates() {
     assert_clean_error(&run(&["train", "--flow-depth", "3"]), "--flow-depth and --flow-width are for --flow iaf");
     assert_clean_error(&run(&["train", "--flow", "iaf", "--family", "hvae"]), "--flow iaf is for --family vae or cvae");
 }
+
+/// The ResNet VAE (residual blocks of weight-normalized convolutions, started from data): it
+/// trains and resumes to the numbers of an uninterrupted run, with a flow in q too; flags that
+/// do not fit it are refused.
+#[test]
+fn a_resnet_vae_trains_and_resumes_exactly() {
+    let flags = ["--model", "resnet", "--feature-maps", "4,8", "--flow", "iaf", "--flow-width", "8"];
+    let (whole, said) = resumes_exactly("resnet", &flags);
+    assert!(said.contains("resnet 1×28×28→4→8→z4"), "{said}");
+    let model = whole.join("model.safetensors");
+    let out = whole.join("r.png");
+    ok(&run(&["reconstruct", "--checkpoint", model.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert_clean_error(&run(&["train", "--feature-maps", "8"]), "--feature-maps is for --model resnet");
+    assert_clean_error(
+        &run(&["train", "--model", "resnet", "--family", "vqvae"]),
+        "--family vqvae takes --model mlp or conv",
+    );
+}

@@ -27,7 +27,7 @@ impl HvaeFlags {
             return Err("--upper-latent and --upper-hidden are for --family hvae".into());
         }
         if chosen && model != ModelKind::Mlp {
-            return Err("--family hvae is a chain of dense stochastic layers: it takes no --model conv".into());
+            return Err("--family hvae is a chain of dense stochastic layers: it takes --model mlp only".into());
         }
         Ok(())
     }

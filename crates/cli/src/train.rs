@@ -40,6 +40,9 @@ pub struct TrainArgs {
     /// Hidden layer widths of the MLP, comma-separated, e.g. 512,256 [default: 400].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub hidden: Option<Vec<u64>>,
+    /// Feature maps of each level of --model resnet, comma-separated [default: 16,32,32].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub feature_maps: Option<Vec<u64>>,
     /// Latent dimension J (of h1, the lowest layer, for --family hvae) [default: 20].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub latent_dim: Option<u64>,
@@ -157,6 +160,7 @@ impl TrainArgs {
         r.family = self.family.unwrap_or(r.family);
         r.model = self.model;
         r.hidden = self.hidden.as_ref().map_or(r.hidden, widths);
+        r.feature_maps = self.feature_maps.as_ref().map_or(r.feature_maps, widths);
         r.latent = self.latent_dim.map_or(r.latent, |j| j as usize);
         r.upper_latent = self.hvae.upper_latent.as_ref().map_or(r.upper_latent, widths);
         r.upper_hidden = self.hvae.upper_hidden.as_ref().map_or(r.upper_hidden, widths);
@@ -325,6 +329,9 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     check_number("sigma", args.sigma, 0.0, false)?;
     if (args.flow_depth.is_some() || args.flow_width.is_some()) && args.flow != FlowChoice::Iaf {
         return Err("--flow-depth and --flow-width are for --flow iaf".into());
+    }
+    if args.feature_maps.is_some() && args.model != ModelKind::Resnet {
+        return Err("--feature-maps is for --model resnet".into());
     }
     if args.pseudo_inputs.is_some() && args.prior != PriorChoice::Vamp {
         return Err("--pseudo-inputs is for --prior vamp".into());

@@ -6,7 +6,9 @@
 //!
 //! Shape legend
 //! - N: batch, C_in / C_out: channels, K: kernel size (square)
-//! - v [C_out, C_in, K, K], g [C_out, 1, 1, 1] (PyTorch's `weight_v`, `weight_g`), b `[C_out]`
+//! - v [C_out, C_in, K, K], g [C_out, 1, 1, 1] (PyTorch's `weight_v`, `weight_g`), b `[C_out]`;
+//!   a transposed convolution's v [C_in, C_out, K, K] and g [1, C_out, 1, 1] (one length per
+//!   output channel there too, so that the data-dependent start can scale each output)
 //! - x [N, C_in, H, W] → y [N, C_out, H_o, W_o]
 //!
 //! ```text
@@ -34,6 +36,8 @@ pub struct WnConv2d {
     pub bias: ParamId,
     /// Stride and padding.
     pub geom: ConvGeom,
+    /// A transposed convolution (v [C_in, C_out, K, K]) rather than a convolution.
+    pub transposed: bool,
 }
 
 impl WnConv2d {
@@ -51,31 +55,75 @@ impl WnConv2d {
     ) -> Self {
         let fan_in = c_in * kernel * kernel;
         let v = uniform_fan_in(&[c_out, c_in, kernel, kernel], fan_in, rng);
-        let norms: Vec<f32> = v.outer_iter().map(|vo| vo.iter().map(|x| x * x).sum::<f32>().sqrt()).collect();
-        let g = Tensor::from_shape_vec(vec![c_out, 1, 1, 1], norms).expect("one length per output channel");
+        Self::with_direction(store, name, v, geom, false)
+    }
+
+    /// A weight-normalized transposed convolution, v drawn as PyTorch draws a
+    /// `ConvTranspose2d`'s weight (fan-in C_out·K·K), g = ‖v‖ per output channel, b = 0.
+    pub fn new_transposed(
+        store: &mut ParamStore,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        geom: ConvGeom,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let v = uniform_fan_in(&[c_in, c_out, kernel, kernel], c_out * kernel * kernel, rng);
+        Self::with_direction(store, name, v, geom, true)
+    }
+
+    /// The layer with direction v and g = ‖v‖ per output channel (axis 0, or 1 when
+    /// `transposed`), so that w starts equal to v.
+    fn with_direction(store: &mut ParamStore, name: &str, v: Tensor, geom: ConvGeom, transposed: bool) -> Self {
+        let out_axis = usize::from(transposed);
+        let c_out = v.shape()[out_axis];
+        let norms: Vec<f32> =
+            v.axis_iter(ndarray::Axis(out_axis)).map(|vo| vo.iter().map(|x| x * x).sum::<f32>().sqrt()).collect();
+        let g_shape = if transposed { vec![1, c_out, 1, 1] } else { vec![c_out, 1, 1, 1] };
+        let g = Tensor::from_shape_vec(g_shape, norms).expect("one length per output channel");
         let v = store.add(&format!("{name}.weight_v"), v);
         let g = store.add(&format!("{name}.weight_g"), g);
         let bias = store.add(&format!("{name}.bias"), Tensor::zeros(vec![c_out]));
-        Self { v, g, bias, geom }
+        Self { v, g, bias, geom, transposed }
     }
 
-    /// w = v ⊙ (g / ‖v‖) [C_out, C_in, K, K] on the tape.
+    /// The convolution itself, of x by a weight w, with the bias if given.
+    fn apply(&self, tape: &mut Tape, x: Var, w: Var, bias: Option<Var>) -> Var {
+        match self.transposed {
+            false => tape.conv2d(x, w, bias, self.geom),
+            true => tape.conv_transpose2d(x, w, bias, self.geom),
+        }
+    }
+
+    /// w = v ⊙ (g / ‖v‖) on the tape, in v's shape.
     pub fn weight(&self, tape: &mut Tape, p: &ParamVars) -> Var {
         let v = p.var(self.v);
         let shape = tape.value(v).shape().to_vec();
-        let flat = tape.reshape(v, &[shape[0], shape[1] * shape[2] * shape[3]]);
-        let v2 = tape.square(flat);
-        let sum = tape.sum_axis(v2, 1);
-        let norm = tape.sqrt(sum); // ‖v_o‖ [C_out]
-        let norm = tape.reshape(norm, &[shape[0], 1, 1, 1]);
+        let v2 = tape.square(v);
+        // Σ over every axis but the output channel's: [C_out].
+        let sum = match self.transposed {
+            false => {
+                let flat = tape.reshape(v2, &[shape[0], shape[1] * shape[2] * shape[3]]);
+                tape.sum_axis(flat, 1)
+            }
+            true => {
+                let over_inputs = tape.sum_axis(v2, 0); // [C_out, K, K]
+                let flat = tape.reshape(over_inputs, &[shape[1], shape[2] * shape[3]]);
+                tape.sum_axis(flat, 1)
+            }
+        };
+        let norm = tape.sqrt(sum); // ‖v_o‖
+        let g_shape = tape.value(p.var(self.g)).shape().to_vec();
+        let norm = tape.reshape(norm, &g_shape);
         let scale = tape.div(p.var(self.g), norm);
         tape.mul(v, scale)
     }
 
-    /// y = conv2d(x, w) + b
+    /// y = conv(x, w) + b (a transposed convolution if the layer is one).
     pub fn forward(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> Var {
         let w = self.weight(tape, p);
-        tape.conv2d(x, w, Some(p.var(self.bias)), self.geom)
+        self.apply(tape, x, w, Some(p.var(self.bias)))
     }
 
     /// Data-dependent initialization on the layer's input x [N, C_in, H, W] (values): with
@@ -83,13 +131,13 @@ impl WnConv2d {
     /// N, H and W; then g_o = scale/σ_o and b_o = −scale·μ_o/σ_o, so that y = g·t + b has mean 0
     /// and standard deviation `scale` in every channel on this batch. Returns that y.
     pub fn init_from_data(&self, store: &mut ParamStore, x: &Tensor, scale: f32) -> Tensor {
-        let c_out = store.get(self.v).shape()[0];
+        let c_out = store.get(self.v).shape()[usize::from(self.transposed)];
         let t = {
             let mut tape = Tape::new();
             let xv = tape.constant(x.clone());
             let unit = self.unit_weight(store);
             let w = tape.constant(unit);
-            let t = tape.conv2d(xv, w, None, self.geom);
+            let t = self.apply(&mut tape, xv, w, None);
             tape.value(t).clone()
         };
         let (mut g, mut b) = (vec![0f32; c_out], vec![0f32; c_out]);
@@ -106,7 +154,8 @@ impl WnConv2d {
         for o in 0..c_out {
             y.index_axis_mut(ndarray::Axis(1), o).mapv_inplace(|v| g[o] * v + b[o]);
         }
-        store.values_mut()[self.g.0] = Tensor::from_shape_vec(vec![c_out, 1, 1, 1], g).expect("one length per channel");
+        let g_shape = store.get(self.g).shape().to_vec();
+        store.values_mut()[self.g.0] = Tensor::from_shape_vec(g_shape, g).expect("one length per channel");
         store.values_mut()[self.bias.0] = Tensor::from_shape_vec(vec![c_out], b).expect("one bias per channel");
         y
     }
@@ -114,7 +163,7 @@ impl WnConv2d {
     /// v/‖v‖, each output channel's direction as a unit vector.
     fn unit_weight(&self, store: &ParamStore) -> Tensor {
         let mut v = store.get(self.v).clone();
-        for mut vo in v.outer_iter_mut() {
+        for mut vo in v.axis_iter_mut(ndarray::Axis(usize::from(self.transposed))) {
             let norm = vo.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
             vo.mapv_inplace(|x| x / norm);
         }

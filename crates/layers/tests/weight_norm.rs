@@ -7,35 +7,49 @@ use vae_autodiff::gradcheck::{check_gradients, random_tensor};
 use vae_autodiff::{ConvGeom, Tape};
 use vae_layers::{ParamStore, WnConv2d};
 
-fn layer(c_in: usize, c_out: usize, geom: ConvGeom) -> (ParamStore, WnConv2d) {
+fn layer(c_in: usize, c_out: usize, geom: ConvGeom, transposed: bool) -> (ParamStore, WnConv2d) {
     let mut store = ParamStore::new();
     let rng = &mut rand::rngs::StdRng::seed_from_u64(5);
-    let conv = WnConv2d::new(&mut store, "res1", c_in, c_out, 3, geom, rng);
+    let conv = match transposed {
+        false => WnConv2d::new(&mut store, "res1", c_in, c_out, 3, geom, rng),
+        true => WnConv2d::new_transposed(&mut store, "up1", c_in, c_out, 3, geom, rng),
+    };
     (store, conv)
 }
 
 #[test]
 fn a_weight_normalized_convolution_matches_finite_differences() {
-    let (store, conv) = layer(2, 3, ConvGeom::new(2, 1));
-    let store: &'static ParamStore = Box::leak(Box::new(store));
-    let x = random_tensor(&[2, 2, 5, 7], 6);
-    check_gradients(&[x], |t, v| {
-        let p = store.on_tape(t);
-        conv.forward(t, &p, v[0])
-    })
-    .assert_within(1e-3, 1e-2);
+    for transposed in [false, true] {
+        let (store, conv) = layer(2, 3, ConvGeom::new(2, 1), transposed);
+        let store: &'static ParamStore = Box::leak(Box::new(store));
+        let x = random_tensor(&[2, 2, 5, 7], 6);
+        check_gradients(&[x], |t, v| {
+            let p = store.on_tape(t);
+            conv.forward(t, &p, v[0])
+        })
+        .assert_within(1e-3, 1e-2);
+    }
 }
 
 #[test]
 fn it_starts_as_the_convolution_of_v_and_its_data_init_standardizes_each_channel() {
-    let (mut store, conv) = layer(3, 4, ConvGeom::new(1, 1));
+    for transposed in [false, true] {
+        starts_as_v_and_standardizes(transposed);
+    }
+}
+
+fn starts_as_v_and_standardizes(transposed: bool) {
+    let (mut store, conv) = layer(3, 4, ConvGeom::new(1, 1), transposed);
     let x = random_tensor(&[5, 3, 6, 6], 7).mapv(|v| 2.0 * v + 0.5);
     let run = |store: &ParamStore| {
         let mut tape = Tape::new();
         let p = store.on_tape(&mut tape);
         let xv = tape.constant(x.clone());
         let y = conv.forward(&mut tape, &p, xv);
-        let plain = tape.conv2d(xv, p.var(conv.v), None, conv.geom);
+        let plain = match transposed {
+            false => tape.conv2d(xv, p.var(conv.v), None, conv.geom),
+            true => tape.conv_transpose2d(xv, p.var(conv.v), None, conv.geom),
+        };
         (tape.value(y).clone(), tape.value(plain).clone())
     };
     let (y, plain) = run(&store);

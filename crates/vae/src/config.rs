@@ -209,6 +209,19 @@ pub enum Arch {
         /// The encoder's convolutions, from the input side.
         layers: Vec<ConvSpec>,
     },
+    /// Residual blocks of weight-normalized convolutions with ELU (Kingma et al.'s ResNet VAE,
+    /// [`crate::parts::resnet`]): per level, a stride-2 block into C_l maps and a stride-1
+    /// block; dense heads; the decoder mirrors them with transposed convolutions.
+    Resnet {
+        /// The feature maps C_l of each level, from the input side.
+        channels: Vec<usize>,
+    },
+}
+
+/// The map sizes of a ResNet body on an H-row input, one per level from the input: H, then
+/// ⌈H/2⌉ after each stride-2 block.
+pub fn level_sizes(h: usize, levels: usize) -> Vec<usize> {
+    std::iter::successors(Some(h), |&s| Some(s.div_ceil(2))).take(levels + 1).collect()
 }
 
 /// A complete VAE description.
@@ -321,6 +334,13 @@ impl VaeConfig {
                     return Err(Error::config(format!("hidden sizes {hidden:?} include a zero")));
                 }
             }
+            Arch::Resnet { channels } => {
+                if channels.is_empty() || channels.contains(&0) {
+                    return Err(Error::config(format!(
+                        "ResNet feature maps {channels:?}: at least one level, none empty"
+                    )));
+                }
+            }
             Arch::Conv { layers } => {
                 if layers.iter().any(|l| l.channels == 0 || l.kernel == 0 || l.stride == 0 || l.padding >= l.kernel) {
                     return Err(Error::config(
@@ -362,6 +382,29 @@ impl VaeConfig {
                 }
                 (enc, *widths.last()?, dec)
             }
+            Arch::Resnet { channels } => {
+                // A weight-normalized convolution: v, and g and b per output channel.
+                let wn = |i: usize, o: usize, k: usize| i.checked_mul(o)?.checked_mul(k * k)?.checked_add(2 * o);
+                let block = |i: usize, o: usize, s: usize| {
+                    let skip = if s != 1 || i != o { wn(i, o, 1)? } else { 0 };
+                    add(add(wn(i, o, 3)?, wn(o, o, 3)?)?, skip)
+                };
+                let sizes = level_sizes(self.input[1], channels.len());
+                let mut enc = 0usize;
+                let mut dec = wn(channels[0], self.input[0].checked_mul(outputs)?, 3)?;
+                let mut c = self.input[0];
+                for (l, &c_l) in channels.iter().enumerate() {
+                    enc = add(enc, add(block(c, c_l, 2)?, block(c_l, c_l, 1)?)?)?;
+                    let below = channels[l.saturating_sub(1)];
+                    let k = if sizes[l] % 2 == 1 { (3, 1) } else { (4, 2) };
+                    let up = add(add(wn(c_l, below, k.0)?, wn(below, below, 3)?)?, wn(c_l, below, k.1)?)?;
+                    dec = add(dec, add(block(c_l, c_l, 1)?, up)?)?;
+                    c = c_l;
+                }
+                let top = self.conv_shapes().ok()?;
+                let flat = top.last()?.iter().try_fold(1usize, |a, &b| a.checked_mul(b))?;
+                (enc, add(flat, y)?, add(dec, linear(add(j, y)?, flat)?)?)
+            }
             Arch::Conv { layers } => {
                 let shapes = self.conv_shapes().ok()?;
                 let mut enc = 0usize;
@@ -388,6 +431,13 @@ impl VaeConfig {
 
     /// For a conv model: the [C, H, W] after each encoder convolution, starting with the input.
     pub fn conv_shapes(&self) -> Result<Vec<[usize; 3]>, Error> {
+        if let Arch::Resnet { channels } = &self.arch {
+            let [_, h, w] = self.input;
+            let (hs, ws) = (level_sizes(h, channels.len()), level_sizes(w, channels.len()));
+            return Ok(std::iter::once(self.input)
+                .chain(channels.iter().enumerate().map(|(l, &c)| [c, hs[l + 1], ws[l + 1]]))
+                .collect());
+        }
         let Arch::Conv { layers } = &self.arch else { return Ok(vec![self.input]) };
         let mut shapes = vec![self.input];
         for (i, l) in layers.iter().enumerate() {
@@ -455,6 +505,15 @@ impl VaeConfig {
                     .collect();
                 format!("mlp {} {lik}", sizes.join("-"))
             }
+            Arch::Resnet { channels } => {
+                let ch: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+                format!(
+                    "resnet {}→{}→z{} {lik}",
+                    c.input.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×"),
+                    ch.join("→"),
+                    c.latent
+                )
+            }
             Arch::Conv { layers } => {
                 let ch: Vec<String> = layers.iter().map(|l| l.channels.to_string()).collect();
                 format!(
@@ -476,9 +535,15 @@ impl VaeConfig {
                 let l: Vec<_> = layers.iter().map(|l| [l.channels, l.kernel, l.stride, l.padding]).collect();
                 ("conv", format!("{l:?}"))
             }
+            Arch::Resnet { channels } => ("resnet", format!("{channels:?}")),
         };
         m.insert("model".into(), model.into());
-        m.insert(if model == "mlp" { "hidden" } else { "conv_layers" }.into(), arch);
+        let key = match model {
+            "mlp" => "hidden",
+            "conv" => "conv_layers",
+            _ => "resnet_channels",
+        };
+        m.insert(key.into(), arch);
         m.insert("input".into(), format!("{:?}", self.input));
         m.insert("latent".into(), self.latent.to_string());
         m.insert("activation".into(), self.activation.name().into());
@@ -527,7 +592,8 @@ impl VaeConfig {
                 }
                 Arch::Conv { layers }
             }
-            other => return Err(Error::config(format!("unknown model kind {other:?} (expected mlp or conv)"))),
+            "resnet" => Arch::Resnet { channels: usizes(&parse_list("resnet_channels")?, "resnet_channels")? },
+            other => return Err(Error::config(format!("unknown model kind {other:?} (expected mlp, conv or resnet)"))),
         };
         let input: [usize; 3] = usizes(&parse_list("input")?, "input")?
             .try_into()

@@ -34,6 +34,7 @@ use crate::error::Error;
 use crate::parts::conv::{ConvStack, DeconvStack};
 use crate::parts::gaussian::log_prob_of_own_sample;
 use crate::parts::iaf::IafStep;
+use crate::parts::resnet::{ResnetDecoder, ResnetEncoder};
 use crate::parts::{standard_normal_log_prob, tile, vamp, Gaussian, Mlp};
 use vae_layers::ParamId;
 
@@ -42,6 +43,7 @@ use vae_layers::ParamId;
 enum EncoderBody {
     Mlp(Mlp),
     Conv(ConvStack),
+    Resnet(ResnetEncoder),
 }
 
 /// The decoder's layers.
@@ -49,6 +51,7 @@ enum EncoderBody {
 enum DecoderBody {
     Mlp { hidden: Mlp, out: Linear },
     Conv { fc: Linear, shape: [usize; 3], deconvs: DeconvStack },
+    Resnet { fc: Linear, shape: [usize; 3], body: ResnetDecoder },
 }
 
 /// A variational autoencoder: its configuration, its parameters and its layers.
@@ -115,6 +118,11 @@ impl Vae {
                 let width = body.width();
                 (EncoderBody::Mlp(body), width)
             }
+            Arch::Resnet { channels } => {
+                let body = ResnetEncoder::new(&mut params, config.input[0], channels, rng);
+                let top = *config.conv_shapes()?.last().expect("non-empty");
+                (EncoderBody::Resnet(body), top.iter().product::<usize>() + config.classes)
+            }
             Arch::Conv { layers } => {
                 let shapes = config.conv_shapes()?;
                 let convs = layers
@@ -141,6 +149,15 @@ impl Vae {
                 let outputs = d * config.likelihood.outputs_per_value();
                 let out = Linear::new(&mut params, "dec_out", body.width(), outputs, rng);
                 DecoderBody::Mlp { hidden: body, out }
+            }
+            Arch::Resnet { channels } => {
+                let shapes = config.conv_shapes()?;
+                let top = *shapes.last().expect("non-empty");
+                let fc = Linear::new(&mut params, "dec_fc1", dec_width, top.iter().product(), rng);
+                let sizes: Vec<usize> = shapes.iter().map(|s| s[1]).collect();
+                let outputs = config.input[0] * config.likelihood.outputs_per_value();
+                let body = ResnetDecoder::new(&mut params, channels, &sizes, outputs, rng);
+                DecoderBody::Resnet { fc, shape: top, body }
             }
             Arch::Conv { layers } => {
                 let shapes = config.conv_shapes()?;
@@ -294,18 +311,30 @@ impl Vae {
         tape.concat(&[h, y], 1)
     }
 
+    /// The pixels of rows x [N, D + Y] as images [N, C, H, W].
+    fn images(&self, tape: &mut Tape, x: Var) -> Var {
+        let n = tape.value(x).shape()[0];
+        let [c, h, w] = self.config.input;
+        let pixels = self.pixels(tape, x);
+        tape.reshape(pixels, &[n, c, h, w])
+    }
+
     /// q(z|x): x [N, D + Y] → (mu, logvar), each [N, J]. A conditional MLP reads [x, y] in its
     /// first layer; a conditional conv model appends y to the flattened features.
     pub fn encode(&self, tape: &mut Tape, p: &ParamVars, x: Var) -> (Var, Var) {
         let h = match &self.encoder {
             EncoderBody::Mlp(body) => body.forward(tape, p, x),
             EncoderBody::Conv(convs) => {
-                let n = tape.value(x).shape()[0];
-                let [c, hh, w] = self.config.input;
-                let pixels = self.pixels(tape, x);
-                let img = tape.reshape(pixels, &[n, c, hh, w]);
+                let img = self.images(tape, x);
                 let h = convs.forward(tape, p, img);
                 let h = tape.flatten(h); // [N, C·H·W] in (C, H, W) order, as PyTorch's flatten
+                self.join_label(tape, h, x)
+            }
+            EncoderBody::Resnet(blocks) => {
+                let img = self.images(tape, x);
+                let h = blocks.forward(tape, p, img);
+                let h = tape.flatten(h);
+                let h = tape.elu(h);
                 self.join_label(tape, h, x)
             }
         };
@@ -319,6 +348,13 @@ impl Vae {
             DecoderBody::Mlp { hidden, out } => {
                 let h = hidden.forward(tape, p, z);
                 out.forward(tape, p, h)
+            }
+            DecoderBody::Resnet { fc, shape, body } => {
+                let n = tape.value(z).shape()[0];
+                let h = fc.forward(tape, p, z);
+                let h = tape.reshape(h, &[n, shape[0], shape[1], shape[2]]);
+                let out = body.forward(tape, p, h);
+                tape.flatten(out)
             }
             DecoderBody::Conv { fc, shape, deconvs } => {
                 let n = tape.value(z).shape()[0];
@@ -412,13 +448,12 @@ impl Vae {
     pub fn set_output_bias(&mut self, bias: &[f32]) {
         let outputs = self.config.input_len() * self.config.likelihood.outputs_per_value();
         assert_eq!(bias.len(), outputs, "set_output_bias: {} values for {outputs} decoder outputs", bias.len());
+        let [_, h, w] = self.config.input;
+        let mean = |plane: &[f32]| (plane.iter().map(|&b| b as f64).sum::<f64>() / plane.len() as f64) as f32;
         let (id, values) = match &self.decoder {
             DecoderBody::Mlp { out, .. } => (out.bias, bias.to_vec()),
-            DecoderBody::Conv { deconvs, .. } => {
-                let [_, h, w] = self.config.input;
-                let mean = |plane: &[f32]| (plane.iter().map(|&b| b as f64).sum::<f64>() / plane.len() as f64) as f32;
-                (deconvs.last().bias, bias.chunks_exact(h * w).map(mean).collect())
-            }
+            DecoderBody::Conv { deconvs, .. } => (deconvs.last().bias, bias.chunks_exact(h * w).map(mean).collect()),
+            DecoderBody::Resnet { body, .. } => (body.out.bias, bias.chunks_exact(h * w).map(mean).collect()),
         };
         let slot = &mut self.params.values_mut()[id.0];
         assert_eq!(slot.len(), values.len(), "set_output_bias: {} values for a bias of {}", values.len(), slot.len());
@@ -447,6 +482,44 @@ impl Vae {
             ndarray::concatenate(Axis(0), &views).expect("rows of the same width")
         };
         (join(&mus), join(&logvars))
+    }
+
+    /// The data-dependent start of a ResNet body's weight-normalized layers (Salimans & Kingma
+    /// 2016) on a batch x [N, D + Y]: the encoder's blocks in order on the images, then the
+    /// decoder's on what the dense layer makes of the posterior means; every channel of every
+    /// layer at mean 0 and deviation 1 on this batch (a residual branch's last layer at 0.1).
+    /// Returns false (and changes nothing) for the other bodies.
+    pub fn init_from_data(&mut self, x: &Tensor) -> bool {
+        let (EncoderBody::Resnet(encoder), DecoderBody::Resnet { fc, shape, body }) = (&self.encoder, &self.decoder)
+        else {
+            return false;
+        };
+        let (encoder, fc, shape, body) = (encoder.clone(), fc.clone(), *shape, body.clone());
+        let n = x.shape()[0];
+        let [c, h, w] = self.config.input;
+        let pixels = x.slice_axis(Axis(1), Slice::from(..self.config.input_len())).to_owned();
+        let images = pixels.into_shape_with_order(vec![n, c, h, w]).expect("N images of C·H·W values");
+        encoder.init_from_data(&mut self.params, &images);
+        let mu = self.encode_values(x.clone()).0;
+        let z = match self.config.classes {
+            0 => mu,
+            classes => {
+                let y = x.slice_axis(Axis(1), Slice::from(self.config.input_len()..)).to_owned();
+                let labels: Vec<usize> =
+                    y.outer_iter().map(|row| row.iter().position(|&v| v > 0.5).unwrap_or(0)).collect();
+                crate::cvae::with_labels(&mu, &labels, classes)
+            }
+        };
+        let top = {
+            let mut tape = Tape::new();
+            let p = self.params.on_tape(&mut tape);
+            let zv = tape.constant(z);
+            let hv = fc.forward(&mut tape, &p, zv);
+            tape.value(hv).clone()
+        };
+        let top = top.into_shape_with_order(vec![n, shape[0], shape[1], shape[2]]).expect("the top maps' shape");
+        body.init_from_data(&mut self.params, &top);
+        true
     }
 
     /// The posterior's centre for x [N, D + Y]: mu, carried through the flow if the model has

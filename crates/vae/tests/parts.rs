@@ -7,7 +7,7 @@
 
 use vae::parts::iaf::IafStep;
 use vae::parts::made::{hidden_degrees, input_degrees, Made};
-use vae::parts::resnet::ResBlock;
+use vae::parts::resnet::{level_sizes, ResBlock, ResnetDecoder, ResnetEncoder, UpBlock};
 use vae::parts::vamp::mixture_log_prob;
 use vae::parts::{standard_normal_log_prob, Gaussian, GaussianLayer};
 use vae::Activation;
@@ -324,4 +324,49 @@ fn a_residual_block_matches_finite_differences_and_starts_near_its_shortcut() {
         block.forward(t, &p, v[0])
     })
     .assert_within(1e-3, 1e-2);
+}
+
+/// An up block through its input, doubling a 3×2 map (4×4 and 2×2 transposed kernels) or
+/// doubling it less one (3×3 and 1×1).
+#[test]
+fn an_up_block_matches_finite_differences_at_both_parities() {
+    for (odd, want) in [(false, [6, 4]), (true, [5, 3])] {
+        let mut params = ParamStore::new();
+        let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(43);
+        let block = UpBlock::new(&mut params, "up", (3, 2), odd, rng);
+        let params: &'static ParamStore = Box::leak(Box::new(params));
+        let x = random_tensor(&[2, 3, 3, 2], 44);
+        let mut tape = Tape::new();
+        let p = params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let y = block.forward(&mut tape, &p, xv);
+        assert_eq!(tape.value(y).shape(), [2, 2, want[0], want[1]]);
+        check_gradients(&[x], |t, v| {
+            let p = params.on_tape(t);
+            block.forward(t, &p, v[0])
+        })
+        .assert_within(1e-3, 1e-2);
+    }
+}
+
+/// The ResNet bodies give back the input's size exactly, odd sizes on the way included: MNIST's
+/// 28 → 14 → 7 → 4 and back, and a 32-pixel colour image's 32 → 16 → 8 → 4.
+#[test]
+fn the_resnet_decoder_mirrors_the_encoder_at_every_size() {
+    assert_eq!(level_sizes(28, 3), [28, 14, 7, 4]);
+    for (c, h) in [(1, 28), (3, 32), (1, 9)] {
+        let mut params = ParamStore::new();
+        let rng = &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(45);
+        let channels = [4, 6, 6];
+        let sizes = level_sizes(h, channels.len());
+        let encoder = ResnetEncoder::new(&mut params, c, &channels, rng);
+        let decoder = ResnetDecoder::new(&mut params, &channels, &sizes, 2 * c, rng);
+        let mut tape = Tape::new();
+        let p = params.on_tape(&mut tape);
+        let x = tape.constant(random_tensor(&[2, c, h, h], 46));
+        let top = encoder.forward(&mut tape, &p, x);
+        assert_eq!(tape.value(top).shape(), [2, 6, sizes[3], sizes[3]]);
+        let out = decoder.forward(&mut tape, &p, top);
+        assert_eq!(tape.value(out).shape(), [2, 2 * c, h, h], "input {c}×{h}×{h}");
+    }
 }

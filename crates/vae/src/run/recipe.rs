@@ -39,6 +39,10 @@ pub enum ModelKind {
     Mlp,
     /// Two stride-2 convolutions and their mirror (28×28 → 7×7 → 28×28).
     Conv,
+    /// Residual blocks of weight-normalized 3×3 convolutions with ELU (Kingma et al.'s ResNet
+    /// VAE): per level of --feature-maps, a stride-2 block and a stride-1 block; the decoder
+    /// mirrors them; started from the data (every layer's outputs standardized on a batch).
+    Resnet,
 }
 
 /// Initial bias of the decoder's output layer.
@@ -90,6 +94,8 @@ pub struct Recipe {
     pub model: ModelKind,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
+    /// The ResNet body's feature maps per level.
+    pub feature_maps: Vec<usize>,
     /// Latent dimension J (of h1 for a chain; codes per image for an MLP VQ-VAE).
     pub latent: usize,
     /// A chain's units of h2, h3, … (empty: one stochastic layer).
@@ -120,6 +126,7 @@ impl Default for Recipe {
             family: FamilyKind::Vae,
             model: ModelKind::Mlp,
             hidden: vec![400],
+            feature_maps: vec![16, 32, 32],
             latent: 20,
             upper_latent: vec![],
             upper_hidden: DEFAULT_UPPER_HIDDEN.to_vec(),
@@ -197,6 +204,7 @@ impl Recipe {
                 let arch = match self.model {
                     ModelKind::Mlp => VqArch::Mlp { hidden: self.hidden.clone(), codes: self.latent },
                     ModelKind::Conv => VqArch::Conv { channels: vec![32, 64] },
+                    ModelKind::Resnet => return Err(Error::config("--family vqvae takes --model mlp or conv".into())),
                 };
                 let VqSizes { codebook_size, code_dim, codebook_ema: ema_decay } = self.vq;
                 let config = VqConfig { arch, input, code_dim, codebook_size, activation, likelihood, ema_decay };
@@ -208,6 +216,10 @@ impl Recipe {
                         VaeConfig { arch: Arch::Mlp { hidden: self.hidden.clone() }, ..VaeConfig::mlp_mnist() }
                     }
                     ModelKind::Conv => VaeConfig::conv_mnist(),
+                    ModelKind::Resnet => VaeConfig {
+                        arch: Arch::Resnet { channels: self.feature_maps.clone() },
+                        ..VaeConfig::mlp_mnist()
+                    },
                 };
                 // A conditional model has a class per label the training set uses.
                 let classes = match self.family {
@@ -223,6 +235,10 @@ impl Recipe {
                 let config =
                     VaeConfig { input, latent: self.latent, activation, likelihood, classes, prior, flow, ..base };
                 let mut vae = Vae::new(config, rng)?;
+                if self.model == ModelKind::Resnet {
+                    // A ResNet body starts from a batch of training images.
+                    vae.init_from_data(&first_batch(train, classes, self.settings.seed));
+                }
                 if let PriorKind::Vamp { components } = prior {
                     vae.set_pseudo_inputs(&pseudo_inputs_from(train, components, self.settings.seed)?);
                 }
@@ -234,6 +250,14 @@ impl Recipe {
         }
         Ok(model)
     }
+}
+
+/// The batch a ResNet body's data-dependent start reads: 256 training images (all, if fewer),
+/// drawn without replacement from the stream (seed, 0, 2, init), as rows [x, y].
+fn first_batch(train: &Split, classes: usize, seed: u64) -> vae_autodiff::Tensor {
+    let rng = &mut stream(seed, 0, 2, Purpose::Init);
+    let idx = rand::seq::index::sample(rng, train.len(), 256.min(train.len())).into_vec();
+    train.rows(&idx, crate::data::Binarize::None, rng, classes)
 }
 
 /// K training images, drawn without replacement from the stream (seed, 0, 1, init), as rows of
