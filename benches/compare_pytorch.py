@@ -3,10 +3,17 @@
 run, with the same number of threads; print epoch times, their ratio, both test losses and both
 peak memories.
 
-    python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv] [--rounds 1]
+    python3 benches/compare_pytorch.py [--epochs 3] [--threads 2] [--model mlp|conv|iaf|resnet] [--rounds 1]
     python3 benches/compare_pytorch.py --model burda [--objective elbo|iwae] [--k 50] [--epochs 1]
     python3 benches/compare_pytorch.py --iw-eval 200 [--rounds 3]
     python3 benches/compare_pytorch.py --gemm
+
+--model iaf is the MLP with two inverse autoregressive flow steps in q (MADE of 320 hidden units,
+every second step's order reversed, z <- sigma z + (1 - sigma) m; the KL sampled), `train --flow
+iaf`; --model resnet is the ResNet VAE of `train --model resnet` (per level of 16, 32, 32 maps a
+stride-2 and a stride-1 residual block of weight-normalized 3x3 convolutions with ELU; the
+decoder mirrors them with transposed ones). Both sides train the same layers; PyTorch's start
+is its own (no data-dependent initialization), which changes the losses, not the work.
 
 --model burda is Burda et al.'s density-estimation model and protocol (784-200-200-50 tanh,
 dynamic binarization, batch 20, Adam with eps 1e-4, output bias at the logit of the pixel
@@ -112,13 +119,114 @@ def run_pytorch(args):
             d = F.relu(self.dec_fc1(z)).view(-1, 64, 7, 7)
             return self.dec_deconv2(F.relu(self.dec_deconv1(d))).flatten(1), mu, logvar
 
+    class Made(nn.Module):
+        """One IAF step's MADE: J -> 320 (relu) -> m, s, its weights masked by degree."""
+        def __init__(self, j, w, reversed_order):
+            super().__init__()
+            deg_in = [j - d if reversed_order else d + 1 for d in range(j)]
+            deg_h = [k % (max(j, 2) - 1) + 1 for k in range(w)]
+            self.register_buffer("into", torch.tensor([[float(deg_h[k] >= deg_in[d]) for d in range(j)] for k in range(w)]))
+            self.register_buffer("out", torch.tensor([[float(deg_in[d] > deg_h[k]) for k in range(w)] for d in range(j)]))
+            self.hidden, self.m, self.s = nn.Linear(j, w), nn.Linear(w, j), nn.Linear(w, j)
+            nn.init.constant_(self.s.bias, 1.0)
+
+        def forward(self, z):
+            h = F.relu(F.linear(z, self.hidden.weight * self.into, self.hidden.bias))
+            return F.linear(h, self.m.weight * self.out, self.m.bias), F.linear(h, self.s.weight * self.out, self.s.bias)
+
+    class Iaf(Mlp):
+        def __init__(self):
+            super().__init__()
+            self.flows = nn.ModuleList([Made(20, 320, t % 2 == 1) for t in range(2)])
+
+        def forward(self, x):
+            h = F.relu(self.enc_fc1(x))
+            mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+            eps = torch.randn_like(mu)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            log_q = -0.5 * (eps ** 2 + logvar + math.log(2 * math.pi)).sum(1)
+            for made in self.flows:
+                m, s = made(z)
+                sigma = torch.sigmoid(s)
+                z = sigma * z + (1 - sigma) * m
+                log_q = log_q - F.logsigmoid(s).sum(1)
+            kl = log_q + 0.5 * (z ** 2 + math.log(2 * math.pi)).sum(1)
+            return self.dec_out(F.relu(self.dec_fc1(z))), kl
+
+    class WnConv(nn.Module):
+        """w = g v / ||v||, the norm over all but the output channel (axis 1 when transposed)."""
+        def __init__(self, c_in, c_out, k, stride, pad, transposed=False):
+            super().__init__()
+            layer = (nn.ConvTranspose2d if transposed else nn.Conv2d)(c_in, c_out, k, stride, pad)
+            self.v, self.b = nn.Parameter(layer.weight.detach().clone()), nn.Parameter(torch.zeros(c_out))
+            self.axis, self.stride, self.pad, self.transposed = (1 if transposed else 0), stride, pad, transposed
+            dims = [d for d in range(4) if d != self.axis]
+            self.g = nn.Parameter(self.v.detach().pow(2).sum(dims, keepdim=True).sqrt())
+
+        def forward(self, x):
+            dims = [d for d in range(4) if d != self.axis]
+            w = self.g * self.v / self.v.pow(2).sum(dims, keepdim=True).sqrt()
+            f = F.conv_transpose2d if self.transposed else F.conv2d
+            return f(x, w, self.b, stride=self.stride, padding=self.pad)
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.c1, self.c2 = WnConv(c_in, c_out, 3, stride, 1), WnConv(c_out, c_out, 3, 1, 1)
+            self.skip = WnConv(c_in, c_out, 1, stride, 0) if stride != 1 or c_in != c_out else None
+
+        def forward(self, x):
+            y = self.c2(F.elu(self.c1(F.elu(x))))
+            return y + (self.skip(x) if self.skip is not None else x)
+
+    class Up(nn.Module):
+        def __init__(self, c_in, c_out, odd):
+            super().__init__()
+            k_up, k_skip = (3, 1) if odd else (4, 2)
+            self.up, self.c2 = WnConv(c_in, c_out, k_up, 2, 1, True), WnConv(c_out, c_out, 3, 1, 1)
+            self.skip = WnConv(c_in, c_out, k_skip, 2, 0, True)
+
+        def forward(self, x):
+            return self.c2(F.elu(self.up(F.elu(x)))) + self.skip(x)
+
+    class Resnet(nn.Module):
+        def __init__(self, maps=(16, 32, 32)):
+            super().__init__()
+            sizes = [28]
+            for _ in maps:
+                sizes.append((sizes[-1] + 1) // 2)
+            enc, c = [], 1
+            for c_l in maps:
+                enc += [Block(c, c_l, 2), Block(c_l, c_l, 1)]
+                c = c_l
+            self.enc = nn.Sequential(*enc)
+            self.top = (maps[-1], sizes[-1])
+            flat = maps[-1] * sizes[-1] ** 2
+            self.enc_mu, self.enc_logvar, self.dec_fc1 = nn.Linear(flat, 20), nn.Linear(flat, 20), nn.Linear(20, flat)
+            dec = []
+            for l in range(len(maps), 0, -1):
+                below = maps[max(l - 2, 0)]
+                dec += [Block(maps[l - 1], maps[l - 1], 1), Up(maps[l - 1], below, sizes[l - 1] % 2 == 1)]
+            self.dec, self.out = nn.Sequential(*dec), WnConv(maps[0], 1, 3, 1, 1)
+
+        def forward(self, x):
+            h = F.elu(self.enc(x.view(-1, 1, 28, 28)).flatten(1))
+            mu, logvar = self.enc_mu(h), self.enc_logvar(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            c, s = self.top
+            d = self.dec(self.dec_fc1(z).view(-1, c, s, s))
+            return self.out(F.elu(d)).flatten(1), mu, logvar
+
     def terms(model, x):
+        if args.model == "iaf":
+            out, kl = model(x)
+            return F.binary_cross_entropy_with_logits(out, x, reduction="sum"), kl.sum()
         out, mu, logvar = model(x)
         recon = F.binary_cross_entropy_with_logits(out, x, reduction="sum")
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         return recon, kl
 
-    model = Mlp() if args.model == "mlp" else Conv()
+    model = {"mlp": Mlp, "conv": Conv, "iaf": Iaf, "resnet": Resnet}[args.model]()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rows = []
     for epoch in range(args.epochs):
@@ -282,6 +390,8 @@ def run_ours(args):
         # The preset's schedule squeezed into a short run would lower the rate; PyTorch's side
         # trains at 1e-3 throughout, so ours does too.
         cmd += ["--preset", "burda", "--objective", args.objective, "--k", str(args.k), "--lr-schedule", "constant"]
+    elif args.model == "iaf":
+        cmd += ["--flow", "iaf", "--flow-depth", "2", "--flow-width", "320"]
     else:
         cmd += ["--model", args.model]
     child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -299,7 +409,7 @@ def run_jax(args):
     """Trains with JAX in a child process (benches/jax_side.py) on args.threads cores; returns
     its (seconds, test loss) per epoch and its peak memory in kB, or None where JAX is not
     installed or the model has no JAX side (conv)."""
-    if args.model == "conv":
+    if args.model in ("conv", "iaf", "resnet"):
         return None
     cmd = [sys.executable, os.path.join(ROOT, "benches", "jax_side.py"), "--model", args.model,
            "--objective", args.objective, "--k", str(args.k), "--epochs", str(args.epochs)]
@@ -427,6 +537,9 @@ def report_work(args, ours, peers):
     """Prints the work, our median GFLOP/s as a share of the peak, and what --target asks.
     ours: our median seconds per epoch (or per image with --iw-eval); peers: the faster peer's
     median seconds, or None."""
+    if args.model in ("iaf", "resnet"):
+        print("work per epoch: not counted for this model (the ratio above is the figure)")
+        return
     if args.iw_eval:
         done = 2 * (BURDA_ENCODER + 5000 * BURDA_DECODER) / 1e9
         print(f"work per image: {done:.2f} GFLOP")
@@ -468,7 +581,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--model", choices=["mlp", "conv", "burda"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "conv", "iaf", "resnet", "burda"], default="mlp")
     p.add_argument("--objective", choices=["elbo", "iwae"], default="elbo", help="--model burda: the objective")
     p.add_argument("--k", type=int, default=1, help="--model burda: samples per example")
     p.add_argument("--iw-eval", type=int, metavar="N",
@@ -513,7 +626,7 @@ def main():
             times["JAX"] = mean(jax_rows)
             print(f"JAX: {times['JAX']:.2f} s per epoch, "
                   f"final test loss {jax_rows[-1][1]:.2f}")
-        elif args.model != "conv":
+        elif args.model not in ("conv", "iaf", "resnet"):
             print("JAX is not installed here (benches/jax_side.py could not import it): PyTorch only.")
         our_times.append(mean(ours))
         faster_times.append(min(times.values()))
