@@ -204,7 +204,7 @@ impl Tape<'_> {
     /// y = x for x > 0, eˣ − 1 otherwise (the ELU of Clevert et al. 2016, with α = 1): smooth
     /// at 0, and its negative side saturates at −1 instead of cutting the gradient to 0.
     pub fn elu(&mut self, x: Var) -> Var {
-        let y = map(self.value(x), |x| if x > 0.0 { x } else { x.exp_m1() });
+        let y = map(self.value(x), fastmath::elu);
         self.push(y, Op::Elu(x))
     }
 
@@ -324,10 +324,10 @@ pub(crate) fn leaky_relu_backward(x: &Tensor, alpha: f32, dy: Tensor) -> Tensor 
     map2_into(dy, x, |d, x| if x > 0.0 { d } else { alpha * d })
 }
 
-/// y = x (x > 0), eˣ − 1 (x ≤ 0)  ⇒  dx = dy (x > 0), dy · eˣ = dy · (y + 1) (x ≤ 0)
-pub(crate) fn elu_backward(x: &Tensor, y: &Tensor, dy: Tensor) -> Tensor {
-    let slope = Zip::from(x).and(y).map_collect(|&x, &y| if x > 0.0 { 1.0 } else { y + 1.0 });
-    map2_into(dy, &slope, |d, s| d * s)
+/// y = x (x > 0), eˣ − 1 (x ≤ 0)  ⇒  dx = dy (x > 0), dy · eˣ = dy · (y + 1) (x ≤ 0).
+/// y > 0 exactly where x > 0, and at x = 0 both slopes are 1, so y alone decides.
+pub(crate) fn elu_backward(y: &Tensor, dy: Tensor) -> Tensor {
+    map2_into(dy, y, |d, y| if y > 0.0 { d } else { d * (y + 1.0) })
 }
 
 /// y = σ(x)  ⇒  dx = dy · σ(x)(1 − σ(x)) = dy · y(1 − y)

@@ -44,6 +44,23 @@ pub fn exp(x: f32) -> f32 {
     er * pow2(n)
 }
 
+/// The ELU, x for x > 0 and eˣ − 1 otherwise, without a call per value (libm's `expm1f` took
+/// 18% of a ResNet VAE's training step). Near 0, eˣ − 1 would cancel: below |x| = 1/32 the
+/// Taylor series x + x²/2 + x³/6 + x⁴/24 is used instead (its first omitted term, x⁵/120, is
+/// under 10⁻⁸ of x there); over [−87, 0] the result is within 8.2 ulp of eˣ − 1
+/// (`tests/fastmath.rs`).
+#[inline(always)]
+pub fn elu(x: f32) -> f32 {
+    let neg = x.min(0.0);
+    let series = neg * (1.0 + neg * (0.5 + neg * (1.0 / 6.0 + neg * (1.0 / 24.0))));
+    let e = if neg > -1.0 / 32.0 { series } else { exp(neg) - 1.0 };
+    if x > 0.0 {
+        x
+    } else {
+        e
+    }
+}
+
 /// 2ⁿ for an integral n in [−126, 127], built in the exponent bits.
 ///
 /// The biased exponent n + 127 is an integer in [1, 254]. Adding 2²³ to it puts it in the low

@@ -357,7 +357,7 @@ impl<'p> Tape<'p> {
             Op::Square(x) => g.add(*x, Some(elementwise::square_backward(v(x), dy))),
             Op::Relu(x) => g.add(*x, Some(elementwise::relu_backward(v(x), dy))),
             Op::LeakyRelu(x, a) => g.add(*x, Some(elementwise::leaky_relu_backward(v(x), *a, dy))),
-            Op::Elu(x) => g.add(*x, Some(elementwise::elu_backward(v(x), y, dy))),
+            Op::Elu(x) => g.add(*x, Some(elementwise::elu_backward(y, dy))),
             Op::Sigmoid(x) => g.add(*x, Some(elementwise::sigmoid_backward(y, dy))),
             Op::Tanh(x) => g.add(*x, Some(elementwise::tanh_backward(y, dy))),
             Op::Softplus(x) => g.add(*x, Some(elementwise::softplus_backward(v(x), dy))),

@@ -1,7 +1,7 @@
-//! The vectorizable eˣ, ln(1 + u), σ, softplus and tanh of `fastmath` against the f64 library
+//! The vectorizable eˣ, ln(1 + u), σ, softplus, tanh and ELU of `fastmath` against the f64 library
 //! functions, on dense grids over the ranges they are used on.
 
-use vae_autodiff::fastmath::{exp, ln_1p, sigmoid, softplus, tanh};
+use vae_autodiff::fastmath::{elu, exp, ln_1p, sigmoid, softplus, tanh};
 
 /// Largest relative error of `f` against `reference` over `xs`, ignoring values below `tiny`
 /// (there the absolute error must be below `tiny`).
@@ -86,4 +86,17 @@ fn pow2_is_exact_over_the_exponent_range() {
     for n in -126..=127 {
         assert_eq!(pow2(n as f32), 2f32.powi(n), "2^{n}");
     }
+}
+
+/// The ELU's negative side, eˣ − 1, keeps its relative precision near 0 (where the series takes
+/// over) and down to −87; the positive side is x itself.
+#[test]
+fn elu_matches_expm1_below_zero_and_is_x_above() {
+    let dense = grid(-87.0, 0.0, 2_000_000);
+    let tiny = (1..120).map(|i| -(2f32.powi(-i / 2)) * 0.7);
+    let err = max_rel_error(dense.chain(tiny), elu, f64::exp_m1, 1e-45);
+    println!("elu: max relative error {:.2} ulp", err / ULP);
+    assert!(err < 10.0 * ULP, "elu: max relative error {err:e} = {:.2} ulp", err / ULP);
+    assert!(grid(0.001, 50.0, 10_000).all(|x| elu(x) == x));
+    assert_eq!(elu(0.0), 0.0);
 }

@@ -128,7 +128,7 @@ impl UpBlock {
 
 /// ELU on values (the data-dependent start works outside the tape).
 fn elu_values(t: &Tensor) -> Tensor {
-    t.mapv(|v| if v > 0.0 { v } else { v.exp_m1() })
+    t.mapv(vae_autodiff::fastmath::elu)
 }
 
 pub use crate::config::level_sizes;
