@@ -124,14 +124,24 @@ pub trait Family: Send + Sync {
     fn buffer_scalars(&self) -> usize {
         0
     }
-    /// The names of the terms a step and an evaluation report.
-    fn terms(&self) -> &'static [&'static str];
-    /// The terms shown in metrics.csv and on screen (some may be internal, like the IWAE's gain).
-    fn shown(&self) -> &'static [&'static str] {
-        self.terms()
+    /// The names of the terms a step and an evaluation report; by default a model with
+    /// Gaussian latents' ([`GAUSSIAN_TERMS`]: recon, kl and the IWAE's gain).
+    fn terms(&self) -> &'static [&'static str] {
+        GAUSSIAN_TERMS
     }
-    /// The objective from per-example means of the terms.
-    fn loss(&self, means: &[f64], s: &StepSettings) -> f64;
+    /// The terms shown in metrics.csv and on screen: all of them, but the Gaussian families'
+    /// gain, which stays internal.
+    fn shown(&self) -> &'static [&'static str] {
+        match self.terms() {
+            t if t == GAUSSIAN_TERMS => &GAUSSIAN_TERMS[..2],
+            t => t,
+        }
+    }
+    /// The objective from per-example means of the terms; by default a Gaussian family's,
+    /// [`gaussian_loss`].
+    fn loss(&self, means: &[f64], s: &StepSettings) -> f64 {
+        gaussian_loss(means, s)
+    }
     /// One optimization step on rows x [N, D + Y], drawing any noise from `rng`; returns the
     /// terms' per-example means.
     fn train_step(
@@ -186,11 +196,16 @@ pub trait Family: Send + Sync {
     /// The one line `vae-cli` prints for the model, such as `mlp 784-400-20 bernoulli`.
     fn describe(&self) -> String;
     /// What [`Family::loss`] is, with its unit, for reports: `nats per image (negative ELBO, z
-    /// sampled)`.
-    fn loss_name(&self, s: &StepSettings) -> String;
+    /// sampled)` by default ([`gaussian_loss_name`]; the bound on log p(x|y) for a model with
+    /// classes).
+    fn loss_name(&self, s: &StepSettings) -> String {
+        gaussian_loss_name(self.classes() > 0, s)
+    }
     /// The knobs of [`StepSettings`] this family's steps read, as one phrase for the start of
-    /// a run: `objective iwae K=5`.
-    fn describe_knobs(&self, s: &StepSettings) -> String;
+    /// a run: `objective iwae K=5` by default ([`gaussian_knobs`]).
+    fn describe_knobs(&self, s: &StepSettings) -> String {
+        gaussian_knobs(s)
+    }
     /// Sets the decoder's output bias from pixel values (see [`Vae::set_output_bias`]); false
     /// if the family has no such option.
     fn set_output_bias(&mut self, _bias: &[f32]) -> bool {

@@ -36,9 +36,7 @@ use vae_layers::{Linear, ParamStore, ParamVars};
 
 use crate::config::{Activation, Likelihood};
 use crate::error::Error;
-use crate::family::{
-    gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, LatentSpace, StepSettings, GAUSSIAN_TERMS,
-};
+use crate::family::{Family, LatentLayers, LatentSpace, StepSettings};
 use crate::model::standard_normal;
 use crate::objective::{ImportanceWeighted, Weights};
 use crate::parts::{standard_normal_log_prob, Gaussian, GaussianLayer, Mlp};
@@ -479,6 +477,8 @@ impl LatentLayers for Hvae {
     }
 }
 
+/// The terms are the Gaussian families' (the trait's defaults); `kl` is the sampled
+/// log q(h|x) − log p(h), summed over the layers.
 impl Family for Hvae {
     fn name(&self) -> &'static str {
         "hvae"
@@ -494,16 +494,6 @@ impl Family for Hvae {
     }
     fn input(&self) -> [usize; 3] {
         self.config.input
-    }
-    /// The VAE's terms; `kl` is the sampled log q(h|x) − log p(h), summed over the layers.
-    fn terms(&self) -> &'static [&'static str] {
-        GAUSSIAN_TERMS
-    }
-    fn shown(&self) -> &'static [&'static str] {
-        &GAUSSIAN_TERMS[..2]
-    }
-    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        gaussian_loss(m, s)
     }
     fn train_step(
         &mut self,
@@ -542,12 +532,6 @@ impl Family for Hvae {
     }
     fn describe(&self) -> String {
         self.config.describe()
-    }
-    fn loss_name(&self, s: &StepSettings) -> String {
-        gaussian_loss_name(false, s)
-    }
-    fn describe_knobs(&self, s: &StepSettings) -> String {
-        gaussian_knobs(s)
     }
     fn set_output_bias(&mut self, bias: &[f32]) -> bool {
         Hvae::set_output_bias(self, bias);

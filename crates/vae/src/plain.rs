@@ -9,9 +9,7 @@ use vae_layers::optim::Optimizer;
 use vae_layers::ParamStore;
 
 use crate::config::PriorKind;
-use crate::family::{
-    gaussian_knobs, gaussian_loss, gaussian_loss_name, Family, LatentLayers, LatentSpace, StepSettings, GAUSSIAN_TERMS,
-};
+use crate::family::{Family, LatentLayers, LatentSpace, StepSettings};
 use crate::model::{standard_normal, Vae};
 use crate::objective::ImportanceWeighted;
 use crate::step::NonFinite;
@@ -35,15 +33,6 @@ impl Family for Vae {
     }
     fn classes(&self) -> usize {
         self.config.classes
-    }
-    fn terms(&self) -> &'static [&'static str] {
-        GAUSSIAN_TERMS
-    }
-    fn shown(&self) -> &'static [&'static str] {
-        &GAUSSIAN_TERMS[..2]
-    }
-    fn loss(&self, m: &[f64], s: &StepSettings) -> f64 {
-        gaussian_loss(m, s)
     }
     fn train_step(
         &mut self,
@@ -81,12 +70,6 @@ impl Family for Vae {
     }
     fn describe(&self) -> String {
         self.config.describe()
-    }
-    fn loss_name(&self, s: &StepSettings) -> String {
-        gaussian_loss_name(self.config.classes > 0, s)
-    }
-    fn describe_knobs(&self, s: &StepSettings) -> String {
-        gaussian_knobs(s)
     }
     fn set_output_bias(&mut self, bias: &[f32]) -> bool {
         Vae::set_output_bias(self, bias);
