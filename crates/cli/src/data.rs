@@ -47,11 +47,6 @@ fn default_cache() -> Option<PathBuf> {
     Some(base.join("vae-engine"))
 }
 
-/// [`vae::run::check_split`] with the command line's error type.
-pub fn check_split(model: &dyn vae::Family, split: &Split, dir: &Path) -> Result<()> {
-    Ok(vae::run::check_split(model, split, dir)?)
-}
-
 /// The data flags of a command that reads the model at `checkpoint`: those given, and for
 /// each preparation flag not given (`--test-fraction`, `--image-size`, `--channels`), the
 /// value the model's run used, when its file says (files of older runs do not).
@@ -73,7 +68,7 @@ pub fn load_for_model(data: &DataArgs, checkpoint: &Path, model: &dyn vae::Famil
     let data = for_model(data, checkpoint)?;
     let dir = data_dir(&data);
     let set = load(&dir, &prep(&data))?;
-    check_split(model, &set.test, &dir)?;
+    vae::run::check_split(model, &set.test, &dir)?;
     Ok((set, dir))
 }
 

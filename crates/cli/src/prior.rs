@@ -17,7 +17,7 @@ use vae::run::streams::{stream, Purpose};
 use vae::vqvae::{perplexity, VqVae};
 use vae::Error;
 
-use crate::data::{check_split, data_dir};
+use crate::data::data_dir;
 use crate::figure::{self, Format, Layout, Mark, Panel, Series};
 use crate::image::{grid, PALETTE};
 use crate::interrupt;
@@ -122,7 +122,7 @@ pub fn run(args: PriorArgs) -> Result<()> {
 
     let dir = data_dir(&args.data);
     let data: Dataset = Dataset::clone(&*crate::data::load(&dir, &crate::data::prep(&args.data))?);
-    check_split(&model, &data.train, &dir)?;
+    vae::run::check_split(&model, &data.train, &dir)?;
     let (mut train, mut test) = (data.train, data.test);
     if let Some(n) = run.settings.train_limit {
         train = train.truncated(n as usize);

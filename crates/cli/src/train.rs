@@ -10,10 +10,10 @@ use clap::Args;
 use vae::data::Split;
 use vae::objective::Objective;
 use vae::run::files::{CHECKPOINT, MODEL, MODEL_RUN};
-use vae::run::{Control, Recipe, Run, Watch};
+use vae::run::{check_split, Control, Recipe, Run, Watch};
 use vae::{Activation, Family};
 
-use crate::data::{check_split, data_dir, prep, prepare_data};
+use crate::data::{data_dir, prep, prepare_data};
 use crate::family_hvae::HvaeFlags;
 use crate::family_vqvae::VqFlags;
 use crate::interrupt;

@@ -390,7 +390,7 @@ impl Playground {
         let mut why = String::from("no data set");
         for set in candidates {
             let test = self.test_images(set).map_err(|e| e.to_string())?;
-            match crate::data::check_split(model, &test, Path::new(&set.name)) {
+            match vae::run::check_split(model, &test, Path::new(&set.name)) {
                 Ok(()) => return Ok(test),
                 Err(e) => why = e.to_string(),
             }
