@@ -299,15 +299,32 @@ impl<'p> Tape<'p> {
     /// `y`: returns the vector–Jacobian products dy·∂y/∂v for every leaf `v`.
     #[track_caller]
     pub fn backward_from(&self, y: Var, dy: Tensor) -> Gradients {
-        assert_eq!(
-            self.value(y).shape(),
-            dy.shape(),
-            "backward_from(): the seed gradient must have the shape of Var({})",
-            y.0
-        );
+        self.backward_from_many(vec![(y, dy)])
+    }
+
+    /// Reverse-mode differentiation seeded at several nodes at once: for seeds (y_i, dy_i),
+    /// returns Σ_i dy_i·∂y_i/∂v for every leaf `v`, the vector–Jacobian product of all the
+    /// outputs in one pass. (It is the gradient of the scalar Σ_i ⟨y_i, dy_i⟩, with the dy_i
+    /// held constant.) A step that computes values once and hands them to several tapes
+    /// (`vae::step`) brings their gradients back to the parameters this way.
+    ///
+    /// # Panics
+    /// If a seed's shape differs from its node's value.
+    #[track_caller]
+    pub fn backward_from_many(&self, seeds: Vec<(Var, Tensor)>) -> Gradients {
         let mut grads = Gradients { grads: vec![None; self.len()] };
-        grads.grads[y.0] = Some(dy);
-        for i in (0..=y.0).rev() {
+        let mut last = 0;
+        for (y, dy) in seeds {
+            assert_eq!(
+                self.value(y).shape(),
+                dy.shape(),
+                "backward_from(): the seed gradient must have the shape of Var({})",
+                y.0
+            );
+            grads.add(y, Some(dy), self.value(y).shape());
+            last = last.max(y.0);
+        }
+        for i in (0..=last).rev() {
             let node = &self.nodes[i];
             if !node.needs_grad || matches!(node.op, Op::Leaf) {
                 continue; // leaves keep their gradient; constants never had one

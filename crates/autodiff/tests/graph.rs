@@ -109,3 +109,25 @@ fn a_constant_bias_of_a_convolution_gets_no_gradient() {
     assert!(grads.get(b).is_none());
     assert!(grads.get(w).is_some());
 }
+
+#[test]
+fn seeding_several_outputs_gives_the_gradient_of_their_weighted_sum() {
+    // y1 = exp(x), y2 = x·x (x used by both). Seeds dy1, dy2 ⇒ dx = dy1·exp(x) + dy2·2x, which
+    // is also the gradient of the scalar Σ dy1⊙y1 + Σ dy2⊙y2.
+    let x0 = [0.3f32, -1.2, 2.0];
+    let (dy1, dy2) = (t(&[1.5, -0.5, 0.25]), t(&[-2.0, 0.75, 1.0]));
+    let mut tape = Tape::new();
+    let x = tape.input(t(&x0));
+    let y1 = tape.exp(x);
+    let y2 = tape.mul(x, x);
+    let grads = tape.backward_from_many(vec![(y1, dy1.clone()), (y2, dy2.clone())]);
+    let got = grads.get(x).unwrap();
+    for i in 0..3 {
+        let want = dy1[[i]] * x0[i].exp() + dy2[[i]] * 2.0 * x0[i];
+        assert!((got[[i]] - want).abs() < 1e-5 * (1.0 + want.abs()), "dx[{i}] = {}, want {want}", got[[i]]);
+    }
+    // Seeding one node twice adds the seeds.
+    let twice = tape.backward_from_many(vec![(y2, dy2.clone()), (y2, dy2.clone())]);
+    let once = tape.backward_from(y2, dy2);
+    assert_eq!(twice.get(x).unwrap(), &(once.get(x).unwrap() * 2.0));
+}

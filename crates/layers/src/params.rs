@@ -156,23 +156,43 @@ impl ParamStore {
 
     /// Records every parameter on `tape`, borrowed, and returns their handles.
     pub fn on_tape<'p>(&'p self, tape: &mut Tape<'p>) -> ParamVars {
-        ParamVars(self.values.iter().map(|v| tape.param(v)).collect())
+        ParamVars { params: self.values.iter().map(|v| tape.param(v)).collect(), derived: Vec::new() }
     }
 }
 
-/// The tape handles of a store's parameters, indexed by [`ParamId`].
+/// The tape handles of a store's parameters, indexed by [`ParamId`], and of any values
+/// derived from the parameters alone that a model computed once for several tapes (see
+/// [`ParamVars::with_derived`]).
 #[derive(Clone, Debug)]
-pub struct ParamVars(Vec<Var>);
+pub struct ParamVars {
+    params: Vec<Var>,
+    derived: Vec<Var>,
+}
 
 impl ParamVars {
     /// The handle of a parameter.
     pub fn var(&self, id: ParamId) -> Var {
-        self.0[id.0]
+        self.params[id.0]
+    }
+
+    /// The same handles, with `derived`: values that depend on the parameters alone (a
+    /// VampPrior's components, its pseudo-inputs encoded), computed once on another tape and
+    /// recorded on this one as leaves, so that a step's chunks do not each compute them again.
+    /// What each derived value means is the model's to say.
+    pub fn with_derived(mut self, derived: Vec<Var>) -> Self {
+        self.derived = derived;
+        self
+    }
+
+    /// The derived values recorded on this tape (none unless [`ParamVars::with_derived`] gave
+    /// some).
+    pub fn derived(&self) -> &[Var] {
+        &self.derived
     }
 
     /// Moves the parameters' gradients out of `grads`, in store order; a parameter that did
     /// not reach the loss gets zeros.
     pub fn gradients(&self, tape: &Tape, mut grads: Gradients) -> Vec<Tensor> {
-        self.0.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(tape.value(v).raw_dim()))).collect()
+        self.params.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(tape.value(v).raw_dim()))).collect()
     }
 }

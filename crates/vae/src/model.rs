@@ -263,14 +263,32 @@ impl Vae {
     }
 
     /// log p(z) per row of z [M, J] under the model's prior: N(0, I), or the VampPrior, the
-    /// mixture of the posteriors q(z | u_k) at the pseudo-inputs (encoded on this tape, so that
-    /// the gradient reaches them and the encoder). `[M]`.
+    /// mixture of the posteriors q(z | u_k) at the pseudo-inputs. Their mu and logvar are
+    /// [`Vae::prior_components`], taken from `p`'s derived values when a step computed them
+    /// once for all its tapes, or else encoded on this tape; either way the gradient reaches
+    /// the pseudo-inputs and the encoder. `[M]`.
     pub fn log_prior(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
         match self.pseudo_inputs {
             None => standard_normal_log_prob(tape, z),
             Some(u) => {
-                let (mu_u, logvar_u) = self.encode(tape, p, p.var(u));
+                let (mu_u, logvar_u) = match *p.derived() {
+                    [mu_u, logvar_u] => (mu_u, logvar_u),
+                    _ => self.encode(tape, p, p.var(u)),
+                };
                 vamp::mixture_log_prob(tape, z, mu_u, logvar_u)
+            }
+        }
+    }
+
+    /// What the prior computes from the parameters alone, for a step or a pass to compute once
+    /// and hand to every tape ([`crate::step::batch_gradients_derived`]): under the VampPrior
+    /// the components' mu and logvar [K, J], the pseudo-inputs encoded; nothing for N(0, I).
+    pub fn prior_components(&self, tape: &mut Tape, p: &ParamVars) -> Vec<Var> {
+        match self.pseudo_inputs {
+            None => Vec::new(),
+            Some(u) => {
+                let (mu_u, logvar_u) = self.encode(tape, p, p.var(u));
+                vec![mu_u, logvar_u]
             }
         }
     }

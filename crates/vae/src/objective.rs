@@ -216,6 +216,12 @@ pub trait ImportanceWeighted: Sync {
     /// [K·N, ·], the values of [`ImportanceWeighted::encode_once`] tiled the same way, and
     /// eps [K·N, noise_width].
     fn log_weights_given(&self, tape: &mut Tape, p: &ParamVars, x_rep: Var, once_rep: &[Var], eps: Var) -> Weights;
+    /// Values computed from the parameters alone that every chunk reads (the VampPrior's
+    /// components), for a step or a pass to compute once and hand to each tape as
+    /// [`ParamVars::derived`]; none by default.
+    fn derived(&self, _tape: &mut Tape, _p: &ParamVars) -> Vec<Var> {
+        Vec::new()
+    }
 }
 
 /// A sample's log weight and the two terms it is reported by, each [K·N].
@@ -273,6 +279,9 @@ impl ImportanceWeighted for Vae {
         let w = log_weights(self, tape, p, x_rep, once_rep[0], once_rep[1], eps);
         let log_ratio = tape.sub(w.log_qz, w.log_pz);
         Weights { recon: w.recon, log_ratio, log_w: w.log_w }
+    }
+    fn derived(&self, tape: &mut Tape, p: &ParamVars) -> Vec<Var> {
+        self.prior_components(tape, p)
     }
 }
 

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::{clip_grad_norm, Optimizer};
-use vae_layers::{ParamStore, ParamVars};
+use vae_layers::{ParamId, ParamStore, ParamVars};
 
 /// Why a step was refused: the loss or a gradient was NaN or infinite. The parameters were
 /// left as they were.
@@ -56,27 +56,81 @@ pub fn batch_gradients<F>(params: &ParamStore, n: usize, per_chunk: usize, chunk
 where
     F: Fn(&mut Tape, &ParamVars, usize, usize) -> (Var, Vec<f64>) + Sync,
 {
+    batch_gradients_derived(params, n, per_chunk, |_, _| Vec::new(), chunk_loss)
+}
+
+/// [`batch_gradients`] for a loss that also reads values s = S(θ) of the parameters alone
+/// (the VampPrior's components, its pseudo-inputs encoded), computed once per step by
+/// `derive(tape, p)` instead of once per chunk. Each chunk's tape gets s as leaves
+/// ([`ParamVars::derived`]) and its backward returns ∂L_c/∂s beside ∂L_c/∂θ. By the chain rule,
+///
+/// ```text
+///   dL/dθ = Σ_c (n_c/N)·∂L_c/∂θ  +  ḡ·∂S/∂θ,    ḡ = Σ_c (n_c/N)·∂L_c/∂s,
+/// ```
+///
+/// and the second term is one backward of the tape that computed s, seeded with ḡ
+/// ([`Tape::backward_from_many`]). With no derived values this is [`batch_gradients`] exactly.
+pub fn batch_gradients_derived<S, F>(
+    params: &ParamStore,
+    n: usize,
+    per_chunk: usize,
+    derive: S,
+    chunk_loss: F,
+) -> (Vec<f64>, Vec<Tensor>)
+where
+    S: FnOnce(&mut Tape, &ParamVars) -> Vec<Var>,
+    F: Fn(&mut Tape, &ParamVars, usize, usize) -> (Var, Vec<f64>) + Sync,
+{
+    let mut derive_tape = Tape::new();
+    let p_derive = params.on_tape(&mut derive_tape);
+    let s = derive(&mut derive_tape, &p_derive);
+    let s_values: Vec<&Tensor> = s.iter().map(|&v| derive_tape.value(v)).collect();
+
     let ranges: Vec<(usize, usize)> = (0..n).step_by(per_chunk.max(1)).map(|s| (s, (s + per_chunk).min(n))).collect();
-    let chunk_results: Vec<(Vec<f64>, Vec<Tensor>)> = ranges
+    let chunk_results: Vec<ChunkResult> = ranges
         .par_iter()
         .map(|&(start, end)| {
             let weight = (end - start) as f64 / n as f64;
             let mut tape = Tape::new();
-            let p = params.on_tape(&mut tape);
+            let s_leaves: Vec<Var> = s_values.iter().map(|&v| tape.input(v.clone())).collect();
+            let p = params.on_tape(&mut tape).with_derived(s_leaves.clone());
             let (loss, terms) = chunk_loss(&mut tape, &p, start, end);
             let seed = Tensor::from_elem(vec![], weight as f32);
             let terms = terms.iter().map(|t| weight * t).collect();
-            (terms, p.gradients(&tape, tape.backward_from(loss, seed)))
+            let mut grads = tape.backward_from(loss, seed);
+            let ds = s_leaves.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(tape.value(v).raw_dim())));
+            let ds = ds.collect();
+            ChunkResult { terms, grads: p.gradients(&tape, grads), ds }
         })
         .collect();
     let mut terms: Vec<f64> = Vec::new();
     let mut chunk_grads = Vec::with_capacity(chunk_results.len());
-    for (t, g) in chunk_results {
-        terms.resize(t.len(), 0.0);
-        terms.iter_mut().zip(&t).for_each(|(sum, v)| *sum += v);
-        chunk_grads.push(g);
+    let mut chunk_ds = Vec::with_capacity(chunk_results.len());
+    for r in chunk_results {
+        terms.resize(r.terms.len(), 0.0);
+        terms.iter_mut().zip(&r.terms).for_each(|(sum, v)| *sum += v);
+        chunk_grads.push(r.grads);
+        chunk_ds.push(r.ds);
     }
-    (terms, sum_in_chunk_order(chunk_grads))
+    let mut grads = sum_in_chunk_order(chunk_grads);
+    if !s.is_empty() {
+        let g_bar = sum_in_chunk_order(chunk_ds); // ḡ, one per derived value
+        let through_s = derive_tape.backward_from_many(s.iter().copied().zip(g_bar).collect());
+        for (i, g) in grads.iter_mut().enumerate() {
+            if let Some(extra) = through_s.get(p_derive.var(ParamId(i))) {
+                *g += extra; // only the parameters S reads (the encoder's, the pseudo-inputs)
+            }
+        }
+    }
+    (terms, grads)
+}
+
+/// What one chunk of a step returns: its weighted terms, its gradient for each parameter, and
+/// for each derived value.
+struct ChunkResult {
+    terms: Vec<f64>,
+    grads: Vec<Tensor>,
+    ds: Vec<Tensor>,
 }
 
 /// The update of a step: refuses a non-finite `loss` or gradient (the parameters are then left

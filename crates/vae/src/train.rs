@@ -6,13 +6,13 @@ use ndarray::{Axis, Slice};
 use rand::Rng;
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::Optimizer;
-use vae_layers::ParamVars;
+use vae_layers::{ParamStore, ParamVars};
 
 use crate::data::{Binarize, Split};
 use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
 use crate::objective::{self, sample_rows, ImportanceWeighted, Objective};
-use crate::step::{batch_gradients, update, NonFinite};
+use crate::step::{batch_gradients_derived, update, NonFinite};
 
 /// Loss terms in nats per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -44,8 +44,8 @@ pub fn train_step(
 /// One training step on a batch x [N, D] with noise eps [K·N, J] (row k·N + n: sample k of
 /// example n): forward, backward, optional clipping of the gradient's global norm, and the
 /// optimizer's update. `beta` weights the ELBO's KL term and is passed per step so that a KL
-/// warm-up can change it. The batch runs through [`batch_gradients`] in chunks of
-/// [`Objective::chunk_examples`] examples.
+/// warm-up can change it. The batch runs through [`batch_gradients_derived`] in chunks of
+/// [`Objective::chunk_examples`] examples, the prior's components computed once.
 pub fn train_step_objective(
     model: &mut Vae,
     opt: &mut dyn Optimizer,
@@ -65,13 +65,14 @@ pub fn train_step_objective(
         let t = weighted_terms(tape, &l, objective, 1.0);
         (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
     };
-    let (sums, grads) = batch_gradients(&model.params, n, objective.chunk_examples(), chunk_loss);
+    let components = |tape: &mut Tape, p: &ParamVars| model_ref.prior_components(tape, p);
+    let (sums, grads) = batch_gradients_derived(&model.params, n, objective.chunk_examples(), components, chunk_loss);
     update(&mut model.params, opt, grads, sums[0], clip)?;
     Ok(Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] })
 }
 
 /// The gradient of any [`ImportanceWeighted`] model's objective on a batch x [N, ·] with noise
-/// eps [K·N, W] (row k·N + n: sample k of example n), through [`batch_gradients`] in chunks
+/// eps [K·N, W] (row k·N + n: sample k of example n), through [`batch_gradients_derived`] in chunks
 /// of [`Objective::chunk_examples`] examples: the batch's terms and one gradient per
 /// parameter, for [`update`] to apply. `beta` weights the ELBO's sampled KL term.
 pub fn weighted_gradients<M: ImportanceWeighted + ?Sized>(
@@ -90,7 +91,8 @@ pub fn weighted_gradients<M: ImportanceWeighted + ?Sized>(
         let t = weighted_terms(tape, &l, objective, 1.0);
         (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
     };
-    let (sums, grads) = batch_gradients(model.param_store(), n, objective.chunk_examples(), chunk_loss);
+    let derive = |tape: &mut Tape, p: &ParamVars| model.derived(tape, p);
+    let (sums, grads) = batch_gradients_derived(model.param_store(), n, objective.chunk_examples(), derive, chunk_loss);
     (Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] }, grads)
 }
 
@@ -107,16 +109,31 @@ pub fn evaluate_weighted<M: ImportanceWeighted + ?Sized>(
     let eps = standard_normal(&[k * n, model.noise_width()], rng);
     let mut totals = Totals::default();
     let per_chunk = objective.chunk_examples();
+    let derived = derived_values(model.param_store(), |tape, p| model.derived(tape, p));
     for start in (0..n).step_by(per_chunk) {
         let end = (start + per_chunk).min(n);
         let mut tape = Tape::new();
-        let p = model.param_store().on_tape(&mut tape);
+        let p = on_tape_with(model.param_store(), &mut tape, &derived);
         let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
         let epsv = tape.constant(sample_rows(&eps, k, start, end));
         let l = objective::weighted_loss(model, &mut tape, &p, xv, epsv, objective, 1.0);
         totals.add(&weighted_terms(&tape, &l, objective, 1.0), end - start);
     }
     totals
+}
+
+/// The values a model derives from its parameters alone (`derive`, e.g. the VampPrior's
+/// components), computed once for a pass without gradients.
+fn derived_values(params: &ParamStore, derive: impl FnOnce(&mut Tape, &ParamVars) -> Vec<Var>) -> Vec<Tensor> {
+    let mut tape = Tape::new();
+    let p = params.on_tape(&mut tape);
+    derive(&mut tape, &p).iter().map(|&v| tape.value(v).clone()).collect()
+}
+
+/// The parameters on `tape`, with `derived` ([`derived_values`]) recorded as constants.
+fn on_tape_with<'p>(params: &'p ParamStore, tape: &mut Tape<'p>, derived: &[Tensor]) -> ParamVars {
+    let derived = derived.iter().map(|v| tape.constant(v.clone())).collect();
+    params.on_tape(tape).with_derived(derived)
 }
 
 /// A chunk's loss terms, each times the chunk's share `weight` of the batch.
@@ -183,10 +200,11 @@ pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rn
     let eps = standard_normal(&[k * n, model.config.latent], rng);
     let mut totals = Totals::default();
     let per_chunk = objective.chunk_examples();
+    let derived = derived_values(&model.params, |tape, p| model.prior_components(tape, p));
     for start in (0..n).step_by(per_chunk) {
         let end = (start + per_chunk).min(n);
         let mut tape = Tape::new();
-        let p = model.params.on_tape(&mut tape);
+        let p = on_tape_with(&model.params, &mut tape, &derived);
         let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
         let epsv = tape.constant(sample_rows(&eps, k, start, end));
         if objective == Objective::default() {
@@ -246,6 +264,7 @@ pub fn iw_log_likelihood<M: ImportanceWeighted + ?Sized>(
         let vars = model.encode_once(&mut tape, &p, xv);
         vars.iter().map(|&v| tape.value(v).clone()).collect()
     };
+    let derived = derived_values(params, |tape, p| model.derived(tape, p));
     let mut log_w = Vec::with_capacity(k * n); // row k·N + n, as the objective lays it out
     let chunk = chunk.max(1);
     let mut done = 0;
@@ -256,7 +275,7 @@ pub fn iw_log_likelihood<M: ImportanceWeighted + ?Sized>(
             ndarray::concatenate(Axis(0), &views).expect("same shapes")
         };
         let mut tape = Tape::new();
-        let p = params.on_tape(&mut tape);
+        let p = on_tape_with(params, &mut tape, &derived);
         let xv = tape.constant(tile(x));
         let once_rep: Vec<Var> = once.iter().map(|t| tape.constant(tile(t))).collect();
         let epsv = tape.constant(standard_normal(&[s * n, width], rng));
