@@ -282,14 +282,24 @@ impl Vae {
 
     /// What the prior computes from the parameters alone, for a step or a pass to compute once
     /// and hand to every tape ([`crate::step::batch_gradients_derived`]): under the VampPrior
-    /// the components' mu and logvar [K, J], the pseudo-inputs encoded; nothing for N(0, I).
-    pub fn prior_components(&self, tape: &mut Tape, p: &ParamVars) -> Vec<Var> {
+    /// rows start..end of the components' mu and logvar [K, J], those pseudo-inputs encoded;
+    /// nothing for N(0, I). [`Vae::prior_rows`] says how many rows there are.
+    pub fn prior_components(&self, tape: &mut Tape, p: &ParamVars, start: usize, end: usize) -> Vec<Var> {
         match self.pseudo_inputs {
             None => Vec::new(),
             Some(u) => {
-                let (mu_u, logvar_u) = self.encode(tape, p, p.var(u));
+                let rows = tape.slice(p.var(u), 0, start, end - start);
+                let (mu_u, logvar_u) = self.encode(tape, p, rows);
                 vec![mu_u, logvar_u]
             }
+        }
+    }
+
+    /// Rows of [`Vae::prior_components`]: K under the VampPrior, 0 for N(0, I).
+    pub fn prior_rows(&self) -> usize {
+        match self.config.prior {
+            PriorKind::Normal => 0,
+            PriorKind::Vamp { components } => components,
         }
     }
 

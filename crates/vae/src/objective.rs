@@ -216,11 +216,15 @@ pub trait ImportanceWeighted: Sync {
     /// [K·N, ·], the values of [`ImportanceWeighted::encode_once`] tiled the same way, and
     /// eps [K·N, noise_width].
     fn log_weights_given(&self, tape: &mut Tape, p: &ParamVars, x_rep: Var, once_rep: &[Var], eps: Var) -> Weights;
-    /// Values computed from the parameters alone that every chunk reads (the VampPrior's
-    /// components), for a step or a pass to compute once and hand to each tape as
-    /// [`ParamVars::derived`]; none by default.
-    fn derived(&self, _tape: &mut Tape, _p: &ParamVars) -> Vec<Var> {
+    /// Rows start..end of the values computed from the parameters alone that every chunk
+    /// reads (the VampPrior's components), for a step or a pass to compute once and hand to
+    /// each tape as [`ParamVars::derived`]; none by default.
+    fn derived(&self, _tape: &mut Tape, _p: &ParamVars, _start: usize, _end: usize) -> Vec<Var> {
         Vec::new()
+    }
+    /// Rows of [`ImportanceWeighted::derived`] (0: none).
+    fn derived_rows(&self) -> usize {
+        0
     }
 }
 
@@ -280,8 +284,11 @@ impl ImportanceWeighted for Vae {
         let log_ratio = tape.sub(w.log_qz, w.log_pz);
         Weights { recon: w.recon, log_ratio, log_w: w.log_w }
     }
-    fn derived(&self, tape: &mut Tape, p: &ParamVars) -> Vec<Var> {
-        self.prior_components(tape, p)
+    fn derived(&self, tape: &mut Tape, p: &ParamVars, start: usize, end: usize) -> Vec<Var> {
+        self.prior_components(tape, p, start, end)
+    }
+    fn derived_rows(&self) -> usize {
+        self.prior_rows()
     }
 }
 

@@ -12,7 +12,7 @@ use crate::data::{Binarize, Split};
 use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
 use crate::objective::{self, sample_rows, ImportanceWeighted, Objective};
-use crate::step::{batch_gradients_derived, update, NonFinite};
+use crate::step::{batch_gradients_derived, update, Derived, NonFinite};
 
 /// Loss terms in nats per example.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -65,8 +65,9 @@ pub fn train_step_objective(
         let t = weighted_terms(tape, &l, objective, 1.0);
         (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
     };
-    let components = |tape: &mut Tape, p: &ParamVars| model_ref.prior_components(tape, p);
-    let (sums, grads) = batch_gradients_derived(&model.params, n, objective.chunk_examples(), components, chunk_loss);
+    let components = |tape: &mut Tape, p: &ParamVars, start, end| model_ref.prior_components(tape, p, start, end);
+    let derived = Derived { rows: model.prior_rows(), derive: components };
+    let (sums, grads) = batch_gradients_derived(&model.params, n, objective.chunk_examples(), derived, chunk_loss);
     update(&mut model.params, opt, grads, sums[0], clip)?;
     Ok(Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] })
 }
@@ -91,8 +92,10 @@ pub fn weighted_gradients<M: ImportanceWeighted + ?Sized>(
         let t = weighted_terms(tape, &l, objective, 1.0);
         (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
     };
-    let derive = |tape: &mut Tape, p: &ParamVars| model.derived(tape, p);
-    let (sums, grads) = batch_gradients_derived(model.param_store(), n, objective.chunk_examples(), derive, chunk_loss);
+    let derive = |tape: &mut Tape, p: &ParamVars, start, end| model.derived(tape, p, start, end);
+    let derived = Derived { rows: model.derived_rows(), derive };
+    let (sums, grads) =
+        batch_gradients_derived(model.param_store(), n, objective.chunk_examples(), derived, chunk_loss);
     (Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] }, grads)
 }
 
@@ -109,7 +112,7 @@ pub fn evaluate_weighted<M: ImportanceWeighted + ?Sized>(
     let eps = standard_normal(&[k * n, model.noise_width()], rng);
     let mut totals = Totals::default();
     let per_chunk = objective.chunk_examples();
-    let derived = derived_values(model.param_store(), |tape, p| model.derived(tape, p));
+    let derived = derived_values(model.param_store(), |tape, p| model.derived(tape, p, 0, model.derived_rows()));
     for start in (0..n).step_by(per_chunk) {
         let end = (start + per_chunk).min(n);
         let mut tape = Tape::new();
@@ -200,7 +203,7 @@ pub fn evaluate_batch_objective(model: &Vae, x: Tensor, objective: Objective, rn
     let eps = standard_normal(&[k * n, model.config.latent], rng);
     let mut totals = Totals::default();
     let per_chunk = objective.chunk_examples();
-    let derived = derived_values(&model.params, |tape, p| model.prior_components(tape, p));
+    let derived = derived_values(&model.params, |tape, p| model.prior_components(tape, p, 0, model.prior_rows()));
     for start in (0..n).step_by(per_chunk) {
         let end = (start + per_chunk).min(n);
         let mut tape = Tape::new();
@@ -264,7 +267,7 @@ pub fn iw_log_likelihood<M: ImportanceWeighted + ?Sized>(
         let vars = model.encode_once(&mut tape, &p, xv);
         vars.iter().map(|&v| tape.value(v).clone()).collect()
     };
-    let derived = derived_values(params, |tape, p| model.derived(tape, p));
+    let derived = derived_values(params, |tape, p| model.derived(tape, p, 0, model.derived_rows()));
     let mut log_w = Vec::with_capacity(k * n); // row k·N + n, as the objective lays it out
     let chunk = chunk.max(1);
     let mut done = 0;
