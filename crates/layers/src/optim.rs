@@ -8,6 +8,7 @@
 //! | Adam (PyTorch's form) | g ← g + λθ; m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε) |
 //! | SGD with momentum | g ← g + λθ; b ← μb + g (b = g at t = 1); θ ← θ − lr·b |
 //! | Adagrad | g ← g + λθ; s ← s + g²; θ ← θ − lr·g / (√s + ε) |
+//! | Adamax (PyTorch's form) | g ← g + λθ; m ← β₁m + (1−β₁)g; u ← max(β₂u, \|g\| + ε); θ ← θ − lr·(m/(1−β₁ᵗ)) / u |
 
 use ndarray::Zip;
 use vae_autodiff::kernels::loops;
@@ -202,6 +203,77 @@ impl Optimizer for Adam {
     fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
         let mut slots = import("Adam", &["m", "v"], tensors, params)?;
         (self.t, self.v, self.m) = (steps, slots.pop().expect("v"), slots.pop().expect("m"));
+        Ok(())
+    }
+}
+
+/// Adamax (Kingma & Ba, section 7.1): Adam with the second moment replaced by an exponentially
+/// weighted infinity norm u of the past gradients, which needs no bias correction. PyTorch's
+/// form, ε added to |g| inside the max; the optimizer of Kingma et al.'s (2016) IAF
+/// experiments.
+#[derive(Clone, Debug)]
+pub struct Adamax {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the infinity norm.
+    pub beta2: f32,
+    /// Added to |g| before the max, so that u > 0.
+    pub eps: f32,
+    /// L2 penalty λ added to the gradient.
+    pub weight_decay: f32,
+    t: u64,
+    m: Vec<Tensor>,
+    u: Vec<Tensor>,
+}
+
+impl Adamax {
+    /// Adamax with PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, no weight decay.
+    pub fn new(lr: f32) -> Self {
+        Self { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, t: 0, m: vec![], u: vec![] }
+    }
+}
+
+impl Optimizer for Adamax {
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+        check_grads(params, grads);
+        ensure_state(&mut self.m, params);
+        ensure_state(&mut self.u, params);
+        self.t += 1;
+        let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
+        let step_size = (self.lr as f64 / (1.0 - (b1 as f64).powi(self.t as i32))) as f32;
+        for (((theta, g), m), u) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.u) {
+            zip4(
+                theta,
+                g,
+                m,
+                u,
+                #[inline(always)]
+                |theta, g, m, u| {
+                    let g = g + wd * *theta;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *u = (b2 * *u).max(g.abs() + eps);
+                    *theta -= step_size * *m / *u;
+                },
+            );
+        }
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn steps(&self) -> u64 {
+        self.t
+    }
+    fn state(&self) -> (u64, Vec<(String, Tensor)>) {
+        (self.t, export(&[("m", &self.m), ("u", &self.u)]))
+    }
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
+        let mut slots = import("Adamax", &["m", "u"], tensors, params)?;
+        (self.t, self.u, self.m) = (steps, slots.pop().expect("u"), slots.pop().expect("m"));
         Ok(())
     }
 }

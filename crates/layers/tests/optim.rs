@@ -1,7 +1,7 @@
 //! Optimizers against their update rules written out step by step in f64.
 
 use vae_autodiff::Tensor;
-use vae_layers::optim::{clip_grad_norm, Adagrad, Adam, Optimizer, Sgd};
+use vae_layers::optim::{clip_grad_norm, Adagrad, Adam, Adamax, Optimizer, Sgd};
 
 fn t(v: &[f32]) -> Tensor {
     Tensor::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()
@@ -71,6 +71,53 @@ fn adagrad_follows_its_update() {
         }
     }
     assert_close(&run(&mut Adagrad::new(0.1)), &theta);
+}
+
+#[test]
+fn adamax_follows_pytorchs_update() {
+    let (lr, b1, b2, eps, wd) = (0.002, 0.9, 0.999, 1e-8, 0.1);
+    let mut theta = [1.0f64, -2.0];
+    let (mut m, mut u) = ([0.0f64; 2], [0.0f64; 2]);
+    for (k, g) in GRADS.iter().enumerate() {
+        let step = k as i32 + 1;
+        for i in 0..2 {
+            let g = g[i] as f64 + wd * theta[i];
+            m[i] = b1 * m[i] + (1.0 - b1) * g;
+            u[i] = (b2 * u[i]).max(g.abs() + eps);
+            theta[i] -= lr / (1.0 - b1.powi(step)) * m[i] / u[i];
+        }
+    }
+    let mut adamax = Adamax::new(0.002);
+    adamax.weight_decay = 0.1;
+    let got = run(&mut adamax);
+    assert_close(&got, &theta);
+    // torch.optim.Adamax(lr=0.002, weight_decay=0.1) on the same gradients, in float64.
+    assert_close(&got, &[0.9962666424759249, -1.998646143637984]);
+    // The update moves each value by at most about lr: |m̂/u| ≤ 1 (Kingma & Ba's bound).
+    let moved = run(&mut Adamax::new(0.002));
+    assert!(moved.iter().zip([1.0f32, -2.0]).all(|(a, b)| (a - b).abs() <= 3.0 * 0.002 + 1e-6), "{moved:?}");
+}
+
+#[test]
+fn every_optimizers_state_round_trips() {
+    let fresh: [fn() -> Box<dyn Optimizer>; 4] = [
+        || Box::new(Adam::new(0.01)),
+        || Box::new(Sgd::new(0.1, 0.9)),
+        || Box::new(Adagrad::new(0.1)),
+        || Box::new(Adamax::new(0.002)),
+    ];
+    for make in fresh {
+        let (mut a, mut b) = (make(), make());
+        run(a.as_mut());
+        let (steps, state) = a.state();
+        let mut pa = vec![t(&[0.3, 0.4])];
+        b.load_state(steps, state, &pa).unwrap();
+        let mut pb = pa.clone();
+        a.step(&mut pa, &[t(&[1.0, -1.0])]);
+        b.step(&mut pb, &[t(&[1.0, -1.0])]);
+        assert_eq!(pa, pb, "a restored optimizer steps as the original does");
+        assert_eq!(b.steps(), steps + 1);
+    }
 }
 
 #[test]

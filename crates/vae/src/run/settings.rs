@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use vae_layers::optim::{Adagrad, Adam, Optimizer, Sgd};
+use vae_layers::optim::{Adagrad, Adam, Adamax, Optimizer, Sgd};
 
 use crate::objective::Objective;
 
@@ -20,6 +20,8 @@ pub enum OptimizerKind {
     Sgd,
     /// Adagrad (Kingma & Welling's choice).
     Adagrad,
+    /// Adamax, Adam with an infinity norm (β 0.9, 0.999; ε 1e-8; Kingma et al.'s IAF experiments).
+    Adamax,
 }
 
 /// Pixel binarization.
@@ -270,6 +272,7 @@ impl Settings {
             }
             OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, 0.9)),
             OptimizerKind::Adagrad => Box::new(Adagrad::new(self.lr)),
+            OptimizerKind::Adamax => Box::new(Adamax::new(self.lr)),
         }
     }
 }
