@@ -79,9 +79,15 @@ pub struct Splits {
 
 impl Run {
     /// A new run of `recipe`: the model for the images of `train`, initialized from the seed
-    /// (its output bias from `train` if the recipe says so), and a fresh optimizer.
+    /// (its output bias from `train` if the recipe says so), and a fresh optimizer. What the
+    /// model starts from (the output bias, a VampPrior's pseudo-inputs, a ResNet's first batch)
+    /// is read from the images the run trains on: the first `train_limit`, if the settings set
+    /// one.
     pub fn start(recipe: &Recipe, train: &Split) -> Result<Run, Error> {
-        let model = recipe.build(train)?;
+        let model = match recipe.settings.train_limit {
+            Some(n) if n < train.len() => recipe.build(&train.truncated(n))?,
+            _ => recipe.build(train)?,
+        };
         let settings = recipe.settings.clone();
         Ok(Run { model, opt: settings.optimizer(), settings, state: RunState::default() })
     }

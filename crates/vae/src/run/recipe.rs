@@ -317,4 +317,25 @@ mod tests {
         let e = recipe(7).build(&train).err().unwrap().to_string();
         assert!(e.contains("more than the 6 training images"), "{e}");
     }
+
+    /// A run limited to the first n training images starts from those alone: its model is the
+    /// one built on the first n, not on all of them.
+    #[test]
+    fn a_limited_run_starts_from_the_images_it_trains_on() {
+        let images: Vec<u8> = (0..40u8).flat_map(|i| [i * 6, 255 - i * 6]).collect();
+        let train = Split { images, labels: vec![0; 40], channels: 1, rows: 1, cols: 2 };
+        let mut recipe = Recipe {
+            hidden: vec![3],
+            latent: 2,
+            prior: PriorKind::Vamp { components: 5 },
+            output_bias: OutputBias::DataMean,
+            ..Recipe::default()
+        };
+        recipe.settings.train_limit = Some(10);
+        let limited = crate::run::Run::start(&recipe, &train).unwrap();
+        let on_first_10 = recipe.build(&train.truncated(10)).unwrap();
+        let on_all = recipe.build(&train).unwrap();
+        assert_eq!(limited.model.params().values(), on_first_10.params().values());
+        assert_ne!(limited.model.params().values(), on_all.params().values(), "the test must tell them apart");
+    }
 }
