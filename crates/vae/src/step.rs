@@ -112,14 +112,39 @@ where
             DerivedPiece { start, tape, p, s }
         })
         .collect();
-    let s_values = join_rows(&pieces);
+    let (terms, mut grads, g_bar) = chunk_gradients(params, n, per_chunk, &join_rows(&pieces), chunk_loss);
+    // ḡ·∂S/∂θ, piece by piece, added in piece order to the parameters S reads.
+    let through_s: Vec<Vec<Option<Tensor>>> =
+        pieces.par_iter().map(|piece| piece.backward(&g_bar, params.len())).collect();
+    for piece in through_s {
+        for (g, extra) in grads.iter_mut().zip(piece) {
+            if let Some(extra) = extra {
+                *g += &extra;
+            }
+        }
+    }
+    (terms, grads)
+}
 
+/// The chunks of a step, each on its own tape and core with the derived values `s` as leaves:
+/// the batch's terms, Σ_c (n_c/N)·∂L_c/∂θ for each parameter and ḡ = Σ_c (n_c/N)·∂L_c/∂s for
+/// each derived value, all summed in chunk order.
+fn chunk_gradients<F>(
+    params: &ParamStore,
+    n: usize,
+    per_chunk: usize,
+    s: &[Tensor],
+    chunk_loss: F,
+) -> (Vec<f64>, Vec<Tensor>, Vec<Tensor>)
+where
+    F: Fn(&mut Tape, &ParamVars, usize, usize) -> (Var, Vec<f64>) + Sync,
+{
     let chunk_results: Vec<ChunkResult> = cut(n, per_chunk)
         .into_par_iter()
         .map(|(start, end)| {
             let weight = (end - start) as f64 / n as f64;
             let mut tape = Tape::new();
-            let s_leaves: Vec<Var> = s_values.iter().map(|v| tape.input(v.clone())).collect();
+            let s_leaves: Vec<Var> = s.iter().map(|v| tape.input(v.clone())).collect();
             let p = params.on_tape(&mut tape).with_derived(s_leaves.clone());
             let (loss, terms) = chunk_loss(&mut tape, &p, start, end);
             let seed = Tensor::from_elem(vec![], weight as f32);
@@ -139,20 +164,7 @@ where
         chunk_grads.push(r.grads);
         chunk_ds.push(r.ds);
     }
-    let mut grads = sum_in_chunk_order(chunk_grads);
-    if !pieces.is_empty() {
-        let g_bar = sum_in_chunk_order(chunk_ds); // ḡ, one per derived value
-        let through_s: Vec<Vec<Option<Tensor>>> =
-            pieces.par_iter().map(|piece| piece.backward(&g_bar, params.len())).collect();
-        for piece in through_s {
-            for (g, extra) in grads.iter_mut().zip(piece) {
-                if let Some(extra) = extra {
-                    *g += &extra; // only the parameters S reads (the encoder's, the pseudo-inputs)
-                }
-            }
-        }
-    }
-    (terms, grads)
+    (terms, sum_in_chunk_order(chunk_grads), sum_in_chunk_order(chunk_ds))
 }
 
 /// (start, end) of each piece when `n` rows are cut into pieces of `per_piece`.
