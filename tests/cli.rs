@@ -431,7 +431,24 @@ fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() 
     );
     assert!(!grid.exists());
     assert_clean_error(&run(&["train", "--pseudo-inputs", "9"]), "--pseudo-inputs is for --prior vamp");
-    assert_clean_error(&run(&["train", "--prior", "vamp", "--family", "cvae"]), "--prior vamp is for --family vae");
+    assert_clean_error(
+        &run(&["train", "--prior", "vamp", "--family", "hvae"]),
+        "--prior vamp is for --family vae or cvae",
+    );
+}
+
+/// A conditional VAE with the VampPrior: pseudo-input k stands for class k mod Y and starts at a
+/// training image of that class; it trains, resumes to the numbers of an uninterrupted run,
+/// and draws samples of chosen classes from its prior.
+#[test]
+fn a_conditional_vae_takes_the_vamp_prior() {
+    let (whole, said) = resumes_exactly("cvae-vamp", &["--family", "cvae", "--prior", "vamp", "--pseudo-inputs", "30"]);
+    assert!(said.contains("VampPrior of 30 pseudo-inputs"), "{said}");
+    let model = whole.join("model.safetensors");
+    let samples = whole.join("s.png");
+    let args = ["sample", "--checkpoint", model.to_str().unwrap(), "--out", samples.to_str().unwrap(), "--label", "7"];
+    ok(&run(&args));
+    assert!(samples.exists());
 }
 
 /// A VAE whose posterior sample goes through an inverse autoregressive flow: it trains,

@@ -531,9 +531,10 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
 }
 
 /// The committed cases, one per model the engine proves against PyTorch.
-const REFERENCE_FILES: [&str; 12] = [
+const REFERENCE_FILES: [&str; 13] = [
     "conv_bernoulli.safetensors",
     "conv_dlogistic.safetensors",
+    "cvae_vamp.safetensors",
     "mlp2_iwae.safetensors",
     "mlp_bernoulli.safetensors",
     "mlp_cvae.safetensors",

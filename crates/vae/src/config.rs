@@ -307,16 +307,8 @@ impl VaeConfig {
         if self.latent == 0 {
             return Err(Error::config("latent dimension must be at least 1".to_string()));
         }
-        match self.prior {
-            PriorKind::Vamp { components: 0 } => {
-                return Err(Error::config("a VampPrior needs at least one pseudo-input".to_string()))
-            }
-            PriorKind::Vamp { .. } if self.classes > 0 => {
-                return Err(Error::config(
-                    "a conditional VAE keeps the N(0, I) prior (its pseudo-inputs would need labels)".to_string(),
-                ))
-            }
-            _ => {}
+        if self.prior == (PriorKind::Vamp { components: 0 }) {
+            return Err(Error::config("a VampPrior needs at least one pseudo-input".to_string()));
         }
         if let Some(f) = self.flow {
             if f.depth == 0 || f.width == 0 {

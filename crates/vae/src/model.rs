@@ -270,10 +270,13 @@ impl Vae {
     pub fn log_prior(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
         match self.pseudo_inputs {
             None => standard_normal_log_prob(tape, z),
-            Some(u) => {
+            Some(_) => {
                 let (mu_u, logvar_u) = match *p.derived() {
                     [mu_u, logvar_u] => (mu_u, logvar_u),
-                    _ => self.encode(tape, p, p.var(u)),
+                    _ => match *self.prior_components(tape, p, 0, self.prior_rows()) {
+                        [mu_u, logvar_u] => (mu_u, logvar_u),
+                        _ => unreachable!("a VampPrior has two components: mu and logvar"),
+                    },
                 };
                 vamp::mixture_log_prob(tape, z, mu_u, logvar_u)
             }
@@ -283,16 +286,28 @@ impl Vae {
     /// What the prior computes from the parameters alone, for a step or a pass to compute once
     /// and hand to every tape ([`crate::step::batch_gradients_derived`]): under the VampPrior
     /// rows start..end of the components' mu and logvar [K, J], those pseudo-inputs encoded;
-    /// nothing for N(0, I). [`Vae::prior_rows`] says how many rows there are.
+    /// nothing for N(0, I). [`Vae::prior_rows`] says how many rows there are. A conditional
+    /// model's pseudo-input k stands for class k mod Y: it is encoded with that label, so the
+    /// prior is a mixture over the classes as well (p(z) still reads no label).
     pub fn prior_components(&self, tape: &mut Tape, p: &ParamVars, start: usize, end: usize) -> Vec<Var> {
         match self.pseudo_inputs {
             None => Vec::new(),
             Some(u) => {
-                let rows = tape.slice(p.var(u), 0, start, end - start);
+                let mut rows = tape.slice(p.var(u), 0, start, end - start);
+                if self.config.classes > 0 {
+                    let labels = tape
+                        .constant(crate::cvae::one_hot(&self.pseudo_input_classes(start, end), self.config.classes));
+                    rows = tape.concat(&[rows, labels], 1);
+                }
                 let (mu_u, logvar_u) = self.encode(tape, p, rows);
                 vec![mu_u, logvar_u]
             }
         }
+    }
+
+    /// The class of each pseudo-input start..end of a conditional model: k mod Y.
+    pub fn pseudo_input_classes(&self, start: usize, end: usize) -> Vec<usize> {
+        (start..end).map(|k| k % self.config.classes.max(1)).collect()
     }
 
     /// Rows of [`Vae::prior_components`]: K under the VampPrior, 0 for N(0, I).
@@ -459,8 +474,15 @@ impl Vae {
     /// for each, then z = mu_k + exp(½·logvar_k) ⊙ eps.
     pub fn sample_prior(&self, n: usize, rng: &mut impl Rng) -> Tensor {
         let eps = standard_normal(&[n, self.config.latent], rng);
-        let Some(u) = self.pseudo_inputs else { return eps };
-        let (mu_u, logvar_u) = self.encode_values(self.params.get(u).clone());
+        if self.pseudo_inputs.is_none() {
+            return eps;
+        }
+        let (mu_u, logvar_u) = {
+            let mut tape = Tape::new();
+            let p = self.params.on_tape(&mut tape);
+            let c = self.prior_components(&mut tape, &p, 0, self.prior_rows());
+            (tape.value(c[0]).clone(), tape.value(c[1]).clone())
+        };
         let k = mu_u.shape()[0];
         let picks: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
         let (mu, logvar) = (mu_u.select(Axis(0), &picks), logvar_u.select(Axis(0), &picks));

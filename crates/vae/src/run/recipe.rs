@@ -183,9 +183,9 @@ impl Recipe {
     pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
         let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
         let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
-        if self.prior != PriorKind::Normal && self.family != FamilyKind::Vae {
+        if self.prior != PriorKind::Normal && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
             return Err(Error::config(
-                "--prior vamp is for --family vae (one Gaussian latent layer); the other families keep their own prior"
+                "--prior vamp is for --family vae or cvae (one Gaussian latent layer); the other families keep their own prior"
                     .into(),
             ));
         }
@@ -240,7 +240,7 @@ impl Recipe {
                     vae.init_from_data(&first_batch(train, classes, self.settings.seed));
                 }
                 if let PriorKind::Vamp { components } = prior {
-                    vae.set_pseudo_inputs(&pseudo_inputs_from(train, components, self.settings.seed)?);
+                    vae.set_pseudo_inputs(&pseudo_inputs_from(train, components, classes, self.settings.seed)?);
                 }
                 Box::new(vae)
             }
@@ -263,8 +263,9 @@ fn first_batch(train: &Split, classes: usize, seed: u64) -> vae_autodiff::Tensor
 /// K training images, drawn without replacement from the stream (seed, 0, 1, init), as rows of
 /// grey values in [0, 1]: where a VampPrior's pseudo-inputs start (Tomczak & Welling's
 /// initialization from training data), so that the prior begins as a mixture of posteriors of
-/// real images.
-fn pseudo_inputs_from(train: &Split, k: usize, seed: u64) -> Result<Vec<f32>, Error> {
+/// real images. A conditional model's pseudo-input k stands for class k mod Y
+/// ([`crate::Vae::pseudo_input_classes`]) and starts at an image of that class.
+fn pseudo_inputs_from(train: &Split, k: usize, classes: usize, seed: u64) -> Result<Vec<f32>, Error> {
     if k > train.len() {
         return Err(Error::config(format!(
             "--pseudo-inputs {k} is more than the {} training images they start from",
@@ -272,7 +273,26 @@ fn pseudo_inputs_from(train: &Split, k: usize, seed: u64) -> Result<Vec<f32>, Er
         )));
     }
     let rng = &mut stream(seed, 0, 1, Purpose::Init);
-    let idx = rand::seq::index::sample(rng, train.len(), k).into_vec();
+    let idx = match classes {
+        0 => rand::seq::index::sample(rng, train.len(), k).into_vec(),
+        _ => {
+            // Per class c, as many images as pseudo-inputs k ≡ c (mod Y), in the order they take them.
+            let mut picks: Vec<std::vec::IntoIter<usize>> = Vec::with_capacity(classes);
+            for c in 0..classes {
+                let of_class: Vec<usize> = (0..train.len()).filter(|&i| train.labels[i] as usize == c).collect();
+                let wanted = (k + classes - 1 - c) / classes;
+                if wanted > of_class.len() {
+                    return Err(Error::config(format!(
+                        "--pseudo-inputs {k} asks for {wanted} images of class {c}, and the training set has {}",
+                        of_class.len()
+                    )));
+                }
+                let chosen = rand::seq::index::sample(rng, of_class.len(), wanted).into_iter().map(|j| of_class[j]);
+                picks.push(chosen.collect::<Vec<_>>().into_iter());
+            }
+            (0..k).map(|i| picks[i % classes].next().expect("counted above")).collect()
+        }
+    };
     let rows = train.rows(&idx, crate::data::Binarize::None, rng, 0);
     Ok(rows.iter().copied().collect())
 }
@@ -316,6 +336,32 @@ mod tests {
         assert!(rows.iter().enumerate().all(|(i, r)| !rows[..i].contains(r)), "distinct images: {rows:?}");
         let e = recipe(7).build(&train).err().unwrap().to_string();
         assert!(e.contains("more than the 6 training images"), "{e}");
+    }
+
+    /// A conditional model's pseudo-input k starts at a training image of class k mod Y; a
+    /// class with too few images is named.
+    #[test]
+    fn a_conditional_models_pseudo_inputs_start_at_images_of_their_class() {
+        let images: Vec<u8> = (0..9u8).flat_map(|i| [i * 25, 255 - i * 25]).collect();
+        let labels = vec![0, 1, 2, 1, 0, 2, 1, 2, 1];
+        let train = Split { images, labels: labels.clone(), channels: 1, rows: 1, cols: 2 };
+        let recipe = |k| Recipe {
+            family: FamilyKind::Cvae,
+            hidden: vec![3],
+            latent: 2,
+            prior: PriorKind::Vamp { components: k },
+            ..Recipe::default()
+        };
+        let model = recipe(5).build(&train).unwrap();
+        let params = model.params();
+        let u = params.get(params.find("prior.pseudo_inputs").unwrap());
+        for (k, row) in u.outer_iter().enumerate() {
+            let pixels: Vec<u8> = row.iter().map(|&v| (v * 255.0).round() as u8).collect();
+            let image = train.images.chunks(2).position(|im| im == pixels.as_slice()).expect("a training image");
+            assert_eq!(labels[image] as usize, k % 3, "pseudo-input {k} starts at image {image}");
+        }
+        let e = recipe(7).build(&train).err().unwrap().to_string();
+        assert!(e.contains("asks for 3 images of class 0, and the training set has 2"), "{e}");
     }
 
     /// A run limited to the first n training images starts from those alone: its model is the
