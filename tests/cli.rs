@@ -432,16 +432,30 @@ fn a_vamp_prior_vae_trains_resumes_samples_and_is_refused_where_n01_is_needed() 
     assert!(!grid.exists());
     assert_clean_error(&run(&["train", "--pseudo-inputs", "9"]), "--pseudo-inputs is for --prior vamp");
     assert_clean_error(
-        &run(&["train", "--prior", "vamp", "--family", "hvae"]),
-        "--prior vamp is for --family vae or cvae",
+        &run(&["train", "--prior", "vamp", "--family", "vqvae"]),
+        "--prior vamp is for the Gaussian-latent families (vae, cvae, hvae)",
     );
 }
 
-/// A conditional VAE with the VampPrior: pseudo-input k stands for class k mod Y and starts at a
-/// training image of that class; it trains, resumes to the numbers of an uninterrupted run,
-/// and draws samples of chosen classes from its prior.
+/// The other Gaussian-latent families take the VampPrior. A conditional VAE (pseudo-input k
+/// stands for class k mod Y and starts at a training image of that class) and a chain of two
+/// stochastic layers (the prior over its top layer) each train, resume to the numbers of an
+/// uninterrupted run and draw samples from their prior; the chain's manifold, which needs
+/// N(0, I), refuses it by name.
 #[test]
-fn a_conditional_vae_takes_the_vamp_prior() {
+fn the_conditional_vae_and_the_chain_take_the_vamp_prior() {
+    let chain_args = ["--family", "hvae", "--upper-latent", "2", "--prior", "vamp", "--pseudo-inputs", "20"];
+    let (chain, said) = resumes_exactly("hvae-vamp", &chain_args);
+    assert!(said.contains("VampPrior of 20 pseudo-inputs"), "{said}");
+    let model = chain.join("model.safetensors");
+    let samples = chain.join("s.png");
+    ok(&run(&["sample", "--checkpoint", model.to_str().unwrap(), "--out", samples.to_str().unwrap()]));
+    assert!(samples.exists());
+    let grid = chain.join("m.png");
+    assert_clean_error(
+        &run(&["manifold", "--checkpoint", model.to_str().unwrap(), "--out", grid.to_str().unwrap()]),
+        "this model's prior is a VampPrior of 20 pseudo-inputs",
+    );
     let (whole, said) = resumes_exactly("cvae-vamp", &["--family", "cvae", "--prior", "vamp", "--pseudo-inputs", "30"]);
     assert!(said.contains("VampPrior of 30 pseudo-inputs"), "{said}");
     let model = whole.join("model.safetensors");

@@ -325,6 +325,7 @@ fn check_chain_case(fx: &Fixture, table: &mut Table) {
         layers: layers.iter().map(|(hidden, latent)| LayerSpec { hidden: hidden.clone(), latent: *latent }).collect(),
         activation,
         likelihood: Likelihood::Bernoulli,
+        prior: vae::PriorKind::from_metadata(&fx.meta).unwrap(),
     };
     let mut model = Hvae::new(config, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0)).unwrap();
     let params: Vec<(String, Tensor)> =
@@ -531,11 +532,12 @@ fn print_table(path: &Path, fx: &Fixture, table: &Table) {
 }
 
 /// The committed cases, one per model the engine proves against PyTorch.
-const REFERENCE_FILES: [&str; 13] = [
+const REFERENCE_FILES: [&str; 14] = [
     "conv_bernoulli.safetensors",
     "conv_dlogistic.safetensors",
     "cvae_vamp.safetensors",
     "mlp2_iwae.safetensors",
+    "mlp2_vamp.safetensors",
     "mlp_bernoulli.safetensors",
     "mlp_cvae.safetensors",
     "mlp_dlogistic_mix.safetensors",

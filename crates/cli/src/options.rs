@@ -86,14 +86,15 @@ impl LikelihoodKind {
     }
 }
 
-/// The prior p(z) of a one-layer VAE (`--family vae` or `cvae`).
+/// The prior p(z) of a Gaussian-latent family (`--family vae`, `cvae`, or `hvae` over its top layer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PriorChoice {
     /// N(0, I): the KL in closed form.
     Normal,
     /// The VampPrior (Tomczak & Welling 2018): the mixture of the encoder's posteriors at
     /// --pseudo-inputs learned pseudo-inputs, started at training images (for --family cvae,
-    /// pseudo-input k at an image of class k mod Y, encoded with that label); the KL is sampled.
+    /// pseudo-input k at an image of class k mod Y, encoded with that label; for --family hvae
+    /// over the top layer, through the means of the layers below); the KL is sampled.
     Vamp,
 }
 

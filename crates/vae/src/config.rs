@@ -92,6 +92,24 @@ impl PriorKind {
         };
     }
 
+    /// The VampPrior's pseudo-inputs K, 0 for N(0, I): the rows of the components a step
+    /// computes once ([`crate::step::Derived`]).
+    pub fn components(self) -> usize {
+        match self {
+            PriorKind::Normal => 0,
+            PriorKind::Vamp { components } => components,
+        }
+    }
+
+    /// None for N(0, I); otherwise its name, for the pictures that lay a grid over N(0, I)'s
+    /// quantiles and refuse any other prior ([`crate::family::LatentSpace::prior_if_not_standard`]).
+    pub fn if_not_standard(self) -> Option<String> {
+        match self {
+            PriorKind::Normal => None,
+            PriorKind::Vamp { components } => Some(format!("a VampPrior of {components} pseudo-inputs")),
+        }
+    }
+
     /// Reads what [`PriorKind::insert_metadata`] wrote; files from before priors were parts
     /// have the standard normal.
     pub fn from_metadata(m: &HashMap<String, String>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@
 //!   recognition  q(h|x) = q(h1|x) · q(h2|h1) · … · q(hL|hL−1)      each a GaussianLayer
 //!   generative   p(x, h) = p(x|h1) · p(h1|h2) · … · p(hL−1|hL) · p(hL)
 //!                p(x|h1) Bernoulli (or Gaussian), p(hl|hl+1) GaussianLayers with learned
-//!                mean and log-variance, p(hL) = N(0, I)
+//!                mean and log-variance, p(hL) = N(0, I) or a VampPrior
 //!
 //!   log w = log p(x|h1) + Σ_{l<L} log p(hl|hl+1) + log p(hL) − Σ_l log q(hl|hl−1)
 //! ```
@@ -24,6 +24,17 @@
 //! q(hl|hl−1); `p<l>_fc<i>`, `p<l>_mu`, `p<l>_logvar` for p(hl|hl+1), l < L; `px_fc<i>`,
 //! `px_out` for p(x|h1). Layer l's hidden widths serve q(hl|hl−1) and, reversed, the network
 //! that undoes it, p(hl−1|hl) (p(x|h1) for l = 1).
+//!
+//! Under the VampPrior (`prior.pseudo_inputs` [K, D], after every other parameter) the top
+//! layer's prior is a mixture over K learned pseudo-inputs u_k of the recognition chain's top
+//! posterior, reached through the means of the layers below:
+//!
+//! ```text
+//!   p(hL) = (1/K) Σ_k N(hL; mu_L(m_k), diag(exp(logvar_L(m_k)))),   m_k = mu_{L−1}(… mu_1(u_k))
+//! ```
+//!
+//! (q(hL|u) itself integrates over the lower layers and has no closed form; the means give
+//! one Gaussian per pseudo-input, so p(hL) is a proper density that follows the encoder.)
 
 use std::collections::HashMap;
 
@@ -32,14 +43,14 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use vae_autodiff::{Tape, Tensor, Var};
 use vae_layers::optim::Optimizer;
-use vae_layers::{Linear, ParamStore, ParamVars};
+use vae_layers::{Linear, ParamId, ParamStore, ParamVars};
 
-use crate::config::{Activation, Likelihood};
+use crate::config::{Activation, Likelihood, PriorKind};
 use crate::error::Error;
 use crate::family::{Family, LatentLayers, LatentSpace, StepSettings};
 use crate::model::standard_normal;
 use crate::objective::{ImportanceWeighted, Weights};
-use crate::parts::{standard_normal_log_prob, Gaussian, GaussianLayer, Mlp};
+use crate::parts::{standard_normal_log_prob, vamp, Gaussian, GaussianLayer, Mlp};
 use crate::step::{update, NonFinite};
 use crate::train::{evaluate_weighted, weighted_gradients};
 
@@ -67,6 +78,8 @@ pub struct HvaeConfig {
     pub activation: Activation,
     /// p(x|h1).
     pub likelihood: Likelihood,
+    /// p(hL): N(0, I), or a VampPrior over the top layer (module header).
+    pub prior: PriorKind,
 }
 
 impl HvaeConfig {
@@ -82,6 +95,7 @@ impl HvaeConfig {
             ],
             activation: Activation::Tanh,
             likelihood: Likelihood::Bernoulli,
+            prior: PriorKind::Normal,
         }
     }
 
@@ -112,6 +126,9 @@ impl HvaeConfig {
             if !(sigma > 0.0 && sigma.is_finite()) {
                 return Err(Error::config(format!("sigma must be a positive number, found {sigma}")));
             }
+        }
+        if self.prior == (PriorKind::Vamp { components: 0 }) {
+            return Err(Error::config("a VampPrior needs at least one pseudo-input".to_string()));
         }
         if self.likelihood.outputs_per_value() != 1 {
             return Err(Error::config(
@@ -156,7 +173,10 @@ impl HvaeConfig {
             }
             below = spec.latent;
         }
-        Some(total)
+        match self.prior {
+            PriorKind::Normal => Some(total),
+            PriorKind::Vamp { components } => total.checked_add(components.checked_mul(d)?),
+        }
     }
 
     /// A one-line description such as `hvae 784-[200-200]-100-[100-100]-50 tanh bernoulli`.
@@ -172,7 +192,11 @@ impl HvaeConfig {
             Likelihood::Gaussian { sigma } => format!("gaussian σ={sigma}"),
             Likelihood::DLogistic { .. } => "discretized logistic".to_string(),
         };
-        format!("hvae {} {} {lik}", parts.join("-"), self.activation.name())
+        let prior = match self.prior {
+            PriorKind::Normal => String::new(),
+            PriorKind::Vamp { components } => format!(", VampPrior of {components} pseudo-inputs"),
+        };
+        format!("hvae {} {} {lik}{prior}", parts.join("-"), self.activation.name())
     }
 
     /// The configuration as checkpoint metadata (family `hvae`).
@@ -187,6 +211,7 @@ impl HvaeConfig {
         m.insert("latent".into(), format!("{latent:?}"));
         m.insert("activation".into(), self.activation.name().into());
         self.likelihood.insert_metadata(&mut m);
+        self.prior.insert_metadata(&mut m);
         m
     }
 
@@ -213,6 +238,7 @@ impl HvaeConfig {
             layers,
             activation: Activation::from_metadata(m)?,
             likelihood: Likelihood::from_metadata(m)?,
+            prior: PriorKind::from_metadata(m)?,
         };
         config.validate()?;
         Ok(config)
@@ -234,6 +260,8 @@ pub struct Hvae {
     px_body: Mlp,
     /// Its output layer: the logits (or the Gaussian mean) of the pixels.
     px_out: Linear,
+    /// The VampPrior's pseudo-inputs u [K, D], if the prior is one.
+    pseudo_inputs: Option<ParamId>,
 }
 
 /// Every node of one pass through the chain, for reading values (the reference test) and for
@@ -275,7 +303,53 @@ impl Hvae {
         let back: Vec<usize> = first.hidden.iter().rev().copied().collect();
         let px_body = Mlp::new(&mut params, "px", first.latent, &back, act, rng);
         let px_out = Linear::new(&mut params, "px_out", px_body.width(), d, rng);
-        Ok(Self { config, params, q, p, px_body, px_out })
+        let pseudo_inputs = match config.prior {
+            PriorKind::Normal => None,
+            // Uniform grey values until a run starts them at training images (`set_pseudo_inputs`).
+            PriorKind::Vamp { components } => {
+                let u = Tensor::from_shape_fn(vec![components, d], |_| rng.random::<f32>());
+                Some(params.add("prior.pseudo_inputs", u))
+            }
+        };
+        Ok(Self { config, params, q, p, px_body, px_out, pseudo_inputs })
+    }
+
+    /// log p(hL) per row of the top layer's sample hL [M, J_L]: N(0, I), or the VampPrior's
+    /// mixture, its components from `p`'s derived values when a step computed them once, or
+    /// else computed on this tape. `[M]`.
+    pub fn log_prior_top(&self, tape: &mut Tape, p: &ParamVars, top: Var) -> Var {
+        match self.pseudo_inputs {
+            None => standard_normal_log_prob(tape, top),
+            Some(_) => vamp::log_prob_with(tape, p, top, |tape| self.prior_components(tape, p, 0, self.prior_rows())),
+        }
+    }
+
+    /// Rows start..end of the VampPrior's components, mu and logvar [end − start, J_L]: the
+    /// top posterior of the recognition chain at pseudo-inputs start..end, through the means
+    /// of the layers below (module header); nothing for N(0, I).
+    pub fn prior_components(&self, tape: &mut Tape, p: &ParamVars, start: usize, end: usize) -> Vec<Var> {
+        let Some(u) = self.pseudo_inputs else { return Vec::new() };
+        let mut h = tape.slice(p.var(u), 0, start, end - start);
+        let mut q = self.q[0].forward(tape, p, h);
+        for layer in &self.q[1..] {
+            h = q.mu;
+            q = layer.forward(tape, p, h);
+        }
+        vec![q.mu, q.logvar]
+    }
+
+    /// Rows of [`Hvae::prior_components`]: K under the VampPrior, 0 for N(0, I).
+    pub fn prior_rows(&self) -> usize {
+        self.config.prior.components()
+    }
+
+    /// Sets the VampPrior's pseudo-inputs, K rows of D values (a run starts them at K training
+    /// images); false if the prior is N(0, I).
+    ///
+    /// # Panics
+    /// If `u` does not hold K·D values.
+    pub fn set_pseudo_inputs(&mut self, u: &[f32]) -> bool {
+        vamp::set_pseudo_inputs(&mut self.params, self.pseudo_inputs, u)
     }
 
     /// Units per layer, J_1, …, J_L.
@@ -310,14 +384,14 @@ impl Hvae {
             h.push(q_l.sample(tape, eps_l));
             log_q.push(q_l.log_prob_of_sample(tape, eps_l));
         }
-        // The generative side: p(hl|hl+1) at the same samples, p(hL) = N(0, I).
+        // The generative side: p(hl|hl+1) at the same samples, and p(hL).
         let mut log_p: Vec<Var> = (0..latents.len() - 1)
             .map(|l| {
                 let prior = self.p[l].forward(tape, p, h[l + 1]);
                 prior.log_prob(tape, h[l])
             })
             .collect();
-        log_p.push(standard_normal_log_prob(tape, h[latents.len() - 1]));
+        log_p.push(self.log_prior_top(tape, p, h[latents.len() - 1]));
         let out = self.decode(tape, p, h[0]);
         let recon = self.config.likelihood.neg_log_prob(tape, out, x_rep); // −log p(x|h1)
         let sum = |tape: &mut Tape, terms: &[Var]| terms[1..].iter().fold(terms[0], |a, &b| tape.add(a, b));
@@ -328,13 +402,18 @@ impl Hvae {
         Pass { h, log_q, log_p, out, weights: Weights { recon, log_ratio, log_w } }
     }
 
-    /// Means of p(x|h) for n draws of the generative model: hL ~ N(0, I), then hl ~ p(hl|hl+1)
+    /// Means of p(x|h) for n draws of the generative model: hL ~ p(hL), then hl ~ p(hl|hl+1)
     /// down to h1, then the pixel means. [n, D].
     pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Tensor {
         let latents = self.latents();
         let mut tape = Tape::new();
         let p = self.params.on_tape(&mut tape);
-        let mut h = tape.constant(standard_normal(&[n, latents[latents.len() - 1]], rng));
+        let top = standard_normal(&[n, latents[latents.len() - 1]], rng);
+        let top = match *self.prior_components(&mut tape, &p, 0, self.prior_rows()) {
+            [mu_u, logvar_u] => vamp::draw(tape.value(mu_u), tape.value(logvar_u), top, rng),
+            _ => top,
+        };
+        let mut h = tape.constant(top);
         for l in (0..latents.len() - 1).rev() {
             let prior = self.p[l].forward(&mut tape, &p, h);
             let eps = tape.constant(standard_normal(&[n, latents[l]], rng));
@@ -382,6 +461,12 @@ impl ImportanceWeighted for Hvae {
     fn log_weights_given(&self, tape: &mut Tape, p: &ParamVars, x_rep: Var, once_rep: &[Var], eps: Var) -> Weights {
         self.pass(tape, p, x_rep, Gaussian { mu: once_rep[0], logvar: once_rep[1] }, eps).weights
     }
+    fn derived(&self, tape: &mut Tape, p: &ParamVars, start: usize, end: usize) -> Vec<Var> {
+        self.prior_components(tape, p, start, end)
+    }
+    fn derived_rows(&self) -> usize {
+        self.prior_rows()
+    }
 }
 
 impl LatentSpace for Hvae {
@@ -391,6 +476,9 @@ impl LatentSpace for Hvae {
     }
     fn latent_name(&self) -> String {
         format!("h{}", self.config.layers.len())
+    }
+    fn prior_if_not_standard(&self) -> Option<String> {
+        self.config.prior.if_not_standard()
     }
     /// The top layer's posterior at the means of the layers below: mu_1 = mu(x), mu_l =
     /// mu(mu_{l−1}) (no sampling, so a point per image; the exact E_q[hL|x] averages over the

@@ -270,16 +270,7 @@ impl Vae {
     pub fn log_prior(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> Var {
         match self.pseudo_inputs {
             None => standard_normal_log_prob(tape, z),
-            Some(_) => {
-                let (mu_u, logvar_u) = match *p.derived() {
-                    [mu_u, logvar_u] => (mu_u, logvar_u),
-                    _ => match *self.prior_components(tape, p, 0, self.prior_rows()) {
-                        [mu_u, logvar_u] => (mu_u, logvar_u),
-                        _ => unreachable!("a VampPrior has two components: mu and logvar"),
-                    },
-                };
-                vamp::mixture_log_prob(tape, z, mu_u, logvar_u)
-            }
+            Some(_) => vamp::log_prob_with(tape, p, z, |tape| self.prior_components(tape, p, 0, self.prior_rows())),
         }
     }
 
@@ -312,10 +303,7 @@ impl Vae {
 
     /// Rows of [`Vae::prior_components`]: K under the VampPrior, 0 for N(0, I).
     pub fn prior_rows(&self) -> usize {
-        match self.config.prior {
-            PriorKind::Normal => 0,
-            PriorKind::Vamp { components } => components,
-        }
+        self.config.prior.components()
     }
 
     /// Sets the VampPrior's pseudo-inputs, K rows of D values (a run starts them at K training
@@ -324,11 +312,7 @@ impl Vae {
     /// # Panics
     /// If `u` does not hold K·D values.
     pub fn set_pseudo_inputs(&mut self, u: &[f32]) -> bool {
-        let Some(id) = self.pseudo_inputs else { return false };
-        let slot = &mut self.params.values_mut()[id.0];
-        assert_eq!(u.len(), slot.len(), "set_pseudo_inputs: {} values for {:?}", u.len(), slot.shape());
-        *slot = Tensor::from_shape_vec(slot.raw_dim(), u.to_vec()).expect("the pseudo-inputs' shape");
-        true
+        vamp::set_pseudo_inputs(&mut self.params, self.pseudo_inputs, u)
     }
 
     /// The hidden layers' nonlinearity, applied to a pre-activation.
@@ -477,16 +461,10 @@ impl Vae {
         if self.pseudo_inputs.is_none() {
             return eps;
         }
-        let (mu_u, logvar_u) = {
-            let mut tape = Tape::new();
-            let p = self.params.on_tape(&mut tape);
-            let c = self.prior_components(&mut tape, &p, 0, self.prior_rows());
-            (tape.value(c[0]).clone(), tape.value(c[1]).clone())
-        };
-        let k = mu_u.shape()[0];
-        let picks: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
-        let (mu, logvar) = (mu_u.select(Axis(0), &picks), logvar_u.select(Axis(0), &picks));
-        mu + (logvar * 0.5).mapv(f32::exp) * eps
+        let mut tape = Tape::new();
+        let p = self.params.on_tape(&mut tape);
+        let c = self.prior_components(&mut tape, &p, 0, self.prior_rows());
+        vamp::draw(tape.value(c[0]), tape.value(c[1]), eps, rng)
     }
 
     /// Sets the bias of the decoder's last layer from one value per decoder output, O·D values

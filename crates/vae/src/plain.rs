@@ -8,7 +8,6 @@ use vae_autodiff::Tensor;
 use vae_layers::optim::Optimizer;
 use vae_layers::ParamStore;
 
-use crate::config::PriorKind;
 use crate::family::{Family, LatentLayers, LatentSpace, StepSettings};
 use crate::model::{standard_normal, Vae};
 use crate::objective::ImportanceWeighted;
@@ -82,10 +81,7 @@ impl LatentSpace for Vae {
         self.config.latent
     }
     fn prior_if_not_standard(&self) -> Option<String> {
-        match self.config.prior {
-            PriorKind::Normal => None,
-            PriorKind::Vamp { components } => Some(format!("a VampPrior of {components} pseudo-inputs")),
-        }
+        self.config.prior.if_not_standard()
     }
     /// mu and logvar; with a flow, the posterior's centre (mu through the flow) alone, since
     /// q(z|x) is then no longer a diagonal Gaussian.

@@ -11,7 +11,7 @@ use vae::hvae::{Hvae, HvaeConfig, LayerSpec};
 use vae::model::standard_normal;
 use vae::objective::ImportanceWeighted;
 use vae::parts::tile;
-use vae::{Activation, Arch, Likelihood, Vae, VaeConfig};
+use vae::{Activation, Arch, Likelihood, PriorKind, Vae, VaeConfig};
 use vae_autodiff::{Tape, Tensor};
 
 fn rows(n: usize, d: usize, seed: u64) -> Tensor {
@@ -51,6 +51,7 @@ fn a_chain_of_one_layer_is_the_vae() {
         layers: vec![LayerSpec { hidden: vec![6, 5], latent: j }],
         activation: Activation::Tanh,
         likelihood: Likelihood::Bernoulli,
+        prior: PriorKind::Normal,
     };
     let mut chain = Hvae::new(config, rng).unwrap();
     let rename = |name: &str| {
@@ -107,6 +108,7 @@ fn samples_reconstructions_and_means_have_their_shapes() {
         layers: vec![LayerSpec { hidden: vec![5], latent: 4 }, LayerSpec { hidden: vec![3], latent: 2 }],
         activation: Activation::Tanh,
         likelihood: Likelihood::Bernoulli,
+        prior: PriorKind::Normal,
     };
     let rng = &mut StdRng::seed_from_u64(1);
     let model = Hvae::new(config, rng).unwrap();

@@ -28,8 +28,48 @@
 //! leaves an error of about 10⁻⁴ nats per latent unit, far below the nats the terms are made
 //! of. The gradient is that of the ops it is made of (exp, mul, matmul, sum, logsumexp).
 
+use ndarray::Axis;
+use rand::Rng;
 use vae_autodiff::loss::HALF_LN_2PI;
 use vae_autodiff::{Tape, Tensor, Var};
+use vae_layers::{ParamId, ParamStore, ParamVars};
+
+/// [`mixture_log_prob`] of z [M, J] with the components mu and logvar [K, J] that a step
+/// computed once and recorded on this tape as `p`'s derived values, or, when it did not,
+/// `components(tape)` computes on this tape. `[M]`.
+pub fn log_prob_with(tape: &mut Tape, p: &ParamVars, z: Var, components: impl FnOnce(&mut Tape) -> Vec<Var>) -> Var {
+    let (mu, logvar) = match *p.derived() {
+        [mu, logvar] => (mu, logvar),
+        _ => match *components(tape) {
+            [mu, logvar] => (mu, logvar),
+            _ => unreachable!("a VampPrior has two components: mu and logvar"),
+        },
+    };
+    mixture_log_prob(tape, z, mu, logvar)
+}
+
+/// Writes K rows of D values into the pseudo-inputs `id` [K, D] of `params` (a run starts
+/// them at training images); false if there are none (the prior is N(0, I)).
+///
+/// # Panics
+/// If `u` does not hold K·D values.
+pub fn set_pseudo_inputs(params: &mut ParamStore, id: Option<ParamId>, u: &[f32]) -> bool {
+    let Some(id) = id else { return false };
+    let slot = &mut params.values_mut()[id.0];
+    assert_eq!(u.len(), slot.len(), "set_pseudo_inputs: {} values for {:?}", u.len(), slot.shape());
+    *slot = Tensor::from_shape_vec(slot.raw_dim(), u.to_vec()).expect("the pseudo-inputs' shape");
+    true
+}
+
+/// Draws from the mixture with components mu, logvar [K, J], one per row of the standard
+/// normal noise eps [n, J]: a component k drawn uniformly for each row, then
+/// z = mu_k + exp(½·logvar_k) ⊙ eps. [n, J].
+pub fn draw(mu: &Tensor, logvar: &Tensor, eps: Tensor, rng: &mut impl Rng) -> Tensor {
+    let k = mu.shape()[0];
+    let picks: Vec<usize> = (0..eps.shape()[0]).map(|_| rng.random_range(0..k)).collect();
+    let (mu, logvar) = (mu.select(Axis(0), &picks), logvar.select(Axis(0), &picks));
+    mu + (logvar * 0.5).mapv(f32::exp) * eps
+}
 
 /// log p(z_m) = logsumexp_k log N(z_m; mu_k, diag(exp(logvar_k))) − ln K for each row of z
 /// [M, J], the components' mu and logvar [K, J]. `[M]`.

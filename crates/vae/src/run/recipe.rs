@@ -183,9 +183,9 @@ impl Recipe {
     pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
         let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
         let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
-        if self.prior != PriorKind::Normal && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
+        if self.prior != PriorKind::Normal && self.family == FamilyKind::Vqvae {
             return Err(Error::config(
-                "--prior vamp is for --family vae or cvae (one Gaussian latent layer); the other families keep their own prior"
+                "--prior vamp is for the Gaussian-latent families (vae, cvae, hvae); the VQ-VAE learns its own code prior (vae-cli prior)"
                     .into(),
             ));
         }
@@ -198,7 +198,12 @@ impl Recipe {
                 let upper =
                     self.upper_latent.iter().map(|&latent| LayerSpec { hidden: self.upper_hidden.clone(), latent });
                 let layers = std::iter::once(first).chain(upper).collect();
-                Box::new(Hvae::new(HvaeConfig { input, layers, activation, likelihood }, rng)?)
+                let prior = self.prior;
+                let mut hvae = Hvae::new(HvaeConfig { input, layers, activation, likelihood, prior }, rng)?;
+                if let PriorKind::Vamp { components } = prior {
+                    hvae.set_pseudo_inputs(&pseudo_inputs_from(train, components, 0, self.settings.seed)?);
+                }
+                Box::new(hvae)
             }
             FamilyKind::Vqvae => {
                 let arch = match self.model {
