@@ -378,6 +378,7 @@ fn resume(args: &TrainArgs, out: &Path) -> Result<Run> {
 /// holds a run, and reads the data before creating anything.
 fn start(args: &TrainArgs, recipe: &Recipe, dir: &Path, out: &Path) -> Result<Run> {
     MODEL_RUN.check_fresh(out)?;
+    recipe.check_parts()?; // before reading the data
     let probe = crate::data::load(dir, &prep(&args.data))?; // fail early, before creating a folder
     say!("data: {}", probe.describe());
     let run = Run::start(recipe, &probe.train)?;

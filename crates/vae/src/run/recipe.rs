@@ -177,12 +177,9 @@ impl Recipe {
         Recipe { likelihood, output_bias, ..self }
     }
 
-    /// The model for images shaped like `train`'s (and, for a conditional model, a class per
-    /// label it uses), initialized from the stream (seed, 0, 0, init). The output bias is the
-    /// data's if the recipe says so ([`crate::run::schedule::init_output_bias`]).
-    pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
-        let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
-        let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
+    /// Whether the family takes the recipe's prior and flow: checked before any data is read
+    /// (`vae-cli train` calls it first) and again by [`Recipe::build`].
+    pub fn check_parts(&self) -> Result<(), Error> {
         if self.prior != PriorKind::Normal && self.family == FamilyKind::Vqvae {
             return Err(Error::config(
                 "--prior vamp is for the Gaussian-latent families (vae, cvae, hvae); the VQ-VAE learns its own code prior (vae-cli prior)"
@@ -192,6 +189,16 @@ impl Recipe {
         if self.flow.is_some() && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
             return Err(Error::config("--flow iaf is for --family vae or cvae (one Gaussian latent layer)".into()));
         }
+        Ok(())
+    }
+
+    /// The model for images shaped like `train`'s (and, for a conditional model, a class per
+    /// label it uses), initialized from the stream (seed, 0, 0, init). The output bias is the
+    /// data's if the recipe says so ([`crate::run::schedule::init_output_bias`]).
+    pub fn build(&self, train: &Split) -> Result<Box<dyn Family>, Error> {
+        self.check_parts()?;
+        let rng = &mut stream(self.settings.seed, 0, 0, Purpose::Init);
+        let (input, activation, likelihood) = (train.shape(), self.activation, self.likelihood);
         let mut model: Box<dyn Family> = match self.family {
             FamilyKind::Hvae => {
                 let first = LayerSpec { hidden: self.hidden.clone(), latent: self.latent };
