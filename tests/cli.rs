@@ -1,6 +1,7 @@
 //! End-to-end tests of `vae-cli`: training on a slice of MNIST, evaluation, resume, and the
 //! errors a user can cause. They run the real binary as a user would.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 
@@ -406,6 +407,53 @@ fn resumes_exactly(name: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
         assert_eq!(ra[..7], rb[..7], "resumed metrics differ");
     }
     (whole, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Polyak averaging (`--polyak`): the run trains exactly as without it (the same training
+/// columns), tests and saves the weights' running average (model.safetensors holds the
+/// checkpoint's `avg` slot, not its weights), and resumes to the numbers of an uninterrupted
+/// run; a decay outside [0, 1) is refused.
+#[test]
+fn polyak_averaging_tests_and_saves_the_average_and_resumes_exactly() {
+    let (whole, _) = resumes_exactly("polyak", &["--polyak", "0.9"]);
+    let plain = scratch("polyak-plain");
+    ok(&small_run(&plain, "2", &[]));
+    for (averaged, weights) in metrics(&whole).iter().zip(&metrics(&plain)) {
+        assert_eq!(averaged[..4], weights[..4], "training is the same with or without the average");
+        assert_ne!(averaged[4], weights[4], "the test pass reads the average");
+    }
+    let named = |file: &str| -> HashMap<String, vae_autodiff::Tensor> {
+        vae::checkpoint::read_tensors(&whole.join(file)).unwrap().0.into_iter().collect()
+    };
+    let (model, checkpoint) = (named("model.safetensors"), named("checkpoint.safetensors"));
+    let params = vae::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap().model.params;
+    let mut moved = 0;
+    for (k, (name, _)) in params.iter().enumerate() {
+        assert_eq!(model[name], checkpoint[&format!("optim.avg.{k}")], "{name}: the model file holds the average");
+        moved += usize::from(model[name] != checkpoint[name]);
+    }
+    assert_eq!(moved, params.len(), "every average differs from its weights");
+    assert_clean_error(&run(&["train", "--polyak", "1"]), "--polyak must be a decay in [0, 1)");
+}
+
+/// Free bits (`--free-bits`): a run resumes to the numbers of an uninterrupted one and reports
+/// the true KL (its training loss is recon + KL, not the charged KL); the families, priors and
+/// objectives without a KL per unit refuse it before any data is read.
+#[test]
+fn free_bits_train_resume_and_are_refused_where_the_kl_has_no_units() {
+    let (whole, _) = resumes_exactly("free-bits", &["--free-bits", "2"]);
+    for row in metrics(&whole) {
+        assert!((row[1] - row[2] - row[3]).abs() < 2e-4, "train loss = recon + kl: {row:?}");
+    }
+    for (flags, why) in [
+        (&["--family", "hvae"][..], "--free-bits is for --family vae or cvae"),
+        (&["--prior", "vamp"][..], "--free-bits needs the prior N(0, I)"),
+        (&["--objective", "iwae"][..], "--free-bits is for --objective elbo"),
+    ] {
+        let args: Vec<&str> = ["train", "--free-bits", "0.25"].iter().chain(flags).copied().collect();
+        assert_clean_error(&run(&args), why);
+    }
+    assert_clean_error(&run(&["train", "--free-bits", "-1"]), "--free-bits must be a finite number greater than 0");
 }
 
 /// A VAE with the VampPrior: it trains, resumes to the numbers of an uninterrupted run (its

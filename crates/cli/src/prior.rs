@@ -230,7 +230,7 @@ impl Trainer for PriorTrainer<'_> {
     fn write_metrics(&self, rows: &[String]) -> std::result::Result<(), Error> {
         PRIOR_RUN.write_metrics(self.out, METRICS_HEADER, rows)
     }
-    fn save(&self, state: &RunState) -> std::result::Result<(), Error> {
+    fn save(&mut self, state: &RunState) -> std::result::Result<(), Error> {
         self.run.save(self.out, state).map_err(|e| Error::run(e.to_string()))
     }
 }

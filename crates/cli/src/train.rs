@@ -108,6 +108,18 @@ pub struct TrainArgs {
     /// Clip the gradient's global norm to this value (off by default).
     #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
+    /// Polyak averaging: keep a running average of the weights, θ̄ ← d·θ̄ + (1 − d)·θ after
+    /// every step, with this decay d in [0, 1) (0.999 in Kingma et al.'s IAF code). The test
+    /// pass, the pictures and model.safetensors then use the average; training goes on with the
+    /// weights themselves, kept in checkpoint.safetensors (off by default).
+    #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
+    pub polyak: Option<f32>,
+    /// Free bits (Kingma et al. 2016): charge each latent unit's KL, averaged over the batch,
+    /// at least this many nats, so that training leaves a unit alone below it (0.25 in their
+    /// code). Training only: the reported KL and the test pass are the true ELBO's. For
+    /// --family vae or cvae with --prior normal and --objective elbo (off by default).
+    #[arg(long, value_name = "NATS", allow_negative_numbers = true)]
+    pub free_bits: Option<f32>,
     /// Examples per step [default: 128].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: Option<u64>,
@@ -205,6 +217,8 @@ impl TrainArgs {
         s.test_fraction = self.data.test_fraction.unwrap_or(s.test_fraction);
         s.image_size = self.data.image_size;
         s.channels = self.data.channels;
+        s.polyak = self.polyak;
+        s.free_bits = self.free_bits;
         r
     }
 }
@@ -346,6 +360,14 @@ pub fn check_flags(args: &TrainArgs) -> Result<()> {
     }
     if let Some(e) = args.adam_eps {
         check_number("adam-eps", e, 0.0, false)?;
+    }
+    if let Some(l) = args.free_bits {
+        check_number("free-bits", l, 0.0, false)?;
+    }
+    if let Some(d) = args.polyak {
+        if !(0.0..1.0).contains(&d) {
+            return Err(format!("--polyak must be a decay in [0, 1), such as 0.999, found {d}").into());
+        }
     }
     if args.objective == ObjectiveKind::Iwae && (args.beta != 1.0 || args.kl_warmup != 0.0) {
         return Err("--objective iwae is the bound on log p(x) itself: it takes no --beta or --kl-warmup".into());

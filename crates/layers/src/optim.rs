@@ -9,6 +9,7 @@
 //! | SGD with momentum | g ← g + λθ; b ← μb + g (b = g at t = 1); θ ← θ − lr·b |
 //! | Adagrad | g ← g + λθ; s ← s + g²; θ ← θ − lr·g / (√s + ε) |
 //! | Adamax (PyTorch's form) | g ← g + λθ; m ← β₁m + (1−β₁)g; u ← max(β₂u, \|g\| + ε); θ ← θ − lr·(m/(1−β₁ᵗ)) / u |
+//! | Averaged (any of them) | its step, then θ̄ ← dθ̄ + (1−d)θ: the weights' running average, for evaluation |
 
 use ndarray::Zip;
 use vae_autodiff::kernels::loops;
@@ -38,6 +39,12 @@ pub trait Optimizer: Send {
     /// Restores a state written by [`Optimizer::state`] for the parameters `params`; `Err`
     /// says what does not match (a missing, unexpected or misshapen tensor).
     fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String>;
+    /// Exchanges the weights `params` with their running average, if the optimizer keeps one
+    /// ([`Averaged`]) and has taken a step: a second call exchanges them back. Returns whether
+    /// it did. Between two steps only.
+    fn swap_average(&mut self, _params: &mut [Tensor]) -> bool {
+        false
+    }
 }
 
 /// Runs `f` over four equally shaped tensors element by element, on their contiguous
@@ -382,6 +389,80 @@ impl Optimizer for Adagrad {
         let mut slots = import("Adagrad", &["sum"], tensors, params)?;
         (self.t, self.sum) = (steps, slots.pop().expect("sum"));
         Ok(())
+    }
+}
+
+/// Polyak averaging in the exponential form of Kingma et al.'s IAF code: another optimizer's
+/// steps, and after each one a running average of the weights,
+///
+/// ```text
+///   θ̄ ← d·θ̄ + (1 − d)·θ      (θ̄ = the weights before the first step; d = 0.999 in that code)
+/// ```
+///
+/// an average over the last ~1/(1 − d) steps that smooths out the noise of small batches. The
+/// average is what a run evaluates and saves as its model ([`Optimizer::swap_average`]); the
+/// optimizer keeps stepping the weights themselves. Its state is the wrapped optimizer's with
+/// one more slot, `avg`.
+pub struct Averaged {
+    /// The optimizer whose steps are averaged.
+    pub inner: Box<dyn Optimizer>,
+    /// The decay d of the average, in [0, 1).
+    pub decay: f32,
+    average: Vec<Tensor>,
+}
+
+impl Averaged {
+    /// `inner`'s steps with their weights averaged at decay `decay`.
+    pub fn new(inner: Box<dyn Optimizer>, decay: f32) -> Self {
+        Self { inner, decay, average: Vec::new() }
+    }
+
+    /// The running average θ̄, one tensor per parameter (empty before the first step).
+    pub fn average(&self) -> &[Tensor] {
+        &self.average
+    }
+}
+
+impl Optimizer for Averaged {
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
+        if self.average.len() != params.len() {
+            self.average = params.to_vec(); // θ̄₀ = θ₀
+        }
+        self.inner.step(params, grads);
+        let d = self.decay;
+        for (avg, theta) in self.average.iter_mut().zip(params.iter()) {
+            Zip::from(avg).and(theta).for_each(|a, &t| *a = d * *a + (1.0 - d) * t);
+        }
+    }
+    fn lr(&self) -> f32 {
+        self.inner.lr()
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.inner.set_lr(lr);
+    }
+    fn steps(&self) -> u64 {
+        self.inner.steps()
+    }
+    fn state(&self) -> (u64, Vec<(String, Tensor)>) {
+        let (steps, mut tensors) = self.inner.state();
+        tensors.extend(export(&[("avg", &self.average)]));
+        (steps, tensors)
+    }
+    fn load_state(&mut self, steps: u64, tensors: Vec<(String, Tensor)>, params: &[Tensor]) -> Result<(), String> {
+        let (avg, rest): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _)| n.starts_with("avg."));
+        self.inner.load_state(steps, rest, params)?;
+        self.average = match steps {
+            0 => Vec::new(),
+            _ => import("the weights' average", &["avg"], avg, params)?.pop().expect("avg"),
+        };
+        Ok(())
+    }
+    fn swap_average(&mut self, params: &mut [Tensor]) -> bool {
+        if self.average.len() != params.len() {
+            return false;
+        }
+        self.average.iter_mut().zip(params.iter_mut()).for_each(|(a, p)| std::mem::swap(a, p));
+        true
     }
 }
 

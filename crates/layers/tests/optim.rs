@@ -1,7 +1,7 @@
 //! Optimizers against their update rules written out step by step in f64.
 
 use vae_autodiff::Tensor;
-use vae_layers::optim::{clip_grad_norm, Adagrad, Adam, Adamax, Optimizer, Sgd};
+use vae_layers::optim::{clip_grad_norm, Adagrad, Adam, Adamax, Averaged, Optimizer, Sgd};
 
 fn t(v: &[f32]) -> Tensor {
     Tensor::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()
@@ -100,11 +100,12 @@ fn adamax_follows_pytorchs_update() {
 
 #[test]
 fn every_optimizers_state_round_trips() {
-    let fresh: [fn() -> Box<dyn Optimizer>; 4] = [
+    let fresh: [fn() -> Box<dyn Optimizer>; 5] = [
         || Box::new(Adam::new(0.01)),
         || Box::new(Sgd::new(0.1, 0.9)),
         || Box::new(Adagrad::new(0.1)),
         || Box::new(Adamax::new(0.002)),
+        || Box::new(Averaged::new(Box::new(Adamax::new(0.002)), 0.9)),
     ];
     for make in fresh {
         let (mut a, mut b) = (make(), make());
@@ -117,7 +118,40 @@ fn every_optimizers_state_round_trips() {
         b.step(&mut pb, &[t(&[1.0, -1.0])]);
         assert_eq!(pa, pb, "a restored optimizer steps as the original does");
         assert_eq!(b.steps(), steps + 1);
+        let (mut avg_a, mut avg_b) = (pa.clone(), pb.clone());
+        assert_eq!(a.swap_average(&mut avg_a), b.swap_average(&mut avg_b));
+        assert_eq!(avg_a, avg_b, "and keeps the same average, if any");
     }
+}
+
+#[test]
+fn the_average_follows_its_definition_and_leaves_the_steps_alone() {
+    let d = 0.9f64;
+    let mut plain = Adamax::new(0.002);
+    let mut averaged = Averaged::new(Box::new(Adamax::new(0.002)), d as f32);
+    let mut pa = vec![t(&[1.0, -2.0])];
+    let mut pb = pa.clone();
+    // θ̄ starts at the weights before the first step, then θ̄ ← d·θ̄ + (1 − d)·θ after each.
+    let mut want: Vec<f64> = vec![1.0, -2.0];
+    for g in GRADS {
+        plain.step(&mut pa, &[t(&g)]);
+        averaged.step(&mut pb, &[t(&g)]);
+        assert_eq!(pa, pb, "the averaged optimizer steps the weights as the one it wraps");
+        for (w, &theta) in want.iter_mut().zip(pb[0].iter()) {
+            *w = d * *w + (1.0 - d) * theta as f64;
+        }
+    }
+    let got: Vec<f32> = averaged.average()[0].iter().copied().collect();
+    assert_close(&got, &want);
+    // Swapping puts the average in the weights' place, and a second swap undoes it.
+    let weights = pb.clone();
+    assert!(averaged.swap_average(&mut pb));
+    assert_close(&pb[0].iter().copied().collect::<Vec<_>>(), &want);
+    assert!(averaged.swap_average(&mut pb));
+    assert_eq!(pb, weights);
+    assert!(!Adamax::new(0.002).swap_average(&mut pb), "an optimizer without an average swaps nothing");
+    let err = Averaged::new(Box::new(Adamax::new(0.002)), 0.9).load_state(3, plain.state().1, &pb).unwrap_err();
+    assert!(err.contains("avg.0 is missing"), "a state without the average is refused: {err}");
 }
 
 #[test]

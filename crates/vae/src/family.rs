@@ -44,13 +44,21 @@ pub struct StepSettings {
     pub commitment: f32,
     /// Clip the gradient's global norm to this, if set.
     pub clip: Option<f32>,
+    /// Free bits: λ nats per latent unit, if set ([`crate::objective::FreeBits`]).
+    pub free_bits: Option<f32>,
 }
 
 impl StepSettings {
     /// The bound itself for every family: the one-sample ELBO at β = 1, the VQ-VAE's
     /// commitment weight at the paper's 0.25, no clipping.
     pub fn bound() -> Self {
-        StepSettings { objective: Objective::default(), kl_weight: 1.0, commitment: DEFAULT_COMMITMENT, clip: None }
+        StepSettings {
+            objective: Objective::default(),
+            kl_weight: 1.0,
+            commitment: DEFAULT_COMMITMENT,
+            clip: None,
+            free_bits: None,
+        }
     }
 }
 

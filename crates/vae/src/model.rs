@@ -235,6 +235,48 @@ impl Vae {
         tape.mean_axis(draws, 0)
     }
 
+    /// The KL term of each example and latent unit [N, J], for free bits
+    /// ([`crate::objective::FreeBits`]); summed over the units it is the KL of [`Vae::elbo`].
+    /// With a diagonal Gaussian q, in closed form, ½(e^logvar + mu² − 1 − logvar); with a
+    /// flow, the average over the K draws of eps [K·N, J] of the sampled
+    ///
+    /// ```text
+    ///   log q(z_j|x) − log p(z_j) = −½(eps_j² + logvar_j) + Σ_t (−log σ_tj) + ½ z_j²
+    /// ```
+    ///
+    /// (the ½ ln 2π of each density cancels). Under N(0, I) only: a mixture prior does not
+    /// factorize over units ([`crate::run::Recipe::check_parts`] refuses the pair).
+    pub fn kl_units(&self, tape: &mut Tape, p: &ParamVars, mu: Var, logvar: Var, eps: Var) -> Var {
+        assert!(self.pseudo_inputs.is_none(), "kl_units: the VampPrior has no KL per unit");
+        if self.flow.is_empty() {
+            let var = tape.exp(logvar);
+            let mu2 = tape.square(mu);
+            let sum = tape.add(var, mu2);
+            let sum = tape.sub(sum, logvar);
+            let one = tape.constant(Tensor::from_elem(vec![], 1.0));
+            let twice = tape.sub(sum, one);
+            return tape.scale(twice, 0.5);
+        }
+        let (n, j) = (tape.value(mu).shape()[0], tape.value(mu).shape()[1]);
+        let k = tape.value(eps).shape()[0] / n.max(1);
+        let (mu_rep, logvar_rep) = (tile(tape, mu, k), tile(tape, logvar, k));
+        let mut z = reparameterize(tape, mu_rep, logvar_rep, eps);
+        let eps2 = tape.square(eps);
+        let mut units = tape.add(eps2, logvar_rep);
+        units = tape.scale(units, -0.5); // log q(z_0) per unit, up to ½ ln 2π
+        for step in &self.flow {
+            let (next, minus_log_sigma) = step.forward_units(tape, p, z);
+            units = tape.add(units, minus_log_sigma);
+            z = next;
+        }
+        let z2 = tape.square(z);
+        let half_z2 = tape.scale(z2, 0.5); // −log p(z) per unit, up to ½ ln 2π
+        let units = tape.add(units, half_z2);
+        let draws = tape.reshape(units, &[k, n * j]);
+        let mean = tape.mean_axis(draws, 0);
+        tape.reshape(mean, &[n, j])
+    }
+
     /// The flow's steps on a sample z_0 [M, J]: z_T and Σ_t log |det ∂z_t/∂z_{t−1}| `[M]`
     /// (z_0 itself and no log-determinant without a flow).
     pub fn flow(&self, tape: &mut Tape, p: &ParamVars, z0: Var) -> (Var, Option<Var>) {

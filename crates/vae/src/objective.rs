@@ -193,6 +193,60 @@ pub fn loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, objec
     }
 }
 
+/// Free bits (Kingma et al. 2016, section 6 of their appendix; `kl_min` in their code): each
+/// latent unit's KL, averaged over the batch, is charged at least λ nats,
+///
+/// ```text
+///   loss_λ = recon + β·Σ_j max(λ, KL_j),      KL_j = (1/N) Σ_n kl_nj
+/// ```
+///
+/// so a unit below λ gets no gradient from its KL (its charge is the constant λ): q may carry
+/// λ nats in every unit before it pays for them, which keeps units from collapsing early. The
+/// max needs the whole batch's KL_j, while a step computes its chunks on separate tapes: the
+/// gate g_j = 1(KL_j > λ) is read first from a forward pass of q over the batch
+/// ([`FreeBits::from_batch`]), and each chunk then charges (1/n_c) Σ_{n∈c} Σ_j [g_j·kl_nj +
+/// (1 − g_j)·λ] ([`FreeBits::kl_term`]), whose chunk-weighted sum is Σ_j max(λ, KL_j) exactly,
+/// and so is its gradient. Training only: the reported terms and every test pass keep the true
+/// KL.
+#[derive(Clone, Debug)]
+pub struct FreeBits {
+    /// λ, nats per unit.
+    pub lambda: f32,
+    /// g_j: 1 where the batch's KL_j exceeds λ, 0 elsewhere. `[J]`.
+    pub gate: Tensor,
+}
+
+impl FreeBits {
+    /// The gate of a batch from its KL per example and unit, kl [N, J].
+    pub fn from_batch(kl: &Tensor, lambda: f32) -> Self {
+        let mean = kl.mean_axis(ndarray::Axis(0)).expect("a batch of at least one example");
+        FreeBits { lambda, gate: mean.mapv(|m| if m > lambda { 1.0 } else { 0.0 }) }
+    }
+
+    /// A chunk's KL charge, (1/n) Σ_n Σ_j g_j·kl_nj + λ·Σ_j (1 − g_j), from its kl [n, J]. [].
+    pub fn kl_term(&self, tape: &mut Tape, kl: Var) -> Var {
+        let gate = tape.constant(self.gate.clone());
+        let charged = tape.mul(kl, gate);
+        let per_example = tape.sum_axis(charged, 1);
+        let mean = tape.mean(per_example);
+        let free: f32 = self.gate.iter().map(|g| (1.0 - g) * self.lambda).sum();
+        let free = tape.constant(Tensor::from_elem(vec![], free));
+        tape.add(mean, free)
+    }
+}
+
+/// The plain VAE's ELBO with free bits: [`Vae::elbo`]'s terms, and the loss
+/// recon + β·[`FreeBits::kl_term`] of the KL per unit ([`Vae::kl_units`]). `kl_mean` stays
+/// the true KL.
+pub fn free_bits_loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, fb: &FreeBits, beta: f32) -> Loss {
+    let e = model.elbo(tape, p, x, eps, beta);
+    let kl = model.kl_units(tape, p, e.mu, e.logvar, eps);
+    let charge = fb.kl_term(tape, kl);
+    let weighted = tape.scale(charge, beta);
+    let loss = tape.add(e.recon_mean, weighted);
+    Loss { loss, recon_mean: e.recon_mean, kl_mean: e.kl_mean }
+}
+
 /// What the objectives need of a model whose latents are Gaussian, however many layers deep:
 /// its log weights. A model computes, for K samples of each example,
 ///

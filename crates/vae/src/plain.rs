@@ -12,7 +12,7 @@ use crate::family::{Family, LatentLayers, LatentSpace, StepSettings};
 use crate::model::{standard_normal, Vae};
 use crate::objective::ImportanceWeighted;
 use crate::step::NonFinite;
-use crate::train::{evaluate_batch_objective, train_step_objective};
+use crate::train::{evaluate_batch_objective, train_step_with};
 
 impl Family for Vae {
     fn name(&self) -> &'static str {
@@ -42,7 +42,7 @@ impl Family for Vae {
     ) -> Result<Vec<f64>, NonFinite> {
         // K·n draws, row k·n + i for sample k of example i (n draws for the plain VAE).
         let eps = standard_normal(&[s.objective.k() * x.shape()[0], self.config.latent], rng);
-        let t = train_step_objective(self, opt, x, eps, s.objective, s.kl_weight, s.clip)?;
+        let t = train_step_with(self, opt, x, eps, s)?;
         Ok(vec![t.recon, t.kl, t.gain])
     }
     fn evaluate(&self, x: Tensor, s: &StepSettings, rng: &mut StdRng) -> (Vec<f64>, Vec<u64>) {

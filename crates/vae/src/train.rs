@@ -11,7 +11,7 @@ use vae_layers::{ParamStore, ParamVars};
 use crate::data::{Binarize, Split};
 use crate::family::StepSettings;
 use crate::model::{standard_normal, Vae};
-use crate::objective::{self, sample_rows, ImportanceWeighted, Objective};
+use crate::objective::{self, sample_rows, FreeBits, ImportanceWeighted, Objective};
 use crate::step::{batch_gradients_derived, update, Derived, NonFinite};
 
 /// Loss terms in nats per example.
@@ -55,13 +55,31 @@ pub fn train_step_objective(
     beta: f32,
     clip: Option<f32>,
 ) -> Result<Terms, NonFinite> {
+    let knobs = StepSettings { objective, kl_weight: beta, clip, ..StepSettings::bound() };
+    train_step_with(model, opt, x, eps, &knobs)
+}
+
+/// [`train_step_objective`] with every knob of a step: the objective, the KL weight β, the
+/// clipping, and free bits ([`FreeBits`], whose gate is read from the batch first).
+pub fn train_step_with(
+    model: &mut Vae,
+    opt: &mut dyn Optimizer,
+    x: &Tensor,
+    eps: Tensor,
+    s: &StepSettings,
+) -> Result<Terms, NonFinite> {
+    let (objective, beta, clip) = (s.objective, s.kl_weight, s.clip);
     let (n, k) = (x.shape()[0], objective.k());
     assert_eq!(eps.shape()[0], k * n, "train_step: eps needs K·N = {}·{n} rows, found {:?}", k, eps.shape());
     let model_ref: &Vae = model;
+    let free_bits = s.free_bits.map(|lambda| FreeBits::from_batch(&kl_units_of_batch(model_ref, x, &eps), lambda));
     let chunk_loss = |tape: &mut Tape, p: &ParamVars, start: usize, end: usize| {
         let xv = tape.constant(x.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
         let epsv = tape.constant(sample_rows(&eps, k, start, end));
-        let l = objective::loss(model_ref, tape, p, xv, epsv, objective, beta);
+        let l = match &free_bits {
+            None => objective::loss(model_ref, tape, p, xv, epsv, objective, beta),
+            Some(fb) => objective::free_bits_loss(model_ref, tape, p, xv, epsv, fb, beta),
+        };
         let t = weighted_terms(tape, &l, objective, 1.0);
         (l.loss, vec![t.loss, t.recon, t.kl, t.gain])
     };
@@ -70,6 +88,17 @@ pub fn train_step_objective(
     let (sums, grads) = batch_gradients_derived(&model.params, n, objective.chunk_examples(), derived, chunk_loss);
     update(&mut model.params, opt, grads, sums[0], clip)?;
     Ok(Terms { loss: sums[0], recon: sums[1], kl: sums[2], gain: sums[3] })
+}
+
+/// The KL per example and unit of a batch x [N, ·] with noise eps [K·N, J]
+/// ([`Vae::kl_units`]): one forward pass of q, for the free-bits gate.
+fn kl_units_of_batch(model: &Vae, x: &Tensor, eps: &Tensor) -> Tensor {
+    let mut tape = Tape::new();
+    let p = model.params.on_tape(&mut tape);
+    let (xv, epsv) = (tape.constant(x.clone()), tape.constant(eps.clone()));
+    let (mu, logvar) = model.encode(&mut tape, &p, xv);
+    let kl = model.kl_units(&mut tape, &p, mu, logvar, epsv);
+    tape.value(kl).clone()
 }
 
 /// The gradient of any [`ImportanceWeighted`] model's objective on a batch x [N, ·] with noise

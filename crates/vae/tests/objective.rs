@@ -5,10 +5,11 @@ mod common;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use vae::family::StepSettings;
 use vae::model::standard_normal;
 use vae::objective::{self, iw_bound, log_posterior, log_prior, sample_rows, Objective};
 use vae::parts::tile;
-use vae::train::{active_units, iw_log_likelihood, train_step_objective};
+use vae::train::{active_units, iw_log_likelihood, train_step_objective, train_step_with};
 use vae::Vae;
 use vae_autodiff::gradcheck::{check_gradients, random_tensor};
 use vae_autodiff::{Tape, Tensor};
@@ -214,4 +215,88 @@ fn a_step_that_encodes_the_pseudo_inputs_once_has_the_whole_batch_gradient() {
             assert!(peak > 1e-6, "{name} got no gradient: the test would not see the derived path");
         }
     }
+}
+
+/// The KL per unit that free bits charge adds up, over the units, to the ELBO's own KL per
+/// example: in closed form, and sampled through a flow (K = 2 draws each).
+#[test]
+fn the_kl_per_unit_sums_to_the_elbos_kl() {
+    let n = 7;
+    let x = common::stripes(n, 31);
+    for flow in [None, Some(vae::FlowSpec { depth: 2, width: 8 })] {
+        let mut config = common::small_config();
+        config.latent = 3;
+        config.flow = flow;
+        let k = if flow.is_some() { 2 } else { 1 };
+        let model = Vae::new(config, &mut StdRng::seed_from_u64(32)).unwrap();
+        let mut tape = Tape::new();
+        let p = model.params.on_tape(&mut tape);
+        let xv = tape.constant(x.clone());
+        let epsv = tape.constant(standard_normal(&[k * n, 3], &mut StdRng::seed_from_u64(33)));
+        let e = model.elbo(&mut tape, &p, xv, epsv, 1.0);
+        let units = model.kl_units(&mut tape, &p, e.mu, e.logvar, epsv);
+        assert_eq!(tape.value(units).shape(), &[n, 3]);
+        let summed = tape.value(units).sum_axis(ndarray::Axis(1));
+        for (got, want) in summed.iter().zip(tape.value(e.kl).iter()) {
+            assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "flow {flow:?}: Σ_j kl_j {got} against KL {want}");
+        }
+    }
+}
+
+/// A step with free bits has the gradient of its definition, recon + β·Σ_j max(λ, KL_j) with
+/// KL_j the batch's mean KL of unit j, written on one tape (max(λ, a) = λ + relu(a − λ)),
+/// although the step cuts the batch of 150 into three chunks: the gate read from the whole
+/// batch first. λ sits between the two units' KL, so one unit is charged and one is free;
+/// plain SGD with rate 1 turns the update into the gradient.
+#[test]
+fn a_free_bits_step_has_the_gradient_of_its_definition() {
+    let (n, beta) = (150, 0.7f32);
+    let x = common::stripes(n, 41);
+    let model = Vae::new(common::small_config(), &mut StdRng::seed_from_u64(42)).unwrap();
+    let eps = standard_normal(&[n, 2], &mut StdRng::seed_from_u64(43));
+    assert!(Objective::default().chunk_examples() < n / 2, "the test must cut the batch in three");
+
+    let mut tape = Tape::new();
+    let p = model.params.on_tape(&mut tape);
+    let (xv, epsv) = (tape.constant(x.clone()), tape.constant(eps.clone()));
+    let e = model.elbo(&mut tape, &p, xv, epsv, beta);
+    let units = model.kl_units(&mut tape, &p, e.mu, e.logvar, epsv);
+    let kl_j = tape.mean_axis(units, 0);
+    let kl_values: Vec<f32> = tape.value(kl_j).iter().copied().collect();
+    let lambda = 0.5 * (kl_values[0] + kl_values[1]);
+    assert!((kl_values[0] - kl_values[1]).abs() > 1e-3, "the units' KL must differ: {kl_values:?}");
+    let lambda_v = tape.constant(Tensor::from_elem(vec![], lambda));
+    let above = tape.sub(kl_j, lambda_v);
+    let above = tape.relu(above);
+    let charged = tape.add(above, lambda_v);
+    let charge = tape.sum_axis(charged, 0);
+    let weighted = tape.scale(charge, beta);
+    let loss = tape.add(e.recon_mean, weighted);
+    let whole = p.gradients(&tape, tape.backward(loss));
+
+    let mut stepped = model.clone();
+    let mut sgd = vae_layers::optim::Sgd::new(1.0, 0.0);
+    let knobs = StepSettings { kl_weight: beta, free_bits: Some(lambda), ..StepSettings::bound() };
+    let terms = train_step_with(&mut stepped, &mut sgd, &x, eps, &knobs).unwrap();
+    let true_kl: f32 = kl_values.iter().sum();
+    assert!(
+        (terms.kl - true_kl as f64).abs() < 1e-4,
+        "the reported KL is the true one: {} against {true_kl}",
+        terms.kl
+    );
+    for ((name, before), (after, want)) in model.params.iter().zip(stepped.params.values().iter().zip(&whole)) {
+        let peak = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = (before - after).iter().zip(want.iter()).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(
+            worst <= 1e-4 * peak.max(1e-6),
+            "{name}: the free-bits step's gradient differs from the definition's by {worst} (largest entry {peak})"
+        );
+    }
+    // The free unit's KL gives its heads no gradient: the only gradient of the logvar head's
+    // row of that unit comes through the reconstruction, and differs from the full ELBO's.
+    let mut plain = model.clone();
+    let mut sgd = vae_layers::optim::Sgd::new(1.0, 0.0);
+    let eps = standard_normal(&[n, 2], &mut StdRng::seed_from_u64(43));
+    train_step_with(&mut plain, &mut sgd, &x, eps, &StepSettings { kl_weight: beta, ..StepSettings::bound() }).unwrap();
+    assert_ne!(plain.params.values(), stepped.params.values(), "free bits change the step");
 }

@@ -53,6 +53,14 @@ impl IafStep {
     /// z' = σ ⊙ z + (1 − σ) ⊙ m for z [M, J], and Σ_j log σ_j `[M]`, the log-determinant of
     /// ∂z'/∂z.
     pub fn forward(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> (Var, Var) {
+        let (z_new, minus_log_sigma) = self.forward_units(tape, p, z);
+        let sum = tape.sum_axis(minus_log_sigma, 1);
+        (z_new, tape.neg(sum))
+    }
+
+    /// z' as [`IafStep::forward`] gives it, and −log σ [M, J], each unit's share of the
+    /// log-determinant (with the sign it takes in log q(z')).
+    pub fn forward_units(&self, tape: &mut Tape, p: &ParamVars, z: Var) -> (Var, Var) {
         let (m, s) = self.made.forward(tape, p, z);
         let sigma = tape.sigmoid(s);
         // σ ⊙ z + (1 − σ) ⊙ m = m + σ ⊙ (z − m)
@@ -61,8 +69,6 @@ impl IafStep {
         let z_new = tape.add(m, gated);
         // log σ = −softplus(−s), finite for any s.
         let minus_s = tape.neg(s);
-        let minus_log_sigma = tape.softplus(minus_s);
-        let sum = tape.sum_axis(minus_log_sigma, 1);
-        (z_new, tape.neg(sum))
+        (z_new, tape.softplus(minus_s))
     }
 }

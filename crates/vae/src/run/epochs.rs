@@ -146,7 +146,7 @@ pub trait Trainer {
     /// Writes the metrics file from the rows of the finished epochs.
     fn write_metrics(&self, rows: &[String]) -> Result<()>;
     /// Writes the checkpoint: the trainer's model, optimizer and settings with `state`.
-    fn save(&self, state: &RunState) -> Result<()>;
+    fn save(&mut self, state: &RunState) -> Result<()>;
 }
 
 /// Runs epochs `state.epochs_done` to `epochs` (finishing a partial one first), pausing and

@@ -78,7 +78,8 @@ impl Trainer for ModelTrainer<'_> {
         let s = self.run.settings.clone();
         let knobs = step_settings(&s, s.beta);
         let train_means = train.means();
-        let test = evaluate(self.run.model.as_ref(), self.test, self.mode, &knobs, s.seed, epoch);
+        let (test_split, mode) = (self.test, self.mode);
+        let test = self.run.with_average(|model| evaluate(model, test_split, mode, &knobs, s.seed, epoch));
         let model = self.run.model.as_ref();
         let mut row = vec![(epoch + 1).to_string()];
         for means in [&train_means, &test.means] {
@@ -110,21 +111,27 @@ impl Trainer for ModelTrainer<'_> {
                 lines.push(format!("           {note}"));
             }
         }
-        watch.pictures(self.run.model.as_ref(), self.test)?;
+        self.run.with_average(|model| watch.pictures(model, test_split))?;
         Ok((row.join(","), lines))
     }
     fn write_metrics(&self, rows: &[String]) -> Result<(), Error> {
         MODEL_RUN.write_metrics(self.out, &metrics_header(self.run.model.as_ref()), rows)
     }
-    fn save(&self, state: &RunState) -> Result<(), Error> {
+    fn save(&mut self, state: &RunState) -> Result<(), Error> {
         self.run.save(self.out, state)
     }
 }
 
 /// The step's knobs from the run's settings: the objective, the clipping, the commitment
-/// weight, and `kl_weight`, the KL weight of this step (β, or less during a warm-up).
+/// weight, free bits, and `kl_weight`, the KL weight of this step (β, or less during a warm-up).
 pub fn step_settings(s: &Settings, kl_weight: f32) -> StepSettings {
-    StepSettings { objective: s.objective(), kl_weight, commitment: s.commitment, clip: s.clip_norm }
+    StepSettings {
+        objective: s.objective(),
+        kl_weight,
+        commitment: s.commitment,
+        clip: s.clip_norm,
+        free_bits: s.free_bits,
+    }
 }
 
 /// The shown terms' values among a family's term means.

@@ -112,11 +112,24 @@ impl Run {
         self.opt.set_lr(lr);
     }
 
-    /// Saves the model alone (with the data's preparation, [`Settings::data_metadata`]), then
-    /// the full checkpoint (model, optimizer state, settings, and `state`:
+    /// Runs `f` on the model with the weights' running average in their place, if the run keeps
+    /// one (`--polyak`), or on the model as it is; the weights are back in place afterwards.
+    pub fn with_average<R>(&mut self, f: impl FnOnce(&mut dyn Family) -> R) -> R {
+        let swapped = self.opt.swap_average(self.model.params_mut().values_mut());
+        let r = f(self.model.as_mut());
+        if swapped {
+            self.opt.swap_average(self.model.params_mut().values_mut());
+        }
+        r
+    }
+
+    /// Saves the model alone (with the data's preparation, [`Settings::data_metadata`]; with
+    /// the weights' average in place of the weights if the run keeps one), then the full
+    /// checkpoint (model, optimizer state and any average, settings, and `state`:
     /// `train.epochs_done`, `train.metrics`, `train.partial_<term>`, …), each atomically.
-    pub fn save(&self, out: &Path, state: &RunState) -> Result<(), Error> {
-        checkpoint::save(&out.join(MODEL), self.model.as_ref(), &[], &self.settings.data_metadata())?;
+    pub fn save(&mut self, out: &Path, state: &RunState) -> Result<(), Error> {
+        let data = self.settings.data_metadata();
+        self.with_average(|model| checkpoint::save(&out.join(MODEL), model, &[], &data))?;
         let (steps, opt_state) = self.opt.state();
         let opt_state = checkpoint::optimizer_state_to_file(self.model.params(), opt_state);
         let mut meta = self.settings.to_metadata();

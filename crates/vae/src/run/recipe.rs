@@ -7,7 +7,7 @@ use crate::data::Split;
 use crate::error::Error;
 use crate::family::Family;
 use crate::hvae::{Hvae, HvaeConfig, LayerSpec};
-use crate::run::settings::{BinarizeKind, LrScheduleKind, Settings};
+use crate::run::settings::{BinarizeKind, LrScheduleKind, ObjectiveKind, Settings};
 use crate::run::streams::{stream, Purpose};
 use crate::vqvae::{VqArch, VqConfig, VqVae};
 use crate::{Activation, Arch, FlowSpec, Likelihood, PriorKind, Vae, VaeConfig};
@@ -188,6 +188,20 @@ impl Recipe {
         }
         if self.flow.is_some() && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
             return Err(Error::config("--flow iaf is for --family vae or cvae (one Gaussian latent layer)".into()));
+        }
+        if self.settings.free_bits.is_some() {
+            let refused = if !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
+                Some("--free-bits is for --family vae or cvae (one Gaussian latent layer)")
+            } else if self.prior != PriorKind::Normal {
+                Some("--free-bits needs the prior N(0, I): the VampPrior's KL does not split into units")
+            } else if self.settings.objective != ObjectiveKind::Elbo {
+                Some("--free-bits is for --objective elbo: the IWAE bound has no KL term to charge")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(Error::config(why.into()));
+            }
         }
         Ok(())
     }

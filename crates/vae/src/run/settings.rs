@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use vae_layers::optim::{Adagrad, Adam, Adamax, Optimizer, Sgd};
+use vae_layers::optim::{Adagrad, Adam, Adamax, Averaged, Optimizer, Sgd};
 
 use crate::objective::Objective;
 
@@ -124,6 +124,15 @@ pub struct Settings {
     /// `--channels`: the channels images were converted to, if asked.
     #[serde(default)]
     pub channels: Option<usize>,
+    /// `--polyak`: the decay d of a running average of the weights, θ̄ ← d·θ̄ + (1 − d)·θ after
+    /// every step, which the test pass, the pictures and the model file then use
+    /// ([`vae_layers::optim::Averaged`]); none by default.
+    #[serde(default)]
+    pub polyak: Option<f32>,
+    /// `--free-bits`: λ, nats of KL per latent unit that training charges at least
+    /// ([`crate::objective::FreeBits`]); none by default.
+    #[serde(default)]
+    pub free_bits: Option<f32>,
 }
 
 impl Default for Settings {
@@ -153,6 +162,8 @@ impl Default for Settings {
             test_fraction: default_test_fraction(),
             image_size: None,
             channels: None,
+            polyak: None,
+            free_bits: None,
         }
     }
 }
@@ -264,7 +275,7 @@ impl Settings {
 
     /// A fresh optimizer as the settings describe it.
     pub fn optimizer(&self) -> Box<dyn Optimizer> {
-        match self.optimizer {
+        let steps: Box<dyn Optimizer> = match self.optimizer {
             OptimizerKind::Adam => {
                 let mut adam = Adam::new(self.lr);
                 adam.eps = self.adam_eps;
@@ -273,6 +284,10 @@ impl Settings {
             OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, 0.9)),
             OptimizerKind::Adagrad => Box::new(Adagrad::new(self.lr)),
             OptimizerKind::Adamax => Box::new(Adamax::new(self.lr)),
+        };
+        match self.polyak {
+            Some(decay) => Box::new(Averaged::new(steps, decay)),
+            None => steps,
         }
     }
 }
