@@ -193,7 +193,7 @@ pub fn loss(model: &Vae, tape: &mut Tape, p: &ParamVars, x: Var, eps: Var, objec
     }
 }
 
-/// Free bits (Kingma et al. 2016, section 6 of their appendix; `kl_min` in their code): each
+/// Free bits (Kingma et al. 2016; `kl_min` in their released code): each
 /// latent unit's KL, averaged over the batch, is charged at least λ nats,
 ///
 /// ```text
