@@ -5,7 +5,8 @@
 //!   with transposed operands as the tape passes them; throughput in FLOP (2·M·N·K).
 //! - `sparse/*`: the first layer's x·W forward and backward on sparse rows, sparse path against
 //!   the GEMM.
-//! - `conv/*`: conv2d and conv_transpose2d forward + backward at the conv model's shapes.
+//! - `conv/*`: conv2d and conv_transpose2d forward + backward at the conv model's shapes, and
+//!   the ResNet VAE's stride-1 3×3 layers.
 //! - `step/*`: one training step (forward, backward, Adam) of each model, batch 128.
 //! - `eval/mlp_test_set`: the negative ELBO over the 10,000 MNIST test images.
 //! - `burda/*`: Burda et al.'s 784-200-200-50 tanh model at batch 20 (dynamically binarized):
@@ -118,15 +119,19 @@ fn gemm(c: &mut Criterion) {
 
 fn conv(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv");
-    let geom = ConvGeom::new(2, 1);
-    // (name, input shape, weight shape, transposed)
+    let (conv_model, resnet) = (ConvGeom::new(2, 1), ConvGeom::new(1, 1));
+    // (name, input shape, weight shape, geometry, transposed): the conv model's layers (batch
+    // 128, 4×4 kernels of stride 2) and the ResNet VAE's stride-1 3×3 layers (batch 16).
     let cases = [
-        ("conv2d 1->32 28x28", [128, 1, 28, 28], [32, 1, 4, 4], false),
-        ("conv2d 32->64 14x14", [128, 32, 14, 14], [64, 32, 4, 4], false),
-        ("conv_transpose2d 64->32 7x7", [128, 64, 7, 7], [64, 32, 4, 4], true),
-        ("conv_transpose2d 32->1 14x14", [128, 32, 14, 14], [32, 1, 4, 4], true),
+        ("conv2d 1->32 28x28", [128, 1, 28, 28], [32, 1, 4, 4], conv_model, false),
+        ("conv2d 32->64 14x14", [128, 32, 14, 14], [64, 32, 4, 4], conv_model, false),
+        ("conv_transpose2d 64->32 7x7", [128, 64, 7, 7], [64, 32, 4, 4], conv_model, true),
+        ("conv_transpose2d 32->1 14x14", [128, 32, 14, 14], [32, 1, 4, 4], conv_model, true),
+        ("resnet conv2d 16->16 14x14", [16, 16, 14, 14], [16, 16, 3, 3], resnet, false),
+        ("resnet conv2d 32->32 7x7", [16, 32, 7, 7], [32, 32, 3, 3], resnet, false),
+        ("resnet conv2d 32->32 4x4", [16, 32, 4, 4], [32, 32, 3, 3], resnet, false),
     ];
-    for (name, xs, ws, transposed) in cases {
+    for (name, xs, ws, geom, transposed) in cases {
         let (x, w) = (random_tensor(&xs, 1), random_tensor(&ws, 2));
         g.bench_function(BenchmarkId::new("fwd+bwd", name), |bench| {
             bench.iter(|| {
