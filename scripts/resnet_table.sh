@@ -12,7 +12,8 @@
 #
 # Safe to stop and start again, like scripts/vamp_table.sh: a cell with a finished evaluation
 # is skipped, a cell with a checkpoint resumed. Results: runs/resnet-<epochs>/<cell>/
-# {metrics.csv, eval.json, eval-k128.json}, and the table in runs/resnet-<epochs>/table.md.
+# {metrics.csv, eval.json, eval-k128.json, eval-weights-k128.json (the weights themselves, not
+# their average)}, and the table in runs/resnet-<epochs>/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,11 @@ cell() {
       --active-units --json --threads 1 > "$out/eval-k$k.json.tmp" 2>> "$out.log"
     mv "$out/eval-k$k.json.tmp" "$out/eval-k$k.json"
   done
+  # The weights themselves (the checkpoint) beside their average (the model file), at K = 128:
+  # whether the average helped.
+  "$cli" eval --checkpoint "$out/checkpoint.safetensors" --binarize dynamic --iw-samples 128 \
+    --json --threads 1 > "$out/eval-weights-k128.json.tmp" 2>> "$out.log"
+  mv "$out/eval-weights-k128.json.tmp" "$out/eval-weights-k128.json"
   cp "$out/eval-k5000.json" "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
 }
 
