@@ -28,9 +28,9 @@
 //! (`GridCols`): output rows as wide as the padded image, so that each row of cols is a
 //! contiguous run of the padded image and a strip is copied instead of gathered. The
 //! K_w − 1 extra columns of each row are dropped; the kept ones are the same sums, bit for bit.
-//! For 16 channels at 14×14 and a batch of 16 the forward took 323–327 µs instead of
-//! 564–568, forward and backward 1,285–1,311 instead of 1,707–1,737 (AMD EPYC, AVX2, one
-//! thread; docs/PERFORMANCE.md).
+//! For 16 channels at 14×14 and a batch of 16, forward and backward took 1.01–1.04 ms instead
+//! of 1.74–1.78 (AMD EPYC, AVX2, two threads; `cargo bench --bench engine --
+//! "conv/fwd.bwd/resnet"`, docs/PERFORMANCE.md).
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
