@@ -3,7 +3,8 @@
 //! Shape legend
 //! - `x`, `y`, `dx`, `dy`: any shape, all the same (unary ops).
 //! - `a`: any shape; `b`: the shape of `a`, a trailing row vector of it (`[C]` against
-//!   `[N, C]`), or a single element: `b` is broadcast over `a` and `y` has the shape of `a`.
+//!   `[N, C]`), one value per channel (`[C, 1, 1, 1]` against `[C, I, K, K]`), or a single
+//!   element: `b` is broadcast over `a` and `y` has the shape of `a`.
 //!   Its gradient is summed back over the broadcast axes (`sum_to_shape`).
 //!
 //! Each forward is a single pass over its inputs written as a plain closure over `f32`, which
@@ -85,19 +86,32 @@ fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 +
     let Some(bb) = b.broadcast(a.raw_dim()) else {
         panic!("{op}: cannot broadcast b of shape {:?} to a of shape {:?}", b.shape(), a.shape())
     };
-    // b of a's shape, or a trailing block of it (a bias [C] against [N, C]), over contiguous
-    // memory: row by row through a kernel loop. Other broadcasts walk ndarray's Zip.
-    let trailing = b.ndim() <= a.ndim() && b.shape() == &a.shape()[a.ndim() - b.ndim()..];
-    if let (true, Some(xs), Some(bs)) = (trailing && !b.is_empty(), a.as_slice(), b.as_slice()) {
-        let mut y = vec![0.0f32; xs.len()];
-        let row_by_row = |y: &mut [f32], x: &[f32]| {
-            y.chunks_mut(bs.len()).zip(x.chunks(bs.len())).for_each(|(y, x)| loops::map2(x, bs, y, f))
+    // Where b spans one run of a's axes, a is blocks of contiguous memory (see `repeat_of`):
+    // rows against b through a kernel loop, or runs against one value of b each. Other
+    // broadcasts walk ndarray's Zip.
+    if let (Some(inner), Some(xs), Some(bs)) = (repeat_of(a.shape(), b.shape()), a.as_slice(), b.as_slice()) {
+        let mid = bs.len();
+        // One block: a row of `mid` values against b when inner = 1, else `inner` values
+        // against b[q mod mid], q the block's index.
+        let block = if inner == 1 { mid } else { inner };
+        let blocks = |first: usize, y: &mut [f32], x: &[f32]| {
+            for (q, (y, x)) in (first..).zip(y.chunks_mut(block).zip(x.chunks(block))) {
+                match inner {
+                    1 => loops::map2(x, bs, y, f),
+                    _ => {
+                        let b = bs[q % mid];
+                        loops::map(x, y, move |x| f(x, b))
+                    }
+                }
+            }
         };
+        let mut y = vec![0.0f32; xs.len()];
         if xs.len() >= PARALLEL_LEN {
-            let piece = bs.len() * (PARALLEL_PIECE / bs.len()).max(1); // whole rows
-            y.par_chunks_mut(piece).zip(xs.par_chunks(piece)).for_each(|(y, x)| row_by_row(y, x));
+            let piece = block * (PARALLEL_PIECE / block).max(1); // whole blocks
+            let pieces = y.par_chunks_mut(piece).zip(xs.par_chunks(piece)).enumerate();
+            pieces.for_each(|(i, (y, x))| blocks(i * (piece / block), y, x));
         } else {
-            row_by_row(&mut y, xs);
+            blocks(0, &mut y, xs);
         }
         return Tensor::from_shape_vec(a.raw_dim(), y).expect("same length");
     }
@@ -106,6 +120,20 @@ fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 +
     } else {
         Zip::from(a).and(&bb).map_collect(|&a, &b| f(a, b))
     }
+}
+
+/// When `b` (its shape padded with leading 1s to a's rank) is 1 on every axis but one run of
+/// a's own axes j..k, `a` in memory is `outer` × b.len() × `inner` with inner = Π a[k..]:
+/// returns inner. `[C]` against `[N, C]` gives 1 (rows); `[C, 1, 1, 1]` against `[C, I, K, K]`
+/// gives I·K·K; `[1, C, 1, 1]` against `[I, C, K, K]` gives K·K; a single element gives a.len().
+/// None for any other broadcast, or an empty `a`.
+fn repeat_of(a: &[usize], b: &[usize]) -> Option<usize> {
+    let lead = a.len().checked_sub(b.len())?;
+    let padded: Vec<usize> = std::iter::repeat_n(1, lead).chain(b.iter().copied()).collect();
+    let j = padded.iter().position(|&n| n != 1).unwrap_or(a.len());
+    let k = padded.iter().rposition(|&n| n != 1).map_or(j, |k| k + 1);
+    let spans_run = padded[j..k] == a[j..k];
+    (spans_run && !a.contains(&0)).then(|| a[k..].iter().product())
 }
 
 /// Sums a gradient computed at the broadcast shape back to the shape of the operand:

@@ -1,5 +1,5 @@
 //! Finite-difference checks of the elementwise ops, on odd non-square shapes, including
-//! broadcasting of a row vector and of a scalar.
+//! broadcasting of a row vector, of one value per channel and of a scalar.
 
 use vae_autodiff::gradcheck::{check_gradients, random_tensor};
 use vae_autodiff::{Tape, Tensor, Var};
@@ -40,6 +40,47 @@ fn binary_ops_broadcast_a_row_vector_and_a_scalar() {
         for op in BINARY {
             let report = check_gradients(&[a.clone(), b.clone()], |t, v| op(t, v[0], v[1]));
             report.assert_within(ATOL, RTOL);
+        }
+    }
+}
+
+/// One value per channel, as weight normalization scales a convolution's weight: b spans a run
+/// of a's axes, ahead of or between others (`[C, 1, 1, 1]`, `[1, C, 1, 1]`, `[C, 1]`), and a
+/// broadcast that is not one run (`[3, 1, 5]` against `[2, 3, 4, 5]`).
+const PER_CHANNEL: [(&[usize], &[usize]); 4] =
+    [(&[3, 4, 2, 5], &[3, 1, 1, 1]), (&[2, 3, 2, 3], &[1, 3, 1, 1]), (&[3, 5], &[3, 1]), (&[2, 3, 4, 5], &[3, 1, 5])];
+
+#[test]
+fn binary_ops_broadcast_one_value_per_channel() {
+    for (seed, (a_shape, b_shape)) in (20..).zip(PER_CHANNEL) {
+        let a = random_tensor(a_shape, seed);
+        let b = away_from_zero(b_shape, seed + 100, 0.5);
+        for op in BINARY {
+            check_gradients(&[a.clone(), b.clone()], |t, v| op(t, v[0], v[1])).assert_within(ATOL, RTOL);
+        }
+    }
+}
+
+/// The broadcast's values, bit for bit, against ndarray's own broadcasting walk: small shapes,
+/// and one above the parallel threshold whose pieces start in the middle of b's period.
+#[test]
+fn broadcast_values_are_the_elementwise_definition_bit_for_bit() {
+    let large: (&[usize], &[usize]) = (&[3, 37, 25, 29], &[1, 37, 1, 1]);
+    for (seed, (a_shape, b_shape)) in (40..).zip(PER_CHANNEL.into_iter().chain([large])) {
+        let (a, b) = (random_tensor(a_shape, seed), away_from_zero(b_shape, seed + 100, 0.5));
+        let bb = b.broadcast(a.raw_dim()).unwrap();
+        for (name, op, f) in [
+            ("add", BINARY[0], (|x, y| x + y) as fn(f32, f32) -> f32),
+            ("sub", BINARY[1], |x, y| x - y),
+            ("mul", BINARY[2], |x, y| x * y),
+            ("div", BINARY[3], |x, y| x / y),
+        ] {
+            let mut tape = Tape::new();
+            let (av, bv) = (tape.constant(a.clone()), tape.constant(b.clone()));
+            let y = op(&mut tape, av, bv);
+            let want = ndarray::Zip::from(&a).and(&bb).map_collect(|&x, &y| f(x, y));
+            let same = tape.value(y).iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "{name}: {a_shape:?} with {b_shape:?} differs from the definition");
         }
     }
 }
