@@ -438,7 +438,8 @@ fn polyak_averaging_tests_and_saves_the_average_and_resumes_exactly() {
 
 /// Free bits (`--free-bits`): a run resumes to the numbers of an uninterrupted one and reports
 /// the true KL (its training loss is recon + KL, not the charged KL); the families, priors and
-/// objectives without a KL per unit refuse it before any data is read.
+/// objectives without a KL per unit refuse it before any data is read, and a checkpoint edited
+/// into such a pair is refused when it resumes.
 #[test]
 fn free_bits_train_resume_and_are_refused_where_the_kl_has_no_units() {
     let (whole, _) = resumes_exactly("free-bits", &["--free-bits", "2"]);
@@ -454,6 +455,19 @@ fn free_bits_train_resume_and_are_refused_where_the_kl_has_no_units() {
         assert_clean_error(&run(&args), why);
     }
     assert_clean_error(&run(&["train", "--free-bits", "-1"]), "--free-bits must be a finite number greater than 0");
+
+    // A checkpoint edited since its run started is checked again by --resume: its free bits
+    // with the IWAE objective are refused, and the file is left as it was.
+    let ckpt = whole.join("checkpoint.safetensors");
+    let (tensors, mut meta) = vae::checkpoint::decode(&std::fs::read(&ckpt).unwrap()).unwrap();
+    let objective = meta.get_mut("train.objective").expect("the settings name their objective");
+    *objective = objective.replace("elbo", "iwae");
+    let named: Vec<(String, &vae_autodiff::Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+    std::fs::write(&ckpt, vae::checkpoint::encode(&named, meta).unwrap()).unwrap();
+    let edited = std::fs::read(&ckpt).unwrap();
+    let o = run(&["train", "--resume", "--out", whole.to_str().unwrap(), "--epochs", "3"]);
+    assert_clean_error(&o, "--free-bits is for --objective elbo");
+    assert_eq!(std::fs::read(&ckpt).unwrap(), edited, "the refused checkpoint is left as it was");
 }
 
 /// A VAE with the VampPrior: it trains, resumes to the numbers of an uninterrupted run (its

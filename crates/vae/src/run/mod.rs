@@ -51,8 +51,10 @@ use crate::data::{Binarize, Dataset, Split};
 use crate::error::Error;
 use crate::family::Family;
 use crate::run::files::{CHECKPOINT, MODEL, MODEL_RUN};
+use crate::run::recipe::FamilyKind;
 use crate::run::settings::BinarizeKind;
 use crate::run::streams::{stream, Purpose};
+use crate::PriorKind;
 
 /// A run in progress: model, optimizer, settings, and how far it has got.
 pub struct Run {
@@ -98,6 +100,12 @@ impl Run {
         let loaded = checkpoint::load_family(&path)?;
         let bad = |m: String| Error::Checkpoint(format!("{}: {m}", path.display()));
         let settings = Settings::from_metadata(&loaded.metadata).map_err(bad)?;
+        // The settings were checked against the model when the run started; a file edited
+        // since, or written by another program, is checked again.
+        let family = FamilyKind::from_name(loaded.model.name())
+            .ok_or_else(|| bad(format!("unknown model family {:?}", loaded.model.name())))?;
+        let prior = PriorKind::from_metadata(&loaded.metadata).map_err(|e| bad(e.to_string()))?;
+        recipe::check_settings(family, prior, &settings).map_err(|e| bad(e.to_string()))?;
         let (state, steps) =
             RunState::from_metadata(&loaded.metadata, "train.", loaded.model.terms(), &[]).map_err(bad)?;
         let mut opt = settings.optimizer();

@@ -31,6 +31,41 @@ pub enum FamilyKind {
     Hvae,
 }
 
+impl FamilyKind {
+    /// The family of a model by its name in checkpoints ([`Family::name`]).
+    pub fn from_name(name: &str) -> Option<FamilyKind> {
+        match name {
+            "vae" => Some(FamilyKind::Vae),
+            "cvae" => Some(FamilyKind::Cvae),
+            "vqvae" => Some(FamilyKind::Vqvae),
+            "hvae" => Some(FamilyKind::Hvae),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a family with this prior trains with these settings: free bits need one Gaussian
+/// latent layer, the prior N(0, I) and the ELBO. Checked when a run starts
+/// ([`Recipe::check_parts`]) and when it resumes, whose settings come from its checkpoint.
+pub fn check_settings(family: FamilyKind, prior: PriorKind, settings: &Settings) -> Result<(), Error> {
+    if settings.free_bits.is_none() {
+        return Ok(());
+    }
+    let refused = if !matches!(family, FamilyKind::Vae | FamilyKind::Cvae) {
+        Some("--free-bits is for --family vae or cvae (one Gaussian latent layer)")
+    } else if prior != PriorKind::Normal {
+        Some("--free-bits needs the prior N(0, I): the VampPrior's KL does not split into units")
+    } else if settings.objective != ObjectiveKind::Elbo {
+        Some("--free-bits is for --objective elbo: the IWAE bound has no KL term to charge")
+    } else {
+        None
+    };
+    match refused {
+        Some(why) => Err(Error::config(why.into())),
+        None => Ok(()),
+    }
+}
+
 /// Network shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -189,21 +224,7 @@ impl Recipe {
         if self.flow.is_some() && !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
             return Err(Error::config("--flow iaf is for --family vae or cvae (one Gaussian latent layer)".into()));
         }
-        if self.settings.free_bits.is_some() {
-            let refused = if !matches!(self.family, FamilyKind::Vae | FamilyKind::Cvae) {
-                Some("--free-bits is for --family vae or cvae (one Gaussian latent layer)")
-            } else if self.prior != PriorKind::Normal {
-                Some("--free-bits needs the prior N(0, I): the VampPrior's KL does not split into units")
-            } else if self.settings.objective != ObjectiveKind::Elbo {
-                Some("--free-bits is for --objective elbo: the IWAE bound has no KL term to charge")
-            } else {
-                None
-            };
-            if let Some(why) = refused {
-                return Err(Error::config(why.into()));
-            }
-        }
-        Ok(())
+        check_settings(self.family, self.prior, &self.settings)
     }
 
     /// The model for images shaped like `train`'s (and, for a conditional model, a class per
