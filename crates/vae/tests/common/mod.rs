@@ -49,3 +49,18 @@ pub fn train(model: &mut Vae, x: &Tensor, steps: usize, seed: u64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Asserts that a step of plain SGD at rate 1 took `before` to `after` by exactly the gradient
+/// `want` (one tensor per parameter, in order): θ − θ' = ∇L, to 1e-4 of each gradient's largest
+/// entry. `what` names the step in the failure message.
+#[allow(dead_code)] // cvae.rs and elbo.rs take no steps of their own
+pub fn assert_step_is_the_gradient(before: &Vae, after: &Vae, want: &[Tensor], what: &str) {
+    for ((name, before), (after, want)) in before.params.iter().zip(after.params.values().iter().zip(want)) {
+        let peak = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = (before - after).iter().zip(want.iter()).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(
+            worst <= 1e-4 * peak.max(1e-6),
+            "{name}: {what}'s gradient differs from the definition's by {worst} (largest entry {peak})"
+        );
+    }
+}
