@@ -5,9 +5,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use common::{assert_clean_error, finish, metrics, scratch, signal, spawn, spawn_paused, wait_started};
+use common::{assert_clean_error, finish, metrics, scratch, signal, spawn, spawn_paused};
 
 fn train_args(out: &Path, limit: &str, batch: &str, epochs: &str) -> Vec<String> {
     common::small_train_args(out, limit, "200", batch, epochs)
@@ -118,7 +117,7 @@ fn the_prior_saves_on_ctrl_c_resumes_exactly_and_refuses_another_models_checkpoi
 }
 
 #[test]
-fn killing_training_at_any_moment_leaves_loadable_checkpoints() {
+fn killing_training_between_writes_or_halfway_through_one_leaves_whole_files() {
     // Tiny epochs (10 steps) so that checkpoints are written often. First a kill at a known
     // step, 25, after two epochs' checkpoints: both files must be there and load.
     let out = scratch("kill-known");
@@ -130,26 +129,37 @@ fn killing_training_at_any_moment_leaves_loadable_checkpoints() {
         |f: &str| vae::checkpoint::load(&out.join(f)).unwrap_or_else(|e| panic!("{f} after a kill at step 25: {e}"));
     load("model.safetensors");
     assert_eq!(load("checkpoint.safetensors").metadata["train.epochs_done"], "2", "the second epoch's checkpoint");
-    // Then kills at a fixed spread of moments, to land some during writes. What lands where
-    // depends on the machine's speed, but not what is checked: any file there must load.
-    let mut delays_ms = 37u64;
-    for round in 0..8 {
-        let out = scratch(&format!("kill{round}"));
-        let mut child = spawn(&train_args(&out, "640", "64", "1000"));
-        wait_started(&out, Duration::from_millis(delays_ms));
-        delays_ms = (delays_ms * 7 + 113) % 1500;
+    // Then a kill in the middle of writing each file a run rewrites, at the end of the second
+    // epoch: the run stops halfway through the temporary file (`--pause-in-write`, a
+    // deterministic hook; metrics.csv is written once more, with its header, at the start)
+    // and is killed there. The first epoch's files must be whole, and the run resumable.
+    for (name, nth) in [("checkpoint.safetensors", 2), ("model.safetensors", 2), ("metrics.csv", 3)] {
+        let out = scratch(&format!("kill-in-{name}"));
+        let mut args = train_args(&out, "640", "64", "3");
+        args.extend(["--pause-in-write".to_string(), format!("{name}:{nth}")]);
+        let mut child = spawn(&args);
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("paused halfway through writing") {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+            assert!(n > 0, "{name}: the run ended without pausing in a write: {:?}", child.wait_with_output());
+        }
+        assert!(line.contains(name), "{name}: paused in another file: {line}");
         child.kill().unwrap(); // SIGKILL: no handler runs
         child.wait().unwrap();
-        for f in ["checkpoint.safetensors", "model.safetensors"] {
-            let p = out.join(f);
-            if p.exists() {
-                if let Err(e) = vae::checkpoint::load(&p) {
-                    panic!("round {round}: {f} is broken after a kill: {e}");
-                }
-            }
-        }
-        let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-        assert!(text.starts_with("epoch,"), "round {round}: metrics.csv damaged");
+        let tmp = out.join(format!("{name}.tmp"));
+        assert!(tmp.exists(), "{name}: the kill came before the temporary file");
+        assert!(vae::checkpoint::load(&out.join("checkpoint.safetensors")).is_ok(), "{name}: checkpoint broken");
+        assert!(vae::checkpoint::load(&out.join("model.safetensors")).is_ok(), "{name}: model broken");
+        // metrics.csv parses whole; its second row is there unless its own write was cut.
+        let rows = metrics(&out).len();
+        assert_eq!(rows == 1, name == "metrics.csv", "{name}: metrics.csv holds {rows} epochs");
+        let mut resume = train_args(&out, "640", "64", "3");
+        resume.push("--resume".into());
+        let o = output(&resume);
+        assert!(o.status.success(), "{name}: no resume after the kill: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(metrics(&out).len(), 3, "{name}: the resumed run finished");
     }
 }
 

@@ -7,7 +7,6 @@ pub mod web;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// The vae-cli binary of this build. `cargo test` builds it with the workspace, but
 /// `cargo test --test cli` alone would not, so it is brought up to date once per test run.
@@ -93,17 +92,6 @@ pub fn spawn(args: &[String]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Waits until training has started (metrics.csv is written once the interrupt handler is in
-/// place), then `extra` longer.
-pub fn wait_started(out: &std::path::Path, extra: Duration) {
-    let t0 = Instant::now();
-    while !out.join("metrics.csv").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "training did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(extra);
 }
 
 /// Starts vae-cli (`train` or `prior`) with `--pause-at-step STEP` and waits until it says it

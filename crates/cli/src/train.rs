@@ -148,6 +148,11 @@ pub struct TrainArgs {
     /// so that a test signals the run at a known step rather than after a delay.
     #[arg(long, value_name = "N", hide = true)]
     pub pause_at_step: Option<u64>,
+    /// A hook for tests: stop halfway through the N-th write of the run's file NAME
+    /// (`checkpoint.safetensors:2`), say so on standard output and wait there, so that a test
+    /// kills the run in the middle of a write.
+    #[arg(long, value_name = "NAME:N", hide = true, value_parser = parse_pause_in_write)]
+    pub pause_in_write: Option<(String, usize)>,
     /// Use only the first N training images (for quick experiments and tests).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
@@ -244,11 +249,20 @@ pub fn default_out(r: &Recipe) -> PathBuf {
         .expect("an unused name")
 }
 
+/// `NAME:N` of `--pause-in-write`.
+fn parse_pause_in_write(s: &str) -> std::result::Result<(String, usize), String> {
+    let (name, n) = s.rsplit_once(':').ok_or("expected NAME:N")?;
+    Ok((name.to_string(), n.parse().map_err(|_| format!("{n:?} is not a whole number"))?))
+}
+
 /// `vae-cli train`: Ctrl-C stops it.
 pub fn run(args: TrainArgs) -> Result<()> {
     interrupt::install();
     if let Some(n) = args.pause_at_step {
         interrupt::control().pause_at_step(n);
+    }
+    if let Some((name, n)) = &args.pause_in_write {
+        vae::atomic::pause_in_write(name, *n);
     }
     run_controlled(args, interrupt::control())
 }
