@@ -23,23 +23,15 @@ mkdir -p "$root"
 if [ -z "${VAE_CLI:-}" ]; then cargo build --release -q -p vae-cli; fi
 cli=${VAE_CLI:-target/release/vae-cli}
 
+. scripts/lib/cells.sh
+
 # One cell: train (or resume) to the planned epochs, then evaluate once with each K.
 cell() {
-  local out=$root/$1 prior=()
+  local prior=()
   [ "$1" = vamp ] && prior=(--prior vamp --pseudo-inputs 500)
-  [ -f "$out/eval.json" ] && return 0
-  local resume=()
-  [ -f "$out/checkpoint.safetensors" ] && resume=(--resume)
-  "$cli" train --hidden 300,300 --latent-dim 40 --batch-size 100 --lr 5e-4 --binarize dynamic \
-    --kl-warmup 100 --epochs "$epochs" "${prior[@]}" --threads 1 --out "$out" "${resume[@]}" >> "$out.log" 2>&1
-  # Stopped early (Ctrl-C saves a checkpoint and exits cleanly): evaluate only a finished run.
-  [ "$(($(wc -l < "$out/metrics.csv") - 1))" -ge "$epochs" ] || return 0
-  for k in 128 5000; do
-    "$cli" eval --checkpoint "$out/model.safetensors" --binarize dynamic --iw-samples "$k" \
-      --active-units --json --threads 1 > "$out/eval-k$k.json.tmp" 2>> "$out.log"
-    mv "$out/eval-k$k.json.tmp" "$out/eval-k$k.json"
-  done
-  cp "$out/eval-k5000.json" "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
+  train_cell "$1" --hidden 300,300 --latent-dim 40 --batch-size 100 --lr 5e-4 --binarize dynamic \
+    --kl-warmup 100 "${prior[@]}" || return 0
+  evaluate_cell "$1"
 }
 
 for c in $cells; do cell "$c"; done
@@ -47,21 +39,7 @@ for c in $cells; do cell "$c"; done
 {
   echo "| prior | epochs | Tomczak & Welling −log p(x) | ours, K = 5000 | ours, K = 128 | active units | train time (s) |"
   echo "|---|---|---|---|---|---|---|"
-  for c in normal vamp; do
-    m=$root/$c/metrics.csv
-    [ -f "$m" ] || continue
-    secs=$(awk -F, 'NR > 1 { s += $8 } END { printf "%.0f", s }' "$m")
-    done_epochs=$(($(wc -l < "$m") - 1))
-    paper=88.56
-    [ "$c" = vamp ] && paper=85.57
-    if [ -f "$root/$c/eval.json" ]; then
-      read -r k5000 k128 au < <(python3 -c "import json
-a, b = (json.load(open('$root/$c/eval-k%d.json' % k)) for k in (5000, 128))
-print('%.2f %.2f %s' % (a['nll'], b['nll'], a['active_units']))")
-    else
-      k5000="(training: $done_epochs of $epochs epochs)" k128="—" au="—"
-    fi
-    echo "| $c | $done_epochs | $paper | $k5000 | $k128 | $au | $secs |"
-  done
+  table_row normal 88.56
+  table_row vamp 85.57
 } | tee "$root/table.md.tmp"
 mv "$root/table.md.tmp" "$root/table.md"
