@@ -130,7 +130,7 @@ fn broadcast_map(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 +
 fn repeat_of(a: &[usize], b: &[usize]) -> Option<usize> {
     let lead = a.len().checked_sub(b.len())?;
     let padded: Vec<usize> = std::iter::repeat_n(1, lead).chain(b.iter().copied()).collect();
-    let j = padded.iter().position(|&n| n != 1).unwrap_or(a.len());
+    let j = padded.iter().position(|&n| n != 1).unwrap_or(0);
     let k = padded.iter().rposition(|&n| n != 1).map_or(j, |k| k + 1);
     let spans_run = padded[j..k] == a[j..k];
     (spans_run && !a.contains(&0)).then(|| a[k..].iter().product())

@@ -62,11 +62,13 @@ fn binary_ops_broadcast_one_value_per_channel() {
 }
 
 /// The broadcast's values, bit for bit, against ndarray's own broadcasting walk: small shapes,
-/// and one above the parallel threshold whose pieces start in the middle of b's period.
+/// one above the parallel threshold whose pieces start in the middle of b's period, and
+/// single elements of every rank.
 #[test]
 fn broadcast_values_are_the_elementwise_definition_bit_for_bit() {
     let large: (&[usize], &[usize]) = (&[3, 37, 25, 29], &[1, 37, 1, 1]);
-    for (seed, (a_shape, b_shape)) in (40..).zip(PER_CHANNEL.into_iter().chain([large])) {
+    let scalars: [(&[usize], &[usize]); 3] = [(&[3, 5], &[]), (&[3, 5], &[1]), (&[2, 3, 4], &[1, 1])];
+    for (seed, (a_shape, b_shape)) in (40..).zip(PER_CHANNEL.into_iter().chain([large]).chain(scalars)) {
         let (a, b) = (random_tensor(a_shape, seed), away_from_zero(b_shape, seed + 100, 0.5));
         let bb = b.broadcast(a.raw_dim()).unwrap();
         for (name, op, f) in [
