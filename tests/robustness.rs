@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{assert_clean_error, finish, metrics, scratch, signal, spawn, spawn_paused};
+use common::{assert_clean_error, finish, metrics, scratch, signal, spawn_paused, spawn_until};
 
 fn train_args(out: &Path, limit: &str, batch: &str, epochs: &str) -> Vec<String> {
     common::small_train_args(out, limit, "200", batch, epochs)
@@ -132,19 +132,13 @@ fn killing_training_between_writes_or_halfway_through_one_leaves_whole_files() {
     // Then a kill in the middle of writing each file a run rewrites, at the end of the second
     // epoch: the run stops halfway through the temporary file (`--pause-in-write`, a
     // deterministic hook; metrics.csv is written once more, with its header, at the start)
-    // and is killed there. The first epoch's files must be whole, and the run resumable.
+    // and is killed there. Every file must still be a whole earlier version, and the run
+    // resumable.
     for (name, nth) in [("checkpoint.safetensors", 2), ("model.safetensors", 2), ("metrics.csv", 3)] {
         let out = scratch(&format!("kill-in-{name}"));
         let mut args = train_args(&out, "640", "64", "3");
         args.extend(["--pause-in-write".to_string(), format!("{name}:{nth}")]);
-        let mut child = spawn(&args);
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("paused halfway through writing") {
-            line.clear();
-            let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-            assert!(n > 0, "{name}: the run ended without pausing in a write: {:?}", child.wait_with_output());
-        }
+        let (mut child, _stdout, line) = spawn_until(&args, "paused halfway through writing");
         assert!(line.contains(name), "{name}: paused in another file: {line}");
         child.kill().unwrap(); // SIGKILL: no handler runs
         child.wait().unwrap();

@@ -98,19 +98,27 @@ pub fn spawn(args: &[String]) -> Child {
 /// has paused there: the line it prints on standard output once `step` steps are taken. The
 /// test then signals a run that stands at a known step, so no delay decides what is tested.
 /// Returns the child and its standard output, to read the rest from once it ends.
-#[allow(clippy::zombie_processes)] // the child goes back to the caller, who waits for it
 pub fn spawn_paused(args: &[String], step: u64) -> (Child, BufReader<ChildStdout>) {
     let mut args = args.to_vec();
     args.extend(["--pause-at-step".to_string(), step.to_string()]);
-    let mut child = spawn(&args);
+    let (child, out, _) = spawn_until(&args, &format!("paused after step {step} "));
+    (child, out)
+}
+
+/// Starts vae-cli with `args` and waits for the first line of its standard output that starts
+/// with `prefix` (a test hook's announcement: `--pause-at-step`, `--pause-in-write`). Returns
+/// the child, the rest of its output and that line; fails if it ends without printing one.
+#[allow(clippy::zombie_processes)] // the child goes back to the caller, who waits for it
+pub fn spawn_until(args: &[String], prefix: &str) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = spawn(args);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
         let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "vae-cli ended before pausing at step {step}: {:?}", child.wait_with_output().unwrap());
-        if line.starts_with(&format!("paused after step {step} ")) {
-            return (child, out);
+        assert!(n > 0, "vae-cli ended before printing {prefix:?}: {:?}", child.wait_with_output().unwrap());
+        if line.starts_with(prefix) {
+            return (child, out, line);
         }
     }
 }
